@@ -1,0 +1,68 @@
+// Benchmark: one node's full plan (parse + topology + routes + rules + WireGuard + iptables) at
+// N = 100 … 10,000 nodes, in 1 and 100 locations, for both granularities. Measured with mitata.
+// Baseline in the same run: structuredClone of the same Node objects, i.e. what merely handing
+// the cluster to a worker thread would cost.
+//
+//   node dist/bench/plan.js [--sizes 100,1000,5000,10000] [--json out.json] [--quick]
+import { writeFileSync } from 'node:fs';
+import { measure } from 'mitata';
+import { parseCIDR } from '../plan/addr.js';
+import { parseCluster, plan, type PlanOptions } from '../plan/plan.js';
+import type { Granularity } from '../plan/types.js';
+import { syntheticName, syntheticNodes, syntheticPeers } from './synthetic.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const sizes = (opt('--sizes') ?? '100,1000,5000,10000').split(',').map(Number);
+const quick = args.includes('--quick');
+const NOW = 1_764_160_000;
+
+function options(hostname: string, granularity: Granularity): PlanOptions {
+  return {
+    hostname, granularity, subnet: parseCIDR('10.4.0.0/16')!, encapsulate: 'always', local: true, cni: true, compatibility: '',
+    iptablesForwardRules: false, serviceCIDRs: [], interface: 'kilo0', mtu: 1420, privateInterface: 'eth0', tunnelInterface: 'tunl0', now: NOW + 1,
+  };
+}
+
+const ms = (ns: number) => ns / 1e6;
+interface Row { nodes: number; locations: number; granularity: Granularity; p50: number; p99: number; min: number; perNodeUs: number; cloneP50: number; wgPeers: number; routes: number; iptables: number }
+const rows: Row[] = [];
+
+for (const n of sizes) {
+  for (const locations of [1, 100]) {
+    const nodes = syntheticNodes({ nodes: n, locations, peers: 0, now: NOW });
+    const peers = syntheticPeers({ nodes: n, locations, peers: 100, now: NOW });
+    for (const granularity of ['location', 'full'] as Granularity[]) {
+      const o = options(syntheticName(0), granularity);
+      const shape = plan(parseCluster(nodes, peers, 'topology.kubernetes.io/region'), o).json;
+      const budget = { min_cpu_time: quick ? 100e6 : 800e6, max_samples: quick ? 30 : 500 };
+      const s = await measure(() => plan(parseCluster(nodes, peers, 'topology.kubernetes.io/region'), o), budget);
+      const c = await measure(() => structuredClone(nodes), budget);
+      rows.push({
+        nodes: n, locations, granularity, p50: ms(s.p50), p99: ms(s.p99), min: ms(s.min), perNodeUs: (s.p50 / 1e3) / n, cloneP50: ms(c.p50),
+        wgPeers: shape.wireguard.peers.length, routes: shape.routes.length, iptables: shape.iptables.prepend.length + shape.iptables.append.length,
+      });
+      const r = rows.at(-1)!;
+      process.stderr.write(`${n} nodes, ${locations} loc, ${granularity}: p50 ${r.p50.toFixed(2)} ms\n`);
+    }
+  }
+}
+
+const f = (x: number) => x.toFixed(2);
+console.log('| nodes | locations | granularity | plan p50 ms | plan p99 ms | µs/node | clone p50 ms | plan/clone | WG peers | routes | iptables rules |');
+console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const r of rows) {
+  console.log(`| ${r.nodes} | ${r.locations} | ${r.granularity} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.perNodeUs)} | ${f(r.cloneP50)} | ${f(r.p50 / r.cloneP50)} | ${r.wgPeers} | ${r.routes} | ${r.iptables} |`);
+}
+// Linearity: time per node at the largest size over the smallest (1.0 = perfectly linear).
+for (const g of ['location', 'full'] as Granularity[]) {
+  for (const locations of [1, 100]) {
+    const sel = rows.filter((r) => r.granularity === g && r.locations === locations);
+    if (sel.length > 1) console.log(`linearity ${g}, ${locations} loc: µs/node at ${sel.at(-1)!.nodes} ÷ at ${sel[0].nodes} = ${f(sel.at(-1)!.perNodeUs / sel[0].perNodeUs)}`);
+  }
+}
+const out = opt('--json');
+if (out) writeFileSync(out, JSON.stringify({ bench: 'plan', node: process.version, date: new Date().toISOString(), rows }, null, 2));

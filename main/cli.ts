@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// `kg`: the agent's command line. Subcommands: plan, version; with no subcommand, the agent.
+import { readFileSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { AGENT_FLAGS, FlagError, PLAN_FLAGS, flagHelp, parseFlags, toConfig, validateLogLevel } from './flags.js';
+import { runPlan } from './plan-command.js';
+
+export function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+const USAGE = `kg is the Kilo agent: it joins this node to the WireGuard mesh.
+
+Usage:
+  kg [flags]              run the agent
+  kg plan [flags]         print what the agent would program on one node, offline
+  kg version              print the version
+
+Flags:
+${flagHelp(AGENT_FLAGS)}
+  -h, --help                           help for kg
+`;
+
+const PLAN_USAGE = `kg plan computes, without touching the kernel or an API server, everything the agent
+would program on one node: topology, routes, rules, WireGuard, iptables and CNI.
+
+Usage:
+  kg plan --hostname NAME --nodes FILE [--peers FILE] [--now UNIX_SECONDS] [-o json|text] [flags]
+
+Flags:
+${flagHelp([...PLAN_FLAGS, ...AGENT_FLAGS])}
+  -h, --help                           help for plan
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const help = argv.includes('--help') || argv.includes('-h');
+  if (argv[0] === 'version') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (argv[0] === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (argv[0] === 'plan') {
+    if (help) {
+      process.stdout.write(PLAN_USAGE);
+      return 0;
+    }
+    return runPlan(argv.slice(1));
+  }
+  if (help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const { values, positionals } = parseFlags(argv, AGENT_FLAGS);
+  if (positionals.length > 0) throw new FlagError(`unknown command "${positionals[0]}" for "kg"`);
+  // Log level is validated before --version, as in Go (spec §12.2).
+  if (values.version) {
+    validateLogLevel(values['log-level'] as string);
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  toConfig(values);
+  process.stderr.write('kg: the agent itself is not built yet; `kg plan` is available\n');
+  return 1;
+}
+
+function isEntry(): boolean {
+  try {
+    return !!process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+if (isEntry()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,92 @@
+// The CNI conflist (spec §10): what kg writes into the conflist at --cni-path. Pure: text in,
+// text out; the dataplane writes the file.
+import { parseCIDR } from './addr.js';
+
+/** The conflist of Kilo's stock ConfigMap (spec §10.1); kg plan shows it with the pod CIDR. */
+export const STOCK_CONFLIST = {
+  cniVersion: '0.4.0',
+  name: 'kilo',
+  plugins: [
+    {
+      name: 'kubernetes', type: 'bridge', bridge: 'kube-bridge', isDefaultGateway: true, forceAddress: true, mtu: 1420,
+      ipam: { type: 'host-local' },
+    },
+    { type: 'portmap', snat: true, capabilities: { portMappings: true } },
+  ],
+};
+
+/** JSON with keys sorted at every level, compact: Go's encoding of a generic map. */
+export function sortedJSON(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(sortedJSON).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${sortedJSON(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * The first host-local range subnet of the conflist, read as libcni would (spec §10.2 step 1),
+ * or an error. A legacy top-level `ipam.subnet` counts as the first range.
+ */
+export function conflistRange(text: string): { cidr: string } | { error: string } {
+  let conf: unknown;
+  try {
+    conf = JSON.parse(text);
+  } catch (e) {
+    return { error: `invalid JSON: ${(e as Error).message}` };
+  }
+  if (!isObj(conf) || typeof conf.name !== 'string' || conf.name === '') return { error: 'missing network name' };
+  if (!Array.isArray(conf.plugins) || conf.plugins.length === 0) return { error: 'no plugins in list' };
+  for (const p of conf.plugins) {
+    if (!isObj(p) || !isObj(p.ipam) || typeof p.ipam.type !== 'string' || p.ipam.type === '') continue;
+    const ranges: unknown[] = [];
+    if (typeof p.ipam.subnet === 'string' && p.ipam.subnet !== '') ranges.push([{ subnet: p.ipam.subnet }]);
+    if (Array.isArray(p.ipam.ranges)) ranges.push(...p.ipam.ranges);
+    if (ranges.length === 0) return { error: 'no IP ranges specified' };
+    const first = ranges[0];
+    const r = Array.isArray(first) ? first[0] : null;
+    if (!isObj(r) || typeof r.subnet !== 'string') return { error: 'invalid range set' };
+    return { cidr: r.subnet };
+  }
+  return { error: 'no IPAM configuration found' };
+}
+
+/**
+ * Sets `ipam.ranges = [[{subnet}]]` in every plugin that has `ipam` (spec §10.2).
+ * Returns the new text, `null` when the file already holds the pod CIDR, or an error.
+ */
+export function rewriteConflist(text: string, podCIDR: string): { text: string | null } | { error: string } {
+  const current = conflistRange(text);
+  if ('cidr' in current) {
+    const a = parseCIDR(current.cidr);
+    const b = parseCIDR(podCIDR);
+    if (a && b && a.bits === b.bits && a.ip.s === b.ip.s) return { text: null };
+  }
+  let conf: unknown;
+  try {
+    conf = JSON.parse(text);
+  } catch (e) {
+    return { error: `failed to parse CNI config: ${(e as Error).message}` };
+  }
+  if (!isObj(conf) || !Array.isArray(conf.plugins)) return { error: 'failed to find "plugins" list in CNI config' };
+  let found = false;
+  for (const p of conf.plugins) {
+    if (!isObj(p)) return { error: 'failed to parse plugin from CNI config' };
+    if (!('ipam' in p)) continue;
+    if (!isObj(p.ipam)) return { error: 'failed to parse IPAM configuration from CNI config' };
+    p.ipam.ranges = [[{ subnet: podCIDR }]];
+    found = true;
+  }
+  if (!found) return { error: 'failed to find IPAM configuration in CNI config' };
+  return { text: sortedJSON(conf) };
+}
+
+/** The conflist kg would write for the stock ConfigMap, as a JSON value. */
+export function stockConflist(podCIDR: string): unknown {
+  const r = rewriteConflist(JSON.stringify(STOCK_CONFLIST), podCIDR);
+  return 'text' in r && r.text ? JSON.parse(r.text) : null;
+}

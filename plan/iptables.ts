@@ -1,0 +1,109 @@
+// iptables rule sets (spec §8.2–8.4). The strings are Kilo's, byte for byte (misspelling
+// included), so that a TS kg can take over a host a Go kg managed and the reverse.
+import { oneAddress, type CIDR } from './addr.js';
+import { encapsulationRules, type Encapsulator } from './encapsulation.js';
+import type { Topology } from './topology.js';
+import type { Family, IptablesChain, IptablesJSON, IptablesRule } from './types.js';
+
+export interface IptablesOptions {
+  cni: boolean;
+  forwardRules: boolean;
+  serviceCIDRs: readonly CIDR[];
+  enc: Encapsulator;
+  local: boolean;
+  /** The local node's `location`, for the §8.3 IPIP allow list. */
+  localNodeLocation: string;
+}
+
+const fam = (c: CIDR): Family => (c.ip.v6 ? 'ipv6' : 'ipv4');
+const comment = (text: string) => ['-m', 'comment', '--comment', text];
+
+// The per-address rules are the bulk of a large plan (20,000 at 5,000 nodes): each is built as
+// one array literal, without spreads.
+const WG_RETURN = 'Kilo: do not NAT packets destined for WireGuared IPs';
+const KNOWN_RETURN = 'Kilo: do not NAT packets destined for known IPs';
+const PEER_RETURN = 'Kilo: do not NAT packets destined for peers';
+const JUMP_NAT = 'Kilo: jump to NAT chain';
+const natReturn = (d: CIDR, text: string): IptablesRule =>
+  ({ family: fam(d), table: 'nat', chain: 'KILO-NAT', rule: ['-d', d.s, '-m', 'comment', '--comment', text, '-j', 'RETURN'] });
+const natJump = (dir: '-s' | '-d', c: CIDR): IptablesRule =>
+  ({ family: fam(c), table: 'nat', chain: 'POSTROUTING', rule: [dir, c.s, '-m', 'comment', '--comment', JUMP_NAT, '-j', 'KILO-NAT'] });
+
+function r(family: Family, table: string, chain: string, rule: string[]): IptablesRule {
+  return { family, table, chain, rule };
+}
+
+export function iptablesRules(t: Topology, o: IptablesOptions): IptablesJSON {
+  const chains: IptablesChain[] = [];
+  const append: IptablesRule[] = [];
+  const prepend: IptablesRule[] = [];
+
+  // §8.3, added first (§8.4), only when encapsulating with --local.
+  if (o.enc.strategy !== 'never' && o.local) {
+    const logical = t.segments.find((s) => s.location === `location:${o.localNodeLocation}`);
+    const e = encapsulationRules(o.enc, logical?.privateIPs ?? []);
+    chains.push(...e.chains);
+    append.push(...e.append);
+    prepend.push(...e.prepend);
+  }
+
+  chains.push({ family: 'ipv4', table: 'nat', chain: 'KILO-NAT' }, { family: 'ipv6', table: 'nat', chain: 'KILO-NAT' });
+  for (const s of o.serviceCIDRs) {
+    append.push(r(fam(s), 'nat', 'KILO-NAT', ['-d', s.s, ...comment('Kilo: do not NAT packets destined for service CIDRs'), '-j', 'RETURN']));
+  }
+  for (const family of ['ipv4', 'ipv6'] as Family[]) {
+    append.push(r(family, 'nat', 'KILO-NAT', [...comment('Kilo: NAT remaining packets'), '-j', 'MASQUERADE']));
+  }
+
+  if (o.cni && t.subnet) {
+    const sub = t.subnet;
+    prepend.push(r(fam(sub), 'nat', 'POSTROUTING', ['-s', sub.s, ...comment('Kilo: jump to KILO-NAT chain'), '-j', 'KILO-NAT']));
+    // The FORWARD rules put the comment before -s/-d, unlike iptables-save's order (spec §16.20).
+    const fwd = (c: CIDR, dir: '-s' | '-d', text: string) =>
+      prepend.push(r(fam(c), 'filter', 'FORWARD', [...comment(text), dir, c.s, '-j', 'ACCEPT']));
+    if (o.forwardRules && t.leader) {
+      const own = t.segments.find((s) => s.location === t.location);
+      if (own) {
+        for (const c of own.cidrs) {
+          if (!c) continue;
+          fwd(c, '-s', 'Kilo: forward packets from the pod subnet');
+          fwd(c, '-d', 'Kilo: forward packets to the pod subnet');
+        }
+        for (const a of own.allowedLocationIPs) {
+          fwd(a, '-s', 'Kilo: forward packets from allowed location IPs');
+          fwd(a, '-d', 'Kilo: forward packets to allowed location IPs');
+        }
+        for (const p of own.privateIPs) {
+          fwd(oneAddress(p), '-s', 'Kilo: forward packets from private IPs');
+          fwd(oneAddress(p), '-d', 'Kilo: forward packets to private IPs');
+        }
+      }
+    } else if (o.forwardRules) {
+      fwd(sub, '-s', "Kilo: forward packets from the node's pod subnet");
+      fwd(sub, '-d', "Kilo: forward packets to the node's pod subnet");
+    }
+  }
+
+  for (const s of t.segments) {
+    // "WireGuared" is Kilo's spelling; the string is the rule's identity, so it stays.
+    prepend.push(natReturn(oneAddress(s.wireGuardIP), WG_RETURN));
+    for (const a of s.allowedIPs) prepend.push(natReturn(a, KNOWN_RETURN));
+    if (s.location === t.location) {
+      // Allowed-location IPs are deliberately not exempted from NAT (spec §8.2).
+      for (const l of s.allowedLocationIPs) prepend.push(natJump('-d', l));
+    }
+  }
+  for (const p of t.peers) {
+    for (const a of p.allowedIPs) {
+      prepend.push(natJump('-s', a));
+      prepend.push(natReturn(a, PEER_RETURN));
+    }
+  }
+  return { chains, prepend, append };
+}
+
+/** Kilo's rule identity (spec §8.1): `<table> -A <chain> <args>`, comment quoted, no family. */
+export function ruleIdentity(x: IptablesRule): string {
+  const args = x.rule.map((a, i) => (i > 0 && x.rule[i - 1] === '--comment' ? `"${a}"` : a));
+  return `${x.table} -A ${x.chain} ${args.join(' ')}`;
+}

@@ -1,0 +1,286 @@
+// Kubernetes Node objects → mesh node records (spec §2.2, §3.1), with errors as values.
+import { hostPort, network, parseCIDR, parseIP, type CIDR, type IP } from './addr.js';
+import { endpointJSON, endpointReady, parseEndpoint, type Endpoint } from './endpoint.js';
+import { parseKey } from './key.js';
+import type { Granularity, NodeJSON } from './types.js';
+
+export const ANNOTATION_PREFIX = 'kilo.squat.ai/';
+export const A = {
+  endpoint: 'kilo.squat.ai/endpoint',
+  forceEndpoint: 'kilo.squat.ai/force-endpoint',
+  internalIP: 'kilo.squat.ai/internal-ip',
+  forceInternalIP: 'kilo.squat.ai/force-internal-ip',
+  key: 'kilo.squat.ai/key',
+  lastSeen: 'kilo.squat.ai/last-seen',
+  leader: 'kilo.squat.ai/leader',
+  location: 'kilo.squat.ai/location',
+  persistentKeepalive: 'kilo.squat.ai/persistent-keepalive',
+  wireGuardIP: 'kilo.squat.ai/wireguard-ip',
+  discoveredEndpoints: 'kilo.squat.ai/discovered-endpoints',
+  allowedLocationIPs: 'kilo.squat.ai/allowed-location-ips',
+  granularity: 'kilo.squat.ai/granularity',
+  cniCompatibilityIP: 'kilo.squat.ai/cni-compatibility-ip',
+} as const;
+
+export const DEFAULT_TOPOLOGY_LABEL = 'topology.kubernetes.io/region';
+
+/** A discovered UDP address (Go's net.UDPAddr as JSON: IP, Port, Zone). */
+export interface UDPAddr {
+  readonly ip: IP | null;
+  readonly port: number;
+  readonly zone: string;
+}
+
+export interface MeshNode {
+  readonly name: string;
+  readonly endpoint: Endpoint | null;
+  /** Base64 public key, or null for Kilo's zero key. */
+  readonly key: string | null;
+  readonly internalIP: CIDR | null;
+  readonly noInternalIP: boolean;
+  readonly cniCompatibilityIP: CIDR | null;
+  readonly lastSeen: number;
+  readonly leader: boolean;
+  readonly location: string;
+  readonly persistentKeepalive: number;
+  readonly subnet: CIDR | null;
+  readonly wireGuardIP: CIDR | null;
+  /** null when the annotation is absent or not valid JSON. */
+  readonly discoveredEndpoints: ReadonlyMap<string, UDPAddr> | null;
+  readonly allowedLocationIPs: readonly CIDR[];
+  readonly granularity: Granularity | '';
+}
+
+/** The few fields of a Kubernetes Node that Kilo reads: all the planner needs to cache. */
+export interface NodeObject {
+  metadata?: { name?: string; annotations?: Record<string, string> | null; labels?: Record<string, string> | null };
+  spec?: { podCIDR?: string | null } | null;
+}
+
+export interface Parsed<T> {
+  value: T;
+  warnings: string[];
+}
+
+const INT_RE = /^[+-]?[0-9]+$/;
+const INT64_MAX = 9223372036854775807n;
+const INT64_MIN = -9223372036854775808n;
+
+/** strconv.ParseInt(s, 10, 64): null when Go would fail. */
+export function parseInt64(s: string): number | null {
+  if (!INT_RE.test(s)) return null;
+  const n = BigInt(s);
+  if (n > INT64_MAX || n < INT64_MIN) return null;
+  return Number(n);
+}
+
+/** Parses `kilo.squat.ai/discovered-endpoints` (spec §3.1.2); null on any error. */
+export function parseDiscoveredEndpoints(text: string): Map<string, UDPAddr> | null {
+  if (text === '{}') return new Map(); // what every node without NAT peers publishes
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (raw === null) return new Map();
+  if (typeof raw !== 'object' || Array.isArray(raw)) return null;
+  const out = new Map<string, UDPAddr>();
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    // A null value is a nil *net.UDPAddr in Go: there is no address to use, so it is dropped.
+    if (v === null) continue;
+    if (typeof v !== 'object' || Array.isArray(v)) return null;
+    const o = v as Record<string, unknown>;
+    let ip: IP | null = null;
+    if (o.IP !== undefined && o.IP !== null) {
+      if (typeof o.IP !== 'string') return null;
+      if (o.IP !== '') {
+        ip = parseIP(o.IP);
+        if (!ip) return null; // net.IP's UnmarshalText fails on a bad address
+      }
+    }
+    let port = 0;
+    if (o.Port !== undefined && o.Port !== null) {
+      if (typeof o.Port !== 'number' || !Number.isInteger(o.Port)) return null;
+      port = o.Port;
+    }
+    let zone = '';
+    if (o.Zone !== undefined && o.Zone !== null) {
+      if (typeof o.Zone !== 'string') return null;
+      zone = o.Zone;
+    }
+    out.set(k, { ip, port, zone });
+  }
+  return out;
+}
+
+/** Serialises discovered endpoints as Go does: sorted keys, compact (spec §3.1.2). */
+export function formatDiscoveredEndpoints(m: ReadonlyMap<string, UDPAddr> | null): string {
+  if (!m) return '';
+  const keys = [...m.keys()].sort();
+  const parts = keys.map((k) => {
+    const a = m.get(k)!;
+    return `${JSON.stringify(k)}:{"IP":${JSON.stringify(a.ip ? a.ip.s : '')},"Port":${a.port},"Zone":${JSON.stringify(a.zone)}}`;
+  });
+  return `{${parts.join(',')}}`;
+}
+
+/**
+ * Translates a Node object (spec §3.1.1). Malformed values are ignored exactly as Kilo ignores
+ * them; each one also yields a warning naming the node, the key and the bad value.
+ */
+export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABEL): Parsed<MeshNode> {
+  const name = obj.metadata?.name ?? '';
+  // A malformed API object must not crash the agent: non-object maps and non-string values are
+  // treated as absent (with a warning below).
+  const rawAnn = obj.metadata?.annotations;
+  const ann: Record<string, string> = rawAnn && typeof rawAnn === 'object' ? rawAnn : {};
+  const rawLabels = obj.metadata?.labels;
+  const labels: Record<string, string> = rawLabels && typeof rawLabels === 'object' ? rawLabels : {};
+  const warnings: string[] = [];
+  const warn = (key: string, what: string, value: string) =>
+    warnings.push(`node ${name}: ${key}: ${what} ${JSON.stringify(value)}`);
+  const has = (k: string) => typeof ann[k] === 'string';
+  for (const k in ann) {
+    if (k.startsWith(ANNOTATION_PREFIX) && typeof ann[k] !== 'string') warnings.push(`node ${name}: ${k}: not a string, ignored`);
+  }
+
+  let subnet: CIDR | null = null;
+  const rawPod = obj.spec?.podCIDR;
+  const podCIDR = typeof rawPod === 'string' ? rawPod : '';
+  if (podCIDR !== '') {
+    const c = parseCIDR(podCIDR);
+    if (c) subnet = network(c);
+    else warnings.push(`node ${name}: spec.podCIDR: invalid CIDR ${JSON.stringify(podCIDR)}`);
+  }
+
+  // Quirk (spec §16.1): presence of the key volunteers the node, whatever the value.
+  const leader = has(A.leader);
+  // Quirk (spec §16.2): the annotation wins over the label even when empty.
+  const label = labels[topologyLabel];
+  const location = has(A.location) ? ann[A.location] : typeof label === 'string' ? label : '';
+
+  let endpoint: Endpoint | null = null;
+  if (has(A.forceEndpoint)) {
+    endpoint = parseEndpoint(ann[A.forceEndpoint]);
+    if (!endpoint && ann[A.forceEndpoint] !== '') warn(A.forceEndpoint, 'invalid endpoint', ann[A.forceEndpoint]);
+  }
+  if (!endpoint && has(A.endpoint)) {
+    endpoint = parseEndpoint(ann[A.endpoint]);
+    if (!endpoint && ann[A.endpoint] !== '') warn(A.endpoint, 'invalid endpoint', ann[A.endpoint]);
+  }
+
+  let internalIP: CIDR | null = null;
+  let noInternalIP = false;
+  if (has(A.forceInternalIP)) {
+    const v = ann[A.forceInternalIP];
+    if (v === '' || v === '-') noInternalIP = true;
+    else {
+      internalIP = parseCIDR(v);
+      if (!internalIP) warn(A.forceInternalIP, 'invalid CIDR', v);
+    }
+  }
+  if (!internalIP && !noInternalIP && has(A.internalIP)) {
+    const v = ann[A.internalIP];
+    internalIP = v === '' ? null : parseCIDR(v);
+    if (!internalIP && v !== '') warn(A.internalIP, 'invalid CIDR', v);
+  }
+
+  let persistentKeepalive = 0;
+  if (has(A.persistentKeepalive)) {
+    // Quirk (spec §16.36): negative values are accepted and propagated.
+    const n = parseInt64(ann[A.persistentKeepalive]);
+    if (n === null) warn(A.persistentKeepalive, 'invalid integer', ann[A.persistentKeepalive]);
+    persistentKeepalive = n ?? 0;
+  }
+
+  let lastSeen = 0;
+  if (has(A.lastSeen)) {
+    const n = parseInt64(ann[A.lastSeen]);
+    if (n === null) warn(A.lastSeen, 'invalid integer', ann[A.lastSeen]);
+    lastSeen = n ?? 0;
+  }
+
+  let discoveredEndpoints: Map<string, UDPAddr> | null = null;
+  if (has(A.discoveredEndpoints) && ann[A.discoveredEndpoints] !== '') {
+    discoveredEndpoints = parseDiscoveredEndpoints(ann[A.discoveredEndpoints]);
+    if (!discoveredEndpoints) warn(A.discoveredEndpoints, 'invalid JSON', ann[A.discoveredEndpoints]);
+  }
+
+  const allowedLocationIPs: CIDR[] = [];
+  if (has(A.allowedLocationIPs) && ann[A.allowedLocationIPs] !== '') {
+    // Quirk (spec §16.37): items are not trimmed, so `a/32, b/32` loses its second item.
+    for (const item of ann[A.allowedLocationIPs].split(',')) {
+      const c = parseCIDR(item);
+      if (c) allowedLocationIPs.push(c);
+      else warn(A.allowedLocationIPs, 'invalid CIDR', item);
+    }
+  }
+
+  let granularity: Granularity | '' = '';
+  if (has(A.granularity)) {
+    const g = ann[A.granularity];
+    if (g === 'location' || g === 'full') granularity = g;
+    else if (g !== '') warn(A.granularity, 'unknown granularity', g);
+  }
+
+  let key: string | null = null;
+  if (has(A.key)) {
+    key = parseKey(ann[A.key]);
+    if (!key && ann[A.key] !== '') warn(A.key, 'invalid WireGuard key', ann[A.key]);
+  }
+
+  let cniCompatibilityIP: CIDR | null = null;
+  if (has(A.cniCompatibilityIP) && ann[A.cniCompatibilityIP] !== '') {
+    cniCompatibilityIP = parseCIDR(ann[A.cniCompatibilityIP]);
+    if (!cniCompatibilityIP) warn(A.cniCompatibilityIP, 'invalid CIDR', ann[A.cniCompatibilityIP]);
+  }
+
+  let wireGuardIP: CIDR | null = null;
+  if (has(A.wireGuardIP) && ann[A.wireGuardIP] !== '') {
+    wireGuardIP = parseCIDR(ann[A.wireGuardIP]);
+    if (!wireGuardIP) warn(A.wireGuardIP, 'invalid CIDR', ann[A.wireGuardIP]);
+  }
+
+  return {
+    value: {
+      name, endpoint, key, internalIP, noInternalIP, cniCompatibilityIP, lastSeen, leader, location,
+      persistentKeepalive, subnet, wireGuardIP, discoveredEndpoints, allowedLocationIPs, granularity,
+    },
+    warnings,
+  };
+}
+
+/** Readiness window: strictly less than 2 × the 30 s check-in period (spec §2.4.1). */
+export const READY_WINDOW_SECONDS = 60;
+
+export function nodeReady(n: MeshNode | null | undefined, nowSeconds: number): boolean {
+  return !!n && endpointReady(n.endpoint) && n.key !== null && n.subnet !== null && nowSeconds - n.lastSeen < READY_WINDOW_SECONDS;
+}
+
+export function nodeJSON(n: MeshNode, nowSeconds: number): NodeJSON {
+  const discovered: Record<string, string> = {};
+  if (n.discoveredEndpoints) {
+    for (const k of [...n.discoveredEndpoints.keys()].sort()) {
+      const a = n.discoveredEndpoints.get(k)!;
+      if (a.ip) discovered[k] = hostPort(a.ip, a.port);
+    }
+  }
+  return {
+    name: n.name,
+    ready: nodeReady(n, nowSeconds),
+    location: n.location,
+    endpoint: endpointJSON(n.endpoint),
+    internalIP: n.internalIP?.s ?? null,
+    noInternalIP: n.noInternalIP,
+    subnet: n.subnet?.s ?? null,
+    key: n.key,
+    leader: n.leader,
+    lastSeen: n.lastSeen,
+    persistentKeepalive: n.persistentKeepalive,
+    wireGuardIP: n.wireGuardIP?.s ?? null,
+    discoveredEndpoints: discovered,
+    allowedLocationIPs: n.allowedLocationIPs.map((c) => c.s),
+    granularity: n.granularity,
+  };
+}

@@ -1,0 +1,221 @@
+// The planner: cluster state in, everything kg would program on one node out (plan-format.md).
+// Pure and synchronous, so it runs the same in `kg plan`, in the agent's piscina pool and in
+// benchmarks.
+import { byText, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
+import { stockConflist } from './cni.js';
+import { encapsulator, type Encapsulator, type Strategy } from './encapsulation.js';
+import { endpointPort, endpointStringOpt, withResolved } from './endpoint.js';
+import { iptablesRules } from './iptables.js';
+import { nodeJSON, nodeReady, parseNode, type MeshNode, type NodeObject, type UDPAddr } from './node.js';
+import { parsePeer, peerJSON, peerReady, validatePeer, type MeshPeer, type PeerObject } from './peer.js';
+import { routes as buildRoutes } from './routes.js';
+import { newTopology, segmentJSON, segmentKey, type Topology } from './topology.js';
+import type { Granularity, IptablesJSON, PlanJSON, WireGuardJSON } from './types.js';
+import { deviceConf, type WGConf } from './wireguard.js';
+
+export interface PlanOptions {
+  hostname: string;
+  granularity: Granularity;
+  subnet: CIDR;
+  encapsulate: Strategy;
+  local: boolean;
+  cni: boolean;
+  compatibility: string;
+  iptablesForwardRules: boolean;
+  serviceCIDRs: readonly CIDR[];
+  interface: string;
+  mtu: number | 'auto';
+  privateInterface: string;
+  tunnelInterface: string;
+  /** Unix seconds for readiness. */
+  now: number;
+}
+
+export interface Cluster {
+  nodes: MeshNode[];
+  peers: MeshPeer[];
+  warnings: string[];
+}
+
+export interface PlanExtras {
+  /** DNS endpoint text (`host:port`) → resolved address; the agent resolves, `kg plan` does not. */
+  resolved?: ReadonlyMap<string, IP>;
+  /** The local private key (base64), for the device configuration; never printed. */
+  privateKey?: string | null;
+  /** The local node's discovered endpoints as read from its device (spec §6.7). */
+  localDiscoveredEndpoints?: ReadonlyMap<string, UDPAddr> | null;
+}
+
+export interface PlanResult {
+  json: PlanJSON;
+  topology: Topology | null;
+  /** The device configuration with secrets, for the dataplane; null on non-leaders. */
+  device: WGConf | null;
+}
+
+/** Parses Node and Peer objects; malformed values become warnings, never exceptions. */
+export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly PeerObject[], topologyLabel: string): Cluster {
+  const warnings: string[] = [];
+  const nodes = new Map<string, MeshNode>();
+  // Name order (stable for duplicates) keeps warnings independent of the input's order.
+  const sortedNodes = [...nodeObjs].sort((a, b) => byText(a.metadata?.name ?? '', b.metadata?.name ?? ''));
+  for (const o of sortedNodes) {
+    const r = parseNode(o, topologyLabel);
+    if (!r.value.name) {
+      warnings.push('node without metadata.name ignored');
+      continue;
+    }
+    if (nodes.has(r.value.name)) warnings.push(`node ${r.value.name}: listed twice; the last one is used`);
+    nodes.set(r.value.name, r.value);
+    warnings.push(...r.warnings);
+  }
+  const peers = new Map<string, MeshPeer>();
+  const sortedPeers = [...peerObjs].sort((a, b) => byText(a.metadata?.name ?? '', b.metadata?.name ?? ''));
+  const byKey = new Map<string, string>();
+  for (const o of sortedPeers) {
+    const name = o.metadata?.name ?? '';
+    const err = validatePeer(o);
+    if (err) {
+      // kg's informer drops invalid Peers (spec §3.3.5): they never reach the mesh.
+      warnings.push(`peer ${name}: invalid, ignored: ${err}`);
+      continue;
+    }
+    const p = parsePeer(o);
+    // kg stores peers by public key (spec §11.2.2): two Peers with one key collapse into one.
+    const prev = p.publicKey ? byKey.get(p.publicKey) : undefined;
+    if (prev !== undefined) {
+      warnings.push(`peer ${name}: has the same public key as peer ${prev}; only ${name} is used`);
+      peers.delete(prev);
+    }
+    if (p.publicKey) byKey.set(p.publicKey, name);
+    peers.set(name, p);
+  }
+  return { nodes: [...nodes.values()], peers: [...peers.values()], warnings };
+}
+
+const EMPTY_IPTABLES: IptablesJSON = { chains: [], prepend: [], append: [] };
+
+function wireguardJSON(o: PlanOptions, conf: WGConf | null, publicKey: string, listenPort: number): WireGuardJSON {
+  return {
+    applied: conf !== null,
+    interface: o.interface,
+    listenPort,
+    publicKey,
+    // `auto` detects the underlay's MTU - 80 on the host; offline the Go fallback applies.
+    mtu: o.mtu === 'auto' ? 1420 : o.mtu,
+    peers: (conf?.peers ?? []).map((p) => ({
+      publicKey: p.publicKey,
+      endpoint: endpointStringOpt(p.endpoint) || null,
+      allowedIPs: p.allowedIPs.map((a) => a.s),
+      persistentKeepalive: p.persistentKeepalive,
+      presharedKey: p.presharedKey !== null,
+    })),
+  };
+}
+
+/** §9.7: with --local and encapsulation, the tunnel gets the pod CIDR's first address (/32). */
+function tunnelAddress(enc: Encapsulator, local: boolean, subnet: CIDR | null): { dev: string; address: string } | null {
+  if (enc.strategy === 'never' || !local || !subnet || !enc.tunnel) return null;
+  // Flannel's Set is a no-op: its device belongs to flannel.
+  if (enc.kind !== 'ipip' && enc.kind !== 'cilium') return null;
+  const first = nextIP(subnet.ip, subnet);
+  return first ? { dev: enc.tunnel, address: oneAddress(first).s } : null;
+}
+
+export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}): PlanResult {
+  const warnings = [...cluster.warnings];
+  const nodes = [...cluster.nodes].sort((a, b) => byText(a.name, b.name));
+  const peers = [...cluster.peers].sort((a, b) => byText(a.name, b.name));
+  const local = nodes.find((n) => n.name === o.hostname);
+  if (!local) throw new Error(`node ${JSON.stringify(o.hostname)} is not in the list of nodes`);
+
+  const resolve = <T extends { endpoint: MeshNode['endpoint'] }>(x: T): T => {
+    const e = x.endpoint;
+    if (!e || !e.dns || e.ip || !extras.resolved) return x;
+    const ip = extras.resolved.get(e.dns);
+    return ip ? { ...x, endpoint: withResolved(e, ip) } : x;
+  };
+  const readyNodes = nodes.filter((n) => nodeReady(n, o.now)).map(resolve);
+  const readyPeers = peers.filter(peerReady).map(resolve);
+
+  const base = {
+    format: 1 as const,
+    hostname: o.hostname,
+    granularity: o.granularity,
+    nodes: nodes.map((n) => nodeJSON(n, o.now)),
+    peers: peers.map(peerJSON),
+  };
+  const listenPort = endpointPort(local.endpoint);
+  const publicKey = local.key ?? '';
+
+  if (!nodeReady(local, o.now)) {
+    // kg computes nothing while its own node is not ready (spec §11.5 step 4).
+    warnings.push(`node ${local.name}: not ready; kg would leave the dataplane as it is`);
+    return {
+      json: {
+        ...base,
+        location: segmentKey(local, o.granularity),
+        leader: false,
+        wireGuardCIDR: o.subnet.s,
+        segments: [],
+        routes: [],
+        rules: [],
+        wireguard: wireguardJSON(o, null, publicKey, listenPort),
+        iptables: EMPTY_IPTABLES,
+        cni: null,
+        tunnel: null,
+        warnings,
+      },
+      topology: null,
+      device: null,
+    };
+  }
+
+  const t = newTopology({
+    nodes: readyNodes,
+    peers: readyPeers,
+    granularity: o.granularity,
+    hostname: o.hostname,
+    port: listenPort,
+    subnet: o.subnet,
+    localDiscoveredEndpoints: extras.localDiscoveredEndpoints ?? local.discoveredEndpoints,
+  });
+  if (!t.ok) throw new Error(`failed to create topology: ${t.error}`);
+  const topo = t.value;
+
+  const enc = encapsulator({
+    compatibility: o.compatibility,
+    strategy: o.encapsulate,
+    hasPrivateIP: local.internalIP !== null,
+    tunnelInterface: o.tunnelInterface,
+  });
+  const r = buildRoutes(topo, { kiloIface: o.interface, privIface: o.privateInterface, local: o.local, enc });
+  const iptables = iptablesRules(topo, {
+    cni: o.cni,
+    forwardRules: o.iptablesForwardRules,
+    serviceCIDRs: o.serviceCIDRs,
+    enc,
+    local: o.local,
+    localNodeLocation: local.location,
+  });
+  const device = topo.leader ? deviceConf(topo, extras.privateKey ?? null, listenPort) : null;
+
+  return {
+    json: {
+      ...base,
+      location: topo.location,
+      leader: topo.leader,
+      wireGuardCIDR: topo.wireGuardCIDR.s,
+      segments: topo.segments.map(segmentJSON),
+      routes: r.routes,
+      rules: r.rules,
+      wireguard: wireguardJSON(o, device, publicKey, listenPort),
+      iptables,
+      cni: o.cni && local.subnet ? stockConflist(local.subnet.s) : null,
+      tunnel: tunnelAddress(enc, o.local, local.subnet),
+      warnings,
+    },
+    topology: topo,
+    device,
+  };
+}

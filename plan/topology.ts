@@ -1,0 +1,226 @@
+// The topology algorithm (spec §5). Every node runs this same pure function on the same inputs
+// and must reach the same segments, leaders and WireGuard IPs: it is reproduced step by step,
+// quirks included.
+import { byText, cidr, contains, intersects, isPublic, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
+import { endpointJSON, newEndpoint, type Endpoint } from './endpoint.js';
+import type { MeshNode, UDPAddr } from './node.js';
+import type { MeshPeer } from './peer.js';
+import type { Granularity, SegmentJSON } from './types.js';
+
+export interface Segment {
+  /** The segment key: `location:<name>` or `node:<hostname>`. */
+  readonly location: string;
+  readonly leader: number;
+  readonly hostnames: string[];
+  readonly endpoint: Endpoint | null;
+  readonly key: string;
+  readonly persistentKeepalive: number;
+  readonly allowedIPs: CIDR[];
+  allowedLocationIPs: CIDR[];
+  readonly cidrs: (CIDR | null)[];
+  readonly privateIPs: IP[];
+  readonly cniCompatibilityIPs: (CIDR | null)[];
+  wireGuardIP: IP;
+}
+
+export interface Topology {
+  readonly leader: boolean;
+  readonly location: string;
+  readonly privateIP: CIDR | null;
+  readonly subnet: CIDR | null;
+  readonly wireGuardCIDR: CIDR;
+  readonly segments: Segment[];
+  readonly peers: MeshPeer[];
+  readonly discoveredEndpoints: Map<string, UDPAddr>;
+  readonly port: number;
+  readonly persistentKeepalive: number;
+}
+
+export interface TopologyInput {
+  /** Ready nodes only; must include `hostname`. */
+  nodes: readonly MeshNode[];
+  /** Ready peers only. */
+  peers: readonly MeshPeer[];
+  granularity: Granularity;
+  hostname: string;
+  port: number;
+  /** Mesh subnet, a network CIDR (`--subnet`). */
+  subnet: CIDR;
+  /** The local node's discovered endpoints (from its WireGuard device in the agent). */
+  localDiscoveredEndpoints?: ReadonlyMap<string, UDPAddr> | null;
+}
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** The segment key of a node (spec §5.1). */
+export function segmentKey(n: MeshNode, granularity: Granularity): string {
+  if (granularity === 'full' || !n.internalIP) return `node:${n.name}`;
+  return `location:${n.location}`;
+}
+
+/** findLeader over name-sorted members (spec §5.3). */
+export function findLeader(members: readonly MeshNode[]): number {
+  const leaders: number[] = [];
+  const pub: number[] = [];
+  for (let i = 0; i < members.length; i++) {
+    const n = members[i];
+    const ip = n.endpoint?.ip ?? null;
+    if (n.leader) {
+      if (isPublic(ip)) return i;
+      leaders.push(i);
+    }
+    if (ip && isPublic(ip)) pub.push(i);
+  }
+  if (leaders.length > 0) return leaders[0];
+  if (pub.length > 0) return pub[0];
+  return 0;
+}
+
+/** Peer allowed-IP de-duplication, in name order (spec §5.6). */
+export function deduplicatePeerIPs(peers: readonly MeshPeer[]): MeshPeer[] {
+  const seen = new Set<string>();
+  return peers.map((p) => {
+    const allowedIPs: CIDR[] = [];
+    for (const a of p.allowedIPs) {
+      if (seen.has(a.s)) continue;
+      seen.add(a.s);
+      allowedIPs.push(a);
+    }
+    return { ...p, allowedIPs };
+  });
+}
+
+/** updateEndpoint (spec §5.7): a NAT-discovered endpoint replaces a keepalive peer's endpoint. */
+export function updateEndpoint(
+  discovered: ReadonlyMap<string, UDPAddr>,
+  endpoint: Endpoint | null,
+  key: string | null,
+  keepalive: number,
+): Endpoint | null {
+  if (!keepalive || !key) return endpoint;
+  const d = discovered.get(key);
+  return d ? newEndpoint(d.ip, d.port) : endpoint;
+}
+
+/** filterAllowedLocationIPs (spec §5.8), applied in place in the allocation loop. */
+function filterAllowedLocationIPs(segments: Segment[], s: number, peers: readonly MeshPeer[]): void {
+  const self = segments[s];
+  if (self.allowedLocationIPs.length === 0) return;
+  self.allowedLocationIPs = self.allowedLocationIPs.filter((c) => {
+    for (let t = 0; t < segments.length; t++) {
+      if (t !== s && segments[t].allowedLocationIPs.some((o) => intersects(c, o))) return false;
+      if (segments[t].allowedIPs.some((a) => contains(a, c.ip))) return false;
+    }
+    for (const p of peers) if (p.allowedIPs.some((a) => intersects(c, a))) return false;
+    return true;
+  });
+}
+
+export function newTopology(input: TopologyInput): Result<Topology> {
+  const byName = new Map<string, MeshNode>();
+  for (const n of input.nodes) byName.set(n.name, n);
+  const local = byName.get(input.hostname);
+  if (!local) return { ok: false, error: `node ${JSON.stringify(input.hostname)} is not among the ready nodes` };
+  const localLocation = segmentKey(local, input.granularity);
+
+  const groups = new Map<string, MeshNode[]>();
+  for (const n of byName.values()) {
+    const k = segmentKey(n, input.granularity);
+    let g = groups.get(k);
+    if (!g) groups.set(k, (g = []));
+    g.push(n);
+  }
+
+  let isLeader = false;
+  const segments: Segment[] = [];
+  for (const [location, members] of groups) {
+    members.sort((a, b) => byText(a.name, b.name));
+    const leader = findLeader(members);
+    if (location === localLocation && members[leader].name === input.hostname) isLeader = true;
+    const allowedIPs: CIDR[] = [];
+    const alipSeen = new Set<string>();
+    const allowedLocationIPs: CIDR[] = [];
+    const privateIPs: IP[] = [];
+    const cidrs: (CIDR | null)[] = [];
+    const cniCompatibilityIPs: (CIDR | null)[] = [];
+    const hostnames: string[] = [];
+    for (const m of members) {
+      if (m.subnet) allowedIPs.push(m.subnet);
+      if (m.internalIP) {
+        allowedIPs.push(oneAddress(m.internalIP.ip));
+        privateIPs.push(m.internalIP.ip);
+      }
+      for (const a of m.allowedLocationIPs) {
+        if (alipSeen.has(a.s)) continue;
+        alipSeen.add(a.s);
+        allowedLocationIPs.push(a);
+      }
+      cniCompatibilityIPs.push(m.cniCompatibilityIP);
+      cidrs.push(m.subnet);
+      hostnames.push(m.name);
+    }
+    allowedLocationIPs.sort((a, b) => byText(a.s, b.s));
+    const l = members[leader];
+    segments.push({
+      location, leader, hostnames, allowedIPs, allowedLocationIPs, privateIPs, cidrs, cniCompatibilityIPs,
+      endpoint: l.endpoint,
+      key: l.key ?? '',
+      persistentKeepalive: l.persistentKeepalive,
+      wireGuardIP: input.subnet.ip,
+    });
+  }
+  segments.sort((a, b) => byText(a.location, b.location));
+
+  const peers = deduplicatePeerIPs([...input.peers].sort((a, b) => byText(a.name, b.name)));
+
+  const discovered = new Map<string, UDPAddr>(input.localDiscoveredEndpoints ?? []);
+  let wireGuardCIDR = input.subnet;
+  let ip: IP | null = input.subnet.ip;
+  for (let k = 0; k < segments.length; k++) {
+    // Quirk (spec §16.7): Go hands out one invalid address before failing; we fail at once.
+    ip = ip ? nextIP(ip, input.subnet) : null;
+    if (!ip) return { ok: false, error: 'failed to allocate an IP address; ran out of IP addresses' };
+    const seg = segments[k];
+    seg.wireGuardIP = ip;
+    seg.allowedIPs.push(oneAddress(ip));
+    if (isLeader && seg.location === localLocation) wireGuardCIDR = cidr(ip, input.subnet.bits);
+    for (const h of seg.hostnames) {
+      const d = byName.get(h)!.discoveredEndpoints;
+      if (!d) continue;
+      for (const [key, addr] of d) if (!discovered.has(key)) discovered.set(key, addr);
+    }
+    filterAllowedLocationIPs(segments, k, peers);
+  }
+
+  return {
+    ok: true,
+    value: {
+      leader: isLeader,
+      location: localLocation,
+      privateIP: local.internalIP,
+      subnet: local.subnet,
+      wireGuardCIDR,
+      segments,
+      peers,
+      discoveredEndpoints: discovered,
+      port: input.port,
+      persistentKeepalive: local.persistentKeepalive,
+    },
+  };
+}
+
+export function segmentJSON(s: Segment): SegmentJSON {
+  return {
+    location: s.location,
+    leader: s.leader,
+    hostnames: s.hostnames,
+    endpoint: endpointJSON(s.endpoint),
+    key: s.key,
+    persistentKeepalive: s.persistentKeepalive,
+    allowedIPs: s.allowedIPs.map((c) => c.s),
+    cidrs: s.cidrs.map((c) => c?.s ?? null),
+    privateIPs: s.privateIPs.map((ip) => ip.s),
+    wireGuardIP: s.wireGuardIP.s,
+    allowedLocationIPs: s.allowedLocationIPs.map((c) => c.s),
+  };
+}

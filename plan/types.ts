@@ -1,0 +1,133 @@
+// The planner's output: plain data, safe to structured-clone between threads.
+// Field names follow ../shared/spec/plan-format.md (the `kg plan` JSON contract, format 1).
+
+export type Family = 'ipv4' | 'ipv6';
+export type Granularity = 'location' | 'full';
+
+/** Endpoint as printed by `kg plan`. `resolved` is `ip:port` / `[v6]:port` when known. */
+export interface EndpointJSON {
+  host: string;
+  port: number;
+  resolved: string | null;
+}
+
+export interface NodeJSON {
+  name: string;
+  ready: boolean;
+  location: string;
+  endpoint: EndpointJSON | null;
+  internalIP: string | null;
+  noInternalIP: boolean;
+  subnet: string | null;
+  key: string | null;
+  leader: boolean;
+  lastSeen: number;
+  persistentKeepalive: number;
+  wireGuardIP: string | null;
+  discoveredEndpoints: Record<string, string>;
+  allowedLocationIPs: string[];
+  granularity: Granularity | '';
+}
+
+export interface PeerJSON {
+  name: string;
+  ready: boolean;
+  allowedIPs: string[];
+  endpoint: EndpointJSON | null;
+  publicKey: string;
+  presharedKey: boolean;
+  persistentKeepalive: number;
+}
+
+export interface SegmentJSON {
+  location: string;
+  leader: number;
+  hostnames: string[];
+  endpoint: EndpointJSON | null;
+  key: string;
+  persistentKeepalive: number;
+  allowedIPs: string[];
+  cidrs: (string | null)[];
+  privateIPs: string[];
+  wireGuardIP: string;
+  allowedLocationIPs: string[];
+}
+
+/** A route as `ip route` would hold it. Kilo installs every route with protocol static. */
+export interface Route {
+  dst: string;
+  gw: string | null;
+  dev: string;
+  src: string | null;
+  table: number | null;
+  protocol: 'static';
+  onlink: boolean;
+}
+
+/** A policy rule; Kilo never sets a priority (the kernel picks one, spec §16 quirk 19). */
+export interface Rule {
+  src: string | null;
+  dst: string | null;
+  iif: string | null;
+  table: number;
+  priority: number | null;
+}
+
+export interface WireGuardPeer {
+  publicKey: string;
+  /** IP-first endpoint text (`ip:port`, `[v6]:port`, or a DNS `host:port` not yet resolved). */
+  endpoint: string | null;
+  allowedIPs: string[];
+  persistentKeepalive: number;
+  presharedKey: boolean;
+}
+
+export interface WireGuardJSON {
+  applied: boolean;
+  interface: string;
+  listenPort: number;
+  publicKey: string;
+  mtu: number;
+  peers: WireGuardPeer[];
+}
+
+export interface IptablesChain {
+  family: Family;
+  table: string;
+  chain: string;
+}
+
+export interface IptablesRule extends IptablesChain {
+  /** The arguments that follow `-A CHAIN` in `iptables-save` output. */
+  rule: string[];
+}
+
+export interface IptablesJSON {
+  chains: IptablesChain[];
+  prepend: IptablesRule[];
+  append: IptablesRule[];
+}
+
+export interface PlanJSON {
+  format: 1;
+  hostname: string;
+  granularity: Granularity;
+  location: string;
+  leader: boolean;
+  wireGuardCIDR: string;
+  nodes: NodeJSON[];
+  peers: PeerJSON[];
+  segments: SegmentJSON[];
+  routes: Route[];
+  rules: Rule[];
+  wireguard: WireGuardJSON;
+  iptables: IptablesJSON;
+  cni: unknown | null;
+  /**
+   * The tunnel device and the address kg gives it (spec §9.7: the pod CIDR's first address as
+   * a /32), or null when kg sets none (`--encapsulate=never`, `--local=false`, no-op or Flannel).
+   * An addition to format 1.
+   */
+  tunnel: { dev: string; address: string } | null;
+  warnings: string[];
+}

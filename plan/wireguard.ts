@@ -1,0 +1,104 @@
+// WireGuard configurations (spec §6.1–6.4): the leader's device, a Peer's view, a segment as a
+// peer, and the `wg setconf` INI text.
+import { endpointString, type Endpoint } from './endpoint.js';
+import type { CIDR } from './addr.js';
+import { updateEndpoint, type Topology } from './topology.js';
+
+/** A peer as WireGuard holds it. Secrets stay in this internal form; JSON shows presence only. */
+export interface WGPeer {
+  publicKey: string;
+  endpoint: Endpoint | null;
+  allowedIPs: CIDR[];
+  persistentKeepalive: number;
+  presharedKey: string | null;
+}
+
+export interface WGConf {
+  /** Absent for a Peer's configuration (no interface section). */
+  iface: { privateKey: string | null; listenPort: number } | null;
+  peers: WGPeer[];
+}
+
+/** §6.1: the local leader's device configuration. */
+export function deviceConf(t: Topology, privateKey: string | null, listenPort: number): WGConf {
+  const peers: WGPeer[] = [];
+  for (const s of t.segments) {
+    if (s.location === t.location) continue;
+    peers.push({
+      publicKey: s.key,
+      endpoint: updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive),
+      allowedIPs: [...s.allowedIPs, ...s.allowedLocationIPs],
+      // Quirk (spec §16.13): the local node's keepalive applies to every peer.
+      persistentKeepalive: t.persistentKeepalive,
+      presharedKey: null,
+    });
+  }
+  for (const p of t.peers) {
+    peers.push({
+      publicKey: p.publicKey ?? '',
+      endpoint: updateEndpoint(t.discoveredEndpoints, p.endpoint, p.publicKey, p.persistentKeepalive),
+      allowedIPs: [...p.allowedIPs],
+      persistentKeepalive: t.persistentKeepalive,
+      presharedKey: p.presharedKey,
+    });
+  }
+  return { iface: { privateKey, listenPort }, peers };
+}
+
+/** §6.2: the configuration a Peer resource named `name` should run (kgctl showconf peer). */
+export function peerConf(t: Topology, name: string): WGConf {
+  const me = t.peers.find((p) => p.name === name);
+  const pka = me?.persistentKeepalive ?? 0;
+  const psk = me?.presharedKey ?? null;
+  const peers: WGPeer[] = [];
+  for (const s of t.segments) {
+    peers.push({
+      publicKey: s.key,
+      endpoint: updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive),
+      allowedIPs: [...s.allowedIPs, ...s.allowedLocationIPs],
+      persistentKeepalive: pka,
+      presharedKey: psk,
+    });
+  }
+  for (const p of t.peers) {
+    if (p.name === name) continue;
+    peers.push({
+      publicKey: p.publicKey ?? '',
+      endpoint: updateEndpoint(t.discoveredEndpoints, p.endpoint, p.publicKey, p.persistentKeepalive),
+      allowedIPs: [...p.allowedIPs],
+      persistentKeepalive: pka,
+      presharedKey: null,
+    });
+  }
+  return { iface: null, peers };
+}
+
+/** §6.3: the local segment as one peer (kgctl showconf node --as-peer); null if absent. */
+export function segmentAsPeer(t: Topology): WGPeer | null {
+  const s = t.segments.find((x) => x.location === t.location);
+  if (!s) return null;
+  return { publicKey: s.key, endpoint: s.endpoint, allowedIPs: [...s.allowedIPs], persistentKeepalive: 0, presharedKey: null };
+}
+
+const ZERO = 'A'.repeat(43) + '=';
+
+/** §6.4: `wg setconf`-compatible text. `redact` replaces the private key (for `kg plan -o text`). */
+export function renderINI(c: WGConf, redact = false): string {
+  const lines: string[] = [];
+  if (c.iface) {
+    lines.push('[Interface]');
+    if (c.iface.privateKey && c.iface.privateKey !== ZERO) lines.push(`PrivateKey = ${redact ? '(redacted)' : c.iface.privateKey}`);
+    lines.push(`ListenPort = ${c.iface.listenPort}`);
+  }
+  c.peers.forEach((p, i) => {
+    if (c.iface || i > 0) lines.push('');
+    lines.push('[Peer]');
+    if (p.allowedIPs.length > 0) lines.push(`AllowedIPs = ${p.allowedIPs.map((a) => a.s).join(', ')}`);
+    const ep = endpointString(p.endpoint);
+    if (ep) lines.push(`Endpoint = ${ep}`);
+    lines.push(`PersistentKeepalive = ${p.persistentKeepalive}`);
+    if (p.presharedKey && p.presharedKey !== ZERO) lines.push(`PresharedKey = ${redact ? '(redacted)' : p.presharedKey}`);
+    if (p.publicKey && p.publicKey !== ZERO) lines.push(`PublicKey = ${p.publicKey}`);
+  });
+  return lines.length ? lines.join('\n') + '\n' : '';
+}

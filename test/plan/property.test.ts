@@ -1,0 +1,160 @@
+// Properties over random well-formed clusters (fast-check): no allowed IP on two WireGuard peers,
+// every ready node's pod CIDR is reachable from every other ready node by following routes and
+// WireGuard allowed IPs hop by hop, and the plan does not depend on input order.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { contains, network, parseCIDR, parseIP } from '../../plan/addr.js';
+import type { NodeObject } from '../../plan/node.js';
+import type { PeerObject } from '../../plan/peer.js';
+import { parseCluster, plan } from '../../plan/plan.js';
+import type { PlanJSON } from '../../plan/types.js';
+import type { Strategy } from '../../plan/encapsulation.js';
+import { key, NOW, options } from './fixture.js';
+
+interface GenNode { loc: number; internal: boolean; leader: boolean; publicEP: boolean; stale: boolean; alip: number | null; keepalive: boolean }
+interface GenCluster { nodes: GenNode[]; peers: { ips: number[] }[]; granularity: 'location' | 'full'; encapsulate: Strategy }
+
+const genCluster = fc.record({
+  nodes: fc.array(
+    fc.record({
+      loc: fc.integer({ min: 0, max: 3 }),
+      internal: fc.boolean(),
+      leader: fc.boolean(),
+      publicEP: fc.boolean(),
+      stale: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
+      alip: fc.option(fc.integer({ min: 0, max: 5 }), { nil: null }),
+      keepalive: fc.boolean(),
+    }),
+    { minLength: 1, maxLength: 12 },
+  ),
+  peers: fc.array(fc.record({ ips: fc.array(fc.integer({ min: 0, max: 7 }), { maxLength: 3 }) }), { maxLength: 4 }),
+  granularity: fc.constantFrom('location' as const, 'full' as const),
+  encapsulate: fc.constantFrom<Strategy>('never', 'always'),
+});
+
+function objects(c: GenCluster): { nodes: NodeObject[]; peers: PeerObject[] } {
+  const nodes = c.nodes.map((g, i) => {
+    const ann: Record<string, string> = {
+      'kilo.squat.ai/endpoint': g.publicEP ? `198.51.100.${i + 1}:51820` : `10.0.${g.loc}.${i + 1}:51820`,
+      'kilo.squat.ai/key': key(i + 1),
+      'kilo.squat.ai/last-seen': String(g.stale ? NOW - 120 : NOW),
+      'kilo.squat.ai/location': `l${g.loc}`,
+    };
+    if (g.internal) ann['kilo.squat.ai/internal-ip'] = `10.0.${g.loc}.${i + 1}/24`;
+    if (g.leader) ann['kilo.squat.ai/leader'] = '';
+    if (g.keepalive) ann['kilo.squat.ai/persistent-keepalive'] = '5';
+    // Allowed-location IPs may collide between nodes (and nest): filtering must sort that out.
+    if (g.alip !== null) ann['kilo.squat.ai/allowed-location-ips'] = g.alip === 5 ? '172.16.0.0/16' : `172.16.${g.alip}.0/24`;
+    return { metadata: { name: `n${String(i).padStart(2, '0')}`, annotations: ann }, spec: { podCIDR: `10.42.${i}.0/24` } };
+  });
+  // Peer allowed IPs may be claimed twice (de-duplication) and may overlap allowed-location IPs.
+  const peers = c.peers.map((p, j) => ({
+    metadata: { name: `p${j}` },
+    spec: { allowedIPs: p.ips.map((x) => (x === 7 ? '172.16.1.0/24' : `10.5.${x}.0/24`)), publicKey: key(100 + j) },
+  }));
+  return { nodes, peers };
+}
+
+function plans(c: GenCluster, local = true): Map<string, PlanJSON> {
+  const { nodes, peers } = objects(c);
+  const cluster = parseCluster(nodes, peers, 'topology.kubernetes.io/region');
+  const out = new Map<string, PlanJSON>();
+  for (const n of cluster.nodes) {
+    const p = plan(cluster, { ...options(n.name, { granularity: c.granularity, encapsulate: c.encapsulate, local }) }).json;
+    if (p.nodes.find((x) => x.name === n.name)!.ready) out.set(n.name, p);
+  }
+  return out;
+}
+
+function lpm<T>(items: T[], cidrOf: (t: T) => string[], dst: string): T | null {
+  const ip = parseIP(dst)!;
+  let best: T | null = null;
+  let bits = -1;
+  for (const it of items) {
+    for (const c of cidrOf(it)) {
+      const cc = network(parseCIDR(c)!);
+      if (contains(cc, ip) && cc.bits > bits) [best, bits] = [it, cc.bits];
+    }
+  }
+  return best;
+}
+
+/** Follows one packet from node `from` towards `dst`; returns the node that owns dst, or a failure. */
+function deliver(all: Map<string, PlanJSON>, from: string, dst: string): string {
+  const any = [...all.values()][0];
+  const byInternal = new Map(any.nodes.filter((n) => n.ready && n.internalIP).map((n) => [n.internalIP!.split('/')[0], n.name]));
+  const byKey = new Map(any.nodes.filter((n) => n.ready).map((n) => [n.key!, n.name]));
+  let at = from;
+  const path = [at];
+  for (let hop = 0; hop < 2 * all.size + 2; hop++) {
+    const p = all.get(at)!;
+    const own = p.nodes.find((n) => n.name === at)!.subnet!;
+    if (contains(parseCIDR(own)!, parseIP(dst)!)) return at;
+    const r = lpm(p.routes.filter((x) => x.table === null), (x) => [x.dst], dst);
+    if (!r) return `no route at ${at} (${path.join('→')})`;
+    let next: string | undefined;
+    if (r.dev === 'kilo0') {
+      const peer = lpm(p.wireguard.peers, (x) => x.allowedIPs, dst);
+      if (!p.wireguard.applied || !peer) return `blackhole in WireGuard at ${at}`;
+      next = byKey.get(peer.publicKey);
+    } else {
+      next = r.gw ? byInternal.get(r.gw) : undefined;
+    }
+    if (!next || !all.has(next)) return `next hop ${r.gw ?? r.dev} from ${at} is not a ready node`;
+    at = next;
+    path.push(at);
+  }
+  return `loop: ${path.join('→')}`;
+}
+
+test('property: no allowed IP is claimed by two WireGuard peers', () => {
+  fc.assert(
+    fc.property(genCluster, (c) => {
+      for (const [name, p] of plans(c)) {
+        const seen = new Map<string, string>();
+        for (const peer of p.wireguard.peers) {
+          for (const a of peer.allowedIPs) {
+            const k = network(parseCIDR(a)!).s;
+            assert.ok(!seen.has(k) || seen.get(k) === peer.publicKey, `${name}: ${k} on two peers`);
+            seen.set(k, peer.publicKey);
+          }
+        }
+      }
+    }),
+    { numRuns: 150 },
+  );
+});
+
+test('property: every ready node reaches every other ready node’s pod CIDR, hop by hop', () => {
+  fc.assert(
+    fc.property(genCluster, (c) => {
+      const all = plans(c);
+      for (const [from] of all) {
+        for (const [to, p] of all) {
+          if (from === to) continue;
+          const pod = p.nodes.find((n) => n.name === to)!.subnet!.replace('.0/24', '.7');
+          assert.equal(deliver(all, from, pod), to, `${from} → pod of ${to}`);
+        }
+      }
+    }),
+    { numRuns: 150 },
+  );
+});
+
+test('property: the plan is deterministic and independent of input order', () => {
+  fc.assert(
+    fc.property(genCluster, fc.integer(), (c, seed) => {
+      const { nodes, peers } = objects(c);
+      const shuffle = <T>(xs: T[]) => xs.map((x, i) => [((i + 1) * 7919 * (seed | 1)) % 1009, x] as const).sort((a, b) => a[0] - b[0]).map((x) => x[1]);
+      const host = nodes[0].metadata!.name!;
+      const o = options(host, { granularity: c.granularity, encapsulate: c.encapsulate, local: true });
+      const a = JSON.stringify(plan(parseCluster(nodes, peers, 'x'), o).json);
+      const b = JSON.stringify(plan(parseCluster(shuffle(nodes), shuffle(peers), 'x'), o).json);
+      const again = JSON.stringify(plan(parseCluster(nodes, peers, 'x'), o).json);
+      assert.equal(b, a);
+      assert.equal(again, a);
+    }),
+    { numRuns: 150 },
+  );
+});
