@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { AGENT_FLAGS, FlagError, PLAN_FLAGS, flagHelp, parseFlags, toConfig, validateLogLevel } from './flags.js';
+import { AGENT_FLAGS, PLAN_FLAGS, flagHelp, parseFlags, validateLogLevel } from './flags.js';
+import { runAgent } from './run.js';
 import { runPlan } from './plan-command.js';
 
 export function version(): string {
@@ -59,17 +60,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const { values, positionals } = parseFlags(argv, AGENT_FLAGS);
-  if (positionals.length > 0) throw new FlagError(`unknown command "${positionals[0]}" for "kg"`);
+  const { values } = parseFlags(argv, AGENT_FLAGS);
   // Log level is validated before --version, as in Go (spec §12.2).
   if (values.version) {
     validateLogLevel(values['log-level'] as string);
     process.stdout.write(`${version()}\n`);
     return 0;
   }
-  toConfig(values);
-  process.stderr.write('kg: the agent itself is not built yet; `kg plan` is available\n');
-  return 1;
+  return runAgent(argv, version());
 }
 
 function isEntry(): boolean {

@@ -49,6 +49,12 @@ export const AGENT_FLAGS: FlagDef[] = [
   { name: 'subnet', type: 'string', default: '10.4.0.0/16', usage: 'CIDR from which to allocate addresses for WireGuard interfaces.' },
   { name: 'topology-label', type: 'string', default: 'topology.kubernetes.io/region', usage: 'Kubernetes node label used to group nodes into logical locations.' },
   { name: 'version', type: 'bool', default: false, usage: 'Print version and exit' },
+  // kg's own flags (not in the Go agent).
+  { name: 'key-dir', type: 'string', default: '/var/lib/kilo', usage: 'Directory of the WireGuard private key file (kg).' },
+  { name: 'planner-threads', type: 'int', default: 2, usage: 'Threads of the planner pool; set explicitly, containers misreport CPUs (kg).' },
+  { name: 'min-sync-interval', type: 'duration', default: '100ms', usage: 'Minimum time between two plans; bursts of changes are coalesced (kg).' },
+  { name: 'check-in-period', type: 'duration', default: '30s', usage: 'Heartbeat period of the own node; Go agents expect 30s (kg).' },
+  { name: 'log-format', type: 'string', default: 'json', usage: 'Log format: json or logfmt (kg).' },
 ];
 
 /** Extra flags of `kg plan` (see shared/spec/plan-format.md). */
@@ -186,6 +192,11 @@ export interface Config {
   subnet: CIDR;
   topologyLabel: string;
   version: boolean;
+  keyDir: string;
+  plannerThreads: number;
+  minSyncIntervalMs: number;
+  checkInPeriodMs: number;
+  logFormat: 'json' | 'logfmt';
 }
 
 function cidrFlag(v: string, masked: boolean): CIDR {
@@ -235,7 +246,18 @@ export function toConfig(v: FlagValues, opts: { osHostname?: () => string } = {}
     }
     mtu = Number(mtuText);
   }
+  const threads = v['planner-threads'] as number;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new FlagError(`invalid --planner-threads ${threads}: must be 1..64`);
+  const logFormat = v['log-format'] as string;
+  if (logFormat !== 'json' && logFormat !== 'logfmt') throw new FlagError(`log format ${logFormat} unknown; possible values are: json, logfmt`);
+  const checkIn = parseDuration(v['check-in-period'] as string) ?? 30_000;
+  if (checkIn < 1000) throw new FlagError(`invalid --check-in-period ${v['check-in-period']}: must be at least 1s`);
   return {
+    keyDir: v['key-dir'] as string,
+    plannerThreads: threads,
+    minSyncIntervalMs: parseDuration(v['min-sync-interval'] as string) ?? 100,
+    checkInPeriodMs: checkIn,
+    logFormat,
     backend: 'kubernetes',
     cleanUp: v['clean-up'] as boolean,
     cleanUpInterface: v['clean-up-interface'] as boolean,

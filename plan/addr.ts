@@ -127,7 +127,6 @@ export function parseIP(s: string): IP | null {
   return b ? ipFromBytes(b) : null;
 }
 
-const DIGITS_RE = /^[0-9]+$/;
 
 /**
  * Go's net.ParseCIDR, keeping the address as written (what Kilo's normalizeIP returns).
@@ -139,8 +138,13 @@ export function parseCIDR(s: string): CIDR | null {
   const addr = s.slice(0, slash);
   const mask = s.slice(slash + 1);
   // Go's dtoi accepts leading zeros but nothing else; cap the length to avoid huge numbers.
-  if (!DIGITS_RE.test(mask) || mask.length > 6) return null;
-  let bits = Number(mask);
+  if (mask.length === 0 || mask.length > 6) return null;
+  let bits = 0;
+  for (let i = 0; i < mask.length; i++) {
+    const c = mask.charCodeAt(i);
+    if (c < 48 || c > 57) return null;
+    bits = bits * 10 + (c - 48);
+  }
   const isV6Text = addr.indexOf(':') >= 0;
   const ip = parseIP(addr);
   if (!ip) return null;

@@ -69,6 +69,8 @@ const INT64_MIN = -9223372036854775808n;
 /** strconv.ParseInt(s, 10, 64): null when Go would fail. */
 export function parseInt64(s: string): number | null {
   if (!INT_RE.test(s)) return null;
+  // Up to 15 digits is exact in a double: skip BigInt, the common case (Unix seconds).
+  if (s.length <= 15) return Number(s);
   const n = BigInt(s);
   if (n > INT64_MAX || n < INT64_MIN) return null;
   return Number(n);
@@ -140,10 +142,13 @@ export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABE
   const warnings: string[] = [];
   const warn = (key: string, what: string, value: string) =>
     warnings.push(`node ${name}: ${key}: ${what} ${JSON.stringify(value)}`);
-  const has = (k: string) => typeof ann[k] === 'string';
-  for (const k in ann) {
-    if (k.startsWith(ANNOTATION_PREFIX) && typeof ann[k] !== 'string') warnings.push(`node ${name}: ${k}: not a string, ignored`);
-  }
+  // Each key is looked up once; a present non-string value is reported and treated as absent.
+  const has = (k: string): boolean => {
+    const v: unknown = ann[k];
+    if (typeof v === 'string') return true;
+    if (v !== undefined) warnings.push(`node ${name}: ${k}: not a string, ignored`);
+    return false;
+  };
 
   let subnet: CIDR | null = null;
   const rawPod = obj.spec?.podCIDR;

@@ -44,10 +44,17 @@ export interface PlanExtras {
   privateKey?: string | null;
   /** The local node's discovered endpoints as read from its device (spec §6.7). */
   localDiscoveredEndpoints?: ReadonlyMap<string, UDPAddr> | null;
+  /**
+   * false: leave `nodes`, `peers` and `segments` out of the JSON (empty arrays). The agent
+   * programs from routes, rules, WireGuard and iptables and needs no description of 5,000 nodes.
+   */
+  describe?: boolean;
 }
 
 export interface PlanResult {
   json: PlanJSON;
+  readyNodes: number;
+  readyPeers: number;
   topology: Topology | null;
   /** The device configuration with secrets, for the dataplane; null on non-leaders. */
   device: WGConf | null;
@@ -56,11 +63,11 @@ export interface PlanResult {
 /** Parses Node and Peer objects; malformed values become warnings, never exceptions. */
 export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly PeerObject[], topologyLabel: string): Cluster {
   const warnings: string[] = [];
-  const nodes = new Map<string, MeshNode>();
   // Name order (stable for duplicates) keeps warnings independent of the input's order.
-  const sortedNodes = [...nodeObjs].sort((a, b) => byText(a.metadata?.name ?? '', b.metadata?.name ?? ''));
-  for (const o of sortedNodes) {
-    const r = parseNode(o, topologyLabel);
+  const parsed = nodeObjs.map((o) => parseNode(o, topologyLabel));
+  parsed.sort((a, b) => byText(a.value.name, b.value.name));
+  const nodes = new Map<string, MeshNode>();
+  for (const r of parsed) {
     if (!r.value.name) {
       warnings.push('node without metadata.name ignored');
       continue;
@@ -91,6 +98,12 @@ export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly
     peers.set(name, p);
   }
   return { nodes: [...nodes.values()], peers: [...peers.values()], warnings };
+}
+
+/** Name order; parseCluster already yields it, so usually this is a linear check. */
+function sortedByName<T extends { name: string }>(xs: readonly T[]): readonly T[] {
+  for (let i = 1; i < xs.length; i++) if (xs[i - 1].name > xs[i].name) return [...xs].sort((a, b) => byText(a.name, b.name));
+  return xs;
 }
 
 const EMPTY_IPTABLES: IptablesJSON = { chains: [], prepend: [], append: [] };
@@ -124,8 +137,8 @@ function tunnelAddress(enc: Encapsulator, local: boolean, subnet: CIDR | null): 
 
 export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}): PlanResult {
   const warnings = [...cluster.warnings];
-  const nodes = [...cluster.nodes].sort((a, b) => byText(a.name, b.name));
-  const peers = [...cluster.peers].sort((a, b) => byText(a.name, b.name));
+  const nodes = sortedByName(cluster.nodes);
+  const peers = sortedByName(cluster.peers);
   const local = nodes.find((n) => n.name === o.hostname);
   if (!local) throw new Error(`node ${JSON.stringify(o.hostname)} is not in the list of nodes`);
 
@@ -138,13 +151,15 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
   const readyNodes = nodes.filter((n) => nodeReady(n, o.now)).map(resolve);
   const readyPeers = peers.filter(peerReady).map(resolve);
 
+  const describe = extras.describe !== false;
   const base = {
     format: 1 as const,
     hostname: o.hostname,
     granularity: o.granularity,
-    nodes: nodes.map((n) => nodeJSON(n, o.now)),
-    peers: peers.map(peerJSON),
+    nodes: describe ? nodes.map((n) => nodeJSON(n, o.now)) : [],
+    peers: describe ? peers.map(peerJSON) : [],
   };
+  const counts = { readyNodes: readyNodes.length, readyPeers: readyPeers.length };
   const listenPort = endpointPort(local.endpoint);
   const publicKey = local.key ?? '';
 
@@ -168,6 +183,7 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
       },
       topology: null,
       device: null,
+      ...counts,
     };
   }
 
@@ -206,7 +222,7 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
       location: topo.location,
       leader: topo.leader,
       wireGuardCIDR: topo.wireGuardCIDR.s,
-      segments: topo.segments.map(segmentJSON),
+      segments: describe ? topo.segments.map(segmentJSON) : [],
       routes: r.routes,
       rules: r.rules,
       wireguard: wireguardJSON(o, device, publicKey, listenPort),
@@ -217,5 +233,6 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
     },
     topology: topo,
     device,
+    ...counts,
   };
 }

@@ -1,0 +1,44 @@
+// CNI conflist (spec §10.2): rewritten only when the IPAM range differs from the pod CIDR, and
+// then atomically (temporary file in the same directory + rename), mode 0644.
+
+import { readFile, rename, writeFile, unlink } from 'node:fs/promises';
+import { dirname, basename, join } from 'node:path';
+import type { ReconcilerReport } from '../ipc/dataplane.js';
+import { rewriteConflist } from '../plan/cni.js';
+
+export class CniReconciler {
+  private desired: { path: string; podCIDR: string } | null = null;
+
+  setDesired(d: { path: string; podCIDR: string } | null): void {
+    this.desired = d;
+  }
+
+  async reconcile(): Promise<ReconcilerReport> {
+    const t0 = performance.now();
+    const report: ReconcilerReport = { kind: 'cni', writes: 0, batches: 0, read: true, durationMs: 0, errors: [] };
+    const d = this.desired;
+    if (d !== null) {
+      try {
+        const cur = await readFile(d.path, 'utf8');
+        const r = rewriteConflist(cur, d.podCIDR);
+        if ('error' in r) report.errors.push({ kind: 'cni', item: d.path, message: r.error });
+        else if (r.text !== null && r.text !== cur) {
+          const tmp = join(dirname(d.path), `.${basename(d.path)}.kg-${process.pid}.tmp`);
+          try {
+            await writeFile(tmp, r.text, { mode: 0o644 });
+            await rename(tmp, d.path);
+          } catch (e) {
+            await unlink(tmp).catch(() => {});
+            throw e;
+          }
+          report.writes++;
+          report.batches++;
+        }
+      } catch (e) {
+        report.errors.push({ kind: 'cni', item: d.path, message: (e as Error).message });
+      }
+    }
+    report.durationMs = performance.now() - t0;
+    return report;
+  }
+}

@@ -1,0 +1,75 @@
+// Network links as the dataplane sees them (`ip -j addr`), and the one `ip -batch` that brings a
+// link to a wanted MTU, address and up/down state. Used for the WireGuard link and the IPIP tunnel.
+
+import type { Exec } from './exec.js';
+
+/** What the link looks like now. */
+export interface LinkInfo {
+  exists: boolean;
+  kind: string | null;
+  up: boolean;
+  mtu: number | null;
+  addrs: string[];
+}
+
+export async function readLink(exec: Exec, name: string): Promise<LinkInfo> {
+  const r = await exec.run('ip', ['-d', '-j', 'addr', 'show', 'dev', name]);
+  if (r.code !== 0) return { exists: false, kind: null, up: false, mtu: null, addrs: [] };
+  const arr = JSON.parse(r.stdout || '[]') as Array<Record<string, any>>;
+  const o = arr[0];
+  if (!o) return { exists: false, kind: null, up: false, mtu: null, addrs: [] };
+  const addrs = ((o.addr_info ?? []) as Array<Record<string, any>>)
+    .filter((a) => a.scope !== 'link')
+    .map((a) => `${a.local}/${a.prefixlen}`);
+  return {
+    exists: true,
+    kind: o.linkinfo?.info_kind ?? null,
+    up: ((o.flags ?? []) as string[]).includes('UP'),
+    mtu: typeof o.mtu === 'number' ? o.mtu : null,
+    addrs,
+  };
+}
+
+/** MTU of the default-route device minus 80, else 1420 (spec §4.4). */
+export async function detectMtu(exec: Exec): Promise<number> {
+  const r = await exec.run('ip', ['-j', 'route', 'show', 'default']);
+  try {
+    const dev = (JSON.parse(r.stdout || '[]') as Array<{ dev?: string }>)[0]?.dev;
+    if (dev) {
+      const l = await readLink(exec, dev);
+      if (l.mtu) return l.mtu - 80;
+    }
+  } catch {
+    /* fall through */
+  }
+  return 1420;
+}
+
+export interface WantedLink {
+  /** null = leave the MTU alone. */
+  mtu: number | null;
+  /** The only address the link must carry; null = leave addresses alone. */
+  address: string | null;
+  up: boolean;
+}
+
+/** `ip -batch` lines that bring `link` (named `dev`) to `want`: MTU, addresses (exactly one), up/down. */
+export function planLink(link: LinkInfo, dev: string, want: WantedLink): string[] {
+  const lines: string[] = [];
+  if (want.mtu !== null && link.mtu !== want.mtu) lines.push(`link set ${dev} mtu ${want.mtu}`);
+  if (want.address !== null) {
+    let present = false;
+    for (const a of link.addrs) {
+      if (a === want.address) present = true;
+      else lines.push(`addr del ${a} dev ${dev}`);
+    }
+    if (!present) lines.push(`addr replace ${want.address} dev ${dev}`);
+  }
+  if (link.up !== want.up) lines.push(`link set ${dev} ${want.up ? 'up' : 'down'}`);
+  return lines;
+}
+
+/** The link after `planLink`'s lines succeeded. */
+export function linkAfter(link: LinkInfo, want: WantedLink): LinkInfo {
+  return { ...link, mtu: want.mtu ?? link.mtu, addrs: want.address !== null ? [want.address] : link.addrs, up: want.up };
+}

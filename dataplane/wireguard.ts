@@ -1,0 +1,438 @@
+// WireGuard reconciler: the interface (kernel link, or wireguard-go when the kernel has no
+// WireGuard), its MTU/address/up state, and its peers as deltas (UAPI for userspace, `wg set` for
+// the kernel). Never replaces all peers.
+
+import { publicKeyOf } from '../plan/key.js';
+import net from 'node:net';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import type { DesiredPeer, DesiredWireGuard, ObservedState, ReconcilerError, ReconcilerReport, WireGuardMode } from '../ipc/dataplane.js';
+import {
+  b64ToHex,
+  diffDevice,
+  isEmptyDelta,
+  parseUapiGet,
+  parseWgDump,
+  renderUapiSet,
+  renderWgSet,
+  canonicalEndpoint,
+  hexToB64,
+  type DeviceDelta,
+  type DeviceState,
+} from '../diff/wireguard.js';
+import { canonicalCIDR } from '../diff/routes.js';
+import type { Exec } from './exec.js';
+import { detectMtu, linkAfter, planLink, readLink, type LinkInfo, type WantedLink } from './link.js';
+
+/** Send one UAPI request and read the reply (up to the blank line after `errno=`). */
+export function uapiRequest(socketPath: string, request: string, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(socketPath);
+    const chunks: string[] = [];
+    let tail = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`UAPI ${socketPath}: timeout`));
+    }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write(request));
+    sock.on('data', (d: string) => {
+      chunks.push(d);
+      tail = (tail + d).slice(-64);
+      if (/errno=-?\d+\n\n$/.test(tail)) {
+        clearTimeout(timer);
+        sock.end();
+        resolve(chunks.join(''));
+      }
+    });
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`UAPI ${socketPath}: ${e.message}`));
+    });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      const all = chunks.join('');
+      if (/errno=-?\d+\n\n$/.test(all)) resolve(all);
+      else reject(new Error(`UAPI ${socketPath}: connection closed early`));
+    });
+  });
+}
+
+export type ModeDecision =
+  | { action: 'adopt'; mode: 'kernel' | 'userspace' }
+  | { action: 'create-kernel' }
+  | { action: 'spawn-userspace'; reason: string }
+  | { action: 'fail'; reason: string };
+
+/**
+ * Which WireGuard implementation to use. `kernelAdd` is the outcome of `ip link add … type
+ * wireguard` (undefined = not tried yet).
+ */
+export function decideMode(input: {
+  link: LinkInfo;
+  socketExists: boolean;
+  createInterface: boolean;
+  mode: WireGuardMode;
+  kernelAdd?: { ok: boolean; stderr: string };
+}): ModeDecision {
+  const { link, socketExists, createInterface, mode } = input;
+  if (link.exists) {
+    if (link.kind === 'wireguard') return { action: 'adopt', mode: 'kernel' };
+    if (socketExists) return { action: 'adopt', mode: 'userspace' };
+    return { action: 'fail', reason: `link exists but is neither a kernel WireGuard link nor has a UAPI socket (kind ${link.kind ?? 'unknown'})` };
+  }
+  if (!createInterface) return { action: 'fail', reason: 'interface does not exist and --create-interface=false' };
+  if (mode === 'userspace') return { action: 'spawn-userspace', reason: 'userspace mode requested' };
+  if (input.kernelAdd === undefined) return { action: 'create-kernel' };
+  if (input.kernelAdd.ok) return { action: 'adopt', mode: 'kernel' };
+  const unsupported = /Unknown device type|not supported|EOPNOTSUPP/i.test(input.kernelAdd.stderr);
+  if (unsupported && mode === 'auto') return { action: 'spawn-userspace', reason: `kernel has no WireGuard (${input.kernelAdd.stderr.trim()})` };
+  return { action: 'fail', reason: `ip link add type wireguard: ${input.kernelAdd.stderr.trim()}` };
+}
+
+function applyDeviceDelta(state: DeviceState, d: DeviceDelta): void {
+  if (d.privateKeyHex !== undefined) state.privateKeyHex = d.privateKeyHex;
+  if (d.listenPort !== undefined) state.listenPort = d.listenPort;
+  for (const p of d.peers) {
+    if (p.remove) {
+      state.peers.delete(p.publicKey);
+      continue;
+    }
+    let cur = state.peers.get(p.publicKey);
+    if (!cur) {
+      cur = { publicKey: p.publicKey, endpoint: null, allowedIPs: [], persistentKeepalive: 0, presharedKeyHex: '0'.repeat(64), lastHandshake: 0, rxBytes: 0, txBytes: 0 };
+      state.peers.set(p.publicKey, cur);
+    }
+    if (p.endpoint !== undefined) cur.endpoint = p.endpoint;
+    if (p.persistentKeepalive !== undefined) cur.persistentKeepalive = p.persistentKeepalive;
+    if (p.presharedKeyHex !== undefined) cur.presharedKeyHex = p.presharedKeyHex;
+    if (p.replaceAllowedIPs !== undefined) cur.allowedIPs = [...p.replaceAllowedIPs];
+    if (p.addAllowedIPs !== undefined) cur.allowedIPs.push(...p.addAllowedIPs);
+  }
+}
+
+export interface WireGuardOptions {
+  interface: string;
+  createInterface: boolean;
+  mode: WireGuardMode;
+  wireguardGo: string;
+  uapiDir: string;
+}
+
+export class WireGuardReconciler {
+  private mode: 'kernel' | 'userspace' | null = null;
+  private child: ChildProcess | null = null;
+  private ownedPid: number | null = null;
+  private device: DeviceState | null = null;
+  private link: LinkInfo | null = null;
+  private lastEndpoints = new Map<string, string | null>();
+  private desired: DesiredWireGuard | null = null;
+  private hasDesired = false;
+  private autoMtu: number | null = null;
+  /** Called when wireguard-go exits on its own (the worker schedules a repair). */
+  onLost: () => void = () => {};
+
+  constructor(
+    private readonly exec: Exec,
+    private readonly opts: WireGuardOptions,
+  ) {}
+
+  get socketPath(): string {
+    return join(this.opts.uapiDir, `${this.opts.interface}.sock`);
+  }
+
+  /** Desired peers by public key (the order of the plan does not matter to the device). */
+  private peers = new Map<string, DesiredPeer>();
+  /** Peer keys to look at in the next pass; null = all. */
+  private dirty: Set<string> | null = null;
+
+  setDesired(d: DesiredWireGuard | null): void {
+    this.desired = d;
+    this.hasDesired = true;
+    this.peers = new Map((d?.peers ?? []).map((p) => [p.publicKey, p]));
+    this.dirty = null;
+  }
+
+  /** Incremental update: a new head (keys, port, MTU, address; null = non-leader) and the peers that went and came. */
+  patch(head: Omit<DesiredWireGuard, 'peers'> | null, removed: readonly DesiredPeer[], added: readonly DesiredPeer[]): void {
+    this.hasDesired = true;
+    for (const p of removed) {
+      this.peers.delete(p.publicKey);
+      this.dirty?.add(p.publicKey);
+    }
+    for (const p of added) {
+      this.peers.set(p.publicKey, p);
+      this.dirty?.add(p.publicKey);
+    }
+    // the peers live in this.peers; the head alone is kept in this.desired
+    this.desired = head === null ? null : { ...head, peers: [] };
+  }
+
+  private desiredPeers(): DesiredPeer[] {
+    return [...this.peers.values()];
+  }
+
+  invalidate(): void {
+    this.device = null;
+    this.link = null;
+    this.dirty = null;
+  }
+
+  getMode(): 'kernel' | 'userspace' | null {
+    return this.mode;
+  }
+
+  /** Make sure the interface exists; returns the mode in use. */
+  async ensureInterface(): Promise<'kernel' | 'userspace'> {
+    const link = await readLink(this.exec, this.opts.interface);
+    const base = { link, socketExists: existsSync(this.socketPath), createInterface: this.opts.createInterface, mode: this.opts.mode };
+    let d = decideMode(base);
+    if (d.action === 'create-kernel') {
+      const r = await this.exec.run('ip', ['link', 'add', this.opts.interface, 'type', 'wireguard']);
+      d = decideMode({ ...base, kernelAdd: { ok: r.code === 0, stderr: r.stderr } });
+    }
+    if (d.action === 'fail') throw new Error(d.reason);
+    if (d.action === 'adopt') {
+      this.mode = d.mode;
+      return d.mode;
+    }
+    await this.spawnUserspace();
+    this.mode = 'userspace';
+    return 'userspace';
+  }
+
+  private async spawnUserspace(): Promise<void> {
+    const child = this.exec.spawnLong(this.opts.wireguardGo, ['-f', this.opts.interface], { ...process.env, LOG_LEVEL: 'error' });
+    let exited = false;
+    let stderr = '';
+    child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
+    child.stdout?.on('data', () => {});
+    child.on('error', (e) => {
+      exited = true;
+      stderr += e.message;
+    });
+    child.on('exit', () => {
+      exited = true;
+      if (this.child === child) {
+        this.child = null;
+        this.ownedPid = null;
+        this.mode = null;
+        this.invalidate();
+        this.onLost();
+      }
+    });
+    this.child = child;
+    this.ownedPid = child.pid ?? null;
+    // bounded wait (5 s) until the UAPI socket answers (a stale socket file may already exist)
+    for (let i = 0; i < 100 && !exited; i++) {
+      if (existsSync(this.socketPath)) {
+        try {
+          await uapiRequest(this.socketPath, 'get=1\n\n', 1000);
+          return;
+        } catch {
+          /* not listening yet */
+        }
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!exited) child.kill('SIGTERM');
+    throw new Error(`wireguard-go did not come up for ${this.opts.interface}: ${stderr.trim() || 'no UAPI socket'}`);
+  }
+
+  async readDevice(): Promise<DeviceState> {
+    if (this.mode === 'userspace') {
+      const { state, errno } = parseUapiGet(await uapiRequest(this.socketPath, 'get=1\n\n'));
+      if (errno !== 0) throw new Error(`UAPI get: errno=${errno}`);
+      return state;
+    }
+    const r = await this.exec.run('wg', ['show', this.opts.interface, 'dump']);
+    if (r.code !== 0) throw new Error(`wg show dump: ${r.stderr.trim()}`);
+    return parseWgDump(r.stdout);
+  }
+
+  private async writeDelta(delta: DeviceDelta, peers: readonly DesiredPeer[]): Promise<number> {
+    if (this.mode === 'userspace') {
+      const reply = await uapiRequest(this.socketPath, renderUapiSet(delta), 60_000);
+      const errno = /errno=(-?\d+)/.exec(reply)?.[1];
+      if (errno !== '0') throw new Error(`UAPI set: errno=${errno ?? '?'}`);
+      return 1;
+    }
+    const allowed = new Map(peers.map((p) => [p.publicKey, p.allowedIPs.map(canonicalCIDR)]));
+    const { args, secrets } = renderWgSet(this.opts.interface, delta, allowed);
+    for (const a of args) {
+      const used: string[] = [];
+      const argv = a.map((x) => {
+        const m = /^@secret(\d+)$/.exec(x);
+        if (!m) return x;
+        used.push(secrets[Number(m[1])]);
+        return `/dev/fd/${2 + used.length}`;
+      });
+      const r = await this.exec.run('wg', argv, undefined, used);
+      if (r.code !== 0) throw new Error(`wg set: ${r.stderr.trim()}`);
+    }
+    return args.length;
+  }
+
+  /** Link MTU, address and up/down, one ip -batch. `--mtu=auto` is re-detected on re-reading passes. */
+  private async reconcileLink(desired: DesiredWireGuard | null, reread: boolean, report: ReconcilerReport): Promise<void> {
+    const link = reread || this.link === null ? await readLink(this.exec, this.opts.interface) : this.link;
+    let want: WantedLink;
+    if (desired === null) {
+      if (!link.exists) return;
+      want = { mtu: null, address: null, up: false };
+    } else {
+      if (desired.mtu === 0 && (reread || this.autoMtu === null)) this.autoMtu = await detectMtu(this.exec);
+      want = { mtu: desired.mtu > 0 ? desired.mtu : this.autoMtu, address: desired.address, up: true };
+    }
+    const lines = planLink(link, this.opts.interface, want);
+    if (lines.length > 0) {
+      const r = await this.exec.run('ip', ['-force', '-batch', '-'], lines.join('\n') + '\n');
+      report.batches++;
+      if (r.code !== 0) {
+        this.link = null;
+        report.errors.push({ kind: 'link', item: this.opts.interface, message: r.stderr.trim() });
+        return;
+      }
+      report.writes += lines.length;
+    }
+    this.link = linkAfter(link, want);
+  }
+
+  /**
+   * One pass: the interface (created/adopted), then its link (MTU, address, up/down), then the
+   * peers. `alongside` (the route pass) runs concurrently with the peer update, once the link is up:
+   * routes through the link need it, not its peers. It runs exactly once whatever fails here.
+   */
+  async reconcile(reread: boolean, alongside?: () => Promise<void>): Promise<ReconcilerReport> {
+    const t0 = performance.now();
+    const report: ReconcilerReport = { kind: 'wireguard', writes: 0, batches: 0, read: false, durationMs: 0, errors: [] };
+    let side: Promise<void> | null = null;
+    const startSide = (): Promise<void> => (side ??= alongside ? alongside() : Promise.resolve());
+    if (!this.hasDesired) {
+      await startSide();
+      report.durationMs = performance.now() - t0;
+      return report;
+    }
+    const desired = this.desired;
+    try {
+      if (desired === null) {
+        // non-leader: link down, configuration left as it is (spec §6.5.4)
+        await this.reconcileLink(null, reread, report);
+      } else {
+        if (this.mode === null || reread) await this.ensureInterface();
+        await this.reconcileLink(desired, reread, report);
+        startSide();
+        await this.reconcilePeers(desired, reread, report);
+      }
+    } catch (e) {
+      report.errors.push({ kind: 'wireguard', item: this.opts.interface, message: (e as Error).message ?? String(e) });
+      this.invalidate();
+      if (desired !== null) this.mode = null;
+    }
+    report.durationMs = performance.now() - t0; // our own work, not the side pass
+    await startSide();
+    return report;
+  }
+
+  private async reconcilePeers(desired: DesiredWireGuard, reread: boolean, report: ReconcilerReport): Promise<void> {
+    if (this.device === null || reread) {
+      this.device = await this.readDevice();
+      report.read = true;
+    }
+    const head = { privateKeyHex: b64ToHex(desired.privateKey), listenPort: desired.listenPort };
+    let delta: DeviceDelta;
+    let touched: DesiredPeer[];
+    if (this.dirty !== null && !report.read) {
+      // only the peers that changed since the last pass
+      const sub: DeviceState = { ...this.device, peers: new Map() };
+      touched = [];
+      for (const k of this.dirty) {
+        const have = this.device.peers.get(k);
+        if (have) sub.peers.set(k, have);
+        const want = this.peers.get(k);
+        if (want) touched.push(want);
+      }
+      delta = diffDevice(sub, { ...head, peers: touched }, this.lastEndpoints);
+    } else {
+      touched = this.desiredPeers();
+      delta = diffDevice(this.device, { ...head, peers: touched }, this.lastEndpoints);
+    }
+    this.dirty = new Set();
+    if (!isEmptyDelta(delta)) {
+      try {
+        report.batches += await this.writeDelta(delta, touched);
+        report.writes += delta.peers.length + (delta.privateKeyHex !== undefined ? 1 : 0) + (delta.listenPort !== undefined ? 1 : 0);
+        applyDeviceDelta(this.device, delta);
+        for (const p of delta.peers) if (p.remove) this.lastEndpoints.delete(p.publicKey);
+      } catch (e) {
+        report.errors.push({ kind: 'wireguard', item: 'peers', message: (e as Error).message ?? String(e) });
+        this.device = null;
+        this.dirty = null;
+      }
+    }
+    for (const p of touched) this.lastEndpoints.set(p.publicKey, canonicalEndpoint(p.endpoint));
+  }
+
+  async observe(): Promise<ObservedState> {
+    const link = await readLink(this.exec, this.opts.interface);
+    const base: ObservedState = { interface: this.opts.interface, mode: this.mode, ownedPid: this.ownedPid, up: link.up, mtu: link.mtu, listenPort: 0, publicKey: null, peers: [] };
+    if (!link.exists) return base;
+    if (this.mode === null) {
+      if (link.kind === 'wireguard') this.mode = 'kernel';
+      else if (existsSync(this.socketPath)) this.mode = 'userspace';
+      else return base;
+      base.mode = this.mode;
+    }
+    const dev = await this.readDevice();
+    base.listenPort = dev.listenPort;
+    base.publicKey = dev.privateKeyHex ? publicKeyOf(hexToB64(dev.privateKeyHex)) : null;
+    base.peers = [...dev.peers.values()].map((p) => ({
+      publicKey: p.publicKey,
+      endpoint: p.endpoint,
+      allowedIPs: p.allowedIPs,
+      persistentKeepalive: p.persistentKeepalive,
+      lastHandshake: p.lastHandshake,
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+    }));
+    return base;
+  }
+
+  /** --clean-up-interface: delete the link (wireguard-go exits with it; we make sure). */
+  async cleanUp(deleteInterface: boolean): Promise<ReconcilerReport> {
+    const t0 = performance.now();
+    const report: ReconcilerReport = { kind: 'link', writes: 0, batches: 0, read: true, durationMs: 0, errors: [] };
+    if (deleteInterface) {
+      const link = await readLink(this.exec, this.opts.interface);
+      if (link.exists) {
+        const r = await this.exec.run('ip', ['link', 'del', this.opts.interface]);
+        report.batches++;
+        if (r.code !== 0) report.errors.push({ kind: 'link', item: this.opts.interface, message: r.stderr.trim() } satisfies ReconcilerError);
+        else report.writes++;
+      }
+      await this.stopChild();
+      this.mode = null;
+      this.invalidate();
+    }
+    report.durationMs = performance.now() - t0;
+    return report;
+  }
+
+  /** Stop the wireguard-go we spawned (bounded wait), e.g. on --clean-up-interface. */
+  async stopChild(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    this.child = null;
+    this.ownedPid = null;
+    const done = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+    await done;
+    clearTimeout(t);
+  }
+
+  getOwnedPid(): number | null {
+    return this.ownedPid;
+  }
+}

@@ -1,0 +1,358 @@
+// Pure WireGuard diff: desired peers vs the device's peers → per-peer deltas, rendered as one UAPI
+// `set=1` message (userspace) or as `wg set` argument lists (kernel). Never replace_peers.
+
+import ipaddr from 'ipaddr.js';
+import { canonicalCIDR } from './routes.js';
+
+export function b64ToHex(b64: string): string {
+  const buf = Buffer.from(b64, 'base64');
+  if (buf.length !== 32) throw new Error(`invalid WireGuard key (want 32 bytes): ${b64}`);
+  return buf.toString('hex');
+}
+
+export function hexToB64(hex: string): string {
+  return Buffer.from(hex, 'hex').toString('base64');
+}
+
+const ZERO_HEX = '0'.repeat(64);
+
+/** Normalise an endpoint `ip:port` / `[v6]:port`; DNS names (unresolved) give null. */
+export function canonicalEndpoint(ep: string | null): string | null {
+  if (ep === null || ep === '') return null;
+  let host: string;
+  let port: string;
+  if (ep.startsWith('[')) {
+    const end = ep.indexOf(']');
+    if (end < 0) return null;
+    host = ep.slice(1, end);
+    port = ep.slice(end + 2);
+  } else {
+    const c = ep.lastIndexOf(':');
+    if (c < 0) return null;
+    host = ep.slice(0, c);
+    port = ep.slice(c + 1);
+  }
+  const zone = host.indexOf('%');
+  const bare = zone < 0 ? host : host.slice(0, zone);
+  if (!ipaddr.isValid(bare)) return null;
+  let addr = ipaddr.parse(bare);
+  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) addr = (addr as ipaddr.IPv6).toIPv4Address();
+  const p = Number(port);
+  if (!Number.isInteger(p) || p <= 0 || p > 65535) return null;
+  return addr.kind() === 'ipv6' ? `[${addr.toString()}${zone < 0 ? '' : host.slice(zone)}]:${p}` : `${addr.toString()}:${p}`;
+}
+
+/** A peer as the device holds it. */
+export interface DevicePeer {
+  publicKey: string; // base64
+  endpoint: string | null;
+  allowedIPs: string[]; // canonical (masked) CIDRs
+  persistentKeepalive: number;
+  presharedKeyHex: string; // 64 zeros = none
+  lastHandshake: number; // unix seconds, 0 = never
+  rxBytes: number;
+  txBytes: number;
+}
+
+export interface DeviceState {
+  privateKeyHex: string | null;
+  listenPort: number;
+  peers: Map<string, DevicePeer>;
+}
+
+export interface DesiredPeerInput {
+  publicKey: string;
+  endpoint: string | null;
+  allowedIPs: string[];
+  persistentKeepalive: number;
+  presharedKeySecret?: string;
+}
+
+/** One peer's delta. Absent fields are left as the device has them. */
+export interface PeerDelta {
+  publicKey: string;
+  remove?: true;
+  /** Peer does not exist yet. */
+  create?: true;
+  endpoint?: string;
+  persistentKeepalive?: number;
+  presharedKeyHex?: string;
+  /** Replace the allowed-IP list with exactly these (set only when the device has extra entries). */
+  replaceAllowedIPs?: string[];
+  /** Add these allowed IPs (when the device has a subset of the desired ones). */
+  addAllowedIPs?: string[];
+}
+
+export interface DeviceDelta {
+  privateKeyHex?: string;
+  listenPort?: number;
+  peers: PeerDelta[];
+}
+
+/**
+ * The delta from `device` to `desired`.
+ * Endpoint policy: a peer's endpoint is written when the peer is new, when the device has none,
+ * or when the desired endpoint changed since the last apply (`lastDesiredEndpoints`). A roamed
+ * endpoint (the device learned another address from an authenticated packet) is otherwise left
+ * alone; it becomes a discovered endpoint (spec §6.7) and so comes back through the planner.
+ * With no record for the peer (first apply after a start) a differing endpoint is written.
+ */
+export function diffDevice(
+  device: DeviceState,
+  desired: { privateKeyHex: string; listenPort: number; peers: readonly DesiredPeerInput[] },
+  lastDesiredEndpoints: ReadonlyMap<string, string | null>,
+): DeviceDelta {
+  const delta: DeviceDelta = { peers: [] };
+  if (device.privateKeyHex !== desired.privateKeyHex) delta.privateKeyHex = desired.privateKeyHex;
+  if (device.listenPort !== desired.listenPort) delta.listenPort = desired.listenPort;
+  const want = new Set<string>();
+  for (const p of desired.peers) {
+    if (want.has(p.publicKey)) continue;
+    want.add(p.publicKey);
+    const allowed = [...new Set(p.allowedIPs.map(canonicalCIDR))];
+    const ep = canonicalEndpoint(p.endpoint);
+    const psk = p.presharedKeySecret ? b64ToHex(p.presharedKeySecret) : ZERO_HEX;
+    const d = device.peers.get(p.publicKey);
+    if (d === undefined) {
+      const pd: PeerDelta = { publicKey: p.publicKey, create: true, persistentKeepalive: p.persistentKeepalive };
+      if (ep !== null) pd.endpoint = ep;
+      if (psk !== ZERO_HEX) pd.presharedKeyHex = psk;
+      if (allowed.length > 0) pd.addAllowedIPs = allowed;
+      delta.peers.push(pd);
+      continue;
+    }
+    const pd: PeerDelta = { publicKey: p.publicKey };
+    let changed = false;
+    if (ep !== null && ep !== d.endpoint) {
+      const last = lastDesiredEndpoints.get(p.publicKey);
+      if (d.endpoint === null || last === undefined || last !== ep) {
+        pd.endpoint = ep;
+        changed = true;
+      }
+    }
+    if (d.persistentKeepalive !== p.persistentKeepalive) {
+      pd.persistentKeepalive = p.persistentKeepalive;
+      changed = true;
+    }
+    if (d.presharedKeyHex !== psk) {
+      pd.presharedKeyHex = psk;
+      changed = true;
+    }
+    let same = d.allowedIPs.length === allowed.length;
+    for (let i = 0; same && i < allowed.length; i++) same = d.allowedIPs[i] === allowed[i];
+    if (same) {
+      if (changed) delta.peers.push(pd);
+      continue;
+    }
+    const have = new Set(d.allowedIPs);
+    const wantSet = new Set(allowed);
+    let lost = false;
+    for (const a of have) if (!wantSet.has(a)) lost = true;
+    if (lost) {
+      pd.replaceAllowedIPs = allowed;
+      changed = true;
+    } else {
+      const add = allowed.filter((a) => !have.has(a));
+      if (add.length > 0) {
+        pd.addAllowedIPs = add;
+        changed = true;
+      }
+    }
+    if (changed) delta.peers.push(pd);
+  }
+  for (const key of device.peers.keys()) {
+    if (!want.has(key)) delta.peers.push({ publicKey: key, remove: true });
+  }
+  return delta;
+}
+
+export function isEmptyDelta(d: DeviceDelta): boolean {
+  return d.privateKeyHex === undefined && d.listenPort === undefined && d.peers.length === 0;
+}
+
+/** Render a delta as one UAPI `set=1` request (terminated by the blank line). */
+export function renderUapiSet(d: DeviceDelta): string {
+  const out: string[] = ['set=1'];
+  if (d.privateKeyHex !== undefined) out.push(`private_key=${d.privateKeyHex}`);
+  if (d.listenPort !== undefined) out.push(`listen_port=${d.listenPort}`);
+  for (const p of d.peers) {
+    out.push(`public_key=${b64ToHex(p.publicKey)}`);
+    if (p.remove) {
+      out.push('remove=true');
+      continue;
+    }
+    if (!p.create) out.push('update_only=true');
+    if (p.presharedKeyHex !== undefined) out.push(`preshared_key=${p.presharedKeyHex}`);
+    if (p.endpoint !== undefined) out.push(`endpoint=${p.endpoint}`);
+    if (p.persistentKeepalive !== undefined) out.push(`persistent_keepalive_interval=${p.persistentKeepalive}`);
+    if (p.replaceAllowedIPs !== undefined) {
+      out.push('replace_allowed_ips=true');
+      for (const a of p.replaceAllowedIPs) out.push(`allowed_ip=${a}`);
+    }
+    if (p.addAllowedIPs !== undefined) for (const a of p.addAllowedIPs) out.push(`allowed_ip=${a}`);
+  }
+  return out.join('\n') + '\n\n';
+}
+
+/**
+ * Render a delta as `wg set <iface> …` argument lists for a kernel device, at most `chunk` peers
+ * per invocation (wg itself splits each invocation into netlink messages that fit; chunking
+ * also bounds argv). Keys that must come from files (private key, PSKs) are passed as
+ * /dev/fd/N paths by the caller: here they are returned in `secrets` and referenced by index.
+ * Allowed IPs of an existing peer are always given whole (the kernel path replaces the list
+ * in one netlink message, atomically).
+ */
+export function renderWgSet(
+  iface: string,
+  d: DeviceDelta,
+  desiredAllowed: ReadonlyMap<string, readonly string[]>,
+  chunk = 500,
+): { args: string[][]; secrets: string[] } {
+  const secrets: string[] = [];
+  const secretRef = (hex: string): string => {
+    secrets.push(Buffer.from(hex, 'hex').toString('base64'));
+    return `@secret${secrets.length - 1}`;
+  };
+  const head: string[] = ['set', iface];
+  if (d.privateKeyHex !== undefined) head.push('private-key', secretRef(d.privateKeyHex));
+  if (d.listenPort !== undefined) head.push('listen-port', String(d.listenPort));
+  const all: string[][] = [];
+  let cur = [...head];
+  let n = 0;
+  for (const p of d.peers) {
+    cur.push('peer', p.publicKey);
+    if (p.remove) cur.push('remove');
+    else {
+      if (p.presharedKeyHex !== undefined) cur.push('preshared-key', p.presharedKeyHex === ZERO_HEX ? '/dev/null' : secretRef(p.presharedKeyHex));
+      if (p.endpoint !== undefined) cur.push('endpoint', p.endpoint);
+      if (p.persistentKeepalive !== undefined) cur.push('persistent-keepalive', String(p.persistentKeepalive));
+      if (p.replaceAllowedIPs !== undefined || p.addAllowedIPs !== undefined) {
+        const list = p.create ? (p.addAllowedIPs ?? []) : (desiredAllowed.get(p.publicKey) ?? p.replaceAllowedIPs ?? []);
+        cur.push('allowed-ips', list.join(','));
+      }
+    }
+    if (++n >= chunk) {
+      all.push(cur);
+      cur = ['set', iface];
+      n = 0;
+    }
+  }
+  if (cur.length > 2 || all.length === 0) all.push(cur);
+  return { args: all, secrets };
+}
+
+/** Parse a UAPI `get=1` reply. */
+export function parseUapiGet(text: string): { state: DeviceState; errno: number } {
+  const state: DeviceState = { privateKeyHex: null, listenPort: 0, peers: new Map() };
+  let errno = 0;
+  let cur: DevicePeer | null = null;
+  let hsSec = 0;
+  let hsNsec = 0;
+  const finish = (): void => {
+    if (cur) cur.lastHandshake = hsSec + hsNsec / 1e9;
+    hsSec = 0;
+    hsNsec = 0;
+  };
+  for (const line of text.split('\n')) {
+    if (line.length === 0) continue;
+    const eq = line.indexOf('=');
+    if (eq < 0) continue;
+    const k = line.slice(0, eq);
+    const v = line.slice(eq + 1);
+    switch (k) {
+      case 'private_key':
+        state.privateKeyHex = v;
+        break;
+      case 'listen_port':
+        state.listenPort = Number(v);
+        break;
+      case 'public_key': {
+        finish();
+        const key = hexToB64(v);
+        cur = { publicKey: key, endpoint: null, allowedIPs: [], persistentKeepalive: 0, presharedKeyHex: ZERO_HEX, lastHandshake: 0, rxBytes: 0, txBytes: 0 };
+        state.peers.set(key, cur);
+        break;
+      }
+      case 'endpoint':
+        if (cur) cur.endpoint = canonicalEndpoint(v) ?? v;
+        break;
+      case 'allowed_ip':
+        if (cur) cur.allowedIPs.push(canonicalCIDR(v));
+        break;
+      case 'persistent_keepalive_interval':
+        if (cur) cur.persistentKeepalive = Number(v);
+        break;
+      case 'preshared_key':
+        if (cur) cur.presharedKeyHex = v;
+        break;
+      case 'last_handshake_time_sec':
+        hsSec = Number(v);
+        break;
+      case 'last_handshake_time_nsec':
+        hsNsec = Number(v);
+        break;
+      case 'rx_bytes':
+        if (cur) cur.rxBytes = Number(v);
+        break;
+      case 'tx_bytes':
+        if (cur) cur.txBytes = Number(v);
+        break;
+      case 'errno':
+        errno = Number(v);
+        break;
+    }
+  }
+  finish();
+  if (state.privateKeyHex === ZERO_HEX) state.privateKeyHex = null;
+  return { state, errno };
+}
+
+/** Parse `wg show <iface> dump` (kernel devices). */
+export function parseWgDump(text: string): DeviceState {
+  const state: DeviceState = { privateKeyHex: null, listenPort: 0, peers: new Map() };
+  const lines = text.split('\n').filter((l) => l.length > 0);
+  if (lines.length === 0) return state;
+  const head = lines[0].split('\t');
+  state.privateKeyHex = head[0] && head[0] !== '(none)' ? b64ToHex(head[0]) : null;
+  state.listenPort = Number(head[2]) || 0;
+  for (const l of lines.slice(1)) {
+    const f = l.split('\t');
+    // public-key preshared-key endpoint allowed-ips latest-handshake rx tx keepalive
+    const key = f[0];
+    state.peers.set(key, {
+      publicKey: key,
+      presharedKeyHex: f[1] && f[1] !== '(none)' ? b64ToHex(f[1]) : ZERO_HEX,
+      endpoint: f[2] && f[2] !== '(none)' ? canonicalEndpoint(f[2]) ?? f[2] : null,
+      allowedIPs: f[3] && f[3] !== '(none)' ? f[3].split(',').map(canonicalCIDR) : [],
+      lastHandshake: Number(f[4]) || 0,
+      rxBytes: Number(f[5]) || 0,
+      txBytes: Number(f[6]) || 0,
+      persistentKeepalive: f[7] && f[7] !== 'off' ? Number(f[7]) : 0,
+    });
+  }
+  return state;
+}
+
+/**
+ * NAT endpoint discovery (spec §6.7): from the device peers, the endpoints of ready nodes with a
+ * keepalive and of ready Peers, whenever a handshake happened. Keys are base64 public keys.
+ */
+export function discoverNATEndpoints(
+  devicePeers: ReadonlyArray<{ publicKey: string; endpoint: string | null; lastHandshake: number }>,
+  nodes: ReadonlyArray<{ key: string | null; persistentKeepalive: number }>,
+  peers: ReadonlyArray<{ publicKey: string }>,
+): Record<string, string> {
+  const byKey = new Map(devicePeers.map((p) => [p.publicKey, p]));
+  const out: Record<string, string> = {};
+  for (const n of nodes) {
+    if (n.key === null) continue;
+    const d = byKey.get(n.key);
+    if (d && n.persistentKeepalive !== 0 && d.lastHandshake !== 0 && d.endpoint !== null) out[n.key] = d.endpoint;
+  }
+  for (const p of peers) {
+    const d = byKey.get(p.publicKey);
+    if (d && d.lastHandshake !== 0 && d.endpoint !== null) out[p.publicKey] = d.endpoint;
+  }
+  return out;
+}
+

@@ -1,0 +1,183 @@
+// Messages between the main thread and the dataplane I/O worker (workers/io-worker.ts).
+// Everything here is plain data: it crosses the thread boundary by structured clone.
+
+import type { IptablesJSON, Route, Rule, WireGuardPeer } from '../plan/types.js';
+import type { DesiredDelta } from '../diff/desired.js';
+
+/** A peer as the worker must configure it: the plan's peer plus the secret the plan redacts. */
+export interface DesiredPeer extends WireGuardPeer {
+  /** base64 preshared key; required when `presharedKey` is true. */
+  presharedKeySecret?: string;
+}
+
+export interface DesiredWireGuard {
+  /** base64 private key. */
+  privateKey: string;
+  listenPort: number;
+  /** Link MTU; 0 = auto (underlay default-route device MTU − 80, or 1420). */
+  mtu: number;
+  /** The single address the link must carry, e.g. `10.4.0.1/16`. */
+  address: string;
+  peers: DesiredPeer[];
+}
+
+/** The whole desired dataplane of one node: the planner's output plus the secrets. */
+export interface DesiredState {
+  interface: string;
+  /** null = non-leader: the link is set down, its configuration and addresses are left alone. */
+  wireguard: DesiredWireGuard | null;
+  routes: Route[];
+  rules: Rule[];
+  iptables: IptablesJSON;
+  /** IPIP tunnel (spec §9.3/§9.7): device name and the address it must carry (null = none). */
+  tunnel: { dev: string; address: string | null; privIface?: string | null } | null;
+  cni: { path: string; podCIDR: string } | null;
+}
+
+export type IptablesBackend = 'legacy' | 'nft';
+export type WireGuardMode = 'auto' | 'kernel' | 'userspace';
+
+/** Options of the worker / Dataplane. The network namespace is the process's own. */
+export interface DataplaneOptions {
+  /** WireGuard interface name (`--interface`, default kilo0). */
+  interface: string;
+  /** `--create-interface`: create the link (kernel, else wireguard-go); false = adopt an existing one. */
+  createInterface: boolean;
+  /** auto = kernel link if the kernel supports it, else userspace. */
+  wireguardMode: WireGuardMode;
+  /** wireguard-go binary (default `wireguard-go` from PATH). */
+  wireguardGo: string;
+  /** Directory of UAPI sockets (default /var/run/wireguard). */
+  uapiDir: string;
+  /** null = detect the host's backend. */
+  iptablesBackend: IptablesBackend | null;
+  /** Manage IPv6 iptables too (spec §4.6: false when IPv6 is disabled). */
+  ipv6: boolean;
+  /** Periodic full resync (re-read the kernel, repair drift); 0 disables the timer. */
+  resyncPeriodMs: number;
+  /** Watch `ip monitor route` and resync routes soon after any change (drift repair). */
+  routeMonitor: boolean;
+  /** Kilo's routing table for encapsulation (1107). */
+  kiloTable: number;
+  /**
+   * Test/bench hook: run every command inside this network namespace (and mount namespace) via
+   * nsenter. In production leave it null: the worker acts on its process's own namespaces.
+   */
+  nsenter: { net: string; mount?: string } | null;
+}
+
+export const defaultDataplaneOptions: DataplaneOptions = {
+  interface: 'kilo0',
+  createInterface: true,
+  wireguardMode: 'auto',
+  wireguardGo: 'wireguard-go',
+  uapiDir: '/var/run/wireguard',
+  iptablesBackend: null,
+  ipv6: true,
+  resyncPeriodMs: 30_000,
+  routeMonitor: true,
+  kiloTable: 1107,
+  nsenter: null,
+};
+
+/** The reconcilers, one per kernel table. */
+export type ReconcilerKind = 'link' | 'wireguard' | 'routes' | 'rules' | 'iptables' | 'tunnel' | 'cni';
+
+export interface ReconcilerError {
+  kind: ReconcilerKind;
+  /** What failed (a route key, a peer key, a chain, …). */
+  item: string;
+  message: string;
+}
+
+export interface ReconcilerReport {
+  kind: ReconcilerKind;
+  /** Number of kernel objects written (added/changed/removed). */
+  writes: number;
+  /** Number of write batches / processes / UAPI messages used. */
+  batches: number;
+  /** Whether the kernel was re-read in this pass (false = the cached view was trusted). */
+  read: boolean;
+  durationMs: number;
+  errors: ReconcilerError[];
+}
+
+export interface ApplyResult {
+  /** 'apply' = a new desired state; 'resync' = periodic / drift repair; 'cleanup'. */
+  cause: 'apply' | 'resync' | 'cleanup' | 'retry';
+  ok: boolean;
+  durationMs: number;
+  reports: ReconcilerReport[];
+  /** Total writes across reconcilers. */
+  writes: number;
+  errors: ReconcilerError[];
+  /** Set by applyDelta when the worker does not hold the delta's base state: send it whole. */
+  needFullState?: true;
+}
+
+export interface ObservedPeer {
+  publicKey: string;
+  endpoint: string | null;
+  allowedIPs: string[];
+  persistentKeepalive: number;
+  /** Unix seconds of the last handshake; 0 = never. */
+  lastHandshake: number;
+  rxBytes: number;
+  txBytes: number;
+}
+
+export interface ObservedState {
+  interface: string;
+  /** 'kernel' | 'userspace' | null (no device reachable). */
+  mode: 'kernel' | 'userspace' | null;
+  /** pid of the wireguard-go process this worker spawned, if any. */
+  ownedPid: number | null;
+  up: boolean;
+  mtu: number | null;
+  listenPort: number;
+  publicKey: string | null;
+  peers: ObservedPeer[];
+}
+
+/** Counters the worker keeps; the main thread turns them into prom-client metrics. */
+export interface DataplaneMetrics {
+  /** kilo_iptables_operations_total: key = `${protocol}|${operation}|${table}|${chain}`. */
+  iptablesOperations: Record<string, number>;
+  /** kg_dataplane_writes_total by reconciler kind. */
+  writes: Record<string, number>;
+  /** kg_dataplane_batches_total by reconciler kind (restore calls, ip -batch runs, UAPI sets). */
+  batches: Record<string, number>;
+  /** kg_dataplane_errors_total by reconciler kind. */
+  errors: Record<string, number>;
+  /** kg_dataplane_resyncs_total. */
+  resyncs: number;
+  /** Duration of the last pass per kind, ms. */
+  lastDurationMs: Record<string, number>;
+}
+
+export interface CleanUpOptions {
+  /** --clean-up-interface: also delete the WireGuard link (and stop wireguard-go). */
+  interface: boolean;
+}
+
+/** Push events, sent by the worker over the MessagePort given as workerData.events. */
+export type DataplaneEvent =
+  | { type: 'applied'; result: ApplyResult }
+  | { type: 'error'; error: ReconcilerError }
+  | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string };
+
+/** The worker's comlink API (workers/io-worker.ts). Plain request/response. */
+export interface IoWorkerApi {
+  /** Push events travel over the MessagePort passed as workerData.events (see workers/io-client.ts). */
+  init(options: Partial<DataplaneOptions>): Promise<void>;
+  /** Apply a whole desired state, numbered `seq` (deltas name it as their base). */
+  apply(desired: DesiredState, seq: number): Promise<ApplyResult>;
+  /** Apply a delta against the state numbered `delta.base` (see diff/desired.ts). */
+  applyDelta(delta: DesiredDelta): Promise<ApplyResult>;
+  resync(): Promise<ApplyResult>;
+  observe(): Promise<ObservedState>;
+  metrics(): Promise<DataplaneMetrics>;
+  cleanUp(options: CleanUpOptions): Promise<ApplyResult>;
+  /** Stop timers and the route monitor (does not undo anything). */
+  close(): Promise<void>;
+}

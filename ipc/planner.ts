@@ -1,0 +1,69 @@
+// Messages between the main thread and the piscina planner pool (workers/plan-worker.ts).
+//
+// Every pool worker holds a replica of the cluster (parsed nodes and peers) fed by deltas over a
+// BroadcastChannel, so a plan task carries only a version number and its options, never the
+// cluster. Heartbeat-only updates travel as [name, lastSeen] pairs, flushed just before a plan.
+import type { NodeObject } from '../plan/node.js';
+import type { PeerObject } from '../plan/peer.js';
+import type { PlanOptions } from '../plan/plan.js';
+
+export interface ReplicaDelta {
+  /** The version after this delta; `prev` is the version it applies to. */
+  v: number;
+  prev: number;
+  /** A snapshot: drop everything first. */
+  reset?: true;
+  nodes?: NodeObject[];
+  nodeDeletes?: string[];
+  peers?: PeerObject[];
+  peerDeletes?: string[];
+  /** Heartbeat-only changes: name → last-seen seconds. */
+  lastSeen?: [string, number][];
+  topologyLabel?: string;
+}
+
+export interface PlanTask {
+  kind: 'plan';
+  /** The replica version the plan must see. */
+  v: number;
+  options: PlanOptions;
+  /** Base64 private key of the local node (only for the agent's own plan). */
+  privateKey?: string | null;
+  /** DNS endpoint text → resolved IP text. */
+  resolved?: [string, string][];
+  /**
+   * The local WireGuard device's peers (public key, current endpoint, last handshake in Unix
+   * seconds): the worker turns them into the local node's discovered endpoints (spec §6.7).
+   */
+  observed?: { publicKey: string; endpoint: string | null; lastHandshake: number }[] | null;
+  /** Return the dataplane's desired state as JSON text (cheap to move between threads). */
+  desired?: { cniPath: string | null; tunnelPrivIface: string | null };
+  /** Include the full plan JSON (kg plan format) in the answer. */
+  describe?: boolean;
+  /** Include the topology as Graphviz DOT (spec §14.2). */
+  graph?: boolean;
+  /** When the worker's replica is behind and cannot catch up, this snapshot is attached. */
+  snapshot?: ReplicaDelta;
+}
+
+export interface PlanSummary {
+  hostname: string;
+  ready: boolean;
+  leader: boolean;
+  location: string;
+  wireGuardCIDR: string;
+  readyNodes: number;
+  readyPeers: number;
+  wgPeers: number;
+  routes: number;
+  rules: number;
+  iptablesRules: number;
+  warnings: string[];
+  /** The `kilo.squat.ai/discovered-endpoints` value to publish (spec §6.7), when observed was given. */
+  discoveredEndpoints: string | null;
+}
+
+export type PlanAnswer =
+  | { ok: true; summary: PlanSummary; desired?: string; plan?: string; graph?: string; planMs: number; parseMs: number }
+  | { ok: false; needSnapshot: true }
+  | { ok: false; error: string };

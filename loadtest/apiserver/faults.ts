@@ -1,0 +1,115 @@
+// Faults on command. Rates are deterministic (an accumulator, not a coin toss) so that a test
+// can say exactly which requests fail.
+
+export interface FaultSettings {
+  /** Extra delay before every API request is answered. */
+  latencyMs: number;
+  /** Fraction (0..1) of API requests answered with `errorStatus`: the first after setting, then every (1/rate)-th. */
+  errorRate: number;
+  errorStatus: number;
+  /** Fraction (0..1) of API requests answered 429 Too Many Requests with Retry-After. */
+  throttleRate: number;
+  retryAfterSeconds: number;
+  /** The next N list/watch requests answer 410 Gone. */
+  goneCount: number;
+  /** How a watch gets its 410: as the HTTP status, or as an in-stream ERROR event. */
+  goneMode: 'http' | 'stream';
+  /** Watches (open and new) stop receiving anything but stay open: a half-open connection. */
+  stallWatches: boolean;
+}
+
+export const DEFAULT_FAULTS: FaultSettings = {
+  latencyMs: 0,
+  errorRate: 0,
+  errorStatus: 500,
+  throttleRate: 0,
+  retryAfterSeconds: 1,
+  goneCount: 0,
+  goneMode: 'http',
+  stallWatches: false,
+};
+
+export type FaultDecision = { kind: 'none' } | { kind: 'error'; status: number } | { kind: 'throttle'; retryAfter: number } | { kind: 'gone'; mode: 'http' | 'stream' };
+
+/** Hooks the server installs so faults can act on live connections. */
+export interface FaultTargets {
+  dropWatches(abrupt: boolean): number;
+  onStallChange(stalled: boolean): void;
+  restart(opts: RestartOptions): Promise<void>;
+}
+
+export interface RestartOptions {
+  /** Keep the watch history (default false: a restarted server's watch cache starts empty, so old resourceVersions get 410). */
+  keepHistory?: boolean;
+  /** How long the port stays closed. */
+  downMs?: number;
+}
+
+export class Faults {
+  settings: FaultSettings = { ...DEFAULT_FAULTS };
+  private errAcc = 0;
+  private throttleAcc = 0;
+  /** Counts of injected faults, for tests and metrics. */
+  readonly injected = { error: 0, throttle: 0, gone: 0, dropped: 0, restarts: 0 };
+
+  constructor(private readonly targets: FaultTargets) {}
+
+  set(s: Partial<FaultSettings>): FaultSettings {
+    const wasStalled = this.settings.stallWatches;
+    this.settings = { ...this.settings, ...s };
+    // Start the accumulators one step short of firing, so the first request after the fault is
+    // set fails and every (1/rate)-th one after it.
+    if (s.errorRate !== undefined) this.errAcc = 1 - this.settings.errorRate;
+    if (s.throttleRate !== undefined) this.throttleAcc = 1 - this.settings.throttleRate;
+    if (wasStalled !== this.settings.stallWatches) this.targets.onStallChange(this.settings.stallWatches);
+    return this.settings;
+  }
+
+  clear(): FaultSettings {
+    return this.set({ ...DEFAULT_FAULTS });
+  }
+
+  /** Closes every open watch. `abrupt` resets the TCP connections instead of ending the streams. */
+  dropWatches(abrupt = false): number {
+    const n = this.targets.dropWatches(abrupt);
+    this.injected.dropped += n;
+    return n;
+  }
+
+  stall(on = true): void {
+    this.set({ stallWatches: on });
+  }
+
+  /** Restarts the listener on the same port with the stored objects kept. */
+  async restart(opts: RestartOptions = {}): Promise<void> {
+    this.injected.restarts++;
+    await this.targets.restart(opts);
+  }
+
+  /** Decides the fate of one API request. */
+  decide(isListOrWatch: boolean): FaultDecision {
+    const s = this.settings;
+    if (s.goneCount > 0 && isListOrWatch) {
+      s.goneCount--;
+      this.injected.gone++;
+      return { kind: 'gone', mode: s.goneMode };
+    }
+    if (s.throttleRate > 0) {
+      this.throttleAcc += s.throttleRate;
+      if (this.throttleAcc >= 1 - 1e-9) {
+        this.throttleAcc -= 1;
+        this.injected.throttle++;
+        return { kind: 'throttle', retryAfter: s.retryAfterSeconds };
+      }
+    }
+    if (s.errorRate > 0) {
+      this.errAcc += s.errorRate;
+      if (this.errAcc >= 1 - 1e-9) {
+        this.errAcc -= 1;
+        this.injected.error++;
+        return { kind: 'error', status: s.errorStatus };
+      }
+    }
+    return { kind: 'none' };
+  }
+}

@@ -1,0 +1,32 @@
+// The built-in resource types the simulator serves. Custom resources are added at run time from
+// CustomResourceDefinitions (see store.ts), as on a real server.
+import type { ResourceType } from './types.js';
+
+const RW = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
+
+function t(group: string, version: string, resource: string, kind: string, namespaced: boolean, extra: Partial<ResourceType> = {}): ResourceType {
+  return { group, version, resource, kind, listKind: `${kind}List`, singular: kind.toLowerCase(), namespaced, verbs: RW, ...extra };
+}
+
+export const BUILTIN_TYPES: ResourceType[] = [
+  t('', 'v1', 'nodes', 'Node', false, {
+    shortNames: ['no'],
+    columns: [
+      { name: 'Status', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+      { name: 'Version', type: 'string', jsonPath: '.status.nodeInfo.kubeletVersion' },
+    ],
+  }),
+  t('', 'v1', 'namespaces', 'Namespace', false, { shortNames: ['ns'], columns: [{ name: 'Status', type: 'string', jsonPath: '.status.phase' }] }),
+  t('', 'v1', 'serviceaccounts', 'ServiceAccount', true, { shortNames: ['sa'] }),
+  t('', 'v1', 'configmaps', 'ConfigMap', true, { shortNames: ['cm'] }),
+  t('apps', 'v1', 'daemonsets', 'DaemonSet', true, { shortNames: ['ds'], categories: ['all'] }),
+  t('coordination.k8s.io', 'v1', 'leases', 'Lease', true),
+  t('rbac.authorization.k8s.io', 'v1', 'clusterroles', 'ClusterRole', false),
+  t('rbac.authorization.k8s.io', 'v1', 'clusterrolebindings', 'ClusterRoleBinding', false),
+  t('apiextensions.k8s.io', 'v1', 'customresourcedefinitions', 'CustomResourceDefinition', false, {
+    shortNames: ['crd', 'crds'],
+    categories: ['api-extensions'],
+  }),
+];
+
+export const INITIAL_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];

@@ -1,0 +1,716 @@
+// The HTTP(S) front end: routing, auth, verbs, watch streams, faults, admin and metrics.
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import type { Registry } from 'prom-client';
+import {
+  SERVER_VERSION,
+  SUBRESOURCES,
+  apiGroup,
+  apiGroupList,
+  apiResourceList,
+  apiVersions,
+  openApiV2Json,
+  openApiV2Protobuf,
+  table,
+  tableColumns,
+  tableRow,
+} from './discovery.js';
+import { Faults, type RestartOptions } from './faults.js';
+import { renderKubeconfig } from './kubeconfig.js';
+import { SimCounters, buildRegistry } from './metrics.js';
+import { and, fieldSelector, labelSelector, pinnedName, type Selector } from './selectors.js';
+import { Store, eventLine, parseItem, type PatchType, type StoredEvent, type StoreWatcher } from './store.js';
+import { makePki, type Pki } from './tls.js';
+import { StatusError, type KubeObject, type ResourceType } from './types.js';
+
+export interface ApiServerOptions {
+  /** Serve HTTPS with a generated CA (default false). */
+  https?: boolean;
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** Listen address (default 127.0.0.1). */
+  host?: string;
+  /** Bearer token clients must present; default: a random one under HTTPS, none under HTTP; `false` disables auth. */
+  token?: string | false;
+  /** Nodes, Peers and any other objects to load at start (CRDs are loaded first). */
+  nodes?: KubeObject[];
+  peers?: KubeObject[];
+  objects?: KubeObject[];
+  /** Apply manifests/crds.yaml at start so the Peer API exists (default true). */
+  loadCrds?: boolean;
+  historySize?: number;
+  continueTtlMs?: number;
+  /** Server-side watch timeout when the client sets none (default 1800 s, jittered up to 2x like kube-apiserver). */
+  watchTimeoutSeconds?: number;
+  /** How often watches with allowWatchBookmarks=true get a BOOKMARK (default 60 s). */
+  bookmarkIntervalMs?: number;
+  /** A watcher whose unsent bytes exceed this is closed as too slow (default 16 MiB, ~1,600 Node events; a real server buffers ~100 events plus socket buffers). */
+  maxWatchBacklogBytes?: number;
+  /** Also write the kubeconfig to this file. */
+  kubeconfigPath?: string;
+  /** Reuse an existing store (e.g. to start a second server on the same state). */
+  store?: Store;
+}
+
+export interface ApiServer {
+  url: string;
+  host: string;
+  port: number;
+  https: boolean;
+  token: string | undefined;
+  caCert: string | undefined;
+  clientCert: string | undefined;
+  clientKey: string | undefined;
+  /** Kubeconfig text (token auth, plus the admin client certificate under HTTPS). */
+  kubeconfig: string;
+  kubeconfigPath: string | undefined;
+  store: Store;
+  faults: Faults;
+  counters: SimCounters;
+  registry: Registry;
+  /** Number of open watch streams. */
+  watchCount(): number;
+  restart(opts?: RestartOptions): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const CRD_MANIFEST = resolve(REPO_ROOT, 'manifests/crds.yaml');
+
+export function loadYamlObjects(file: string): KubeObject[] {
+  return parseAllDocuments(readFileSync(file, 'utf8'))
+    .map((d) => d.toJS() as KubeObject | null)
+    .filter((o): o is KubeObject => !!o && typeof o === 'object' && !!o.kind);
+}
+
+const JSON_CT = 'application/json';
+const COMMA = Buffer.from(',');
+const LIST_TAIL = Buffer.from(']}');
+
+interface Route {
+  t: ResourceType;
+  ns?: string;
+  name?: string;
+  sub?: string;
+  watchPath: boolean;
+}
+
+function apiVersionOf(t: ResourceType): string {
+  return t.group ? `${t.group}/${t.version}` : t.version;
+}
+
+function wantsTable(req: http.IncomingMessage): boolean {
+  return /as=Table/.test(req.headers.accept ?? '');
+}
+
+/** One open watch stream. */
+class WatchConn implements StoreWatcher {
+  closed = false;
+  stalled = false;
+  /** Bytes of the initial synthetic events still tolerated in the send buffer. */
+  burst = 0;
+  lastRv = 0;
+  timer: NodeJS.Timeout | undefined;
+  namespace?: string;
+
+  constructor(
+    readonly srv: ServerImpl,
+    readonly t: ResourceType,
+    readonly res: http.ServerResponse,
+    ns: string | undefined,
+    readonly filter: Selector | undefined,
+    readonly asTable: boolean,
+    readonly bookmarks: boolean,
+  ) {
+    this.namespace = ns;
+  }
+
+  write(buf: Buffer, events = 1): void {
+    if (this.closed || this.res.destroyed) return;
+    this.res.write(buf);
+    const c = this.srv.counters;
+    c.watchEventsSent += events;
+    c.watchBytesSent += buf.length;
+    c.bytesSent += buf.length;
+    // A real API server drops a watcher whose buffer fills up rather than slowing everyone down.
+    // The initial-events burst (a whole list's worth) is allowed on top until it has drained.
+    if (this.res.writableLength > this.srv.maxBacklog + this.burst) {
+      c.slowWatchersClosed++;
+      this.res.destroy();
+    }
+  }
+
+  deliver(ev: StoredEvent): void {
+    if (this.closed || this.stalled) return;
+    let type: string = ev.type;
+    if (this.filter) {
+      const meta = (labels: Record<string, string> | undefined) => ({ metadata: { name: ev.name, namespace: ev.namespace, labels } }) as KubeObject;
+      const now = this.filter(meta(ev.labels));
+      if (ev.type === 'MODIFIED') {
+        const before = this.filter(meta(ev.prevLabels));
+        if (now && !before) type = 'ADDED';
+        else if (!now && before) type = 'DELETED';
+        else if (!now) return;
+      } else if (!now) return;
+    }
+    this.lastRv = ev.rv;
+    if (this.asTable) {
+      this.write(this.tableLine(type, JSON.parse(ev.json.toString('utf8')) as KubeObject));
+    } else {
+      this.write(type === ev.type ? ev.line : eventLine(type, ev.json));
+    }
+  }
+
+  tableLine(type: string, obj: KubeObject): Buffer {
+    const tbl = { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: obj.metadata.resourceVersion }, columnDefinitions: tableColumns(this.t), rows: [tableRow(this.t, obj)] };
+    return Buffer.from(JSON.stringify({ type, object: tbl }) + '\n');
+  }
+
+  bookmark(rv: number, initialEventsEnd = false): void {
+    const md = initialEventsEnd
+      ? `{"resourceVersion":"${rv}","creationTimestamp":null,"annotations":{"k8s.io/initial-events-end":"true"}}`
+      : `{"resourceVersion":"${rv}","creationTimestamp":null}`;
+    this.write(Buffer.from(`{"type":"BOOKMARK","object":{"kind":"${this.t.kind}","apiVersion":"${apiVersionOf(this.t)}","metadata":${md}}}\n`));
+  }
+
+  errorEvent(err: StatusError): void {
+    this.write(Buffer.from(JSON.stringify({ type: 'ERROR', object: err.toStatus() }) + '\n'));
+  }
+
+  close(abrupt = false): void {
+    if (this.closed) return;
+    if (abrupt) this.res.destroy();
+    else this.res.end();
+  }
+}
+
+class ServerImpl {
+  store: Store;
+  faults: Faults;
+  counters = new SimCounters();
+  registry: Registry;
+  watches = new Set<WatchConn>();
+  sockets = new Set<Socket>();
+  server!: http.Server;
+  pki: Pki | undefined;
+  token: string | undefined;
+  host: string;
+  port = 0;
+  maxBacklog: number;
+  watchTimeout: number;
+  bookmarkTimer: NodeJS.Timeout;
+
+  constructor(readonly opts: ApiServerOptions) {
+    this.store = opts.store ?? new Store({ historySize: opts.historySize, continueTtlMs: opts.continueTtlMs });
+    this.host = opts.host ?? '127.0.0.1';
+    // kubectl sends bearer tokens only over TLS, so plain HTTP defaults to no auth (like the
+    // old insecure port); HTTPS defaults to a random token.
+    this.token = opts.token === false ? undefined : opts.token ?? (opts.https ? randomBytes(24).toString('hex') : undefined);
+    this.maxBacklog = opts.maxWatchBacklogBytes ?? 16 * 1024 * 1024;
+    this.watchTimeout = opts.watchTimeoutSeconds ?? 1800;
+    if (opts.https) this.pki = makePki({ ips: [this.host === '0.0.0.0' ? '127.0.0.1' : this.host, '127.0.0.1', '::1'] });
+    this.registry = buildRegistry(this.counters, this.store);
+    this.faults = new Faults({
+      dropWatches: (abrupt) => {
+        const n = this.watches.size;
+        for (const w of [...this.watches]) w.close(abrupt);
+        return n;
+      },
+      onStallChange: (stalled) => {
+        for (const w of [...this.watches]) {
+          // A stalled watch missed events; once the fault clears it is reset, as a half-open
+          // connection eventually is, so that no client ever sees a stream with a gap in it.
+          if (stalled) w.stalled = true;
+          else if (w.stalled) w.close(true);
+        }
+      },
+      restart: (o) => this.restart(o),
+    });
+    this.bookmarkTimer = setInterval(() => this.sendBookmarks(), opts.bookmarkIntervalMs ?? 60_000);
+    this.bookmarkTimer.unref();
+  }
+
+  createServer(): http.Server {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.handle(req, res).catch((err) => this.fail(res, err, 'unknown', ''));
+    };
+    const s = this.pki
+      ? https.createServer({ cert: this.pki.server.certPem, key: this.pki.server.keyPem, ca: this.pki.ca.certPem, requestCert: true, rejectUnauthorized: false }, handler)
+      : http.createServer(handler);
+    s.keepAliveTimeout = 30_000;
+    s.on('connection', (sock: Socket) => {
+      this.sockets.add(sock);
+      sock.on('close', () => this.sockets.delete(sock));
+    });
+    return s;
+  }
+
+  async listen(port: number): Promise<void> {
+    this.server = this.createServer();
+    await new Promise<void>((ok, fail) => {
+      this.server.once('error', fail);
+      this.server.listen(port, this.host, () => {
+        this.server.off('error', fail);
+        ok();
+      });
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  /** Shuts down like a terminating kube-apiserver: watch streams end cleanly, then connections close. */
+  async close(): Promise<void> {
+    for (const w of [...this.watches]) w.close(false);
+    const closed = new Promise<void>((ok) => this.server.close(() => ok()));
+    this.server.closeIdleConnections();
+    // Give the final chunks of the ended streams a moment to leave, then cut what is left.
+    for (let i = 0; i < 20 && this.sockets.size > 0; i++) {
+      if ([...this.sockets].every((s) => s.writableLength === 0)) break;
+      await new Promise((ok) => setTimeout(ok, 10));
+    }
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+
+  async restart(o: RestartOptions = {}): Promise<void> {
+    await this.close();
+    if (!o.keepHistory) this.store.clearHistory();
+    if (o.downMs) await new Promise((r) => setTimeout(r, o.downMs));
+    await this.listen(this.port);
+  }
+
+  sendBookmarks(): void {
+    for (const w of this.watches) if (w.bookmarks && !w.stalled) w.bookmark(this.store.rv);
+  }
+
+  get url(): string {
+    const h = this.host.includes(':') ? `[${this.host}]` : this.host;
+    return `${this.pki ? 'https' : 'http'}://${h}:${this.port}`;
+  }
+
+  send(res: http.ServerResponse, code: number, body: unknown, contentType = JSON_CT, headers: Record<string, string> = {}): void {
+    const buf = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    res.writeHead(code, { 'content-type': contentType, 'content-length': String(buf.length), ...headers });
+    res.end(buf);
+    this.counters.bytesSent += buf.length;
+  }
+
+  fail(res: http.ServerResponse, err: unknown, verb: string, resource: string): void {
+    const se = err instanceof StatusError ? err : new StatusError(500, 'InternalError', `Internal error occurred: ${(err as Error)?.message ?? String(err)}`);
+    this.counters.request(verb, resource, se.code);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    this.send(res, se.code, se.toStatus(), JSON_CT, se.headers ?? {});
+  }
+
+  authenticated(req: http.IncomingMessage): boolean {
+    if (!this.token) return true;
+    if (req.headers.authorization === `Bearer ${this.token}`) return true;
+    const sock = req.socket as Socket & { authorized?: boolean };
+    return !!this.pki && sock.authorized === true;
+  }
+
+  async readBody(req: http.IncomingMessage): Promise<unknown> {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of req) {
+      n += (c as Buffer).length;
+      if (n > 32 * 1024 * 1024) throw new StatusError(413, 'RequestEntityTooLarge', 'request body too large');
+      chunks.push(c as Buffer);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (text.trim() === '') return undefined;
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new StatusError(400, 'BadRequest', 'the body of the request could not be decoded as JSON');
+    }
+  }
+
+  route(segs: string[], group: string, version: string): Route | undefined {
+    let watchPath = false;
+    if (segs[0] === 'watch') {
+      watchPath = true;
+      segs = segs.slice(1);
+    }
+    const find = (r: string) => this.store.types.get(`${group ? group + '/' : ''}${version}/${r}`);
+    if (segs[0] === 'namespaces' && segs.length >= 3) {
+      const t = find(segs[2]);
+      if (t && t.namespaced) return { t, ns: segs[1], name: segs[3], sub: segs[4], watchPath };
+      if (segs.length === 3 && group === '') {
+        const nsType = find('namespaces')!;
+        return { t: nsType, name: segs[1], sub: segs[2], watchPath };
+      }
+      return undefined;
+    }
+    const t = find(segs[0]);
+    if (!t) return undefined;
+    return { t, name: segs[1], sub: segs[2], watchPath };
+  }
+
+  async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://sim');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const method = req.method ?? 'GET';
+    if (path === '/healthz' || path === '/livez' || path === '/readyz') return this.send(res, 200, 'ok', 'text/plain');
+    if (path === '/version') return this.send(res, 200, SERVER_VERSION);
+    if (!this.authenticated(req)) {
+      return this.fail(res, new StatusError(401, 'Unauthorized', 'Unauthorized'), method.toLowerCase(), '');
+    }
+    if (path === '/metrics') return this.send(res, 200, await this.registry.metrics(), this.registry.contentType);
+    if (path.startsWith('/_sim/')) return this.admin(req, res, path, url);
+    // Discovery and OpenAPI.
+    if (path === '/api') return this.send(res, 200, apiVersions(`${this.host}:${this.port}`));
+    if (path === '/apis') return this.send(res, 200, apiGroupList(this.store));
+    if (path === '/openapi/v2' || path === '/swagger.json') {
+      if (/protobuf/.test(req.headers.accept ?? '')) {
+        return this.send(res, 200, openApiV2Protobuf(), 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf');
+      }
+      return this.send(res, 200, openApiV2Json());
+    }
+    const segs = path.split('/').filter((s) => s !== '').map(decodeURIComponent);
+    let group: string;
+    let version: string;
+    let rest: string[];
+    if (segs[0] === 'api' && segs[1]) {
+      group = '';
+      version = segs[1];
+      rest = segs.slice(2);
+    } else if (segs[0] === 'apis' && segs[1]) {
+      group = segs[1];
+      if (!segs[2]) {
+        const g = apiGroup(this.store, group);
+        return g ? this.send(res, 200, g) : this.fail(res, new StatusError(404, 'NotFound', 'the server could not find the requested resource'), 'get', '');
+      }
+      version = segs[2];
+      rest = segs.slice(3);
+    } else {
+      return this.fail(res, new StatusError(404, 'NotFound', 'the server could not find the requested resource'), method.toLowerCase(), '');
+    }
+    if (rest.length === 0) {
+      const doc = apiResourceList(this.store, group, version);
+      return doc ? this.send(res, 200, doc) : this.fail(res, new StatusError(404, 'NotFound', 'the server could not find the requested resource'), 'get', '');
+    }
+    const r = this.route(rest, group, version);
+    // Subresources are served as the object itself (a status write is a write of the object);
+    // anything else (proxy, exec, scale, ...) does not exist here.
+    if (r?.sub !== undefined && !(SUBRESOURCES[r.t.resource] ?? []).includes(r.sub)) {
+      return this.fail(res, new StatusError(404, 'NotFound', 'the server could not find the requested resource'), method.toLowerCase(), r.t.resource);
+    }
+    if (!r) return this.fail(res, new StatusError(404, 'NotFound', 'the server could not find the requested resource'), method.toLowerCase(), rest[0]);
+    const q = url.searchParams;
+    const isWatch = method === 'GET' && (r.watchPath || q.get('watch') === 'true' || q.get('watch') === '1');
+    const verb = isWatch ? 'watch' : this.verbOf(method, r);
+    const resource = r.t.resource;
+    try {
+      // Faults act on resource requests only, so discovery keeps working while they are on.
+      const d = this.faults.decide(verb === 'list' || verb === 'watch');
+      if (this.faults.settings.latencyMs > 0) await new Promise((ok) => setTimeout(ok, this.faults.settings.latencyMs));
+      if (d.kind === 'error') throw new StatusError(d.status, d.status === 503 ? 'ServiceUnavailable' : 'InternalError', `injected fault: ${d.status}`);
+      if (d.kind === 'throttle') {
+        throw new StatusError(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds: d.retryAfter }, { 'retry-after': String(d.retryAfter) });
+      }
+      if (d.kind === 'gone' && !(verb === 'watch' && d.mode === 'stream')) {
+        throw new StatusError(410, 'Expired', 'too old resource version: injected fault');
+      }
+      if (q.get('dryRun')) throw new StatusError(400, 'BadRequest', 'dryRun is not supported by this simulator');
+      switch (verb) {
+        case 'watch':
+          return this.watch(req, res, r, q, d.kind === 'gone');
+        case 'list':
+          return this.list(req, res, r, q);
+        case 'get': {
+          const e = this.store.get(r.t, r.ns, r.name!);
+          this.counters.request(verb, resource, 200);
+          if (wantsTable(req)) return this.send(res, 200, table(r.t, [e.obj], e.obj.metadata.resourceVersion ?? ''));
+          return this.send(res, 200, e.json);
+        }
+        case 'create': {
+          const body = (await this.readBody(req)) as KubeObject;
+          if (!body || typeof body !== 'object') throw new StatusError(400, 'BadRequest', 'empty body');
+          if (body.kind && body.kind !== r.t.kind) throw new StatusError(400, 'BadRequest', `the API version in the data (${body.apiVersion}) does not match the expected API version (${apiVersionOf(r.t)})`);
+          const e = this.store.create(r.t, body, r.ns);
+          this.counters.request(verb, resource, 201);
+          return this.send(res, 201, e.json);
+        }
+        case 'update': {
+          const body = (await this.readBody(req)) as KubeObject;
+          if (!body || typeof body !== 'object') throw new StatusError(400, 'BadRequest', 'empty body');
+          const e = this.store.update(r.t, r.ns, r.name!, body);
+          this.counters.request(verb, resource, 200);
+          return this.send(res, 200, e.json);
+        }
+        case 'patch': {
+          const ct = (req.headers['content-type'] ?? '').split(';')[0].trim();
+          const type: PatchType | undefined =
+            ct === 'application/merge-patch+json' ? 'merge' : ct === 'application/strategic-merge-patch+json' ? 'strategic' : ct === 'application/json-patch+json' ? 'json' : undefined;
+          if (!type) {
+            throw new StatusError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json`);
+          }
+          const body = await this.readBody(req);
+          const e = this.store.patch(r.t, r.ns, r.name!, type, body);
+          this.counters.request(verb, resource, 200);
+          return this.send(res, 200, e.json);
+        }
+        case 'delete': {
+          const body = (await this.readBody(req)) as { preconditions?: { resourceVersion?: string; uid?: string } } | undefined;
+          const e = this.store.delete(r.t, r.ns, r.name!, body?.preconditions);
+          this.counters.request(verb, resource, 200);
+          return this.send(res, 200, e.json);
+        }
+        case 'deletecollection': {
+          const filter = and(labelSelector(q.get('labelSelector')), fieldSelector(q.get('fieldSelector')));
+          const l = this.store.list(r.t, { namespace: r.ns, filter });
+          const deleted = l.items.map((i) => parseItem(i)).map((o) => this.store.delete(r.t, o.metadata.namespace, o.metadata.name!).obj);
+          this.counters.request(verb, resource, 200);
+          return this.send(res, 200, { kind: r.t.listKind, apiVersion: apiVersionOf(r.t), metadata: { resourceVersion: String(this.store.rv) }, items: deleted });
+        }
+        default:
+          throw new StatusError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`);
+      }
+    } catch (err) {
+      return this.fail(res, err, verb, resource);
+    }
+  }
+
+  verbOf(method: string, r: Route): string {
+    const item = r.name !== undefined;
+    switch (method) {
+      case 'GET': return item ? 'get' : 'list';
+      case 'POST': return item ? 'unknown' : 'create';
+      case 'PUT': return item ? 'update' : 'unknown';
+      case 'PATCH': return item ? 'patch' : 'unknown';
+      case 'DELETE': return item ? 'delete' : 'deletecollection';
+      default: return 'unknown';
+    }
+  }
+
+  list(req: http.IncomingMessage, res: http.ServerResponse, r: Route, q: URLSearchParams): void {
+    const fs = q.get('fieldSelector');
+    const filter = and(labelSelector(q.get('labelSelector')), fieldSelector(fs));
+    const limit = q.get('limit') ? Number(q.get('limit')) : undefined;
+    const l = this.store.list(r.t, {
+      namespace: r.ns,
+      filter,
+      name: pinnedName(fs),
+      limit,
+      continueToken: q.get('continue') ?? undefined,
+      resourceVersion: q.get('resourceVersion') ?? undefined,
+      resourceVersionMatch: q.get('resourceVersionMatch') ?? undefined,
+    });
+    this.counters.request('list', r.t.resource, 200);
+    if (wantsTable(req)) {
+      return this.send(res, 200, table(r.t, l.items.map(parseItem), String(l.rv), true, l.continueToken));
+    }
+    const md = [`"resourceVersion":"${l.rv}"`];
+    if (l.continueToken) md.push(`"continue":"${l.continueToken}"`);
+    if (l.remainingItemCount !== undefined) md.push(`"remainingItemCount":${l.remainingItemCount}`);
+    const head = Buffer.from(`{"kind":"${r.t.listKind}","apiVersion":"${apiVersionOf(r.t)}","metadata":{${md.join(',')}},"items":[`);
+    // Stored objects are already JSON: the list is their concatenation, written with one writev.
+    let total = head.length + LIST_TAIL.length + Math.max(0, l.items.length - 1);
+    for (const i of l.items) total += i.json.length;
+    res.writeHead(200, { 'content-type': JSON_CT, 'content-length': String(total) });
+    res.cork();
+    res.write(head);
+    l.items.forEach((it, i) => {
+      if (i > 0) res.write(COMMA);
+      res.write(it.json);
+    });
+    res.end(LIST_TAIL);
+    this.counters.bytesSent += total;
+  }
+
+  watch(req: http.IncomingMessage, res: http.ServerResponse, r: Route, q: URLSearchParams, injectGone: boolean): void {
+    let fs = q.get('fieldSelector');
+    if (r.name !== undefined) fs = fs ? `${fs},metadata.name=${r.name}` : `metadata.name=${r.name}`;
+    const filter = and(labelSelector(q.get('labelSelector')), fieldSelector(fs));
+    const rvParam = q.get('resourceVersion') ?? '';
+    const allowBookmarks = q.get('allowWatchBookmarks') === 'true';
+    const sie = q.get('sendInitialEvents');
+    if (sie === 'true') {
+      if (q.get('resourceVersionMatch') !== 'NotOlderThan') {
+        throw new StatusError(422, 'Invalid', 'resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan');
+      }
+      if (!allowBookmarks) throw new StatusError(422, 'Invalid', 'allowWatchBookmarks: Forbidden: sendInitialEvents requires allowWatchBookmarks=true');
+    }
+    let fromRv: number | undefined;
+    if (rvParam !== '' && rvParam !== '0') {
+      fromRv = Number(rvParam);
+      if (!Number.isInteger(fromRv) || fromRv < 0) throw new StatusError(400, 'BadRequest', `invalid resource version: ${rvParam}`);
+    }
+    // rv unset or "0" means "get state and start": synthetic ADDED events for what exists now.
+    const initial = sie === 'true' || (sie === null && fromRv === undefined);
+    const asTable = wantsTable(req);
+    const w = new WatchConn(this, r.t, res, r.t.namespaced ? r.ns : undefined, filter, asTable, allowBookmarks);
+    const stalled = this.faults.settings.stallWatches;
+    this.counters.request('watch', r.t.resource, 200);
+    this.counters.watchersOpened++;
+    res.writeHead(200, { 'content-type': JSON_CT, 'cache-control': 'no-cache, private', 'transfer-encoding': 'chunked' });
+    // A stalled (half-open) watch never even shows its headers.
+    if (!stalled) res.flushHeaders();
+    res.socket?.setNoDelay(true);
+    if (injectGone) {
+      w.errorEvent(new StatusError(410, 'Expired', 'too old resource version: injected fault'));
+      res.end();
+      return;
+    }
+    let reg: { backlog: StoredEvent[]; cancel: () => void };
+    try {
+      reg = this.store.watch(r.t, w, fromRv ?? this.store.rv);
+    } catch (err) {
+      // Too old: like the watch cache, answer 200 and an in-stream ERROR 410, then end.
+      w.errorEvent(err instanceof StatusError ? err : new StatusError(500, 'InternalError', String(err)));
+      res.end();
+      return;
+    }
+    this.watches.add(w);
+    this.counters.watchers = this.watches.size;
+    const timeout = q.get('timeoutSeconds') ? Number(q.get('timeoutSeconds')) : this.watchTimeout * (1 + Math.random());
+    w.timer = setTimeout(() => res.end(), Math.max(0, timeout) * 1000);
+    res.on('close', () => {
+      w.closed = true;
+      clearTimeout(w.timer);
+      reg.cancel();
+      this.watches.delete(w);
+      this.counters.watchers = this.watches.size;
+    });
+    if (stalled) {
+      w.stalled = true;
+      return;
+    }
+    if (initial) {
+      const l = this.store.list(r.t, { namespace: w.namespace, filter });
+      for (const it of l.items) w.burst += it.json.length + 32;
+      res.once('drain', () => (w.burst = 0));
+      for (const it of l.items) {
+        if (asTable) w.write(w.tableLine('ADDED', parseItem(it)));
+        else w.write(eventLine('ADDED', it.json));
+      }
+      if (sie === 'true') w.bookmark(this.store.rv, true);
+    } else {
+      for (const ev of reg.backlog) w.deliver(ev);
+    }
+  }
+
+  async admin(req: http.IncomingMessage, res: http.ServerResponse, path: string, url: URL): Promise<void> {
+    const q = url.searchParams;
+    const method = req.method ?? 'GET';
+    try {
+      switch (`${method} ${path}`) {
+        case 'GET /_sim/faults':
+          return this.send(res, 200, this.faults.settings);
+        case 'POST /_sim/faults':
+        case 'PUT /_sim/faults':
+          return this.send(res, 200, this.faults.set(((await this.readBody(req)) ?? {}) as object));
+        case 'DELETE /_sim/faults':
+          return this.send(res, 200, this.faults.clear());
+        case 'POST /_sim/drop-watches':
+          return this.send(res, 200, { dropped: this.faults.dropWatches(q.get('abrupt') === 'true') });
+        case 'POST /_sim/stall':
+          this.faults.stall(q.get('on') !== 'false');
+          return this.send(res, 200, this.faults.settings);
+        case 'POST /_sim/restart': {
+          const opts = { keepHistory: q.get('keepHistory') === 'true', downMs: Number(q.get('downMs') ?? 0) };
+          // Answer first; the restart then closes this very connection.
+          res.on('finish', () => void this.faults.restart(opts));
+          return this.send(res, 202, { restarting: true, ...opts });
+        }
+        case 'GET /_sim/stats':
+          return this.send(res, 200, this.stats());
+        default:
+          throw new StatusError(404, 'NotFound', `unknown admin endpoint ${method} ${path}`);
+      }
+    } catch (err) {
+      return this.fail(res, err, 'admin', '');
+    }
+  }
+
+  stats(): object {
+    return {
+      resourceVersion: this.store.rv,
+      writes: this.store.counters.writes,
+      requests: this.counters.totalRequests(),
+      watchers: this.watches.size,
+      watchEventsSent: this.counters.watchEventsSent,
+      watchBytesSent: this.counters.watchBytesSent,
+      bytesSent: this.counters.bytesSent,
+      slowWatchersClosed: this.counters.slowWatchersClosed,
+      injected: this.faults.injected,
+      objects: this.store.objectCounts(),
+    };
+  }
+}
+
+/** Loads objects into a store by kind (CustomResourceDefinitions first, so their kinds exist). */
+export function loadObjects(store: Store, objs: KubeObject[]): void {
+  const order = (o: KubeObject) => (o.kind === 'CustomResourceDefinition' ? 0 : o.kind === 'Namespace' ? 1 : 2);
+  for (const o of [...objs].sort((a, b) => order(a) - order(b))) {
+    const t = store.typeFor(o.kind!, o.apiVersion);
+    if (!t) throw new Error(`no resource type serves ${o.apiVersion} ${o.kind}`);
+    if (t.resource === 'namespaces' && store.tryGet(t, undefined, o.metadata.name!)) continue;
+    store.create(t, o, o.metadata.namespace);
+  }
+}
+
+export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiServer> {
+  const impl = new ServerImpl(opts);
+  const initial: KubeObject[] = [];
+  if (opts.loadCrds ?? true) {
+    for (const crd of loadYamlObjects(CRD_MANIFEST)) {
+      const t = impl.store.typeFor('CustomResourceDefinition')!;
+      if (!impl.store.tryGet(t, undefined, crd.metadata.name!)) initial.push(crd);
+    }
+  }
+  initial.push(...(opts.nodes ?? []), ...(opts.peers ?? []), ...(opts.objects ?? []));
+  loadObjects(impl.store, initial);
+  try {
+    await impl.listen(opts.port ?? 0);
+  } catch (err) {
+    clearInterval(impl.bookmarkTimer);
+    throw err;
+  }
+  const kubeconfig = renderKubeconfig({
+    server: impl.url,
+    caCertPem: impl.pki?.ca.certPem,
+    token: impl.token,
+    clientCertPem: impl.pki?.client.certPem,
+    clientKeyPem: impl.pki?.client.keyPem,
+  });
+  if (opts.kubeconfigPath) writeFileSync(opts.kubeconfigPath, kubeconfig, { mode: 0o600 });
+  let stopped = false;
+  return {
+    get url() {
+      return impl.url;
+    },
+    host: impl.host,
+    get port() {
+      return impl.port;
+    },
+    https: !!impl.pki,
+    token: impl.token,
+    caCert: impl.pki?.ca.certPem,
+    clientCert: impl.pki?.client.certPem,
+    clientKey: impl.pki?.client.keyPem,
+    kubeconfig,
+    kubeconfigPath: opts.kubeconfigPath,
+    store: impl.store,
+    faults: impl.faults,
+    counters: impl.counters,
+    registry: impl.registry,
+    watchCount: () => impl.watches.size,
+    restart: (o) => impl.faults.restart(o),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(impl.bookmarkTimer);
+      await impl.close();
+    },
+  };
+}

@@ -1,0 +1,639 @@
+// The agent's main thread: watches, the own node (annotations and heartbeat), change detection
+// and coalescing, and the hand-off to the planner pool and the I/O worker.
+//
+//   reflectors (Nodes, Peers) ──► slim records ──► PlanPool (deltas) ──► plan ──► IoClient.apply
+//
+// Go's agent re-plans on every event, heartbeats included (~167/s at 5,000 nodes). Here a
+// heartbeat-only update (last-seen moved, readiness unchanged) costs a map update; a readiness
+// sweep notices when a node's heartbeat lapses; bursts are coalesced under --min-sync-interval.
+import { lookup } from 'node:dns/promises';
+import { parseIP } from '../plan/addr.js';
+import { endpointReady, endpointString, newEndpoint } from '../plan/endpoint.js';
+import { A, ANNOTATION_PREFIX, READY_WINDOW_SECONDS, parseInt64, parseNode, type MeshNode, type NodeObject } from '../plan/node.js';
+import { validatePeer, type PeerObject } from '../plan/peer.js';
+import type { PlanOptions } from '../plan/plan.js';
+import type { PlanSummary } from '../ipc/planner.js';
+import type { DesiredState } from '../ipc/dataplane.js';
+import type { Config } from './flags.js';
+import type { Discovered } from './discovery.js';
+import { KubeError, type KubeClient } from './kube.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import { Reflector, type KubeObject, type ReflectorEvent } from './reflector.js';
+import type { PlanPool } from '../workers/plan-pool.js';
+import type { IoClient } from '../workers/io-client.js';
+
+/** The annotations kg writes on its own node (spec §3.1.3). */
+const OWNED = [A.endpoint, A.internalIP, A.key, A.lastSeen, A.wireGuardIP, A.discoveredEndpoints, A.granularity, A.cniCompatibilityIP] as const;
+/** Removed on clean-up, in this order (spec §3.1.4); cni-compatibility-ip stays. */
+const CLEANUP = [A.endpoint, A.internalIP, A.key, A.lastSeen, A.wireGuardIP, A.discoveredEndpoints, A.granularity] as const;
+
+export interface AgentOptions {
+  config: Config;
+  log: Logger;
+  client: KubeClient;
+  metrics: Metrics;
+  pool: PlanPool;
+  io: IoClient;
+  host: Discovered;
+  publicKey: string;
+  privateKey: string;
+  /** Coalescing window for bursts of changes. */
+  minSyncIntervalMs: number;
+  /** Heartbeat (check-in) period; the Go-compatible default is 30 s. */
+  checkInPeriodMs: number;
+  /** Device names used in routes (the private interface, the IPIP tunnel). */
+  privateInterface: string;
+  tunnelInterface: string;
+  /** Clock in Unix seconds (tests inject one). */
+  now?: () => number;
+  /** Watch tuning (tests use short values). */
+  watch?: { timeoutSeconds?: number; watchdogMs?: number; backoffMaxMs?: number };
+}
+
+interface NodeRecord {
+  obj: NodeObject;
+  /** Everything the planner reads except last-seen: equal fingerprints = heartbeat-only. */
+  fingerprint: string;
+  lastSeen: number;
+  /** Readiness without the clock: endpoint, key and pod CIDR present. */
+  static: boolean;
+}
+
+/** Keeps only what the planner reads: kilo.squat.ai annotations, the topology label, podCIDR. */
+export function slimNode(o: KubeObject & NodeObject, topologyLabel: string): NodeObject {
+  const ann: Record<string, string> = {};
+  for (const [k, v] of Object.entries(o.metadata?.annotations ?? {})) if (k.startsWith(ANNOTATION_PREFIX)) ann[k] = v;
+  const label = o.metadata?.labels?.[topologyLabel];
+  return {
+    metadata: { name: o.metadata?.name ?? '', annotations: ann, labels: label === undefined ? {} : { [topologyLabel]: label } },
+    spec: { podCIDR: o.spec?.podCIDR ?? '' },
+  };
+}
+
+function fingerprint(o: NodeObject): string {
+  const ann = { ...(o.metadata?.annotations ?? {}) };
+  delete ann[A.lastSeen];
+  return JSON.stringify([ann, o.metadata?.labels, o.spec?.podCIDR]);
+}
+
+export class Agent {
+  private readonly nodes = new Map<string, NodeRecord>();
+  private nodeReflector: Reflector<NodeObject>;
+  private peerReflector: Reflector<PeerObject>;
+  private readonly now: () => number;
+  private readonly log: Logger;
+
+  /** The local node as last written (spec §11.3 "stored local model"). */
+  private local: MeshNode | null = null;
+  private localObj: NodeObject | null = null;
+  private wireGuardIP: string | null = null;
+  private discovered = '';
+
+  private pendingSince: number | null = null;
+  private pendingEvents = 0;
+  private running = false;
+  private timer: NodeJS.Timeout | null = null;
+  private lastPlanAt = 0;
+  private lastReady = '';
+  private lastDesired = '';
+  private forceApply = false;
+  private stopped = false;
+  private inflight: Promise<void> = Promise.resolve();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly dns = new Map<string, { ip: string | null; at: number }>();
+
+  /** Health: watches synced, first apply done, no run of failures. */
+  firstApply = false;
+  consecutiveFailures = 0;
+  lastSuccess = 0;
+  lastSummary: PlanSummary | null = null;
+
+  constructor(private readonly o: AgentOptions) {
+    this.now = o.now ?? (() => Math.floor(Date.now() / 1000));
+    this.log = o.log;
+    const common = {
+      client: o.client, log: o.log,
+      watchTimeoutSeconds: o.watch?.timeoutSeconds, watchdogMs: o.watch?.watchdogMs, backoffMaxMs: o.watch?.backoffMaxMs,
+    };
+    this.nodeReflector = new Reflector<NodeObject>({
+      ...common,
+      path: '/api/v1/nodes',
+      slim: (x) => slimNode(x as NodeObject & KubeObject, o.config.topologyLabel),
+      onEvent: (e) => this.onNode(e),
+      onSynced: () => this.schedule('nodes synced'),
+    });
+    this.peerReflector = new Reflector<PeerObject>({
+      ...common,
+      path: '/apis/kilo.squat.ai/v1alpha1/peers',
+      slim: (x) => {
+        const p = x as PeerObject;
+        return { metadata: { name: p.metadata?.name }, spec: p.spec };
+      },
+      onEvent: (e) => this.onPeer(e),
+      onSynced: () => this.schedule('peers synced'),
+    });
+  }
+
+  get synced(): boolean {
+    return this.nodeReflector.hasSynced && this.peerReflector.hasSynced;
+  }
+
+  reflectorStats() {
+    return { nodes: this.nodeReflector.stats, peers: this.peerReflector.stats };
+  }
+
+  /** The Peer CRD must exist (spec §3.3.7): the Go agent exits without it. */
+  async checkCRD(): Promise<void> {
+    try {
+      await this.o.client.request('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/peers.kilo.squat.ai', { timeoutMs: 15_000 });
+    } catch (e) {
+      if (e instanceof KubeError && (e.status === 404 || e.status === 403)) throw new Error('CRD is not present: apply manifests/crds.yaml (peers.kilo.squat.ai)');
+      throw e;
+    }
+  }
+
+  start(): void {
+    this.nodeReflector.start();
+    this.peerReflector.start();
+    // Readiness depends on the clock: a lapsed heartbeat changes the mesh without any event.
+    this.timers.push(setInterval(() => this.sweep(), 1000));
+    this.timers.push(setInterval(() => {
+      void this.checkIn();
+      // Roaming endpoints are learnt between changes too (handshakes happen without events).
+      this.refreshObserved();
+    }, this.o.checkInPeriodMs));
+    if (this.o.config.resyncPeriodMs > 0) {
+      this.timers.push(setInterval(() => {
+        this.forceApply = true;
+        this.schedule('resync');
+      }, this.o.config.resyncPeriodMs));
+    }
+    for (const t of this.timers) t.unref();
+  }
+
+  // ---- events ---------------------------------------------------------------------------
+
+  private onNode(e: ReflectorEvent<NodeObject>): void {
+    const m = this.o.metrics;
+    if (e.name === this.o.config.hostname) {
+      m.events.labels('node', e.type).inc();
+      if (e.type === 'delete') {
+        // Quirk (spec §16.32): the Go agent tries to patch a deleted node and counts an error.
+        m.errors.labels('local').inc();
+        this.log.warn('the local node was deleted from the API', { node: e.name });
+        return;
+      }
+      void this.handleLocal(e.obj);
+      return;
+    }
+    if (e.type === 'delete') {
+      m.events.labels('node', 'delete').inc();
+      this.nodes.delete(e.name);
+      this.o.pool.deleteNode(e.name);
+      this.schedule('node deleted');
+      return;
+    }
+    const obj = e.obj;
+    const fp = fingerprint(obj);
+    const prev = this.nodes.get(e.name);
+    const heartbeatOnly = prev !== undefined && prev.fingerprint === fp;
+    const n = heartbeatOnly
+      ? { lastSeen: parseInt64(obj.metadata?.annotations?.[A.lastSeen] ?? '') ?? 0, static: prev.static }
+      : parseNodeQuick(obj);
+    this.nodes.set(e.name, { obj, fingerprint: fp, lastSeen: n.lastSeen, static: n.static });
+    if (heartbeatOnly) {
+      // Heartbeat only: no re-parse in the pool, no plan, unless readiness flips (the sweep
+      // catches a node coming back; a fresher last-seen can only make it ready).
+      m.events.labels('node', 'heartbeat').inc();
+      this.o.pool.setLastSeen(e.name, n.lastSeen, obj);
+      if (this.isReady(prev) !== this.isReady(this.nodes.get(e.name)!)) this.schedule('node readiness');
+      return;
+    }
+    m.events.labels('node', e.type).inc();
+    this.o.pool.setNode(e.name, obj);
+    this.schedule(`node ${e.type}`);
+  }
+
+  private onPeer(e: ReflectorEvent<PeerObject>): void {
+    this.o.metrics.events.labels('peer', e.type).inc();
+    if (e.type === 'delete') {
+      this.o.pool.deletePeer(e.name);
+      this.schedule('peer deleted');
+      return;
+    }
+    // An update that breaks a valid Peer keeps the last valid version (spec §3.3.5): what worked
+    // is not lost to a bad edit. A new invalid Peer is reported by the planner as a warning.
+    if (e.type === 'update' && validatePeer(e.obj) !== null && validatePeer(e.old) === null) {
+      this.o.metrics.annotationWarnings.inc();
+      this.log.warn('invalid Peer update ignored; keeping the last valid version', { peer: e.name, error: validatePeer(e.obj) });
+      return;
+    }
+    this.o.pool.setPeer(e.name, e.obj);
+    this.schedule(`peer ${e.type}`);
+  }
+
+  private isReady(r: NodeRecord): boolean {
+    return r.static && this.readinessNow() - r.lastSeen < READY_WINDOW_SECONDS;
+  }
+
+  // API outages freeze the readiness clock. No agent can heartbeat while the API is down, so on
+  // reconnection every node would look stale and be torn down until its next check-in (Go does
+  // that, spec §16.46). The outage's length is taken off the clock until every node had a full
+  // readiness window to check in again; a node that really died still drops out, late by the
+  // outage's length.
+  private outageStart: number | null = null;
+  private frozenSeconds = 0;
+  private frozenUntil = 0;
+
+  private readinessNow(): number {
+    const now = this.now();
+    if (this.outageStart !== null) return this.outageStart - this.frozenSeconds;
+    if (now >= this.frozenUntil) this.frozenSeconds = 0;
+    return now - this.frozenSeconds;
+  }
+
+  private trackOutage(): void {
+    const now = this.now();
+    if (!this.apiReachable) {
+      if (this.outageStart === null && this.synced) {
+        this.outageStart = now;
+        this.log.warn('lost the API; freezing the readiness clock');
+      }
+    } else if (this.outageStart !== null) {
+      this.frozenSeconds += now - this.outageStart;
+      this.frozenUntil = now + READY_WINDOW_SECONDS;
+      this.log.info('the API is back', { outageSeconds: now - this.outageStart });
+      this.outageStart = null;
+    }
+  }
+
+  /** The API answers on both watches: the view of the cluster is current. */
+  get apiReachable(): boolean {
+    return this.nodeReflector.connected && this.peerReflector.connected;
+  }
+
+  private exported = { restarts: [0, 0], relists: [0, 0], bytes: [0, 0] };
+
+  /** Reflector counters → prom-client (deltas since the last export). */
+  private exportWatchMetrics(): void {
+    const m = this.o.metrics;
+    [this.nodeReflector.stats, this.peerReflector.stats].forEach((st, i) => {
+      const resource = i === 0 ? 'node' : 'peer';
+      const e = this.exported;
+      if (st.watchRestarts + st.watchErrors > e.restarts[i]) m.watchRestarts.labels(resource).inc(st.watchRestarts + st.watchErrors - e.restarts[i]);
+      if (st.relists + st.lists > e.relists[i]) m.relists.labels(resource).inc(st.relists + st.lists - e.relists[i]);
+      if (st.bytes > e.bytes[i]) m.watchBytes.labels(resource).inc(st.bytes - e.bytes[i]);
+      e.restarts[i] = st.watchRestarts + st.watchErrors;
+      e.relists[i] = st.relists + st.lists;
+      e.bytes[i] = st.bytes;
+    });
+  }
+
+  /** Once a second: has any node's readiness flipped since the last plan (heartbeat lapsed)? */
+  private sweep(): void {
+    this.exportWatchMetrics();
+    this.trackOutage();
+    if (!this.synced || this.stopped) return;
+    // While the API is unreachable no heartbeat can arrive: remote nodes would all look stale
+    // and be torn down. Keep the last good dataplane until the watches are back.
+    if (!this.apiReachable) return;
+    const key = this.readyKey();
+    if (key !== this.lastReady) this.schedule('readiness changed');
+  }
+
+  private readyKey(): string {
+    let s = '';
+    for (const [name, r] of this.nodes) if (this.isReady(r)) s += name + '\n';
+    if (this.local) s += `self:${this.readinessNow() - this.local.lastSeen < READY_WINDOW_SECONDS}`;
+    return s;
+  }
+
+  // ---- the local node (spec §11.3, §11.4) ----------------------------------------------
+
+  private desiredLocal(n: MeshNode, lastSeen: number): MeshNode {
+    const c = this.o.config;
+    let endpoint = n.endpoint;
+    if (!endpointReady(endpoint)) {
+      // Stickiness (spec §3.1.5): only when the annotations hold no valid endpoint.
+      const ext = c.prioritisePrivateAddresses && this.o.host.privateIP ? this.o.host.privateIP : this.o.host.publicIP;
+      endpoint = newEndpoint(ext?.ip ?? null, c.port);
+    }
+    const internalIP = n.internalIP ?? (n.noInternalIP ? null : this.o.host.privateIP);
+    return {
+      ...n,
+      endpoint,
+      key: this.o.publicKey,
+      internalIP,
+      lastSeen,
+      wireGuardIP: this.wireGuardIP ? parseCIDRText(this.wireGuardIP) : null,
+      granularity: c.meshGranularity,
+      cniCompatibilityIP: null,
+    };
+  }
+
+  private annotationsOf(n: MeshNode): Record<string, string> {
+    return {
+      [A.endpoint]: endpointString(n.endpoint),
+      [A.internalIP]: n.internalIP?.s ?? '',
+      [A.key]: n.key ?? '',
+      [A.lastSeen]: String(n.lastSeen),
+      [A.wireGuardIP]: n.wireGuardIP?.s ?? '',
+      [A.discoveredEndpoints]: this.discovered,
+      [A.granularity]: n.granularity,
+      [A.cniCompatibilityIP]: n.cniCompatibilityIP?.s ?? '',
+    };
+  }
+
+  /** Writes only the owned annotations that differ (a JSON merge patch, as compatible as Go's). */
+  private async publish(current: Record<string, string>, want: Record<string, string>, event: 'local' | 'checkin'): Promise<boolean> {
+    const diff: Record<string, string> = {};
+    for (const k of OWNED) if (current[k] !== want[k]) diff[k] = want[k];
+    if (Object.keys(diff).length === 0) return true;
+    try {
+      await this.o.client.request('PATCH', `/api/v1/nodes/${encodeURIComponent(this.o.config.hostname)}`, {
+        body: { metadata: { annotations: diff } },
+        contentType: 'application/merge-patch+json',
+        timeoutMs: 10_000,
+      });
+      return true;
+    } catch (e) {
+      this.o.metrics.errors.labels(event).inc();
+      this.log.error('failed to update the local node', { node: this.o.config.hostname, error: (e as Error).message, event });
+      return false;
+    }
+  }
+
+  private async handleLocal(obj: NodeObject): Promise<void> {
+    const n = parseNode(obj, this.o.config.topologyLabel).value;
+    // Quirk (spec §16.47): the own readiness uses the last-seen held in memory.
+    const lastSeen = this.local && this.local.lastSeen > n.lastSeen ? this.local.lastSeen : this.now();
+    const want = this.desiredLocal(n, lastSeen);
+    const wantAnn = this.annotationsOf(want);
+    const cur = obj.metadata?.annotations ?? {};
+    const changed = OWNED.some((k) => k !== A.lastSeen && cur[k] !== wantAnn[k]);
+    if (changed && !(await this.publish(cur, wantAnn, 'local'))) return;
+    const before = this.local ? JSON.stringify(this.annotationsOf(this.local)) : '';
+    this.local = want;
+    this.localObj = { ...obj, metadata: { ...obj.metadata, annotations: { ...cur, ...wantAnn } } };
+    this.o.pool.setNode(this.o.config.hostname, this.localObj);
+    if (JSON.stringify(wantAnn) !== before) this.schedule('local node');
+  }
+
+  /** The 30 s check-in Go agents expect: last-seen (and anything else that moved) published. */
+  private async checkIn(): Promise<void> {
+    if (!this.local || !this.localObj || this.stopped) return;
+    const prev = this.local;
+    const next = { ...prev, lastSeen: this.now() };
+    const ann = this.annotationsOf(next);
+    const ok = await this.publish(this.localObj.metadata?.annotations ?? {}, ann, 'checkin');
+    this.o.metrics.heartbeats.labels(ok ? 'ok' : 'error').inc();
+    if (!ok) return; // the previous last-seen stays in memory (spec §11.4)
+    this.local = next;
+    this.localObj = { ...this.localObj, metadata: { ...this.localObj.metadata, annotations: { ...this.localObj.metadata?.annotations, ...ann } } };
+    this.o.pool.setLastSeen(this.o.config.hostname, next.lastSeen, this.localObj);
+  }
+
+  // ---- planning and applying ------------------------------------------------------------
+
+  /** Asks for a plan; `events` is how many changes this request stands for (0 for a retry). */
+  private schedule(reason: string, events = 1): void {
+    if (this.stopped) return;
+    this.pendingEvents += events;
+    this.pendingSince ??= performance.now();
+    this.o.metrics.pendingChanges.set(this.pendingEvents);
+    if (this.running || this.timer) return;
+    const wait = Math.max(0, this.lastPlanAt + this.o.minSyncIntervalMs - performance.now());
+    this.log.debug('reconcile scheduled', { reason, inMs: Math.round(wait) });
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.inflight = this.reconcile();
+    }, wait);
+  }
+
+  private planOptions(): PlanOptions {
+    const c = this.o.config;
+    return {
+      hostname: c.hostname, granularity: c.meshGranularity, subnet: c.subnet, encapsulate: c.encapsulate, local: c.local, cni: c.cni,
+      compatibility: c.compatibility, iptablesForwardRules: c.iptablesForwardRules, serviceCIDRs: c.serviceCIDRs, interface: c.interface,
+      mtu: c.mtu === 'auto' ? this.o.host.autoMTU : c.mtu, privateInterface: this.o.privateInterface, tunnelInterface: this.o.tunnelInterface,
+      now: this.readinessNow(),
+    };
+  }
+
+  /** DNS endpoints resolve in the background with a cache: one bad name never blocks a reconcile. */
+  private resolved(): [string, string][] {
+    const out: [string, string][] = [];
+    const want = new Set<string>();
+    for (const r of this.nodes.values()) {
+      const ep = r.obj.metadata?.annotations?.[A.forceEndpoint] || r.obj.metadata?.annotations?.[A.endpoint];
+      if (ep && !parseIP(ep.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''))) want.add(ep);
+    }
+    for (const ep of want) {
+      const c = this.dns.get(ep);
+      if (c?.ip) out.push([ep, c.ip]);
+      if (!c || Date.now() - c.at > 30_000) {
+        this.dns.set(ep, { ip: c?.ip ?? null, at: Date.now() });
+        const host = ep.slice(0, ep.lastIndexOf(':'));
+        lookup(host, { family: 4 })
+          .catch(() => lookup(host))
+          .then((a) => {
+            const changed = this.dns.get(ep)?.ip !== a.address;
+            this.dns.set(ep, { ip: a.address, at: Date.now() });
+            if (changed) this.schedule('dns resolved');
+          })
+          .catch((e: Error) => {
+            this.o.metrics.dnsFailures.inc();
+            this.log.warn('failed to resolve endpoint', { endpoint: ep, error: e.message });
+          });
+      }
+    }
+    return out;
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.stopped || !this.synced) return;
+    if (!this.apiReachable) {
+      // Pending changes wait (they are not dropped); check again in a second.
+      this.log.warn('the API is unreachable; keeping the last good dataplane');
+      const t = setTimeout(() => this.schedule('waiting for the API', 0), 1000);
+      t.unref();
+      return;
+    }
+    this.running = true;
+    const since = this.pendingSince;
+    const events = this.pendingEvents;
+    this.pendingSince = null;
+    this.pendingEvents = 0;
+    this.o.metrics.pendingChanges.set(0);
+    this.o.metrics.batchSize.observe(events);
+    this.o.metrics.reconciles.inc();
+    this.lastReady = this.readyKey();
+    const m = this.o.metrics;
+    try {
+      if (!this.local) return; // the local node is not known yet: nothing to plan for
+      // NAT discovery reads the device (spec §6.7). Reading 5,000 peers on every change would sit
+      // on the critical path, so the plan uses the last reading, refreshed after each apply.
+      const observed = this.observed;
+      const t0 = performance.now();
+      const a = await this.o.pool.plan({
+        options: this.planOptions(),
+        privateKey: this.o.privateKey,
+        resolved: this.resolved(),
+        observed,
+        desired: { cniPath: this.o.config.cni ? this.o.config.cniPath : null, tunnelPrivIface: this.o.host.privateIface },
+      });
+      m.planDuration.observe((performance.now() - t0) / 1000);
+      if (!a.ok) {
+        m.plans.labels('error').inc();
+        m.errors.labels('apply').inc();
+        this.consecutiveFailures++;
+        this.log.error('planning failed', { error: 'error' in a ? a.error : 'replica unavailable' });
+        return;
+      }
+      m.plans.labels('ok').inc();
+      const s = a.summary;
+      this.lastSummary = s;
+      m.annotationWarnings.inc(s.warnings.length);
+      if (s.discoveredEndpoints !== null) this.discovered = s.discoveredEndpoints;
+      if (!s.ready) {
+        this.log.info('the local node is not ready; leaving the dataplane as it is', { node: this.o.config.hostname });
+        return;
+      }
+      m.nodes.set(s.readyNodes);
+      m.peers.set(s.readyPeers);
+      m.leader.set(s.leader ? 1 : 0);
+      const wgip = s.leader ? s.wireGuardCIDR : null;
+      if (wgip !== this.wireGuardIP) {
+        this.wireGuardIP = wgip;
+        // Published with the next local update or check-in (spec §11.4); do it now.
+        if (this.localObj) void this.handleLocal(this.localObj);
+      }
+      if (a.desired === this.lastDesired && !this.forceApply) {
+        this.markApplied(since);
+        return;
+      }
+      const desired = JSON.parse(a.desired!) as DesiredState;
+      const t1 = performance.now();
+      m.ioQueueDepth.set(1);
+      const res = this.forceApply && a.desired === this.lastDesired ? await this.o.io.resync() : await this.o.io.apply(desired);
+      m.ioQueueDepth.set(0);
+      this.forceApply = false;
+      m.applyDuration.observe((performance.now() - t1) / 1000);
+      if (!res.ok) {
+        m.errors.labels('apply').inc();
+        this.consecutiveFailures++;
+        this.log.error('applying the plan failed; will retry', { errors: res.errors.slice(0, 5).map((x) => `${x.kind} ${x.item}: ${x.message}`) });
+        this.lastDesired = '';
+        return;
+      }
+      this.lastDesired = a.desired!;
+      this.markApplied(since);
+      this.refreshObserved();
+      this.log.info('mesh programmed', {
+        leader: s.leader, nodes: s.readyNodes, peers: s.readyPeers, wgPeers: s.wgPeers, routes: s.routes, writes: res.writes,
+        planMs: Math.round(a.planMs), applyMs: Math.round(res.durationMs), events,
+      });
+    } catch (e) {
+      m.errors.labels('apply').inc();
+      this.consecutiveFailures++;
+      this.log.error('reconcile failed', { error: (e as Error).message });
+    } finally {
+      this.running = false;
+      this.lastPlanAt = performance.now();
+      if (this.pendingEvents > 0 && !this.stopped) {
+        const n = this.pendingEvents;
+        this.pendingEvents = 0;
+        this.schedule('pending', n);
+      } else if (this.consecutiveFailures > 0 && !this.stopped) {
+        // Bounded retry: back off up to the resync period.
+        const wait = Math.min(this.o.config.resyncPeriodMs || 30_000, 250 * 2 ** Math.min(this.consecutiveFailures, 7));
+        const t = setTimeout(() => this.schedule('retry', 0), wait);
+        t.unref();
+      }
+    }
+  }
+
+  private observed: { publicKey: string; endpoint: string | null; lastHandshake: number }[] | null = null;
+  private observing = false;
+
+  /** Reads the device in the background; a change in discovered endpoints schedules a plan. */
+  private refreshObserved(): void {
+    if (this.observing || this.stopped) return;
+    this.observing = true;
+    this.o.io.observe()
+      .then((st) => {
+        const next = st.peers.map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint, lastHandshake: p.lastHandshake }));
+        const key = (x: typeof next | null) => JSON.stringify(x?.filter((p) => p.lastHandshake > 0).map((p) => [p.publicKey, p.endpoint]) ?? null);
+        const changed = key(next) !== key(this.observed);
+        this.observed = next;
+        if (changed) this.schedule('device endpoints changed');
+      })
+      .catch((e: Error) => this.log.warn('could not read the WireGuard device', { error: e.message }))
+      .finally(() => (this.observing = false));
+  }
+
+  private markApplied(since: number | null): void {
+    this.firstApply = true;
+    this.consecutiveFailures = 0;
+    this.lastSuccess = Date.now();
+    if (since !== null) this.o.metrics.eventToProgrammed.observe((performance.now() - since) / 1000);
+  }
+
+  /** healthy only after the watches synced and the first apply; unhealthy after repeated failures or a stale dataplane. */
+  health(): { ok: boolean; reason: string } {
+    if (!this.synced) return { ok: false, reason: 'watches have not synced' };
+    if (!this.local) return { ok: false, reason: `node ${this.o.config.hostname} not found in the API` };
+    if (!this.firstApply) return { ok: false, reason: 'the dataplane has not been programmed yet' };
+    if (this.consecutiveFailures >= 3) return { ok: false, reason: `${this.consecutiveFailures} consecutive failed reconciles` };
+    const staleMs = Math.max(3 * (this.o.config.resyncPeriodMs || 30_000), 120_000);
+    if (Date.now() - this.lastSuccess > staleMs) return { ok: false, reason: 'the dataplane is stale' };
+    return { ok: true, reason: 'ok' };
+  }
+
+  /** SIGTERM: stop taking events, drain in-flight work, then clean up per --clean-up (spec §11.7). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    if (this.timer) clearTimeout(this.timer);
+    await Promise.all([this.nodeReflector.stop(), this.peerReflector.stop()]);
+    await this.inflight.catch(() => {});
+    if (!this.o.config.cleanUp) return;
+    try {
+      const r = await this.o.io.cleanUp({ interface: this.o.config.cleanUpInterface });
+      if (!r.ok) throw new Error(r.errors.map((e) => e.message).join('; '));
+    } catch (e) {
+      this.o.metrics.errors.labels('cleanUp').inc();
+      this.log.error('dataplane clean-up failed', { error: (e as Error).message });
+    }
+    try {
+      await this.o.client.request('PATCH', `/api/v1/nodes/${encodeURIComponent(this.o.config.hostname)}`, {
+        body: CLEANUP.map((k) => ({ op: 'remove', path: `/metadata/annotations/${k.replaceAll('~', '~0').replaceAll('/', '~1')}` })),
+        contentType: 'application/json-patch+json',
+        timeoutMs: 10_000,
+      });
+    } catch (e) {
+      // Quirk (spec §16.40): the patch fails whole if one annotation is missing; it is only logged.
+      this.o.metrics.errors.labels('cleanUp').inc();
+      this.log.warn('failed to remove the node annotations', { error: (e as Error).message });
+    }
+  }
+
+  /** Plans the graph of the current cluster for /graph (endpoints not resolved, as in Go). */
+  async graphPlan(): Promise<string | null> {
+    const a = await this.o.pool.plan({ options: this.planOptions(), graph: true });
+    return a.ok && a.graph ? a.graph : null;
+  }
+}
+
+function parseCIDRText(s: string) {
+  const slash = s.indexOf('/');
+  const ip = parseIP(s.slice(0, slash));
+  return ip ? { ip, bits: Number(s.slice(slash + 1)), s } : null;
+}
+
+/** The cheap part of readiness the main thread tracks: static fields and last-seen. */
+function parseNodeQuick(o: NodeObject): { lastSeen: number; static: boolean } {
+  const n = parseNode(o).value;
+  return { lastSeen: n.lastSeen, static: endpointReady(n.endpoint) && n.key !== null && n.subnet !== null };
+}

@@ -1,0 +1,50 @@
+// The agent's metrics (prom-client, main thread only). Kilo's names and help strings
+// (spec §13.2) so dashboards keep working, plus kg's pipeline metrics. Workers send their
+// counters back in replies; prom-client does not aggregate across threads. The I/O worker's
+// counters (kilo_iptables_operations_total, kg_dataplane_*) are registered by workers/io-client.ts.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  // prom-client names three gauges `*_total`, which the exposition format reserves for counters
+  // (promtool rejects them); their `nodejs_active_*` twins without the suffix stay.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+  const m = {
+    registry,
+    errors: new Counter({ name: 'kilo_errors_total', help: 'Number of errors that occurred while administering the mesh.', labelNames: ['event'], registers: [registry] }),
+    leader: new Gauge({ name: 'kilo_leader', help: 'Leadership status of the node.', registers: [registry] }),
+    nodes: new Gauge({ name: 'kilo_nodes', help: 'Number of nodes in the mesh.', registers: [registry] }),
+    peers: new Gauge({ name: 'kilo_peers', help: 'Number of peers in the mesh.', registers: [registry] }),
+    reconciles: new Counter({ name: 'kilo_reconciles_total', help: 'Number of reconciliation attempts.', registers: [registry] }),
+    planDuration: new Histogram({
+      name: 'kg_plan_duration_seconds', help: 'Time to compute one plan in the planner pool.',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1], registers: [registry],
+    }),
+    applyDuration: new Histogram({
+      name: 'kg_apply_duration_seconds', help: 'Time for the I/O worker to bring the kernel to a plan.',
+      buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5], registers: [registry],
+    }),
+    eventToProgrammed: new Histogram({
+      name: 'kg_event_to_programmed_seconds', help: 'Network programming latency: from a watch event to the kernel state that reflects it.',
+      buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10], registers: [registry],
+    }),
+    batchSize: new Histogram({
+      name: 'kg_coalesced_batch_size', help: 'Watch events coalesced into one plan.',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000], registers: [registry],
+    }),
+    pendingChanges: new Gauge({ name: 'kg_pending_changes', help: 'Changes waiting for the next plan.', registers: [registry] }),
+    events: new Counter({ name: 'kg_watch_events_total', help: 'Watch events received, by resource and kind of change.', labelNames: ['resource', 'change'], registers: [registry] }),
+    watchRestarts: new Counter({ name: 'kg_watch_restarts_total', help: 'Watches restarted (server timeout, silence, errors).', labelNames: ['resource'], registers: [registry] }),
+    relists: new Counter({ name: 'kg_watch_relists_total', help: 'Full relists (410 Gone or start-up).', labelNames: ['resource'], registers: [registry] }),
+    watchBytes: new Counter({ name: 'kg_watch_bytes_total', help: 'Bytes received on watch streams.', labelNames: ['resource'], registers: [registry] }),
+    plans: new Counter({ name: 'kg_plans_total', help: 'Plans computed.', labelNames: ['result'], registers: [registry] }),
+    ioQueueDepth: new Gauge({ name: 'kg_io_queue_depth', help: 'Desired states waiting for the I/O worker.', registers: [registry] }),
+    annotationWarnings: new Counter({ name: 'kg_annotation_warnings_total', help: 'Malformed annotations or Peers seen in plans (ignored as Kilo ignores them).', registers: [registry] }),
+    heartbeats: new Counter({ name: 'kg_heartbeats_total', help: 'Heartbeat (check-in) writes of the local node.', labelNames: ['result'], registers: [registry] }),
+    dnsFailures: new Counter({ name: 'kg_dns_failures_total', help: 'DNS endpoint resolutions that failed.', registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,293 @@
+// A list+watch loop that never gives up (the client library's informer stops for good on any
+// error but 410). It lists in pages, watches from the last resourceVersion with bookmarks,
+// relists on 410 Gone (HTTP or in-stream), backs off with jitter on other errors (honouring
+// Retry-After), and aborts a watch that has gone silent (a half-open connection). After every
+// relist it emits the difference against what it held, deletes included, so consumers never miss
+// an object that vanished while the watch was down.
+import type { Logger } from './log.js';
+import { KubeError, type KubeClient } from './kube.js';
+
+export interface KubeObject {
+  metadata?: { name?: string; resourceVersion?: string };
+}
+
+export type ReflectorEvent<T> =
+  | { type: 'add'; name: string; obj: T }
+  | { type: 'update'; name: string; obj: T; old: T }
+  | { type: 'delete'; name: string; old: T };
+
+export interface ReflectorStats {
+  lists: number;
+  relists: number;
+  watches: number;
+  watchRestarts: number;
+  watchErrors: number;
+  events: number;
+  bookmarks: number;
+  bytes: number;
+  stalls: number;
+}
+
+export interface ReflectorOptions<T> {
+  client: KubeClient;
+  /** Collection path, e.g. `/api/v1/nodes`. */
+  path: string;
+  /** Converts a full object into the record the consumer keeps (slim, plain data). */
+  slim: (obj: KubeObject) => T;
+  onEvent: (e: ReflectorEvent<T>) => void;
+  /** Called after every complete list (the first one means "synced"). */
+  onSynced?: () => void;
+  log: Logger;
+  pageSize?: number;
+  /** Server-side watch timeout; randomised in [t, 2t) as client-go does. */
+  watchTimeoutSeconds?: number;
+  /** Abort a watch that delivered nothing (not even a bookmark) for this long. */
+  watchdogMs?: number;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  requestTimeoutMs?: number;
+}
+
+class Gone extends Error {}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+
+export class Reflector<T> {
+  readonly store = new Map<string, T>();
+  readonly stats: ReflectorStats = { lists: 0, relists: 0, watches: 0, watchRestarts: 0, watchErrors: 0, events: 0, bookmarks: 0, bytes: 0, stalls: 0 };
+  private rv = '';
+  private synced = false;
+  private stopper = new AbortController();
+  private loop: Promise<void> | null = null;
+  private failures = 0;
+  /** Time of the last successful list or watch event (ms since epoch): staleness for /health. */
+  lastContact = 0;
+  /** False from a failed list/watch until the next list or accepted watch: the API is unreachable. */
+  connected = false;
+
+  constructor(private readonly o: ReflectorOptions<T>) {}
+
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  get resourceVersion(): string {
+    return this.rv;
+  }
+
+  start(): void {
+    if (!this.loop) this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopper.abort();
+    await this.loop;
+  }
+
+  private backoff(retryAfterMs: number | null): number {
+    const base = this.o.backoffInitialMs ?? 200;
+    const max = this.o.backoffMaxMs ?? 30_000;
+    this.failures = Math.min(this.failures + 1, 20);
+    const exp = Math.min(max, base * 2 ** (this.failures - 1));
+    // Full jitter keeps a fleet of agents from retrying in lockstep after an API outage.
+    const jittered = exp / 2 + Math.random() * (exp / 2);
+    return Math.min(max, Math.max(retryAfterMs ?? 0, jittered));
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stopper.signal;
+    let needList = true;
+    while (!signal.aborted) {
+      try {
+        if (needList) {
+          await this.list(signal);
+          needList = false;
+          this.failures = 0;
+        }
+        await this.watch(signal);
+        this.failures = 0;
+      } catch (e) {
+        if (signal.aborted) break;
+        if (e instanceof Gone) {
+          this.stats.relists++;
+          this.o.log.info('resource version too old; relisting', { path: this.o.path, resourceVersion: this.rv });
+          needList = true;
+          await sleep(Math.random() * 100, signal);
+          continue;
+        }
+        this.stats.watchErrors++;
+        this.connected = false;
+        const wait = this.backoff(e instanceof KubeError ? e.retryAfterMs : null);
+        this.o.log.warn('list/watch failed; retrying', { path: this.o.path, error: (e as Error).message, retryInMs: Math.round(wait) });
+        await sleep(wait, signal);
+      }
+    }
+  }
+
+  private async list(signal: AbortSignal): Promise<void> {
+    const seen = new Map<string, T>();
+    let cont = '';
+    let rv = '';
+    for (let page = 0; page < 100_000; page++) {
+      const q = new URLSearchParams({ limit: String(this.o.pageSize ?? 500) });
+      if (cont) q.set('continue', cont);
+      let body: { metadata?: { resourceVersion?: string; continue?: string }; items?: KubeObject[] };
+      try {
+        body = await this.o.client.request('GET', `${this.o.path}?${q}`, { signal, timeoutMs: this.o.requestTimeoutMs ?? 60_000 });
+      } catch (e) {
+        // An expired continue token: start the list again from a fresh snapshot.
+        if (e instanceof KubeError && e.status === 410) {
+          this.stats.relists++;
+          seen.clear();
+          cont = '';
+          continue;
+        }
+        throw e;
+      }
+      if (!body || !Array.isArray(body.items)) throw new Error(`list ${this.o.path}: response has no items`);
+      for (const item of body.items) {
+        const name = item?.metadata?.name;
+        if (typeof name !== 'string' || name === '') continue;
+        seen.set(name, this.o.slim(item));
+      }
+      rv = body.metadata?.resourceVersion ?? rv;
+      cont = body.metadata?.continue ?? '';
+      if (!cont) break;
+    }
+    this.stats.lists++;
+    // Emit the difference: adds and updates for what is listed, deletes for what vanished.
+    for (const [name, obj] of seen) {
+      const old = this.store.get(name);
+      this.store.set(name, obj);
+      this.o.onEvent(old === undefined ? { type: 'add', name, obj } : { type: 'update', name, obj, old });
+    }
+    for (const [name, old] of [...this.store]) {
+      if (!seen.has(name)) {
+        this.store.delete(name);
+        this.o.onEvent({ type: 'delete', name, old });
+      }
+    }
+    this.rv = rv;
+    this.synced = true;
+    this.connected = true;
+    this.lastContact = Date.now();
+    this.o.onSynced?.();
+  }
+
+  private async watch(signal: AbortSignal): Promise<void> {
+    const t = this.o.watchTimeoutSeconds ?? 300;
+    const timeout = Math.floor(t + Math.random() * t);
+    const q = new URLSearchParams({ watch: 'true', resourceVersion: this.rv, allowWatchBookmarks: 'true', timeoutSeconds: String(timeout) });
+    const ctl = new AbortController();
+    const abort = () => ctl.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    const watchdogMs = this.o.watchdogMs ?? Math.max(90_000, (timeout + 30) * 1000);
+    let stalled = false;
+    let timer = setTimeout(() => ((stalled = true), ctl.abort()), watchdogMs);
+    const pet = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => ((stalled = true), ctl.abort()), watchdogMs);
+    };
+    let gone = false;
+    let failure: Error | null = null;
+    this.stats.watches++;
+    try {
+      await this.o.client.stream(`${this.o.path}?${q}`, {
+        onOpen: () => {
+          this.connected = true;
+        },
+        onBytes: (n) => {
+          this.stats.bytes += n;
+          pet();
+        },
+        onLine: (line) => {
+          if (gone) return;
+          let ev: { type?: string; object?: KubeObject & { code?: number; message?: string } };
+          try {
+            ev = JSON.parse(line);
+          } catch {
+            this.o.log.warn('watch: undecodable event ignored', { path: this.o.path, bytes: line.length });
+            return;
+          }
+          // Errors are recorded and end the stream; throwing from a stream callback would not
+          // reach this loop.
+          let err: Error | 'gone' | null;
+          try {
+            err = this.handle(ev);
+          } catch (e) {
+            // A consumer or converter bug must not kill the watch: report it and go on.
+            this.o.log.error('watch: event handling failed', { path: this.o.path, error: (e as Error).message });
+            err = null;
+          }
+          if (err === 'gone') gone = true;
+          else if (err) failure = err;
+          if (err) ctl.abort();
+        },
+      }, ctl.signal);
+    } catch (e) {
+      if (gone) throw new Gone();
+      if (failure) throw failure;
+      if (e instanceof KubeError && e.status === 410) throw new Gone();
+      if (stalled) {
+        this.stats.stalls++;
+        this.stats.watchRestarts++;
+        this.o.log.warn('watch went silent; restarting it', { path: this.o.path, silentMs: watchdogMs });
+        return;
+      }
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', abort);
+    }
+    if (gone) throw new Gone();
+    if (failure) throw failure;
+    // The server ended the watch (its timeout): resume from the last resourceVersion.
+    this.stats.watchRestarts++;
+  }
+
+  private handle(ev: { type?: string; object?: KubeObject & { code?: number; message?: string } }): Error | 'gone' | null {
+    const obj = ev.object;
+    const rv = obj?.metadata?.resourceVersion;
+    switch (ev.type) {
+      case 'BOOKMARK':
+        this.stats.bookmarks++;
+        if (rv) this.rv = rv;
+        this.lastContact = Date.now();
+        return null;
+      case 'ERROR':
+        if (obj?.code === 410) return 'gone';
+        return new KubeError(`watch ${this.o.path}: ${obj?.message ?? 'error event'}`, obj?.code ?? 500);
+      case 'ADDED':
+      case 'MODIFIED':
+      case 'DELETED': {
+        const name = obj?.metadata?.name;
+        if (typeof name !== 'string' || name === '') return null;
+        this.stats.events++;
+        this.lastContact = Date.now();
+        if (rv) this.rv = rv;
+        const old = this.store.get(name);
+        if (ev.type === 'DELETED') {
+          if (old === undefined) return null;
+          this.store.delete(name);
+          this.o.onEvent({ type: 'delete', name, old });
+          return null;
+        }
+        const rec = this.o.slim(obj!);
+        this.store.set(name, rec);
+        this.o.onEvent(old === undefined ? { type: 'add', name, obj: rec } : { type: 'update', name, obj: rec, old });
+        return null;
+      }
+      default:
+        this.o.log.warn('watch: unknown event type ignored', { path: this.o.path, type: String(ev.type) });
+        return null;
+    }
+  }
+}

@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+// `kg` (the agent): start-up in the Go agent's order (spec §11.1), then run until SIGTERM/SIGINT.
+import { Agent } from './agent.js';
+import { discover, readHost } from './discovery.js';
+import { AGENT_FLAGS, FlagError, parseFlags, toConfig, type Config } from './flags.js';
+import { createHttpServer, parseListen } from './http.js';
+import { loadOrCreateKey } from './keys.js';
+import { KubeClient, loadKubeConfig } from './kube.js';
+import { createLogger, type Logger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { PlanPool } from '../workers/plan-pool.js';
+import { IoClient } from '../workers/io-client.js';
+
+/** Spec §4.6: IPv6 iptables rules are skipped when the kernel has IPv6 disabled; an unreadable status is fatal, as in Go. */
+function ipv6Enabled(): boolean {
+  try {
+    return readFileSync('/sys/module/ipv6/parameters/disable', 'utf8')[0] !== '1';
+  } catch (e) {
+    throw new Error(`failed to check IPv6 status: ${(e as Error).message}`);
+  }
+}
+
+export interface RunningAgent {
+  agent: Agent;
+  stop(): Promise<void>;
+  port: number;
+}
+
+/** Starts the agent; resolves once it runs (fatal start-up errors reject). */
+export async function startAgent(cfg: Config, log: Logger, version: string): Promise<RunningAgent> {
+  log.info(`Starting Kilo network mesh '${version}'.`, { hostname: cfg.hostname, granularity: cfg.meshGranularity });
+  const keys = loadOrCreateKey(cfg.keyDir);
+  if (keys.generated) log.warn('no valid private key found; generated a new one', { dir: cfg.keyDir });
+  const client = new KubeClient(loadKubeConfig({ kubeconfig: cfg.kubeconfig, master: cfg.master }));
+  const host = discover(await readHost(cfg.hostname), { ignore: [cfg.interface, 'kube-bridge'], internalCIDRs: cfg.internalCIDRs });
+  log.info('host discovered', { privateIP: host.privateIP?.s ?? null, publicIP: host.publicIP?.s ?? null, privateInterface: host.privateIface, mtu: host.autoMTU });
+  const metrics = createMetrics();
+  const io = new IoClient(
+    { interface: cfg.interface, createInterface: cfg.createInterface, resyncPeriodMs: cfg.resyncPeriodMs, ipv6: ipv6Enabled() },
+    {
+      registry: metrics.registry,
+      onEvent: (ev) => {
+        if (ev.type === 'log') log[ev.level](ev.msg, { component: 'io-worker' });
+        else if (ev.type === 'error') log.warn('dataplane write failed', { kind: ev.error.kind, item: ev.error.item, error: ev.error.message });
+      },
+    },
+  );
+  await io.start();
+  const pool = new PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel });
+  const agent = new Agent({
+    config: cfg, log, client, metrics, pool, io, host, publicKey: keys.publicKey, privateKey: keys.privateKey,
+    minSyncIntervalMs: cfg.minSyncIntervalMs, checkInPeriodMs: cfg.checkInPeriodMs,
+    privateInterface: host.privateIface ?? 'eth0', tunnelInterface: cfg.compatibility === 'flannel' ? 'flannel.1' : 'tunl0',
+  });
+  const shutdownResources = async () => {
+    await pool.close().catch(() => {});
+    await io.close().catch(() => {});
+    client.close();
+  };
+  try {
+    await agent.checkCRD();
+  } catch (e) {
+    await shutdownResources();
+    throw e;
+  }
+  const server = createHttpServer({ registry: metrics.registry, health: () => agent.health(), graph: () => agent.graphPlan() });
+  const { host: listenHost, port } = parseListen(cfg.listen);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new Error(`failed to listen on ${cfg.listen}: ${e.message}`)));
+    server.listen(port, listenHost, resolve);
+  }).catch(async (e) => {
+    await shutdownResources();
+    throw e;
+  });
+  agent.start();
+  const addr = server.address();
+  return {
+    agent,
+    port: typeof addr === 'object' && addr ? addr.port : port,
+    stop: async () => {
+      await agent.stop();
+      await new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await shutdownResources();
+    },
+  };
+}
+
+export async function runAgent(argv: string[], version: string): Promise<number> {
+  const { values, positionals } = parseFlags(argv, AGENT_FLAGS);
+  if (positionals.length > 0) throw new FlagError(`unknown command "${positionals[0]}" for "kg"`);
+  const cfg = toConfig(values);
+  const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
+  const running = await startAgent(cfg, log, version);
+  await new Promise<void>((resolve) => {
+    const onSignal = () => {
+      log.info('caught interrupt; gracefully cleaning up; see you next time!');
+      resolve();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  // Bounded: clean-up may not hang the pod's termination forever.
+  const timer = setTimeout(() => {
+    log.error('clean-up took too long; exiting');
+    process.exit(1);
+  }, 60_000);
+  timer.unref();
+  await running.stop();
+  return 0;
+}

@@ -1,0 +1,57 @@
+// The stored-but-not-acted-on kinds: Leases (leader-election style), Namespaces, ConfigMaps,
+// and discovery listing them, over HTTPS.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startApiServer } from '../../loadtest/apiserver/index.js';
+import { request } from './helpers.js';
+
+test('resources: a Lease is created, renewed with optimistic concurrency, and listed per namespace', async (t) => {
+  const srv = await startApiServer({ https: true });
+  t.after(() => srv.stop());
+  const base = '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases';
+  const lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'kilo-leader' }, spec: { holderIdentity: 'a', leaseDurationSeconds: 15 } };
+  const created = await request(srv, 'POST', base, { body: lease });
+  assert.equal(created.status, 201);
+  const cur = JSON.parse(created.body);
+  assert.equal(cur.metadata.namespace, 'kube-system');
+  // Two candidates renew from the same version: the first wins, the second gets 409.
+  const mine = { ...cur, spec: { ...cur.spec, holderIdentity: 'b' } };
+  const theirs = { ...cur, spec: { ...cur.spec, holderIdentity: 'c' } };
+  assert.equal((await request(srv, 'PUT', `${base}/kilo-leader`, { body: mine })).status, 200);
+  assert.equal((await request(srv, 'PUT', `${base}/kilo-leader`, { body: theirs })).status, 409);
+  assert.equal(JSON.parse((await request(srv, 'GET', `${base}/kilo-leader`)).body).spec.holderIdentity, 'b');
+  assert.equal(JSON.parse((await request(srv, 'GET', '/apis/coordination.k8s.io/v1/namespaces/default/leases')).body).items.length, 0);
+  assert.equal(JSON.parse((await request(srv, 'GET', '/apis/coordination.k8s.io/v1/leases')).body).items.length, 1);
+});
+
+test('resources: namespaces gate namespaced objects, and deleting one deletes its objects', async (t) => {
+  const srv = await startApiServer({ https: true });
+  t.after(() => srv.stop());
+  const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kilo' }, data: { k: 'v' } };
+  assert.equal((await request(srv, 'POST', '/api/v1/namespaces/kilo/configmaps', { body: cm })).status, 404);
+  assert.equal((await request(srv, 'POST', '/api/v1/namespaces', { body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kilo' } } })).status, 201);
+  assert.equal((await request(srv, 'POST', '/api/v1/namespaces/kilo/configmaps', { body: cm })).status, 201);
+  assert.equal((await request(srv, 'GET', '/api/v1/namespaces/kilo/configmaps/kilo')).status, 200);
+  assert.equal((await request(srv, 'DELETE', '/api/v1/namespaces/kilo')).status, 200);
+  assert.equal((await request(srv, 'GET', '/api/v1/namespaces/kilo/configmaps/kilo')).status, 404);
+  assert.equal((await request(srv, 'GET', '/api/v1/nodes/x/proxy')).status, 404, 'unknown subresources do not exist');
+});
+
+test('discovery: groups, versions and resources as kubectl and client-node read them', async (t) => {
+  const srv = await startApiServer({ https: true });
+  t.after(() => srv.stop());
+  const version = JSON.parse((await request(srv, 'GET', '/version', { token: null })).body);
+  assert.equal(version.major, '1');
+  assert.equal((await request(srv, 'GET', '/api', { token: null })).status, 401);
+  const groups = JSON.parse((await request(srv, 'GET', '/apis')).body);
+  const names = groups.groups.map((g: any) => g.name).sort();
+  assert.deepEqual(names, ['apiextensions.k8s.io', 'apps', 'coordination.k8s.io', 'kilo.squat.ai', 'rbac.authorization.k8s.io']);
+  const core = JSON.parse((await request(srv, 'GET', '/api/v1')).body);
+  const nodes = core.resources.find((r: any) => r.name === 'nodes');
+  assert.deepEqual([nodes.kind, nodes.namespaced, nodes.verbs.includes('watch')], ['Node', false, true]);
+  const kilo = JSON.parse((await request(srv, 'GET', '/apis/kilo.squat.ai/v1alpha1')).body);
+  assert.deepEqual(kilo.resources.map((r: any) => [r.name, r.kind, r.namespaced]), [['peers', 'Peer', false]]);
+  assert.equal((await request(srv, 'GET', '/apis/nope.example.com/v1')).status, 404);
+  const v2 = await request(srv, 'GET', '/openapi/v2');
+  assert.equal(JSON.parse(v2.body).swagger, '2.0');
+});

@@ -1,0 +1,67 @@
+// The real I/O worker thread through its comlink client: apply, no-op resync, metrics, and a
+// worker crash: the supervisor restarts it and the new worker re-reads the kernel, then repairs.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Registry } from 'prom-client';
+import { IoClient } from '../../workers/io-client.js';
+import { fixture } from '../../bench/plan-fixture.js';
+import { TestNode, cleanupMntRoot, keyPair, requireTool, waitFor } from './netns.js';
+
+after(cleanupMntRoot);
+
+test('io-worker: apply, no-op resync, metrics, restart after a crash re-reads and repairs', async (t) => {
+  requireTool('wireguard-go', 'wg', 'iptables-nft-restore');
+  const node = TestNode.create('worker');
+  const registry = new Registry();
+  const events: string[] = [];
+  const client = new IoClient(
+    { nsenter: node.nsenter, uapiDir: node.uapiDir, resyncPeriodMs: 0, routeMonitor: false, iptablesBackend: 'nft', ipv6: true },
+    { registry, onEvent: (e) => events.push(e.type) },
+  );
+  t.after(async () => {
+    await client.close();
+    node.destroy(); // kills the wireguard-go the worker spawned, by pid, before deleting the netns
+  });
+  node.ip('link', 'add', 'eth0', 'type', 'bridge');
+  node.ip('addr', 'add', '172.16.0.1/16', 'dev', 'eth0');
+  node.ip('link', 'set', 'eth0', 'up');
+  await client.start();
+  const desired = fixture({ nodes: 30, privateKey: keyPair().privateKey, ipv6: true });
+  let res = await client.apply(desired);
+  assert.deepEqual(res.errors, []);
+  const routes = (): number => (JSON.parse(node.ip('-4', '-j', 'route', 'show', 'proto', 'static')) as unknown[]).length;
+  const natRules = (): number => node.run('iptables-nft-save', '-t', 'nat').split('\n').filter((l) => l.startsWith('-A KILO-NAT')).length;
+  assert.equal(routes(), 29 * 3);
+  assert.equal(natRules(), 30 * 3 + 1);
+  assert.equal(node.run('wg', 'show', 'kilo0', 'peers').trim().split('\n').length, 29);
+
+  res = await client.resync();
+  assert.deepEqual([res.errors.length, res.writes], [0, 0]);
+
+  const text = await registry.metrics();
+  assert.match(text, /kilo_iptables_operations_total\{operation="AppendUnique",table="nat",chain="KILO-NAT",protocol="IPv4"\} \d+/);
+  assert.match(text, /kg_dataplane_writes_total\{kind="routes"\} 88/);
+
+  // someone deletes a route and flushes KILO-NAT, then the worker crashes
+  // (no resync timer, no route monitor: only the restarted worker can repair this)
+  node.ip('route', 'del', '10.42.5.0/24');
+  node.run('iptables-nft', '-t', 'nat', '-F', 'KILO-NAT');
+  const firstThread = client.threadId;
+  await client.crashForTest();
+  assert.ok(await waitFor(() => client.restartCount === 1, 5000), 'supervisor restarted the worker');
+  await client.whenReady();
+  assert.notEqual(client.threadId, firstThread);
+  // the restarted worker re-applied the last desired state after reading the kernel; a resync
+  // (it reads again) proves the kernel now matches: zero writes
+  res = await client.resync();
+  assert.deepEqual(res.errors, []);
+  assert.equal(routes(), 29 * 3);
+  assert.equal(natRules(), 30 * 3 + 1);
+  assert.equal(res.writes, 0);
+
+  res = await client.cleanUp({ interface: true });
+  assert.deepEqual(res.errors, []);
+  assert.equal(routes(), 0);
+  assert.equal(natRules(), 0);
+  assert.notEqual(node.tryRun('ip', 'link', 'show', 'kilo0').code, 0);
+});

@@ -1,0 +1,250 @@
+// Pure diff functions of the dataplane (plain data in, operations out).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  align,
+  applyPatchToSaved,
+  buildDesired,
+  canonicalArgs,
+  diffTable,
+  parseSave,
+  quoteArg,
+  tokenize,
+  type SavedTable,
+} from '../../diff/iptables.js';
+import { canonicalCIDR, diffRoutes, diffRules, desiredRouteMap, failedBatchLines, ownedRoutes, parseIpRoutes, parseIpRules } from '../../diff/routes.js';
+import { diffDevice, discoverNATEndpoints, parseUapiGet, renderUapiSet, renderWgSet, b64ToHex, type DeviceState } from '../../diff/wireguard.js';
+import { decideMode } from '../../dataplane/wireguard.js';
+import { planTunnel, ipipUnsupported } from '../../dataplane/tunnel.js';
+
+const K = (c: string): string[] => ['-m', 'comment', '--comment', c];
+
+test('tokenize/quote round-trip iptables-save lines', () => {
+  assert.deepEqual(tokenize('-d 10.4.0.1/32 -m comment --comment "Kilo: do not NAT" -j RETURN'), ['-d', '10.4.0.1/32', '-m', 'comment', '--comment', 'Kilo: do not NAT', '-j', 'RETURN']);
+  assert.deepEqual(tokenize('--comment "a \\"q\\" b"'), ['--comment', 'a "q" b']);
+  fc.assert(
+    fc.property(fc.array(fc.string({ minLength: 0, maxLength: 8 }).filter((s) => !s.includes('\n')), { maxLength: 6 }), (args) => {
+      assert.deepEqual(tokenize(args.map(quoteArg).join(' ')), args);
+    }),
+  );
+});
+
+test('canonicalArgs puts header matches first, as iptables-save prints them', () => {
+  assert.deepEqual(canonicalArgs([...K('Kilo: x'), '-s', '10.0.0.0/24', '-j', 'ACCEPT']), ['-s', '10.0.0.0/24', ...K('Kilo: x'), '-j', 'ACCEPT']);
+  assert.deepEqual(canonicalArgs(['-p', '4', ...K('y'), '-j', 'DROP']), ['-p', 'ipencap', ...K('y'), '-j', 'DROP']);
+  assert.deepEqual(canonicalArgs(['!', '-s', '1.1.1.1/32', '-j', 'DROP']), ['!', '-s', '1.1.1.1/32', '-j', 'DROP']);
+});
+
+test('align keeps a longest common subsequence', () => {
+  fc.assert(
+    fc.property(fc.uniqueArray(fc.integer({ min: 0, max: 40 }), { maxLength: 30 }), fc.uniqueArray(fc.integer({ min: 0, max: 40 }), { maxLength: 30 }), (a, b) => {
+      const A = a.map(String);
+      const B = b.map(String);
+      const { keepA, keepB } = align(A, B);
+      const ka = A.filter((_, i) => keepA[i]);
+      const kb = B.filter((_, i) => keepB[i]);
+      assert.deepEqual(ka, kb);
+      // LCS length for distinct keys via DP
+      const dp: number[][] = Array.from({ length: A.length + 1 }, () => new Array(B.length + 1).fill(0));
+      for (let i = 1; i <= A.length; i++) for (let j = 1; j <= B.length; j++) dp[i][j] = A[i - 1] === B[j - 1] ? dp[i - 1][j - 1] + 1 : Math.max(dp[i - 1][j], dp[i][j - 1]);
+      assert.equal(ka.length, dp[A.length][B.length]);
+    }),
+  );
+});
+
+/** Simulate restore on a saved table and check the chain ends as desired (property). */
+test('diffTable edits turn any owned chain into the desired one, foreign rules untouched', () => {
+  const pool = Array.from({ length: 12 }, (_, i) => ['-d', `10.0.0.${i}/32`, ...K('Kilo: r'), '-j', 'RETURN']);
+  const foreign = Array.from({ length: 4 }, (_, i) => ['-s', `9.9.9.${i}/32`, '-j', 'ACCEPT']);
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(fc.integer({ min: 0, max: 11 }), { maxLength: 10 }),
+      fc.uniqueArray(fc.integer({ min: 0, max: 11 }), { maxLength: 10 }),
+      fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 4 }),
+      fc.integer({ min: 0, max: 10 }),
+      (have, want, foreignAt, nPrepend) => {
+        const save = ['*nat', ':POSTROUTING ACCEPT [0:0]', ':KILO-NAT - [0:0]'];
+        const post: string[] = have.map((i) => '-A POSTROUTING ' + pool[i].map(quoteArg).join(' '));
+        foreignAt.forEach((f, k) => post.splice(Math.min(post.length, k * 2), 0, '-A POSTROUTING ' + foreign[f].map(quoteArg).join(' ')));
+        for (const i of have) save.push('-A KILO-NAT ' + pool[i].map(quoteArg).join(' '));
+        save.push(...post, 'COMMIT');
+        const saved = parseSave(save.join('\n')).get('nat')!;
+        const np = Math.min(nPrepend, want.length);
+        const desired = buildDesired({
+          chains: [{ family: 'ipv4', table: 'nat', chain: 'KILO-NAT' }],
+          prepend: [...want.slice(0, np).map((i) => ({ family: 'ipv4' as const, table: 'nat', chain: 'KILO-NAT', rule: pool[i] })), ...want.slice(0, np).map((i) => ({ family: 'ipv4' as const, table: 'nat', chain: 'POSTROUTING', rule: pool[i] }))],
+          append: [...want.slice(np).map((i) => ({ family: 'ipv4' as const, table: 'nat', chain: 'KILO-NAT', rule: pool[i] })), ...want.slice(np).map((i) => ({ family: 'ipv4' as const, table: 'nat', chain: 'POSTROUTING', rule: pool[i] }))],
+        }).get('ipv4')!.get('nat');
+        const patch = diffTable('nat', desired, saved, undefined);
+        const copy: SavedTable = { chains: new Map([...saved.chains].map(([k, v]) => [k, [...v]])) };
+        if (patch) applyPatchToSaved(copy, patch);
+        const wantKeys = want.map((i) => pool[i].map(quoteArg).join(' '));
+        assert.deepEqual(copy.chains.get('KILO-NAT'), wantKeys);
+        const postAfter = copy.chains.get('POSTROUTING')!;
+        assert.deepEqual(postAfter.filter((k) => k.includes('Kilo:')), wantKeys);
+        assert.deepEqual(postAfter.filter((k) => !k.includes('Kilo:')), saved.chains.get('POSTROUTING')!.filter((k) => !k.includes('Kilo:')));
+        // prepend rules stand before every foreign rule only if they were inserted: at least ours keep order
+        assert.equal(diffTable('nat', desired, copy, undefined), null, 'second diff is empty');
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('diffTable: one changed rule in a 15,000-rule chain sends two lines, not a rewrite', () => {
+  const rules = Array.from({ length: 15000 }, (_, i) => ({ family: 'ipv4' as const, table: 'nat', chain: 'KILO-NAT', rule: ['-d', `10.${i >> 8}.${i & 255}.0/24`, ...K('Kilo: k'), '-j', 'RETURN'] }));
+  const ipt = { chains: [{ family: 'ipv4' as const, table: 'nat', chain: 'KILO-NAT' }], prepend: rules, append: [] };
+  const d1 = buildDesired(ipt).get('ipv4')!.get('nat')!;
+  const saved: SavedTable = { chains: new Map() };
+  applyPatchToSaved(saved, diffTable('nat', d1, saved, undefined)!);
+  const rules2 = [...rules];
+  rules2[7000] = { ...rules2[7000], rule: ['-d', '10.250.0.0/24', ...K('Kilo: k'), '-j', 'RETURN'] };
+  const d2 = buildDesired({ ...ipt, prepend: rules2 }).get('ipv4')!.get('nat')!;
+  const p = diffTable('nat', d2, saved, undefined)!;
+  assert.deepEqual(p.lines, ['-D KILO-NAT 7001', '-I KILO-NAT 7001 -d 10.250.0.0/24 -m comment --comment "Kilo: k" -j RETURN']);
+});
+
+test('diffTable: clean-up deletes our chains and Kilo-commented rules, never foreign ones', () => {
+  const saved = parseSave(
+    [
+      '*nat',
+      ':POSTROUTING ACCEPT [0:0]',
+      ':KILO-NAT - [0:0]',
+      ':SENTINEL - [0:0]',
+      '-A POSTROUTING -s 10.42.0.0/24 -m comment --comment "Kilo: jump to KILO-NAT chain" -j KILO-NAT',
+      '-A POSTROUTING -s 1.2.3.0/24 -j SENTINEL',
+      '-A KILO-NAT -m comment --comment "Kilo: NAT remaining packets" -j MASQUERADE',
+      '-A SENTINEL -j RETURN',
+      'COMMIT',
+    ].join('\n'),
+  ).get('nat')!;
+  const p = diffTable('nat', undefined, saved, undefined)!;
+  assert.deepEqual(p.lines, ['-D POSTROUTING -s 10.42.0.0/24 -m comment --comment "Kilo: jump to KILO-NAT chain" -j KILO-NAT', '-F KILO-NAT', '-X KILO-NAT']);
+});
+
+test('routes: parse ip -j, ownership, diff', () => {
+  const actual = parseIpRoutes(
+    JSON.stringify([
+      { dst: '10.42.2.0/24', gateway: '10.4.0.2', dev: 'kilo0', prefsrc: '172.16.0.1', flags: ['onlink'] },
+      { dst: '10.0.1.11', gateway: '10.0.1.11', dev: 'tunl0', table: '1107', flags: ['onlink'] },
+      { dst: '192.168.9.0/24', gateway: '172.16.0.9', dev: 'eth0', flags: [] }, // someone else's static route
+    ]),
+    true,
+  );
+  assert.equal(actual[1].dst, '10.0.1.11/32');
+  assert.equal(actual[1].table, 1107);
+  const desired = desiredRouteMap([{ dst: '10.42.3.7/24', gw: '10.4.0.3', dev: 'kilo0', src: '172.16.0.1', table: null, protocol: 'static', onlink: true }]);
+  assert.ok(desired.has('254|10.42.3.0/24'), 'host bits masked');
+  const owned = ownedRoutes(actual, desired, { devices: new Set(['kilo0', 'tunl0']), tables: new Set([1107]), applied: new Set() });
+  assert.deepEqual([...owned.keys()].sort(), ['1107|10.0.1.11/32', '254|10.42.2.0/24']);
+  const ops = diffRoutes(desired, owned);
+  assert.deepEqual(ops.map((o) => o.line).sort(), [
+    'route del 10.0.1.11/32 via 10.0.1.11 dev tunl0 proto static table 1107',
+    'route del 10.42.2.0/24 via 10.4.0.2 dev kilo0 proto static',
+    'route replace 10.42.3.0/24 via 10.4.0.3 dev kilo0 onlink src 172.16.0.1 proto static',
+  ]);
+  assert.equal(canonicalCIDR('fd00:0:0::1/64'), 'fd00::/64');
+});
+
+test('rules: ours are the ones looking up 1107; duplicates trimmed', () => {
+  const actual = parseIpRules(
+    JSON.stringify([
+      { priority: 0, src: 'all', table: 'local' },
+      { priority: 32764, src: 'all', dst: '10.0.1.11', iif: 'kilo0', table: '1107' },
+      { priority: 32763, src: 'all', dst: '10.0.1.11', iif: 'kilo0', table: '1107' },
+      { priority: 32765, src: '10.42.0.0', srclen: 24, dst: '10.0.1.12', table: '1107' },
+      { priority: 100, src: '10.9.0.0', srclen: 16, table: '100' },
+      { priority: 32766, src: 'all', table: 'main' },
+    ]),
+  );
+  const ops = diffRules([{ src: null, dst: '10.0.1.11/32', iif: 'kilo0', table: 1107, priority: null }, { src: '10.42.0.0/24', dst: '10.0.1.13/32', iif: null, table: 1107, priority: null }], actual, new Set([1107]));
+  assert.deepEqual(ops.map((o) => o.line), [
+    'rule del to 10.0.1.11/32 iif kilo0 lookup 1107 pref 32763',
+    'rule del from 10.42.0.0/24 to 10.0.1.12/32 lookup 1107 pref 32765',
+    'rule add from 10.42.0.0/24 to 10.0.1.13/32 lookup 1107',
+  ]);
+  assert.deepEqual([...failedBatchLines('Cannot find device "nope"\nCommand failed -:2\n')], [[2, 'Cannot find device "nope"']]);
+});
+
+const key = (n: number): string => Buffer.alloc(32, n).toString('base64');
+
+test('wireguard delta: add/update/remove only what changed; replace allowed IPs only on loss', () => {
+  const dev: DeviceState = {
+    privateKeyHex: b64ToHex(key(1)),
+    listenPort: 51820,
+    peers: new Map([
+      [key(2), { publicKey: key(2), endpoint: '192.168.0.2:51820', allowedIPs: ['10.42.2.0/24'], persistentKeepalive: 0, presharedKeyHex: '0'.repeat(64), lastHandshake: 0, rxBytes: 0, txBytes: 0 }],
+      [key(3), { publicKey: key(3), endpoint: '192.168.0.3:51820', allowedIPs: ['10.42.3.0/24', '10.4.0.3/32'], persistentKeepalive: 0, presharedKeyHex: '0'.repeat(64), lastHandshake: 0, rxBytes: 0, txBytes: 0 }],
+      [key(4), { publicKey: key(4), endpoint: null, allowedIPs: [], persistentKeepalive: 0, presharedKeyHex: '0'.repeat(64), lastHandshake: 0, rxBytes: 0, txBytes: 0 }],
+      [key(6), { publicKey: key(6), endpoint: '1.1.1.1:9', allowedIPs: ['10.6.0.0/24'], persistentKeepalive: 0, presharedKeyHex: '0'.repeat(64), lastHandshake: 5, rxBytes: 0, txBytes: 0 }],
+    ]),
+  };
+  const desired = {
+    privateKeyHex: b64ToHex(key(1)),
+    listenPort: 51820,
+    peers: [
+      { publicKey: key(2), endpoint: '192.168.0.2:51820', allowedIPs: ['10.42.2.0/24', '10.5.0.1/24'], persistentKeepalive: 0 }, // gains one (host bits masked)
+      { publicKey: key(3), endpoint: '192.168.0.3:51820', allowedIPs: ['10.42.3.0/24'], persistentKeepalive: 25 }, // loses one
+      { publicKey: key(5), endpoint: 'example.com:51820', allowedIPs: ['10.42.5.0/24'], persistentKeepalive: 0 }, // new, DNS endpoint not set
+      { publicKey: key(6), endpoint: '2.2.2.2:9', allowedIPs: ['10.6.0.0/24'], persistentKeepalive: 0 }, // roamed: unchanged desire keeps roamed endpoint
+    ],
+  };
+  const d = diffDevice(dev, desired, new Map([[key(6), '2.2.2.2:9']]));
+  assert.deepEqual(d.peers, [
+    { publicKey: key(2), addAllowedIPs: ['10.5.0.0/24'] },
+    { publicKey: key(3), persistentKeepalive: 25, replaceAllowedIPs: ['10.42.3.0/24'] },
+    { publicKey: key(5), create: true, persistentKeepalive: 0, addAllowedIPs: ['10.42.5.0/24'] },
+    { publicKey: key(4), remove: true },
+  ]);
+  const uapi = renderUapiSet(d);
+  assert.ok(!uapi.includes('replace_peers'));
+  assert.match(uapi, /^set=1\npublic_key=[0-9a-f]{64}\nupdate_only=true\nallowed_ip=10\.5\.0\.0\/24\n/);
+  assert.ok(uapi.endsWith('remove=true\n\n'));
+  // a desired endpoint change is written even over a roamed one
+  const d2 = diffDevice(dev, desired, new Map([[key(6), '3.3.3.3:9']]));
+  assert.ok(d2.peers.some((p) => p.publicKey === key(6) && p.endpoint === '2.2.2.2:9'));
+  // kernel path: chunked wg set invocations
+  const big = { peers: Array.from({ length: 1200 }, (_, i) => ({ publicKey: key(i % 250), remove: true as const })) };
+  const { args } = renderWgSet('kilo0', big, new Map(), 500);
+  assert.equal(args.length, 3);
+  assert.deepEqual(diffDevice(dev, { ...desired, peers: [...dev.peers.values()].map((p) => ({ ...p })) }, new Map()).peers, []);
+});
+
+test('UAPI get parsing and NAT discovery (spec 6.7)', () => {
+  const text = `private_key=${'a'.repeat(64)}\nlisten_port=51820\npublic_key=${'02'.repeat(32)}\nendpoint=[fd00::1]:51820\nlast_handshake_time_sec=100\nlast_handshake_time_nsec=0\nrx_bytes=5\ntx_bytes=6\npersistent_keepalive_interval=25\nallowed_ip=10.42.2.0/24\nerrno=0\n\n`;
+  const { state, errno } = parseUapiGet(text);
+  assert.equal(errno, 0);
+  const p = state.peers.get(key(2))!;
+  assert.deepEqual([p.endpoint, p.lastHandshake, p.rxBytes, p.txBytes, p.persistentKeepalive], ['[fd00::1]:51820', 100, 5, 6, 25]);
+  assert.deepEqual(discoverNATEndpoints([...state.peers.values()], [{ key: key(2), persistentKeepalive: 10 }], []), { [key(2)]: '[fd00::1]:51820' });
+  assert.deepEqual(discoverNATEndpoints([...state.peers.values()], [{ key: key(2), persistentKeepalive: 0 }], []), {});
+});
+
+test('WireGuard mode decision: kernel first, userspace fallback on EOPNOTSUPP', () => {
+  const none = { exists: false, kind: null, up: false, mtu: null, addrs: [] };
+  assert.deepEqual(decideMode({ link: none, socketExists: false, createInterface: true, mode: 'auto' }), { action: 'create-kernel' });
+  assert.equal(decideMode({ link: none, socketExists: false, createInterface: true, mode: 'auto', kernelAdd: { ok: false, stderr: 'Error: Unknown device type.' } }).action, 'spawn-userspace');
+  assert.equal(decideMode({ link: none, socketExists: false, createInterface: true, mode: 'kernel', kernelAdd: { ok: false, stderr: 'Error: Unknown device type.' } }).action, 'fail');
+  assert.equal(decideMode({ link: none, socketExists: false, createInterface: true, mode: 'auto', kernelAdd: { ok: false, stderr: 'RTNETLINK answers: Operation not permitted' } }).action, 'fail');
+  assert.deepEqual(decideMode({ link: { ...none, exists: true, kind: 'wireguard' }, socketExists: false, createInterface: false, mode: 'auto' }), { action: 'adopt', mode: 'kernel' });
+  assert.deepEqual(decideMode({ link: { ...none, exists: true, kind: 'tun' }, socketExists: true, createInterface: false, mode: 'auto' }), { action: 'adopt', mode: 'userspace' });
+  assert.equal(decideMode({ link: none, socketExists: false, createInterface: false, mode: 'auto' }).action, 'fail');
+  assert.equal(decideMode({ link: { ...none, exists: true, kind: 'bridge' }, socketExists: false, createInterface: true, mode: 'auto' }).action, 'fail');
+});
+
+test('IPIP tunnel plan (spec 9.3/9.7; no IPIP on the dev machine, so planned here)', () => {
+  const link = { exists: true, kind: 'ipip', up: false, mtu: 1480, addrs: ['10.42.9.1/32'] };
+  assert.deepEqual(planTunnel(link, { dev: 'tunl0', address: '10.42.1.1/32' }, 1450), ['link set tunl0 mtu 1430', 'addr del 10.42.9.1/32 dev tunl0', 'addr replace 10.42.1.1/32 dev tunl0', 'link set tunl0 up']);
+  assert.deepEqual(planTunnel({ ...link, up: true, mtu: 1430, addrs: ['10.42.1.1/32'] }, { dev: 'tunl0', address: '10.42.1.1/32' }, 1450), []);
+  assert.ok(ipipUnsupported('add tunnel "tunl0" failed: No such device'));
+});
+
+test('route monitor lines: only deletions name a key', async () => {
+  const { deletedRouteKey } = await import('../../dataplane/routes.js');
+  assert.equal(deletedRouteKey('Deleted 10.42.4.0/24 via 10.4.0.4 dev kilo0 proto static src 172.16.0.1 onlink '), '254|10.42.4.0/24');
+  assert.equal(deletedRouteKey('Deleted 172.16.0.11 via 172.16.0.11 dev eth0 table 1107 proto static src 172.16.0.1 onlink'), '1107|172.16.0.11/32');
+  assert.equal(deletedRouteKey('10.42.4.0/24 via 10.4.0.4 dev kilo0 proto static'), null);
+  assert.equal(deletedRouteKey('Deleted broadcast 10.4.255.255 dev kilo0 table local proto kernel'), null);
+  assert.equal(deletedRouteKey('Deleted default via 1.2.3.4 dev eth0'), null);
+});

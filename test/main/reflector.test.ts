@@ -1,0 +1,105 @@
+// The list+watch loop against the API simulator over HTTPS with a token: events, relists after
+// 410 (HTTP and in-stream), restarts after dropped, stalled and throttled watches.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startApiServer, type ApiServer } from '../../loadtest/apiserver/index.js';
+import { KubeClient, loadKubeConfig } from '../../main/kube.js';
+import { silentLogger } from '../../main/log.js';
+import { Reflector, type ReflectorEvent } from '../../main/reflector.js';
+
+const node = (name: string, ann: Record<string, string> = {}) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name, annotations: ann }, spec: { podCIDR: '10.42.0.0/24' } });
+
+async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function setup(t: { after: (fn: () => Promise<void> | void) => void }, nodes = 3, o: { watchdogMs?: number } = {}) {
+  const api: ApiServer = await startApiServer({ https: true, nodes: Array.from({ length: nodes }, (_, i) => node(`n${i}`)) });
+  const dir = mkdtempSync(join(tmpdir(), 'kg-refl-'));
+  const kc = join(dir, 'kubeconfig');
+  writeFileSync(kc, api.kubeconfig);
+  const client = new KubeClient(loadKubeConfig({ kubeconfig: kc, master: '' }));
+  const events: ReflectorEvent<{ name: string; ann: Record<string, string> }>[] = [];
+  const r = new Reflector({
+    client, path: '/api/v1/nodes', log: silentLogger, pageSize: 2, watchTimeoutSeconds: 30, backoffInitialMs: 20, backoffMaxMs: 200,
+    watchdogMs: o.watchdogMs,
+    slim: (x) => ({ name: x.metadata!.name!, ann: ((x.metadata as { annotations?: Record<string, string> }).annotations) ?? {} }),
+    onEvent: (e) => events.push(e),
+  });
+  t.after(async () => {
+    await r.stop();
+    client.close();
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  r.start();
+  await until('sync', () => r.hasSynced);
+  return { api, r, events, client };
+}
+
+test('reflector: lists in pages, then watches add, update and delete', async (t) => {
+  const { api, r, events } = await setup(t, 5);
+  assert.deepEqual(events.map((e) => `${e.type} ${e.name}`), ['add n0', 'add n1', 'add n2', 'add n3', 'add n4']);
+  const nodes = api.store.nodes();
+  api.store.create(nodes, node('n5'));
+  api.store.patchAnnotations(nodes, undefined, 'n1', { 'kilo.squat.ai/last-seen': '5' });
+  api.store.delete(nodes, undefined, 'n2');
+  await until('three watch events', () => events.length === 8);
+  assert.deepEqual(events.slice(5).map((e) => `${e.type} ${e.name}`), ['add n5', 'update n1', 'delete n2']);
+  assert.equal(r.store.get('n1')!.ann['kilo.squat.ai/last-seen'], '5');
+  assert.equal(r.stats.lists, 1);
+});
+
+test('reflector: a 410 relists and emits what changed while the watch was down, deletes included', async (t) => {
+  const { api, r, events } = await setup(t, 3);
+  const nodes = api.store.nodes();
+  for (const mode of ['http', 'stream'] as const) {
+    const before = r.stats.relists;
+    api.faults.set({ goneCount: 1, goneMode: mode });
+    api.faults.dropWatches();
+    await until(`relist after 410 (${mode})`, () => r.stats.relists > before);
+  }
+  // Changes made while no watch can see them: the relist must still deliver them.
+  api.faults.stall(true);
+  await new Promise((res) => setTimeout(res, 100));
+  api.store.delete(nodes, undefined, 'n0');
+  api.store.create(nodes, node('n9'));
+  api.store.clearHistory();
+  api.faults.stall(false);
+  api.faults.dropWatches();
+  await until('n0 deleted and n9 added', () => r.store.has('n9') && !r.store.has('n0'));
+  assert.ok(events.some((e) => e.type === 'delete' && e.name === 'n0'));
+  assert.ok(events.some((e) => e.type === 'add' && e.name === 'n9'));
+});
+
+test('reflector: a silent (half-open) watch is restarted by the watchdog', async (t) => {
+  const { api, r } = await setup(t, 1, { watchdogMs: 300 });
+  api.faults.stall(true);
+  await until('a stall detected', () => r.stats.stalls > 0);
+  api.faults.stall(false);
+  const nodes = api.store.nodes();
+  api.store.create(nodes, node('late'));
+  await until('events flow again', () => r.store.has('late'));
+});
+
+test('reflector: 429 and 500 are retried with backoff, and the watch resumes', async (t) => {
+  const { api, r } = await setup(t, 1);
+  api.faults.set({ throttleRate: 1, retryAfterSeconds: 1 });
+  api.faults.dropWatches();
+  await new Promise((res) => setTimeout(res, 300));
+  const errorsWhileThrottled = r.stats.watchErrors;
+  assert.ok(errorsWhileThrottled >= 1);
+  assert.ok(errorsWhileThrottled <= 2, `Retry-After honoured: ${errorsWhileThrottled} attempts in 300 ms`);
+  api.faults.set({ throttleRate: 0, errorRate: 1, errorStatus: 500 });
+  await new Promise((res) => setTimeout(res, 1200));
+  api.faults.clear();
+  api.store.create(api.store.nodes(), node('after'));
+  await until('recovered', () => r.store.has('after'), 15_000);
+});

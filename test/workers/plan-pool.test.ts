@@ -1,0 +1,70 @@
+// The planner pool: replicas fed by deltas give the same plans as planning in-thread.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseCluster, plan } from '../../plan/plan.js';
+import { PlanPool } from '../../workers/plan-pool.js';
+import { exampleNodes, examplePeers } from '../plan/example.js';
+import { options, NOW } from '../plan/fixture.js';
+
+test('plan pool: replicas fed by deltas plan like the planner itself', async (t) => {
+  const pool = new PlanPool({ threads: 2, topologyLabel: 'topology.kubernetes.io/region' });
+  t.after(() => pool.close());
+  const nodes = exampleNodes();
+  for (const n of nodes) pool.setNode(n.metadata!.name!, n);
+  for (const p of examplePeers()) pool.setPeer(p.metadata!.name!, p);
+  const direct = () => plan(parseCluster(nodes, examplePeers(), 'topology.kubernetes.io/region'), options('alpha', { encapsulate: 'always', local: true })).json;
+  // Several tasks in parallel reach both workers.
+  const answers = await Promise.all([0, 1, 2, 3].map(() => pool.plan({ options: options('alpha', { encapsulate: 'always', local: true }), describe: true })));
+  for (const a of answers) {
+    assert.ok(a.ok, JSON.stringify(a));
+    assert.deepEqual(JSON.parse(a.plan!), direct());
+  }
+  const coldSnapshots = pool.stats.snapshots;
+  // A delta: charlie moves to east (a new topology), bravo heartbeats only.
+  nodes[2] = { ...nodes[2], metadata: { ...nodes[2].metadata!, labels: { 'topology.kubernetes.io/region': 'east' } } };
+  pool.setNode('charlie', nodes[2]);
+  nodes[1].metadata!.annotations!['kilo.squat.ai/last-seen'] = String(NOW + 3);
+  pool.setLastSeen('bravo', NOW + 3, nodes[1]);
+  const again = await Promise.all([0, 1, 2].map(() => pool.plan({ options: options('alpha', { encapsulate: 'always', local: true }), describe: true })));
+  for (const a of again) {
+    assert.ok(a.ok);
+    assert.deepEqual(JSON.parse(a.plan!), direct());
+    assert.deepEqual(JSON.parse(a.plan!).segments.map((s: { hostnames: string[] }) => s.hostnames), [['alpha', 'bravo', 'charlie'], ['delta']]);
+  }
+  // Deletes reach the replicas too.
+  pool.deleteNode('delta');
+  nodes.pop();
+  const del = await pool.plan({ options: options('alpha'), describe: true });
+  assert.ok(del.ok);
+  assert.deepEqual(JSON.parse(del.plan!).nodes.map((n: { name: string }) => n.name), ['alpha', 'bravo', 'charlie']);
+  // Deltas do the work: a worker needs a snapshot only before its first replica (cold tasks in
+  // parallel, or a worker that got no task yet), never again once it follows the deltas.
+  assert.equal(pool.stats.deltas, 3);
+  assert.ok(pool.stats.snapshots - coldSnapshots <= pool.threads, `snapshots after the cold start: ${pool.stats.snapshots - coldSnapshots}`);
+  const warm = pool.stats.snapshots;
+  for (let i = 0; i < 3; i++) {
+    nodes[0].metadata!.annotations!['kilo.squat.ai/last-seen'] = String(NOW + 10 + i);
+    pool.setLastSeen('alpha', NOW + 10 + i, nodes[0]);
+    const batch = await Promise.all([0, 1, 2, 3].map(() => pool.plan({ options: options('alpha') })));
+    assert.ok(batch.every((a) => a.ok));
+  }
+  assert.ok(pool.stats.snapshots - warm <= pool.threads);
+  assert.equal(pool.stats.deltas, 6);
+});
+
+test('plan pool: the desired dataplane state carries the secrets the plan JSON redacts', async (t) => {
+  const pool = new PlanPool({ threads: 1, topologyLabel: 'topology.kubernetes.io/region' });
+  t.after(() => pool.close());
+  for (const n of exampleNodes()) pool.setNode(n.metadata!.name!, n);
+  const key = Buffer.alloc(32, 77).toString('base64');
+  const a = await pool.plan({ options: options('alpha', { encapsulate: 'always', local: true }), privateKey: key, desired: { cniPath: '/tmp/x.conflist', tunnelPrivIface: 'eth0' } });
+  assert.ok(a.ok);
+  const d = JSON.parse(a.desired!);
+  assert.equal(d.wireguard.privateKey, key);
+  assert.equal(d.wireguard.address, '10.4.0.1/16');
+  assert.deepEqual(d.tunnel, { dev: 'tunl0', address: '10.42.0.1/32', privIface: 'eth0' });
+  assert.deepEqual(d.cni, { path: '/tmp/x.conflist', podCIDR: '10.42.0.0/24' });
+  assert.equal(a.summary.leader, true);
+  const missing = await pool.plan({ options: options('zulu') });
+  assert.deepEqual(missing, { ok: false, error: 'node "zulu" is not in the cluster' });
+});

@@ -1,0 +1,263 @@
+// Main-thread side of the I/O worker: starts it, calls it through comlink, receives its push
+// events over a MessagePort, restarts it when it dies (bounded backoff) and hands the new worker
+// the last desired state (it re-reads the kernel before it writes: its caches start empty).
+// Worker counters become prom-client metrics here (prom-client has no worker aggregation).
+
+import { MessageChannel, Worker } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { DeltaTracker } from '../diff/desired.js';
+import type { ApplyResult, CleanUpOptions, DataplaneEvent, DataplaneMetrics, DataplaneOptions, DesiredState, IoWorkerApi, ObservedState } from '../ipc/dataplane.js';
+
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 30_000;
+/** After this many consecutive failed restarts the supervisor gives up and reports. */
+const MAX_RESTARTS = 20;
+
+export interface IoClientOptions {
+  onEvent?: (ev: DataplaneEvent) => void;
+  registry?: Registry;
+  /** Worker script (default: the compiled io-worker.js next to this file). */
+  workerUrl?: URL;
+}
+
+class WorkerDied extends Error {}
+
+export class IoClient {
+  private worker: Worker | null = null;
+  private remote: Comlink.Remote<IoWorkerApi> | null = null;
+  private pending = new Set<(e: Error) => void>();
+  private lastDesired: DesiredState | null = null;
+  private closing = false;
+  private restarts = 0;
+  private consecutiveFailures = 0;
+  private ready: Promise<void> | null = null;
+  private last: DataplaneMetrics | null = null;
+  private metrics: ReturnType<typeof makeMetrics> | null = null;
+  private readonly tracker = new DeltaTracker();
+
+  constructor(
+    private readonly options: Partial<DataplaneOptions>,
+    private readonly o: IoClientOptions = {},
+  ) {
+    if (o.registry) this.metrics = makeMetrics(o.registry);
+  }
+
+  /** Number of times the worker was restarted after dying. */
+  get restartCount(): number {
+    return this.restarts;
+  }
+
+  get threadId(): number | null {
+    return this.worker?.threadId ?? null;
+  }
+
+  start(): Promise<void> {
+    this.ready = this.spawn();
+    return this.ready;
+  }
+
+  private async spawn(): Promise<void> {
+    const ch = new MessageChannel();
+    const w = new Worker(this.o.workerUrl ?? new URL('./io-worker.js', import.meta.url), {
+      workerData: { events: ch.port2 },
+      transferList: [ch.port2],
+    });
+    ch.port1.on('message', (ev: DataplaneEvent) => {
+      if (ev.type === 'applied') void this.refreshMetrics(ev.result);
+      this.o.onEvent?.(ev);
+    });
+    ch.port1.unref();
+    w.on('error', (e) => this.o.onEvent?.({ type: 'log', level: 'error', msg: `io-worker error: ${e.message}` }));
+    w.on('exit', (code) => {
+      ch.port1.close();
+      if (this.worker !== w) return;
+      this.worker = null;
+      this.remote = null;
+      for (const rej of this.pending) rej(new WorkerDied(`io-worker exited (code ${code})`));
+      this.pending.clear();
+      this.last = null; // the new worker's counters start at zero
+      this.tracker.reset(); // and it holds no desired state: the next apply is sent whole
+      if (!this.closing) this.restart();
+    });
+    this.worker = w;
+    this.remote = Comlink.wrap<IoWorkerApi>(nodeEndpoint(w));
+    await this.call((r) => r.init(this.options));
+  }
+
+  private restart(): void {
+    if (this.consecutiveFailures >= MAX_RESTARTS) {
+      this.o.onEvent?.({ type: 'log', level: 'error', msg: `io-worker: giving up after ${MAX_RESTARTS} failed restarts` });
+      return;
+    }
+    const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** this.consecutiveFailures);
+    this.restarts++;
+    this.metrics?.restarts.inc();
+    this.o.onEvent?.({ type: 'log', level: 'warn', msg: `io-worker died; restarting in ${delay} ms` });
+    this.ready = new Promise<void>((resolve) => {
+      setTimeout(() => {
+        this.spawn()
+          .then(async () => {
+            // The new worker has no cached view: its first pass reads the kernel, then writes.
+            if (this.lastDesired !== null) await this.sendFull(this.lastDesired);
+            this.consecutiveFailures = 0;
+          })
+          .catch(() => {
+            this.consecutiveFailures++;
+          })
+          .finally(resolve);
+      }, delay);
+    });
+  }
+
+  /** Call the worker; rejects (instead of hanging) when the worker dies meanwhile. */
+  private call<T>(fn: (r: Comlink.Remote<IoWorkerApi>) => Promise<T>): Promise<T> {
+    const r = this.remote;
+    if (r === null) return Promise.reject(new WorkerDied('io-worker is not running'));
+    return new Promise<T>((resolve, reject) => {
+      this.pending.add(reject);
+      fn(r).then(
+        (v) => {
+          this.pending.delete(reject);
+          resolve(v);
+        },
+        (e) => {
+          this.pending.delete(reject);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  /** Wait for a (re)started worker. */
+  async whenReady(): Promise<void> {
+    await this.ready;
+  }
+
+  /**
+   * Apply a desired state. The first call (and the first after a restart) sends it whole; later
+   * calls send a delta against the last one (diff/desired.ts), so a one-node change costs O(changed)
+   * in the worker instead of a clone and re-normalisation of the whole state.
+   */
+  async apply(desired: DesiredState): Promise<ApplyResult> {
+    this.lastDesired = desired;
+    await this.ready;
+    let res: ApplyResult;
+    if (this.tracker.hasBase) {
+      const delta = this.tracker.delta(desired);
+      res = await this.call((r) => r.applyDelta(delta));
+      if (res.needFullState) res = await this.sendFull(desired);
+    } else {
+      res = await this.sendFull(desired);
+    }
+    await this.refreshMetrics(res);
+    return res;
+  }
+
+  private sendFull(desired: DesiredState): Promise<ApplyResult> {
+    this.tracker.full(desired);
+    const seq = this.tracker.seq;
+    return this.call((r) => r.apply(desired, seq));
+  }
+
+  async resync(): Promise<ApplyResult> {
+    await this.ready;
+    const res = await this.call((r) => r.resync());
+    await this.refreshMetrics(res);
+    return res;
+  }
+
+  async observe(): Promise<ObservedState> {
+    await this.ready;
+    return this.call((r) => r.observe());
+  }
+
+  async workerMetrics(): Promise<DataplaneMetrics> {
+    await this.ready;
+    return this.call((r) => r.metrics());
+  }
+
+  async cleanUp(options: CleanUpOptions): Promise<ApplyResult> {
+    await this.ready;
+    this.lastDesired = null;
+    this.tracker.reset();
+    const res = await this.call((r) => r.cleanUp(options));
+    await this.refreshMetrics(res);
+    return res;
+  }
+
+  /** Test hook: make the worker thread die with an uncaught exception. */
+  async crashForTest(): Promise<void> {
+    const r = this.remote as unknown as { __crash(): Promise<void> } | null;
+    await r?.__crash();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.ready?.catch(() => {});
+    const w = this.worker;
+    if (w === null) return;
+    try {
+      await this.call((r) => r.close());
+    } catch {
+      /* already gone */
+    }
+    this.remote?.[Comlink.releaseProxy]();
+    await w.terminate();
+    this.worker = null;
+  }
+
+  private async refreshMetrics(res: ApplyResult | null): Promise<void> {
+    if (this.metrics === null) return;
+    if (res !== null) this.metrics.duration.labels(res.cause).observe(res.durationMs / 1000);
+    let cur: DataplaneMetrics;
+    try {
+      cur = await this.call((r) => r.metrics());
+    } catch {
+      return;
+    }
+    const prev = this.last;
+    this.last = cur;
+    const m = this.metrics;
+    const delta = (a: Record<string, number>, b: Record<string, number> | undefined, f: (k: string, d: number) => void): void => {
+      for (const [k, v] of Object.entries(a)) {
+        const d = v - (b?.[k] ?? 0);
+        if (d > 0) f(k, d);
+      }
+    };
+    delta(cur.iptablesOperations, prev?.iptablesOperations, (k, d) => {
+      const [protocol, operation, table, chain] = k.split('|');
+      m.iptables.labels({ operation, table, chain, protocol }).inc(d);
+    });
+    delta(cur.writes, prev?.writes, (k, d) => m.writes.labels(k).inc(d));
+    delta(cur.batches, prev?.batches, (k, d) => m.batches.labels(k).inc(d));
+    delta(cur.errors, prev?.errors, (k, d) => m.errors.labels(k).inc(d));
+    const dr = cur.resyncs - (prev?.resyncs ?? 0);
+    if (dr > 0) m.resyncs.inc(dr);
+  }
+}
+
+function makeMetrics(registry: Registry) {
+  const reg = [registry];
+  return {
+    iptables: new Counter({
+      name: 'kilo_iptables_operations_total',
+      help: 'Number of iptables operations.',
+      labelNames: ['operation', 'table', 'chain', 'protocol'],
+      registers: reg,
+    }),
+    writes: new Counter({ name: 'kg_dataplane_writes_total', help: 'Kernel objects written (added, changed or removed) by reconciler.', labelNames: ['kind'], registers: reg }),
+    batches: new Counter({ name: 'kg_dataplane_batches_total', help: 'Write batches (iptables-restore runs, ip -batch runs, UAPI sets) by reconciler.', labelNames: ['kind'], registers: reg }),
+    errors: new Counter({ name: 'kg_dataplane_errors_total', help: 'Failed dataplane writes or reads by reconciler.', labelNames: ['kind'], registers: reg }),
+    resyncs: new Counter({ name: 'kg_dataplane_resyncs_total', help: 'Full re-reads of the kernel state (periodic, drift repair, retries).', registers: reg }),
+    restarts: new Counter({ name: 'kg_io_worker_restarts_total', help: 'Restarts of the dataplane I/O worker after it died.', registers: reg }),
+    duration: new Histogram({
+      name: 'kg_dataplane_pass_duration_seconds',
+      help: 'Duration of one dataplane pass in the I/O worker.',
+      labelNames: ['cause'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: reg,
+    }),
+  };
+}

@@ -1,0 +1,68 @@
+// The dataplane I/O worker: the only code that touches the kernel. It hosts one Dataplane (all
+// reconcilers) and serves the IoWorkerApi over comlink; push events (resync results, errors,
+// logs) go out over the MessagePort handed in as workerData.events.
+// A kernel error never ends this thread: every failure becomes a report, a metric and a retry.
+
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { Dataplane } from '../dataplane/dataplane.js';
+import type { DesiredDelta } from '../diff/desired.js';
+import type { ApplyResult, CleanUpOptions, DataplaneEvent, DataplaneMetrics, DataplaneOptions, DesiredState, IoWorkerApi, ObservedState } from '../ipc/dataplane.js';
+
+if (!parentPort) throw new Error('io-worker must run as a worker thread');
+
+const events: MessagePort | null = (workerData as { events?: MessagePort } | undefined)?.events ?? null;
+const emit = (ev: DataplaneEvent): void => {
+  try {
+    events?.postMessage(ev);
+  } catch {
+    /* the main thread may be gone */
+  }
+};
+
+let dp: Dataplane | null = null;
+function need(): Dataplane {
+  if (dp === null) throw new Error('io-worker: init() first');
+  return dp;
+}
+
+const api: IoWorkerApi = {
+  async init(options: Partial<DataplaneOptions>): Promise<void> {
+    if (dp !== null) await dp.close();
+    dp = new Dataplane(options, emit);
+  },
+  apply(desired: DesiredState, seq: number): Promise<ApplyResult> {
+    return need().apply(desired, seq);
+  },
+  applyDelta(delta: DesiredDelta): Promise<ApplyResult> {
+    return need().applyDelta(delta);
+  },
+  resync(): Promise<ApplyResult> {
+    return need().resync();
+  },
+  observe(): Promise<ObservedState> {
+    return need().observe();
+  },
+  async metrics(): Promise<DataplaneMetrics> {
+    return need().metrics();
+  },
+  cleanUp(options: CleanUpOptions): Promise<ApplyResult> {
+    return need().cleanUp(options);
+  },
+  async close(): Promise<void> {
+    if (dp !== null) await dp.close();
+    dp = null;
+  },
+};
+
+// Test hook: lets a test kill the thread the hard way to exercise the supervisor.
+(api as unknown as Record<string, unknown>).__crash = (): void => {
+  setImmediate(() => {
+    throw new Error('io-worker: crash requested');
+  });
+};
+
+process.on('unhandledRejection', (e) => emit({ type: 'log', level: 'error', msg: `io-worker: unhandled rejection: ${String(e)}` }));
+
+Comlink.expose(api, nodeEndpoint(parentPort));

@@ -1,0 +1,117 @@
+// The planner pool (main-thread side): a piscina pool whose workers hold cluster replicas fed by
+// deltas over a BroadcastChannel. Plans carry a replica version; a worker that missed deltas (a
+// fresh or restarted one) answers `needSnapshot`, and the task is re-sent with a snapshot.
+import { BroadcastChannel } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import type { NodeObject } from '../plan/node.js';
+import type { PeerObject } from '../plan/peer.js';
+import type { PlanAnswer, PlanTask, ReplicaDelta } from '../ipc/planner.js';
+
+export interface PlanPoolOptions {
+  /** Worker threads; set explicitly because containers misreport CPUs. */
+  threads: number;
+  topologyLabel: string;
+}
+
+/** A sane default thread count: 2, or 1 on a single CPU (os.availableParallelism is not cgroup-aware). */
+export function defaultThreads(): number {
+  return Math.max(1, Math.min(2, availableParallelism()));
+}
+
+export class PlanPool {
+  private readonly pool: Piscina;
+  private readonly channel: BroadcastChannel;
+  private v = 0;
+  private readonly nodes = new Map<string, NodeObject>();
+  private readonly peers = new Map<string, PeerObject>();
+  private pending: ReplicaDelta = { v: 0, prev: 0 };
+  private dirty = false;
+  stats = { deltas: 0, snapshots: 0, tasks: 0 };
+
+  constructor(private readonly o: PlanPoolOptions) {
+    const name = `kg-replica-${process.pid}-${randomUUID()}`;
+    this.channel = new BroadcastChannel(name);
+    this.pool = new Piscina({
+      filename: new URL('./plan-worker.js', import.meta.url).href,
+      minThreads: o.threads,
+      maxThreads: o.threads,
+      // Replicas live in the workers: never tear them down between bursts, and let them process
+      // channel messages between tasks (Atomics mode would park them).
+      idleTimeout: Number.POSITIVE_INFINITY,
+      atomics: 'disabled',
+      workerData: { channel: name },
+    });
+  }
+
+  get threads(): number {
+    return this.o.threads;
+  }
+
+  get version(): number {
+    return this.v;
+  }
+
+  setNode(name: string, obj: NodeObject): void {
+    this.nodes.set(name, obj);
+    (this.pending.nodes ??= []).push(obj);
+    this.dirty = true;
+  }
+
+  deleteNode(name: string): void {
+    this.nodes.delete(name);
+    (this.pending.nodeDeletes ??= []).push(name);
+    this.dirty = true;
+  }
+
+  /** A heartbeat-only change: no re-parse, just the new last-seen, sent with the next flush. */
+  setLastSeen(name: string, lastSeen: number, obj: NodeObject): void {
+    this.nodes.set(name, obj);
+    (this.pending.lastSeen ??= []).push([name, lastSeen]);
+    this.dirty = true;
+  }
+
+  setPeer(name: string, obj: PeerObject): void {
+    this.peers.set(name, obj);
+    (this.pending.peers ??= []).push(obj);
+    this.dirty = true;
+  }
+
+  deletePeer(name: string): void {
+    this.peers.delete(name);
+    (this.pending.peerDeletes ??= []).push(name);
+    this.dirty = true;
+  }
+
+  /** Broadcasts pending changes as one delta; returns the version plans must see. */
+  flush(): number {
+    if (!this.dirty) return this.v;
+    const d = { ...this.pending, prev: this.v, v: this.v + 1, topologyLabel: this.o.topologyLabel };
+    this.v = d.v;
+    this.channel.postMessage(d);
+    this.pending = { v: 0, prev: 0 };
+    this.dirty = false;
+    this.stats.deltas++;
+    return this.v;
+  }
+
+  private snapshot(): ReplicaDelta {
+    this.stats.snapshots++;
+    return { v: this.v, prev: 0, reset: true, nodes: [...this.nodes.values()], peers: [...this.peers.values()], topologyLabel: this.o.topologyLabel };
+  }
+
+  async plan(task: Omit<PlanTask, 'kind' | 'v'>): Promise<PlanAnswer> {
+    const v = this.flush();
+    this.stats.tasks++;
+    let a = (await this.pool.run({ ...task, kind: 'plan', v })) as PlanAnswer;
+    // Bounded: one retry with a snapshot (a fresh worker, or one that missed a delta).
+    if (!a.ok && 'needSnapshot' in a) a = (await this.pool.run({ ...task, kind: 'plan', v, snapshot: this.snapshot() })) as PlanAnswer;
+    return a;
+  }
+
+  async close(): Promise<void> {
+    this.channel.close();
+    await this.pool.destroy();
+  }
+}

@@ -1,0 +1,200 @@
+// A piscina planner worker. It keeps a replica of the cluster (parsed records) fed by deltas on a
+// BroadcastChannel, and answers plan tasks against a given replica version. The desired dataplane
+// state goes back as JSON text: strings cross threads as one copy, where a structured clone of
+// 40,000 objects would cost more than the plan itself.
+import { BroadcastChannel, workerData } from 'node:worker_threads';
+import { parseIP } from '../plan/addr.js';
+import { formatDiscoveredEndpoints, nodeReady, parseNode, type MeshNode, type NodeObject, type UDPAddr } from '../plan/node.js';
+import { parsePeer, peerReady, validatePeer, type MeshPeer } from '../plan/peer.js';
+import { parseEndpoint } from '../plan/endpoint.js';
+import { plan, type Cluster } from '../plan/plan.js';
+import type { PlanAnswer, PlanTask, ReplicaDelta } from '../ipc/planner.js';
+import type { DesiredState } from '../ipc/dataplane.js';
+import { byText } from '../plan/addr.js';
+import { topologyDOT } from '../plan/graph.js';
+import { discoverNATEndpoints } from '../diff/wireguard.js';
+
+interface Replica {
+  v: number;
+  stale: boolean;
+  topologyLabel: string;
+  nodes: Map<string, MeshNode>;
+  nodeWarnings: Map<string, string[]>;
+  peers: Map<string, MeshPeer>;
+  peerWarnings: Map<string, string>;
+  /** The sorted cluster, rebuilt lazily after a change. */
+  cluster: Cluster | null;
+}
+
+const replica: Replica = {
+  v: 0, stale: false, topologyLabel: 'topology.kubernetes.io/region',
+  nodes: new Map(), nodeWarnings: new Map(), peers: new Map(), peerWarnings: new Map(), cluster: null,
+};
+
+const waiters: { v: number; resolve: () => void }[] = [];
+
+function upsertNode(o: NodeObject): void {
+  const r = parseNode(o, replica.topologyLabel);
+  if (!r.value.name) return;
+  replica.nodes.set(r.value.name, r.value);
+  if (r.warnings.length) replica.nodeWarnings.set(r.value.name, r.warnings);
+  else replica.nodeWarnings.delete(r.value.name);
+}
+
+/** Applies one delta; a gap in versions marks the replica stale (it then needs a snapshot). */
+export function applyDelta(d: ReplicaDelta): void {
+  if (d.reset) {
+    replica.nodes.clear();
+    replica.nodeWarnings.clear();
+    replica.peers.clear();
+    replica.peerWarnings.clear();
+    replica.stale = false;
+  } else if (d.prev !== replica.v || replica.stale) {
+    replica.stale = true;
+    return;
+  }
+  if (d.topologyLabel) replica.topologyLabel = d.topologyLabel;
+  for (const o of d.nodes ?? []) upsertNode(o);
+  for (const n of d.nodeDeletes ?? []) {
+    replica.nodes.delete(n);
+    replica.nodeWarnings.delete(n);
+  }
+  for (const [name, lastSeen] of d.lastSeen ?? []) {
+    const n = replica.nodes.get(name);
+    if (n) replica.nodes.set(name, { ...n, lastSeen });
+  }
+  for (const o of d.peers ?? []) {
+    const name = o.metadata?.name ?? '';
+    const err = validatePeer(o);
+    if (err) {
+      replica.peers.delete(name);
+      replica.peerWarnings.set(name, `peer ${name}: invalid, ignored: ${err}`);
+    } else {
+      replica.peers.set(name, parsePeer(o));
+      replica.peerWarnings.delete(name);
+    }
+  }
+  for (const n of d.peerDeletes ?? []) {
+    replica.peers.delete(n);
+    replica.peerWarnings.delete(n);
+  }
+  replica.v = d.v;
+  replica.cluster = null;
+  for (let i = waiters.length - 1; i >= 0; i--) {
+    if (waiters[i].v <= replica.v) waiters.splice(i, 1)[0].resolve();
+  }
+}
+
+function cluster(): Cluster {
+  if (replica.cluster) return replica.cluster;
+  const nodes = [...replica.nodes.values()].sort((a, b) => byText(a.name, b.name));
+  const warnings: string[] = [];
+  for (const n of nodes) warnings.push(...(replica.nodeWarnings.get(n.name) ?? []));
+  // Peers stored by public key, as kg does (spec §11.2.2): the later name wins.
+  const byKey = new Map<string, MeshPeer>();
+  for (const p of [...replica.peers.values()].sort((a, b) => byText(a.name, b.name))) {
+    const prev = p.publicKey ? byKey.get(p.publicKey) : undefined;
+    if (prev) warnings.push(`peer ${p.name}: has the same public key as peer ${prev.name}; only ${p.name} is used`);
+    byKey.set(p.publicKey ?? `name:${p.name}`, p);
+  }
+  warnings.push(...replica.peerWarnings.values());
+  replica.cluster = { nodes, peers: [...byKey.values()], warnings };
+  return replica.cluster;
+}
+
+const channel = workerData?.channel ? new BroadcastChannel(workerData.channel as string) : null;
+if (channel) {
+  channel.onmessage = (ev: unknown) => applyDelta((ev as { data: ReplicaDelta }).data);
+  // Do not keep the worker alive just for the channel: piscina owns its lifetime.
+  (channel as unknown as { unref?: () => void }).unref?.();
+}
+
+/** Waits (bounded) until the replica reaches version `v`. */
+function reach(v: number, timeoutMs: number): Promise<boolean> {
+  if (!replica.stale && replica.v >= v) return Promise.resolve(true);
+  // A replica that never got anything started after the deltas it needs: ask for a snapshot.
+  if (replica.stale || replica.v === 0) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const w = { v, resolve: () => (clearTimeout(t), resolve(!replica.stale)) };
+    const t = setTimeout(() => {
+      const i = waiters.indexOf(w);
+      if (i >= 0) waiters.splice(i, 1);
+      resolve(false);
+    }, timeoutMs);
+    waiters.push(w);
+  });
+}
+
+/** The dataplane's desired state: the plan plus the secrets the plan JSON redacts. */
+function desiredState(task: PlanTask, r: ReturnType<typeof plan>): DesiredState {
+  const j = r.json;
+  const o = task.options;
+  return {
+    interface: o.interface,
+    wireguard: r.device
+      ? {
+          privateKey: task.privateKey ?? '',
+          listenPort: j.wireguard.listenPort,
+          mtu: o.mtu === 'auto' ? 0 : o.mtu,
+          address: j.wireGuardCIDR,
+          peers: j.wireguard.peers.map((p, i) => ({ ...p, ...(r.device!.peers[i].presharedKey ? { presharedKeySecret: r.device!.peers[i].presharedKey! } : {}) })),
+        }
+      : null,
+    routes: j.routes,
+    rules: j.rules,
+    iptables: j.iptables,
+    tunnel: j.tunnel ? { dev: j.tunnel.dev, address: j.tunnel.address, privIface: task.desired?.tunnelPrivIface ?? null } : null,
+    cni: task.desired?.cniPath && r.topology?.subnet ? { path: task.desired.cniPath, podCIDR: r.topology.subnet.s } : null,
+  };
+}
+
+/** discoverNATEndpoints (spec §6.7) over the ready nodes and Peers of the replica. */
+function natDiscovery(c: Cluster, now: number, observed: NonNullable<PlanTask['observed']>): Map<string, UDPAddr> {
+  const found = discoverNATEndpoints(observed, c.nodes.filter((n) => nodeReady(n, now)), c.peers.filter(peerReady).map((p) => ({ publicKey: p.publicKey! })));
+  const out = new Map<string, UDPAddr>();
+  for (const [key, text] of Object.entries(found)) {
+    const e = parseEndpoint(text);
+    if (e?.ip) out.set(key, { ip: e.ip, port: e.port, zone: '' });
+  }
+  return out;
+}
+
+export default async function run(task: PlanTask): Promise<PlanAnswer> {
+  if (task.snapshot) applyDelta(task.snapshot);
+    // Deltas are broadcast just before their task, in order: a short wait covers delivery; longer
+  // means a gap, and a snapshot is the cure.
+  if (!(await reach(task.v, 500))) return { ok: false, needSnapshot: true };
+  const t0 = performance.now();
+  const c = cluster();
+  const t1 = performance.now();
+  try {
+    const resolved = new Map((task.resolved ?? []).flatMap(([k, v]) => {
+      const ip = parseIP(v);
+      return ip ? [[k, ip] as const] : [];
+    }));
+    const localDiscovered = task.observed ? natDiscovery(c, task.options.now, task.observed) : undefined;
+    if (!c.nodes.some((n) => n.name === task.options.hostname)) {
+      return { ok: false, error: `node ${JSON.stringify(task.options.hostname)} is not in the cluster` };
+    }
+    const r = plan(c, task.options, { resolved, privateKey: task.privateKey ?? null, localDiscoveredEndpoints: localDiscovered, describe: task.describe === true });
+    const j = r.json;
+    const local = c.nodes.find((n) => n.name === task.options.hostname)!;
+    return {
+      ok: true,
+      summary: {
+        hostname: j.hostname, ready: nodeReady(local, task.options.now), leader: j.leader, location: j.location, wireGuardCIDR: j.wireGuardCIDR,
+        readyNodes: r.readyNodes, readyPeers: r.readyPeers,
+        wgPeers: j.wireguard.peers.length, routes: j.routes.length, rules: j.rules.length,
+        iptablesRules: j.iptables.prepend.length + j.iptables.append.length, warnings: j.warnings,
+        discoveredEndpoints: localDiscovered ? formatDiscoveredEndpoints(localDiscovered) : null,
+      },
+      desired: task.desired ? JSON.stringify(desiredState(task, r)) : undefined,
+      plan: task.describe ? JSON.stringify(j) : undefined,
+      graph: task.graph && r.topology ? topologyDOT(r.topology) : undefined,
+      planMs: performance.now() - t1,
+      parseMs: t1 - t0,
+    };
+  } catch (e) {
+    return { ok: false, error: (e as Error).message };
+  }
+}
