@@ -3,6 +3,8 @@
 // Every pool worker holds a replica of the cluster (parsed nodes and peers) fed by deltas over a
 // BroadcastChannel, so a plan task carries only a version number and its options, never the
 // cluster. Heartbeat-only updates travel as [name, lastSeen] pairs, flushed just before a plan.
+// A worker that starts says hello on the channel and the pool broadcasts a snapshot; one that
+// misses a delta (a gap in versions) waits for the next snapshot.
 import type { NodeObject } from '../plan/node.js';
 import type { PeerObject } from '../plan/peer.js';
 import type { PlanOptions } from '../plan/plan.js';
@@ -42,8 +44,6 @@ export interface PlanTask {
   describe?: boolean;
   /** Include the topology as Graphviz DOT (spec §14.2). */
   graph?: boolean;
-  /** When the worker's replica is behind and cannot catch up, this snapshot is attached. */
-  snapshot?: ReplicaDelta;
 }
 
 export interface PlanSummary {

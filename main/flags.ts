@@ -51,7 +51,7 @@ export const AGENT_FLAGS: FlagDef[] = [
   { name: 'version', type: 'bool', default: false, usage: 'Print version and exit' },
   // kg's own flags (not in the Go agent).
   { name: 'key-dir', type: 'string', default: '/var/lib/kilo', usage: 'Directory of the WireGuard private key file (kg).' },
-  { name: 'planner-threads', type: 'int', default: 2, usage: 'Threads of the planner pool; set explicitly, containers misreport CPUs (kg).' },
+  { name: 'planner-threads', type: 'int', default: 1, usage: 'Threads of the planner pool; the agent plans one node, one change at a time, so 1 is enough and keeps memory low; set explicitly, containers misreport CPUs (kg).' },
   { name: 'min-sync-interval', type: 'duration', default: '100ms', usage: 'Minimum time between two plans; bursts of changes are coalesced (kg).' },
   { name: 'check-in-period', type: 'duration', default: '30s', usage: 'Heartbeat period of the own node; Go agents expect 30s (kg).' },
   { name: 'log-format', type: 'string', default: 'json', usage: 'Log format: json or logfmt (kg).' },

@@ -36,7 +36,10 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
   log.info('host discovered', { privateIP: host.privateIP?.s ?? null, publicIP: host.publicIP?.s ?? null, privateInterface: host.privateIface, mtu: host.autoMTU });
   const metrics = createMetrics();
   const io = new IoClient(
-    { interface: cfg.interface, createInterface: cfg.createInterface, resyncPeriodMs: cfg.resyncPeriodMs, ipv6: ipv6Enabled() },
+    // The agent drives resyncs (--resync-period re-plans, then re-reads the kernel when nothing
+    // changed): a second timer in the worker would re-read 5,000 peers and 30,000 rules twice.
+    // Its route monitor still repairs route drift at once.
+    { interface: cfg.interface, createInterface: cfg.createInterface, resyncPeriodMs: 0, ipv6: ipv6Enabled() },
     {
       registry: metrics.registry,
       onEvent: (ev) => {

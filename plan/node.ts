@@ -1,5 +1,5 @@
 // Kubernetes Node objects → mesh node records (spec §2.2, §3.1), with errors as values.
-import { hostPort, network, parseCIDR, parseIP, type CIDR, type IP } from './addr.js';
+import { hostPort, network, oneAddress, parseCIDR, parseIP, type CIDR, type IP } from './addr.js';
 import { endpointJSON, endpointReady, parseEndpoint, type Endpoint } from './endpoint.js';
 import { parseKey } from './key.js';
 import type { Granularity, NodeJSON } from './types.js';
@@ -49,6 +49,31 @@ export interface MeshNode {
   readonly discoveredEndpoints: ReadonlyMap<string, UDPAddr> | null;
   readonly allowedLocationIPs: readonly CIDR[];
   readonly granularity: Granularity | '';
+  /**
+   * Derived once per parse, so that the many plans of one parsed record (the agent's pool keeps
+   * them) do not rebuild them: the one-address CIDR of the internal IP and the segment keys.
+   */
+  readonly internal32: CIDR | null;
+  readonly locationKey: string;
+  readonly nodeKey: string;
+}
+
+/** The same record with a new last-seen (a heartbeat), keeping its hidden class. */
+export function withLastSeen(n: MeshNode, lastSeen: number): MeshNode {
+  return meshNode({ ...n, lastSeen });
+}
+
+/** Completes the derived fields of a node record (for records built by hand, e.g. in tests). */
+export function meshNode(n: Omit<MeshNode, 'internal32' | 'locationKey' | 'nodeKey'>): MeshNode {
+  // One literal with every field in a fixed order: all records share one hidden class (a spread
+  // here made parsing and every later plan several times slower).
+  return {
+    name: n.name, endpoint: n.endpoint, key: n.key, internalIP: n.internalIP, noInternalIP: n.noInternalIP,
+    cniCompatibilityIP: n.cniCompatibilityIP, lastSeen: n.lastSeen, leader: n.leader, location: n.location,
+    persistentKeepalive: n.persistentKeepalive, subnet: n.subnet, wireGuardIP: n.wireGuardIP,
+    discoveredEndpoints: n.discoveredEndpoints, allowedLocationIPs: n.allowedLocationIPs, granularity: n.granularity,
+    internal32: n.internalIP ? oneAddress(n.internalIP.ip) : null, locationKey: `location:${n.location}`, nodeKey: `node:${n.name}`,
+  };
 }
 
 /** The few fields of a Kubernetes Node that Kilo reads: all the planner needs to cache. */
@@ -248,10 +273,10 @@ export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABE
   }
 
   return {
-    value: {
+    value: meshNode({
       name, endpoint, key, internalIP, noInternalIP, cniCompatibilityIP, lastSeen, leader, location,
       persistentKeepalive, subnet, wireGuardIP, discoveredEndpoints, allowedLocationIPs, granularity,
-    },
+    }),
     warnings,
   };
 }

@@ -54,8 +54,7 @@ export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
 /** The segment key of a node (spec §5.1). */
 export function segmentKey(n: MeshNode, granularity: Granularity): string {
-  if (granularity === 'full' || !n.internalIP) return `node:${n.name}`;
-  return `location:${n.location}`;
+  return granularity === 'full' || !n.internalIP ? n.nodeKey : n.locationKey;
 }
 
 /** findLeader over name-sorted members (spec §5.3). */
@@ -147,7 +146,7 @@ export function newTopology(input: TopologyInput): Result<Topology> {
     for (const m of members) {
       if (m.subnet) allowedIPs.push(m.subnet);
       if (m.internalIP) {
-        allowedIPs.push(oneAddress(m.internalIP.ip));
+        allowedIPs.push(m.internal32 ?? oneAddress(m.internalIP.ip));
         privateIPs.push(m.internalIP.ip);
       }
       for (const a of m.allowedLocationIPs) {

@@ -27,12 +27,19 @@ export class PlanPool {
   private readonly nodes = new Map<string, NodeObject>();
   private readonly peers = new Map<string, PeerObject>();
   private pending: ReplicaDelta = { v: 0, prev: 0 };
+  /** Heartbeats since the last flush, one entry per node however many arrived (bounded by N). */
+  private pendingLastSeen = new Map<string, number>();
   private dirty = false;
   stats = { deltas: 0, snapshots: 0, tasks: 0 };
 
   constructor(private readonly o: PlanPoolOptions) {
     const name = `kg-replica-${process.pid}-${randomUUID()}`;
     this.channel = new BroadcastChannel(name);
+    // A worker that starts (or restarts) says hello and gets the current state.
+    this.channel.onmessage = (ev: unknown) => {
+      if ((ev as { data?: { hello?: boolean } }).data?.hello) this.broadcastSnapshot();
+    };
+    (this.channel as unknown as { unref?: () => void }).unref?.();
     this.pool = new Piscina({
       filename: new URL('./plan-worker.js', import.meta.url).href,
       minThreads: o.threads,
@@ -68,7 +75,7 @@ export class PlanPool {
   /** A heartbeat-only change: no re-parse, just the new last-seen, sent with the next flush. */
   setLastSeen(name: string, lastSeen: number, obj: NodeObject): void {
     this.nodes.set(name, obj);
-    (this.pending.lastSeen ??= []).push([name, lastSeen]);
+    this.pendingLastSeen.set(name, lastSeen);
     this.dirty = true;
   }
 
@@ -87,26 +94,34 @@ export class PlanPool {
   /** Broadcasts pending changes as one delta; returns the version plans must see. */
   flush(): number {
     if (!this.dirty) return this.v;
-    const d = { ...this.pending, prev: this.v, v: this.v + 1, topologyLabel: this.o.topologyLabel };
+    // Heartbeats first: a full record sent in the same delta (applied after) carries its own.
+    const lastSeen = this.pendingLastSeen.size ? [...this.pendingLastSeen] : undefined;
+    const d = { ...this.pending, lastSeen, prev: this.v, v: this.v + 1, topologyLabel: this.o.topologyLabel };
     this.v = d.v;
     this.channel.postMessage(d);
     this.pending = { v: 0, prev: 0 };
+    this.pendingLastSeen = new Map();
     this.dirty = false;
     this.stats.deltas++;
     return this.v;
   }
 
-  private snapshot(): ReplicaDelta {
+  /** Every worker that is behind (new, restarted, or missed a delta) takes the current state. */
+  private broadcastSnapshot(): void {
+    this.flush();
     this.stats.snapshots++;
-    return { v: this.v, prev: 0, reset: true, nodes: [...this.nodes.values()], peers: [...this.peers.values()], topologyLabel: this.o.topologyLabel };
+    this.channel.postMessage({ v: this.v, prev: 0, reset: true, nodes: [...this.nodes.values()], peers: [...this.peers.values()], topologyLabel: this.o.topologyLabel });
   }
 
   async plan(task: Omit<PlanTask, 'kind' | 'v'>): Promise<PlanAnswer> {
     const v = this.flush();
     this.stats.tasks++;
     let a = (await this.pool.run({ ...task, kind: 'plan', v })) as PlanAnswer;
-    // Bounded: one retry with a snapshot (a fresh worker, or one that missed a delta).
-    if (!a.ok && 'needSnapshot' in a) a = (await this.pool.run({ ...task, kind: 'plan', v, snapshot: this.snapshot() })) as PlanAnswer;
+    // Bounded: a worker that could not catch up gets a broadcast snapshot, twice at most.
+    for (let i = 0; i < 2 && !a.ok && 'needSnapshot' in a; i++) {
+      this.broadcastSnapshot();
+      a = (await this.pool.run({ ...task, kind: 'plan', v: this.v })) as PlanAnswer;
+    }
     return a;
   }
 

@@ -4,7 +4,7 @@
 // 40,000 objects would cost more than the plan itself.
 import { BroadcastChannel, workerData } from 'node:worker_threads';
 import { parseIP } from '../plan/addr.js';
-import { formatDiscoveredEndpoints, nodeReady, parseNode, type MeshNode, type NodeObject, type UDPAddr } from '../plan/node.js';
+import { formatDiscoveredEndpoints, nodeReady, parseNode, withLastSeen, type MeshNode, type NodeObject, type UDPAddr } from '../plan/node.js';
 import { parsePeer, peerReady, validatePeer, type MeshPeer } from '../plan/peer.js';
 import { parseEndpoint } from '../plan/endpoint.js';
 import { plan, type Cluster } from '../plan/plan.js';
@@ -27,7 +27,7 @@ interface Replica {
 }
 
 const replica: Replica = {
-  v: 0, stale: false, topologyLabel: 'topology.kubernetes.io/region',
+  v: 0, stale: true, topologyLabel: 'topology.kubernetes.io/region',
   nodes: new Map(), nodeWarnings: new Map(), peers: new Map(), peerWarnings: new Map(), cluster: null,
 };
 
@@ -44,6 +44,8 @@ function upsertNode(o: NodeObject): void {
 /** Applies one delta; a gap in versions marks the replica stale (it then needs a snapshot). */
 export function applyDelta(d: ReplicaDelta): void {
   if (d.reset) {
+    // Snapshots are broadcast: a worker that follows the deltas already has this state.
+    if (!replica.stale && replica.v >= d.v) return;
     replica.nodes.clear();
     replica.nodeWarnings.clear();
     replica.peers.clear();
@@ -54,14 +56,14 @@ export function applyDelta(d: ReplicaDelta): void {
     return;
   }
   if (d.topologyLabel) replica.topologyLabel = d.topologyLabel;
+  for (const [name, lastSeen] of d.lastSeen ?? []) {
+    const n = replica.nodes.get(name);
+    if (n) replica.nodes.set(name, withLastSeen(n, lastSeen));
+  }
   for (const o of d.nodes ?? []) upsertNode(o);
   for (const n of d.nodeDeletes ?? []) {
     replica.nodes.delete(n);
     replica.nodeWarnings.delete(n);
-  }
-  for (const [name, lastSeen] of d.lastSeen ?? []) {
-    const n = replica.nodes.get(name);
-    if (n) replica.nodes.set(name, { ...n, lastSeen });
   }
   for (const o of d.peers ?? []) {
     const name = o.metadata?.name ?? '';
@@ -81,7 +83,7 @@ export function applyDelta(d: ReplicaDelta): void {
   replica.v = d.v;
   replica.cluster = null;
   for (let i = waiters.length - 1; i >= 0; i--) {
-    if (waiters[i].v <= replica.v) waiters.splice(i, 1)[0].resolve();
+    if (!replica.stale && waiters[i].v <= replica.v) waiters.splice(i, 1)[0].resolve();
   }
 }
 
@@ -104,18 +106,22 @@ function cluster(): Cluster {
 
 const channel = workerData?.channel ? new BroadcastChannel(workerData.channel as string) : null;
 if (channel) {
-  channel.onmessage = (ev: unknown) => applyDelta((ev as { data: ReplicaDelta }).data);
+  channel.onmessage = (ev: unknown) => {
+    const d = (ev as { data: ReplicaDelta | { hello: true } }).data;
+    if (!('hello' in d)) applyDelta(d);
+  };
   // Do not keep the worker alive just for the channel: piscina owns its lifetime.
   (channel as unknown as { unref?: () => void }).unref?.();
+  // A new worker asks for the current state; the pool answers with a broadcast snapshot.
+  channel.postMessage({ hello: true });
 }
 
 /** Waits (bounded) until the replica reaches version `v`. */
 function reach(v: number, timeoutMs: number): Promise<boolean> {
   if (!replica.stale && replica.v >= v) return Promise.resolve(true);
-  // A replica that never got anything started after the deltas it needs: ask for a snapshot.
-  if (replica.stale || replica.v === 0) return Promise.resolve(false);
+  // Deltas and snapshots are broadcast before the tasks that need them; wait for them.
   return new Promise((resolve) => {
-    const w = { v, resolve: () => (clearTimeout(t), resolve(!replica.stale)) };
+    const w = { v, resolve: () => (clearTimeout(t), resolve(true)) };
     const t = setTimeout(() => {
       const i = waiters.indexOf(w);
       if (i >= 0) waiters.splice(i, 1);
@@ -160,10 +166,9 @@ function natDiscovery(c: Cluster, now: number, observed: NonNullable<PlanTask['o
 }
 
 export default async function run(task: PlanTask): Promise<PlanAnswer> {
-  if (task.snapshot) applyDelta(task.snapshot);
     // Deltas are broadcast just before their task, in order: a short wait covers delivery; longer
   // means a gap, and a snapshot is the cure.
-  if (!(await reach(task.v, 500))) return { ok: false, needSnapshot: true };
+  if (!(await reach(task.v, 1_000))) return { ok: false, needSnapshot: true };
   const t0 = performance.now();
   const c = cluster();
   const t1 = performance.now();

@@ -49,7 +49,7 @@ export interface NodeHandle {
 
 /** Runs a command, throwing with its stderr when it fails. Bounded by `timeoutMs`. */
 export function sh(cmd: string, args: string[], o: { input?: string; timeoutMs?: number; allowFail?: boolean } = {}): string {
-  const r = spawnSync(cmd, args, { input: o.input, encoding: 'utf8', timeout: o.timeoutMs ?? 30_000 });
+  const r = spawnSync(cmd, args, { input: o.input, encoding: 'utf8', timeout: o.timeoutMs ?? 30_000, maxBuffer: 256 << 20 });
   if ((r.status !== 0 || r.error) && !o.allowFail) {
     throw new Error(`${cmd} ${args.join(' ')}: ${r.error?.message ?? ''} ${r.stderr?.trim() ?? ''} (exit ${r.status})`);
   }

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCIDR } from '../../plan/addr.js';
 import { parseEndpoint } from '../../plan/endpoint.js';
-import type { MeshNode } from '../../plan/node.js';
+import { meshNode, type MeshNode } from '../../plan/node.js';
 import type { MeshPeer } from '../../plan/peer.js';
 import { deduplicatePeerIPs, findLeader, newTopology } from '../../plan/topology.js';
 import { key, planFor, specNodes, specPeers } from './fixture.js';
@@ -59,11 +59,11 @@ for (const c of topologyCases) {
 }
 
 function member(name: string, endpoint: string, leader = false): MeshNode {
-  return {
+  return meshNode({
     name, endpoint: parseEndpoint(endpoint), key: key(1), internalIP: null, noInternalIP: false, cniCompatibilityIP: null,
     lastSeen: 0, leader, location: '', persistentKeepalive: 0, subnet: null, wireGuardIP: null, discoveredEndpoints: null,
     allowedLocationIPs: [], granularity: '',
-  };
+  });
 }
 
 test('findLeader (spec §5.3)', () => {
@@ -98,7 +98,7 @@ test('deduplicatePeerIPs (spec §5.6)', () => {
   assert.deepEqual(ipsOf(deduplicatePeerIPs([peer('a', ['10.0.0.1/32', '10.0.0.1/32'])])), [['a', ['10.0.0.1/32']]]);
   // The planner sorts peers by name before de-duplicating (spec §5.4).
   const t = newTopology({
-    nodes: [{ ...member('n', '1.1.1.1:1'), subnet: parseCIDR('10.2.0.0/24')! }],
+    nodes: [meshNode({ ...member('n', '1.1.1.1:1'), subnet: parseCIDR('10.2.0.0/24')! })],
     peers: [peer('b', ['10.0.0.1/32']), peer('a', ['10.0.0.1/32'])],
     granularity: 'location', hostname: 'n', port: 51820, subnet: parseCIDR('10.4.0.0/16')!,
   });
@@ -107,7 +107,7 @@ test('deduplicatePeerIPs (spec §5.6)', () => {
 });
 
 function alipTopology(alips: Record<string, string[]>, peers: MeshPeer[] = []) {
-  const nodes = Object.entries(alips).map(([name, ips], i) => ({
+  const nodes = Object.entries(alips).map(([name, ips], i) => meshNode({
     ...member(name, `1.1.1.${i + 1}:51820`),
     internalIP: parseCIDR(`192.168.0.${i + 1}/32`)!,
     subnet: parseCIDR(`10.2.${i + 1}.0/24`)!,
