@@ -8,6 +8,7 @@
 import type { NodeObject } from '../plan/node.js';
 import type { PeerObject } from '../plan/peer.js';
 import type { PlanOptions } from '../plan/plan.js';
+import type { DesiredDelta } from '../diff/desired.js';
 
 export interface ReplicaDelta {
   /** The version after this delta; `prev` is the version it applies to. */
@@ -38,8 +39,12 @@ export interface PlanTask {
    * seconds): the worker turns them into the local node's discovered endpoints (spec §6.7).
    */
   observed?: { publicKey: string; endpoint: string | null; lastHandshake: number }[] | null;
-  /** Return the dataplane's desired state as JSON text (cheap to move between threads). */
-  desired?: { cniPath: string | null; tunnelPrivIface: string | null };
+  /**
+   * Produce the dataplane's desired state. The worker keeps the last state it produced for this
+   * node; when the I/O worker holds that state (`baseSeq`), the answer is a delta against it
+   * (O(changed) to move and to apply), otherwise the whole state as JSON text.
+   */
+  desired?: { cniPath: string | null; tunnelPrivIface: string | null; baseSeq: number | null };
   /** Include the full plan JSON (kg plan format) in the answer. */
   describe?: boolean;
   /** Include the topology as Graphviz DOT (spec §14.2). */
@@ -64,6 +69,20 @@ export interface PlanSummary {
 }
 
 export type PlanAnswer =
-  | { ok: true; summary: PlanSummary; desired?: string; plan?: string; graph?: string; planMs: number; parseMs: number }
+  | {
+      ok: true;
+      summary: PlanSummary;
+      /** The whole desired state (JSON text of a DesiredState), numbered `seq`. */
+      full?: string;
+      /** Or a delta from `baseSeq` to `seq`. */
+      delta?: DesiredDelta;
+      /** Nothing changed since `baseSeq`: no I/O needed. */
+      noop?: true;
+      seq?: number;
+      plan?: string;
+      graph?: string;
+      planMs: number;
+      parseMs: number;
+    }
   | { ok: false; needSnapshot: true }
   | { ok: false; error: string };

@@ -13,7 +13,7 @@ import { A, ANNOTATION_PREFIX, READY_WINDOW_SECONDS, parseInt64, parseNode, type
 import { validatePeer, type PeerObject } from '../plan/peer.js';
 import type { PlanOptions } from '../plan/plan.js';
 import type { PlanSummary } from '../ipc/planner.js';
-import type { DesiredState } from '../ipc/dataplane.js';
+import type { ApplyResult, DesiredState } from '../ipc/dataplane.js';
 import type { Config } from './flags.js';
 import type { Discovered } from './discovery.js';
 import { KubeError, type KubeClient } from './kube.js';
@@ -96,7 +96,8 @@ export class Agent {
   private timer: NodeJS.Timeout | null = null;
   private lastPlanAt = 0;
   private lastReady = '';
-  private lastDesired = '';
+  /** The sequence number of the desired state the I/O worker holds (null: none or unknown). */
+  private ioSeq: number | null = null;
   private forceApply = false;
   private stopped = false;
   private inflight: Promise<void> = Promise.resolve();
@@ -481,7 +482,7 @@ export class Agent {
         privateKey: this.o.privateKey,
         resolved: this.resolved(),
         observed,
-        desired: { cniPath: this.o.config.cni ? this.o.config.cniPath : null, tunnelPrivIface: this.o.host.privateIface },
+        desired: { cniPath: this.o.config.cni ? this.o.config.cniPath : null, tunnelPrivIface: this.o.host.privateIface, baseSeq: this.ioSeq },
       });
       m.planDuration.observe((performance.now() - t0) / 1000);
       if (!a.ok) {
@@ -509,25 +510,34 @@ export class Agent {
         // Published with the next local update or check-in (spec §11.4); do it now.
         if (this.localObj) void this.handleLocal(this.localObj);
       }
-      if (a.desired === this.lastDesired && !this.forceApply) {
+      if (a.noop && !this.forceApply) {
         this.markApplied(since);
         return;
       }
-      const desired = JSON.parse(a.desired!) as DesiredState;
       const t1 = performance.now();
       m.ioQueueDepth.set(1);
-      const res = this.forceApply && a.desired === this.lastDesired ? await this.o.io.resync() : await this.o.io.apply(desired);
+      let res: ApplyResult;
+      // The pool made a delta against the state the I/O worker holds (O(changed) to move and to
+      // apply), or the whole state when it holds none; a resync with nothing new re-reads the kernel.
+      if (a.noop) res = await this.o.io.resync();
+      else if (a.delta) res = await this.o.io.applyPrepared(a.delta);
+      else res = await this.o.io.applyFull(JSON.parse(a.full!) as DesiredState, a.seq!);
       m.ioQueueDepth.set(0);
       this.forceApply = false;
       m.applyDuration.observe((performance.now() - t1) / 1000);
+      if (res.needFullState) {
+        this.ioSeq = null;
+        this.schedule('the I/O worker needs the whole state', 0);
+        return;
+      }
+      // The worker holds the new state even when some writes failed: it retries those itself.
+      this.ioSeq = a.seq ?? this.ioSeq;
       if (!res.ok) {
         m.errors.labels('apply').inc();
         this.consecutiveFailures++;
-        this.log.error('applying the plan failed; will retry', { errors: res.errors.slice(0, 5).map((x) => `${x.kind} ${x.item}: ${x.message}`) });
-        this.lastDesired = '';
+        this.log.error('applying the plan failed; the I/O worker retries', { errors: res.errors.slice(0, 5).map((x) => `${x.kind} ${x.item}: ${x.message}`) });
         return;
       }
-      this.lastDesired = a.desired!;
       this.markApplied(since);
       this.refreshObserved();
       this.log.info('mesh programmed', {
@@ -537,6 +547,8 @@ export class Agent {
     } catch (e) {
       m.errors.labels('apply').inc();
       this.consecutiveFailures++;
+      // Unknown what the I/O worker holds now (it may have died): send the whole state next.
+      this.ioSeq = null;
       this.log.error('reconcile failed', { error: (e as Error).message });
     } finally {
       this.running = false;
@@ -563,14 +575,23 @@ export class Agent {
     this.observing = true;
     this.o.io.observe()
       .then((st) => {
-        const next = st.peers.map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint, lastHandshake: p.lastHandshake }));
-        const key = (x: typeof next | null) => JSON.stringify(x?.filter((p) => p.lastHandshake > 0).map((p) => [p.publicKey, p.endpoint]) ?? null);
+        // Only peers that completed a handshake can yield a discovered endpoint (spec §6.7); the
+        // rest need not cross to the planner on every plan.
+        const next = st.peers.filter((p) => p.lastHandshake > 0).map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint, lastHandshake: p.lastHandshake }));
+        const key = (x: typeof next | null) => JSON.stringify(x?.map((p) => [p.publicKey, p.endpoint]) ?? null);
         const changed = key(next) !== key(this.observed);
         this.observed = next;
         if (changed) this.schedule('device endpoints changed');
       })
       .catch((e: Error) => this.log.warn('could not read the WireGuard device', { error: e.message }))
       .finally(() => (this.observing = false));
+  }
+
+  /** The I/O worker restarted with no state: the next plan sends the whole state. */
+  ioRestarted(): void {
+    this.ioSeq = null;
+    this.forceApply = true;
+    this.schedule('I/O worker restarted', 0);
   }
 
   private markApplied(since: number | null): void {

@@ -35,6 +35,7 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
   const host = discover(await readHost(cfg.hostname), { ignore: [cfg.interface, 'kube-bridge'], internalCIDRs: cfg.internalCIDRs });
   log.info('host discovered', { privateIP: host.privateIP?.s ?? null, publicIP: host.publicIP?.s ?? null, privateInterface: host.privateIface, mtu: host.autoMTU });
   const metrics = createMetrics();
+  let onIoRestart = () => {};
   const io = new IoClient(
     // The agent drives resyncs (--resync-period re-plans, then re-reads the kernel when nothing
     // changed): a second timer in the worker would re-read 5,000 peers and 30,000 rules twice.
@@ -42,6 +43,7 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
     { interface: cfg.interface, createInterface: cfg.createInterface, resyncPeriodMs: 0, ipv6: ipv6Enabled() },
     {
       registry: metrics.registry,
+      onRestart: () => onIoRestart(),
       onEvent: (ev) => {
         if (ev.type === 'log') log[ev.level](ev.msg, { component: 'io-worker' });
         else if (ev.type === 'error') log.warn('dataplane write failed', { kind: ev.error.kind, item: ev.error.item, error: ev.error.message });
@@ -55,6 +57,7 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
     minSyncIntervalMs: cfg.minSyncIntervalMs, checkInPeriodMs: cfg.checkInPeriodMs,
     privateInterface: host.privateIface ?? 'eth0', tunnelInterface: cfg.compatibility === 'flannel' ? 'flannel.1' : 'tunl0',
   });
+  onIoRestart = () => agent.ioRestarted();
   const shutdownResources = async () => {
     await pool.close().catch(() => {});
     await io.close().catch(() => {});

@@ -7,7 +7,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { DeltaTracker } from '../diff/desired.js';
+import { DeltaTracker, type DesiredDelta } from '../diff/desired.js';
 import type { ApplyResult, CleanUpOptions, DataplaneEvent, DataplaneMetrics, DataplaneOptions, DesiredState, IoWorkerApi, ObservedState } from '../ipc/dataplane.js';
 
 const RESTART_MIN_MS = 100;
@@ -17,6 +17,11 @@ const MAX_RESTARTS = 20;
 
 export interface IoClientOptions {
   onEvent?: (ev: DataplaneEvent) => void;
+  /**
+   * Called when a restarted worker came up. With applyFull/applyPrepared the caller owns the
+   * states (the planner pool makes the deltas), so it must send a whole state again.
+   */
+  onRestart?: () => void;
   registry?: Registry;
   /** Worker script (default: the compiled io-worker.js next to this file). */
   workerUrl?: URL;
@@ -102,6 +107,7 @@ export class IoClient {
             // The new worker has no cached view: its first pass reads the kernel, then writes.
             if (this.lastDesired !== null) await this.sendFull(this.lastDesired);
             this.consecutiveFailures = 0;
+            this.o.onRestart?.();
           })
           .catch(() => {
             this.consecutiveFailures++;
@@ -151,6 +157,28 @@ export class IoClient {
     } else {
       res = await this.sendFull(desired);
     }
+    await this.refreshMetrics(res);
+    return res;
+  }
+
+  /**
+   * Applies a whole state numbered by the caller (the planner pool's delta tracker), bypassing
+   * this client's own tracker: deltas against it then come from the caller via applyPrepared.
+   */
+  async applyFull(desired: DesiredState, seq: number): Promise<ApplyResult> {
+    // The caller owns the states now: a restart must not replay an older one.
+    this.lastDesired = null;
+    this.tracker.reset();
+    await this.ready;
+    const res = await this.call((r) => r.apply(desired, seq));
+    await this.refreshMetrics(res);
+    return res;
+  }
+
+  /** Applies a caller-made delta; `needFullState` in the result asks for applyFull. */
+  async applyPrepared(delta: DesiredDelta): Promise<ApplyResult> {
+    await this.ready;
+    const res = await this.call((r) => r.applyDelta(delta));
     await this.refreshMetrics(res);
     return res;
   }

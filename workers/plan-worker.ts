@@ -2,7 +2,8 @@
 // BroadcastChannel, and answers plan tasks against a given replica version. The desired dataplane
 // state goes back as JSON text: strings cross threads as one copy, where a structured clone of
 // 40,000 objects would cost more than the plan itself.
-import { BroadcastChannel, workerData } from 'node:worker_threads';
+import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
+import { DeltaTracker } from '../diff/desired.js';
 import { parseIP } from '../plan/addr.js';
 import { formatDiscoveredEndpoints, nodeReady, parseNode, withLastSeen, type MeshNode, type NodeObject, type UDPAddr } from '../plan/node.js';
 import { parsePeer, peerReady, validatePeer, type MeshPeer } from '../plan/peer.js';
@@ -10,6 +11,7 @@ import { parseEndpoint } from '../plan/endpoint.js';
 import { plan, type Cluster } from '../plan/plan.js';
 import type { PlanAnswer, PlanTask, ReplicaDelta } from '../ipc/planner.js';
 import type { DesiredState } from '../ipc/dataplane.js';
+import type { DesiredDelta } from '../diff/desired.js';
 import { byText } from '../plan/addr.js';
 import { topologyDOT } from '../plan/graph.js';
 import { discoverNATEndpoints } from '../diff/wireguard.js';
@@ -165,6 +167,32 @@ function natDiscovery(c: Cluster, now: number, observed: NonNullable<PlanTask['o
   return out;
 }
 
+/**
+ * Per node, the last desired state this worker produced. Sequence numbers live in a range of
+ * this thread's own, so states from two workers can never be mistaken for one another.
+ */
+const trackers = new Map<string, DeltaTracker>();
+
+function desiredAnswer(task: PlanTask, d: DesiredState): { full?: string; delta?: DesiredDelta; noop?: true; seq: number } {
+  let t = trackers.get(task.options.hostname);
+  if (!t) {
+    t = new DeltaTracker();
+    t.seq = threadId * 1e9;
+    trackers.set(task.options.hostname, t);
+  }
+  if (t.hasBase && task.desired?.baseSeq === t.seq) {
+    const delta = t.delta(d);
+    if (!delta.peers && !delta.routes && !delta.prepend && !delta.append && !delta.rules) {
+      // Nothing to write: the I/O worker keeps the state it holds, so the number stays too.
+      t.seq--;
+      return { noop: true, seq: t.seq };
+    }
+    return { delta, seq: t.seq };
+  }
+  t.full(d);
+  return { full: JSON.stringify(d), seq: t.seq };
+}
+
 export default async function run(task: PlanTask): Promise<PlanAnswer> {
     // Deltas are broadcast just before their task, in order: a short wait covers delivery; longer
   // means a gap, and a snapshot is the cure.
@@ -193,7 +221,7 @@ export default async function run(task: PlanTask): Promise<PlanAnswer> {
         iptablesRules: j.iptables.prepend.length + j.iptables.append.length, warnings: j.warnings,
         discoveredEndpoints: localDiscovered ? formatDiscoveredEndpoints(localDiscovered) : null,
       },
-      desired: task.desired ? JSON.stringify(desiredState(task, r)) : undefined,
+      ...(task.desired ? desiredAnswer(task, desiredState(task, r)) : {}),
       plan: task.describe ? JSON.stringify(j) : undefined,
       graph: task.graph && r.topology ? topologyDOT(r.topology) : undefined,
       planMs: performance.now() - t1,

@@ -57,14 +57,30 @@ test('plan pool: the desired dataplane state carries the secrets the plan JSON r
   t.after(() => pool.close());
   for (const n of exampleNodes()) pool.setNode(n.metadata!.name!, n);
   const key = Buffer.alloc(32, 77).toString('base64');
-  const a = await pool.plan({ options: options('alpha', { encapsulate: 'always', local: true }), privateKey: key, desired: { cniPath: '/tmp/x.conflist', tunnelPrivIface: 'eth0' } });
+  const a = await pool.plan({ options: options('alpha', { encapsulate: 'always', local: true }), privateKey: key, desired: { cniPath: '/tmp/x.conflist', tunnelPrivIface: 'eth0', baseSeq: null } });
   assert.ok(a.ok);
-  const d = JSON.parse(a.desired!);
+  assert.ok(a.full && a.seq !== undefined && !a.delta, 'no base: the whole state');
+  const d = JSON.parse(a.full!);
   assert.equal(d.wireguard.privateKey, key);
   assert.equal(d.wireguard.address, '10.4.0.1/16');
   assert.deepEqual(d.tunnel, { dev: 'tunl0', address: '10.42.0.1/32', privIface: 'eth0' });
   assert.deepEqual(d.cni, { path: '/tmp/x.conflist', podCIDR: '10.42.0.0/24' });
   assert.equal(a.summary.leader, true);
+  // With the base the I/O worker holds: nothing changed → noop; one change → a delta of that change.
+  const same = await pool.plan({ options: options('alpha', { encapsulate: 'always', local: true }), privateKey: key, desired: { cniPath: '/tmp/x.conflist', tunnelPrivIface: 'eth0', baseSeq: a.seq! } });
+  assert.ok(same.ok && same.noop && same.seq === a.seq);
+  const delta = exampleNodes()[2];
+  delta.metadata!.annotations!['kilo.squat.ai/allowed-location-ips'] = '172.16.77.0/24';
+  pool.setNode('charlie', delta);
+  const b = await pool.plan({ options: options('alpha', { encapsulate: 'always', local: true }), privateKey: key, desired: { cniPath: '/tmp/x.conflist', tunnelPrivIface: 'eth0', baseSeq: a.seq! } });
+  assert.ok(b.ok && b.delta && b.seq === a.seq! + 1);
+  assert.equal(b.delta.base, a.seq);
+  assert.deepEqual(b.delta.routes!.items.map((r) => r.dst), ['172.16.77.0/24']);
+  assert.equal(b.delta.peers!.items.length, 1, 'only charlie\'s segment peer changes');
+  assert.equal(b.delta.prepend, null);
+  // A stale base (the I/O worker holds something else): the whole state again.
+  const c = await pool.plan({ options: options('alpha', { encapsulate: 'always', local: true }), privateKey: key, desired: { cniPath: '/tmp/x.conflist', tunnelPrivIface: 'eth0', baseSeq: 12345 } });
+  assert.ok(c.ok && c.full);
   const missing = await pool.plan({ options: options('zulu') });
   assert.deepEqual(missing, { ok: false, error: 'node "zulu" is not in the cluster' });
 });
