@@ -150,6 +150,8 @@ export function parseCIDR(s: string): CIDR | null {
   if (!ip) return null;
   if (bits > (isV6Text ? 128 : 32)) return null;
   if (isV6Text && !ip.v6) bits = Math.max(0, bits - 96);
+  // Already canonical text (the common case): keep the input string rather than build it again.
+  if (ip.s === addr && (mask.length === 1 || mask.charCodeAt(0) !== 48) && (ip.v6 || !isV6Text)) return { ip, bits, s };
   return cidr(ip, bits);
 }
 
