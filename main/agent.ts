@@ -7,7 +7,7 @@
 // heartbeat-only update (last-seen moved, readiness unchanged) costs a map update; a readiness
 // sweep notices when a node's heartbeat lapses; bursts are coalesced under --min-sync-interval.
 import { lookup } from 'node:dns/promises';
-import { parseIP } from '../plan/addr.js';
+import { parseCIDR, parseIP } from '../plan/addr.js';
 import { endpointReady, endpointString, newEndpoint } from '../plan/endpoint.js';
 import { A, ANNOTATION_PREFIX, READY_WINDOW_SECONDS, parseInt64, parseNode, type MeshNode, type NodeObject } from '../plan/node.js';
 import { validatePeer, type PeerObject } from '../plan/peer.js';
@@ -327,7 +327,7 @@ export class Agent {
       key: this.o.publicKey,
       internalIP,
       lastSeen,
-      wireGuardIP: this.wireGuardIP ? parseCIDRText(this.wireGuardIP) : null,
+      wireGuardIP: this.wireGuardIP ? parseCIDR(this.wireGuardIP) : null,
       granularity: c.meshGranularity,
       cniCompatibilityIP: null,
     };
@@ -647,11 +647,6 @@ export class Agent {
   }
 }
 
-function parseCIDRText(s: string) {
-  const slash = s.indexOf('/');
-  const ip = parseIP(s.slice(0, slash));
-  return ip ? { ip, bits: Number(s.slice(slash + 1)), s } : null;
-}
 
 /** The cheap part of readiness the main thread tracks: static fields and last-seen. */
 function parseNodeQuick(o: NodeObject): { lastSeen: number; static: boolean } {

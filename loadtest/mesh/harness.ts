@@ -89,7 +89,6 @@ export class Mesh {
   readonly mntRoot: string;
   kubeconfig = '';
   apiURL = '';
-  private api: ChildProcess | null = null;
   private readonly log: (line: string) => void;
   private readonly procs = new Set<ChildProcess>();
 
@@ -170,7 +169,6 @@ export class Mesh {
     const p = spawn('ip', ['netns', 'exec', this.apiNs, process.execPath, join(DIST, 'loadtest/apiserver/cli.js'), '--https', '--host', '192.168.77.2', '--port', '6443', '--kubeconfig', this.kubeconfig, ...(this.o.apiArgs ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.api = p;
     this.procs.add(p);
     let text = '';
     p.stdout!.on('data', (c: Buffer) => (text += c.toString()));
