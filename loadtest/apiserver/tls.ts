@@ -21,9 +21,14 @@ const octets = (b: Buffer) => tlv(0x04, b);
 const bits = (b: Buffer, unused = 0) => tlv(0x03, Buffer.from([unused]), b);
 const bool = (v: boolean) => tlv(0x01, Buffer.from([v ? 0xff : 0]));
 const explicit = (n: number, c: Buffer) => tlv(0xa0 + n, c);
-function int(b: Buffer): Buffer {
-  // Positive INTEGER: prepend a zero byte if the high bit is set.
-  return tlv(0x02, b[0] & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b);
+export function derInteger(b: Buffer): Buffer {
+  // Positive INTEGER in minimal DER: drop redundant leading zero bytes (a random serial that
+  // starts with 0x00 made OpenSSL reject one certificate in ~128 with "illegal padding"), then
+  // prepend a zero byte if the high bit is set.
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0 && !(b[i + 1] & 0x80)) i++;
+  const v = b.subarray(i);
+  return tlv(0x02, v[0] & 0x80 ? Buffer.concat([Buffer.from([0]), v]) : v);
 }
 function oid(s: string): Buffer {
   const parts = s.split('.').map(Number);
@@ -121,8 +126,8 @@ export function issue(req: CertRequest): Issued {
   const serial = randomBytes(16);
   serial[0] &= 0x7f;
   const tbs = seq(
-    explicit(0, int(Buffer.from([2]))),
-    int(serial),
+    explicit(0, derInteger(Buffer.from([2]))),
+    derInteger(serial),
     ECDSA_SHA256,
     req.issuer ? req.issuer.subject : subject,
     seq(time(new Date(now - 3600_000)), time(new Date(now + (req.days ?? 3650) * 86400_000))),

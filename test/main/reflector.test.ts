@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApiServer, type ApiServer } from '../../loadtest/apiserver/index.js';
 import { KubeClient, loadKubeConfig } from '../../main/kube.js';
-import { silentLogger } from '../../main/log.js';
+import { createLogger, silentLogger } from '../../main/log.js';
 import { Reflector, type ReflectorEvent } from '../../main/reflector.js';
 
 const node = (name: string, ann: Record<string, string> = {}) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name, annotations: ann }, spec: { podCIDR: '10.42.0.0/24' } });
@@ -28,7 +28,7 @@ async function setup(t: { after: (fn: () => Promise<void> | void) => void }, nod
   const client = new KubeClient(loadKubeConfig({ kubeconfig: kc, master: '' }));
   const events: ReflectorEvent<{ name: string; ann: Record<string, string> }>[] = [];
   const r = new Reflector({
-    client, path: '/api/v1/nodes', log: silentLogger, pageSize: 2, watchTimeoutSeconds: 30, backoffInitialMs: 20, backoffMaxMs: 200,
+    client, path: '/api/v1/nodes', log: process.env.KG_TEST_LOG ? createLogger({ level: 'debug', write: (l) => process.stderr.write(l + '\n') }) : silentLogger, pageSize: 2, watchTimeoutSeconds: 30, backoffInitialMs: 20, backoffMaxMs: 200,
     watchdogMs: o.watchdogMs,
     slim: (x) => ({ name: x.metadata!.name!, ann: ((x.metadata as { annotations?: Record<string, string> }).annotations) ?? {} }),
     onEvent: (e) => events.push(e),
