@@ -7,8 +7,8 @@
 // heartbeat-only update (last-seen moved, readiness unchanged) costs a map update; a readiness
 // sweep notices when a node's heartbeat lapses; bursts are coalesced under --min-sync-interval.
 import { lookup } from 'node:dns/promises';
-import { parseCIDR, parseIP } from '../plan/addr.js';
-import { endpointReady, endpointString, newEndpoint } from '../plan/endpoint.js';
+import { parseCIDR } from '../plan/addr.js';
+import { endpointReady, endpointString, newEndpoint, splitHostPort } from '../plan/endpoint.js';
 import { A, ANNOTATION_PREFIX, READY_WINDOW_SECONDS, parseInt64, parseNode, type MeshNode, type NodeObject } from '../plan/node.js';
 import { validatePeer, type PeerObject } from '../plan/peer.js';
 import type { PlanOptions } from '../plan/plan.js';
@@ -58,6 +58,8 @@ interface NodeRecord {
   lastSeen: number;
   /** Readiness without the clock: endpoint, key and pod CIDR present. */
   static: boolean;
+  /** The DNS endpoint (`host:port`) kg resolves for this node, or "". */
+  dns: string;
 }
 
 /** Keeps only what the planner reads: kilo.squat.ai annotations, the topology label, podCIDR. */
@@ -200,9 +202,9 @@ export class Agent {
     const prev = this.nodes.get(e.name);
     const heartbeatOnly = prev !== undefined && prev.fingerprint === fp;
     const n = heartbeatOnly
-      ? { lastSeen: parseInt64(obj.metadata?.annotations?.[A.lastSeen] ?? '') ?? 0, static: prev.static }
+      ? { lastSeen: parseInt64(obj.metadata?.annotations?.[A.lastSeen] ?? '') ?? 0, static: prev.static, dns: prev.dns }
       : parseNodeQuick(obj);
-    this.nodes.set(e.name, { obj, fingerprint: fp, lastSeen: n.lastSeen, static: n.static });
+    this.nodes.set(e.name, { obj, fingerprint: fp, lastSeen: n.lastSeen, static: n.static, dns: n.dns });
     if (heartbeatOnly) {
       // Heartbeat only: no re-parse in the pool, no plan, unless readiness flips (the sweep
       // catches a node coming back; a fresher last-seen can only make it ready).
@@ -426,16 +428,14 @@ export class Agent {
   private resolved(): [string, string][] {
     const out: [string, string][] = [];
     const want = new Set<string>();
-    for (const r of this.nodes.values()) {
-      const ep = r.obj.metadata?.annotations?.[A.forceEndpoint] || r.obj.metadata?.annotations?.[A.endpoint];
-      if (ep && !parseIP(ep.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''))) want.add(ep);
-    }
+    // The endpoint as the planner parses it (force-endpoint falling back to endpoint, §3.1.1).
+    for (const r of this.nodes.values()) if (r.dns) want.add(r.dns);
     for (const ep of want) {
       const c = this.dns.get(ep);
       if (c?.ip) out.push([ep, c.ip]);
       if (!c || Date.now() - c.at > 30_000) {
         this.dns.set(ep, { ip: c?.ip ?? null, at: Date.now() });
-        const host = ep.slice(0, ep.lastIndexOf(':'));
+        const host = splitHostPort(ep)?.host ?? ep;
         lookup(host, { family: 4 })
           .catch(() => lookup(host))
           .then((a) => {
@@ -649,7 +649,7 @@ export class Agent {
 
 
 /** The cheap part of readiness the main thread tracks: static fields and last-seen. */
-function parseNodeQuick(o: NodeObject): { lastSeen: number; static: boolean } {
+function parseNodeQuick(o: NodeObject): { lastSeen: number; static: boolean; dns: string } {
   const n = parseNode(o).value;
-  return { lastSeen: n.lastSeen, static: endpointReady(n.endpoint) && n.key !== null && n.subnet !== null };
+  return { lastSeen: n.lastSeen, static: endpointReady(n.endpoint) && n.key !== null && n.subnet !== null, dns: n.endpoint?.dns ?? '' };
 }

@@ -60,6 +60,31 @@ export interface PlanResult {
   device: WGConf | null;
 }
 
+/** A Peer object as kg sees it: invalid ones are dropped by the informer (spec §3.3.5). */
+export function readPeer(o: PeerObject): { peer: MeshPeer } | { warning: string } {
+  const err = validatePeer(o);
+  return err ? { warning: `peer ${o.metadata?.name ?? ''}: invalid, ignored: ${err}` } : { peer: parsePeer(o) };
+}
+
+/**
+ * kg stores peers by public key (spec §11.2.2): two Peers with one key collapse into one, the
+ * later name (of name-sorted input) winning, with a warning.
+ */
+export function byPublicKey(sorted: readonly MeshPeer[]): { peers: MeshPeer[]; warnings: string[] } {
+  const byKey = new Map<string, MeshPeer>();
+  const warnings: string[] = [];
+  for (const p of sorted) {
+    const k = p.publicKey ?? `name:${p.name}`;
+    const prev = byKey.get(k);
+    if (prev) {
+      warnings.push(`peer ${p.name}: has the same public key as peer ${prev.name}; only ${p.name} is used`);
+      byKey.delete(k);
+    }
+    byKey.set(k, p);
+  }
+  return { peers: [...byKey.values()], warnings };
+}
+
 /** Parses Node and Peer objects; malformed values become warnings, never exceptions. */
 export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly PeerObject[], topologyLabel: string): Cluster {
   const warnings: string[] = [];
@@ -76,28 +101,15 @@ export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly
     nodes.set(r.value.name, r.value);
     warnings.push(...r.warnings);
   }
-  const peers = new Map<string, MeshPeer>();
-  const sortedPeers = [...peerObjs].sort((a, b) => byText(a.metadata?.name ?? '', b.metadata?.name ?? ''));
-  const byKey = new Map<string, string>();
-  for (const o of sortedPeers) {
-    const name = o.metadata?.name ?? '';
-    const err = validatePeer(o);
-    if (err) {
-      // kg's informer drops invalid Peers (spec §3.3.5): they never reach the mesh.
-      warnings.push(`peer ${name}: invalid, ignored: ${err}`);
-      continue;
-    }
-    const p = parsePeer(o);
-    // kg stores peers by public key (spec §11.2.2): two Peers with one key collapse into one.
-    const prev = p.publicKey ? byKey.get(p.publicKey) : undefined;
-    if (prev !== undefined) {
-      warnings.push(`peer ${name}: has the same public key as peer ${prev}; only ${name} is used`);
-      peers.delete(prev);
-    }
-    if (p.publicKey) byKey.set(p.publicKey, name);
-    peers.set(name, p);
+  const ready: MeshPeer[] = [];
+  for (const o of [...peerObjs].sort((a, b) => byText(a.metadata?.name ?? '', b.metadata?.name ?? ''))) {
+    const r = readPeer(o);
+    if ('warning' in r) warnings.push(r.warning);
+    else ready.push(r.peer);
   }
-  return { nodes: [...nodes.values()], peers: [...peers.values()], warnings };
+  const peers = byPublicKey(ready);
+  warnings.push(...peers.warnings);
+  return { nodes: [...nodes.values()], peers: peers.peers, warnings };
 }
 
 /** Name order; parseCluster already yields it, so usually this is a linear check. */

@@ -26,10 +26,14 @@ export class PlanPool {
   private v = 0;
   private readonly nodes = new Map<string, NodeObject>();
   private readonly peers = new Map<string, PeerObject>();
-  private pending: ReplicaDelta = { v: 0, prev: 0 };
+  /**
+   * Changes since the last flush, the latest per name (null = deleted): a node changed twice is
+   * sent once, and a delete followed by a re-add arrives as the re-add.
+   */
+  private pendingNodes = new Map<string, NodeObject | null>();
+  private pendingPeers = new Map<string, PeerObject | null>();
   /** Heartbeats since the last flush, one entry per node however many arrived (bounded by N). */
   private pendingLastSeen = new Map<string, number>();
-  private dirty = false;
   stats = { deltas: 0, snapshots: 0, tasks: 0 };
 
   constructor(private readonly o: PlanPoolOptions) {
@@ -62,46 +66,47 @@ export class PlanPool {
 
   setNode(name: string, obj: NodeObject): void {
     this.nodes.set(name, obj);
-    (this.pending.nodes ??= []).push(obj);
-    this.dirty = true;
+    this.pendingNodes.set(name, obj);
   }
 
   deleteNode(name: string): void {
     this.nodes.delete(name);
-    (this.pending.nodeDeletes ??= []).push(name);
-    this.dirty = true;
+    this.pendingNodes.set(name, null);
   }
 
   /** A heartbeat-only change: no re-parse, just the new last-seen, sent with the next flush. */
   setLastSeen(name: string, lastSeen: number, obj: NodeObject): void {
     this.nodes.set(name, obj);
     this.pendingLastSeen.set(name, lastSeen);
-    this.dirty = true;
   }
 
   setPeer(name: string, obj: PeerObject): void {
     this.peers.set(name, obj);
-    (this.pending.peers ??= []).push(obj);
-    this.dirty = true;
+    this.pendingPeers.set(name, obj);
   }
 
   deletePeer(name: string): void {
     this.peers.delete(name);
-    (this.pending.peerDeletes ??= []).push(name);
-    this.dirty = true;
+    this.pendingPeers.set(name, null);
   }
 
   /** Broadcasts pending changes as one delta; returns the version plans must see. */
   flush(): number {
-    if (!this.dirty) return this.v;
-    // Heartbeats first: a full record sent in the same delta (applied after) carries its own.
-    const lastSeen = this.pendingLastSeen.size ? [...this.pendingLastSeen] : undefined;
-    const d = { ...this.pending, lastSeen, prev: this.v, v: this.v + 1, topologyLabel: this.o.topologyLabel };
+    if (this.pendingNodes.size + this.pendingPeers.size + this.pendingLastSeen.size === 0) return this.v;
+    const upserts = <T>(m: Map<string, T | null>) => [...m.values()].filter((x): x is T => x !== null);
+    const deletes = <T>(m: Map<string, T | null>) => [...m].filter(([, x]) => x === null).map(([k]) => k);
+    // Heartbeats are applied first: a full record sent in the same delta carries its own.
+    const d: ReplicaDelta = {
+      prev: this.v, v: this.v + 1, topologyLabel: this.o.topologyLabel,
+      nodes: upserts(this.pendingNodes), nodeDeletes: deletes(this.pendingNodes),
+      peers: upserts(this.pendingPeers), peerDeletes: deletes(this.pendingPeers),
+      lastSeen: [...this.pendingLastSeen],
+    };
     this.v = d.v;
     this.channel.postMessage(d);
-    this.pending = { v: 0, prev: 0 };
+    this.pendingNodes = new Map();
+    this.pendingPeers = new Map();
     this.pendingLastSeen = new Map();
-    this.dirty = false;
     this.stats.deltas++;
     return this.v;
   }

@@ -6,9 +6,9 @@ import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { DeltaTracker } from '../diff/desired.js';
 import { parseIP } from '../plan/addr.js';
 import { formatDiscoveredEndpoints, nodeReady, parseNode, withLastSeen, type MeshNode, type NodeObject, type UDPAddr } from '../plan/node.js';
-import { parsePeer, peerReady, validatePeer, type MeshPeer } from '../plan/peer.js';
+import { peerReady, type MeshPeer } from '../plan/peer.js';
 import { parseEndpoint } from '../plan/endpoint.js';
-import { plan, type Cluster } from '../plan/plan.js';
+import { byPublicKey, plan, readPeer, type Cluster } from '../plan/plan.js';
 import type { PlanAnswer, PlanTask, ReplicaDelta } from '../ipc/planner.js';
 import type { DesiredState } from '../ipc/dataplane.js';
 import type { DesiredDelta } from '../diff/desired.js';
@@ -69,12 +69,12 @@ export function applyDelta(d: ReplicaDelta): void {
   }
   for (const o of d.peers ?? []) {
     const name = o.metadata?.name ?? '';
-    const err = validatePeer(o);
-    if (err) {
+    const r = readPeer(o);
+    if ('warning' in r) {
       replica.peers.delete(name);
-      replica.peerWarnings.set(name, `peer ${name}: invalid, ignored: ${err}`);
+      replica.peerWarnings.set(name, r.warning);
     } else {
-      replica.peers.set(name, parsePeer(o));
+      replica.peers.set(name, r.peer);
       replica.peerWarnings.delete(name);
     }
   }
@@ -94,15 +94,9 @@ function cluster(): Cluster {
   const nodes = [...replica.nodes.values()].sort((a, b) => byText(a.name, b.name));
   const warnings: string[] = [];
   for (const n of nodes) warnings.push(...(replica.nodeWarnings.get(n.name) ?? []));
-  // Peers stored by public key, as kg does (spec §11.2.2): the later name wins.
-  const byKey = new Map<string, MeshPeer>();
-  for (const p of [...replica.peers.values()].sort((a, b) => byText(a.name, b.name))) {
-    const prev = p.publicKey ? byKey.get(p.publicKey) : undefined;
-    if (prev) warnings.push(`peer ${p.name}: has the same public key as peer ${prev.name}; only ${p.name} is used`);
-    byKey.set(p.publicKey ?? `name:${p.name}`, p);
-  }
-  warnings.push(...replica.peerWarnings.values());
-  replica.cluster = { nodes, peers: [...byKey.values()], warnings };
+  const peers = byPublicKey([...replica.peers.values()].sort((a, b) => byText(a.name, b.name)));
+  warnings.push(...peers.warnings, ...replica.peerWarnings.values());
+  replica.cluster = { nodes, peers: peers.peers, warnings };
   return replica.cluster;
 }
 

@@ -31,6 +31,12 @@ test('plan pool: replicas fed by deltas plan like the planner itself', async (t)
     assert.deepEqual(JSON.parse(a.plan!), direct());
     assert.deepEqual(JSON.parse(a.plan!).segments.map((s: { hostnames: string[] }) => s.hostnames), [['alpha', 'bravo', 'charlie'], ['delta']]);
   }
+  // A delete and a re-add between two plans arrive as the re-add.
+  pool.deleteNode('bravo');
+  pool.setNode('bravo', nodes[1]);
+  const readd = await pool.plan({ options: options('alpha'), describe: true });
+  assert.ok(readd.ok);
+  assert.ok(JSON.parse(readd.plan!).nodes.some((n: { name: string }) => n.name === 'bravo'));
   // Deletes reach the replicas too.
   pool.deleteNode('delta');
   nodes.pop();
@@ -39,7 +45,7 @@ test('plan pool: replicas fed by deltas plan like the planner itself', async (t)
   assert.deepEqual(JSON.parse(del.plan!).nodes.map((n: { name: string }) => n.name), ['alpha', 'bravo', 'charlie']);
   // Deltas do the work: a worker needs a snapshot only before its first replica (cold tasks in
   // parallel, or a worker that got no task yet), never again once it follows the deltas.
-  assert.equal(pool.stats.deltas, 3);
+  assert.equal(pool.stats.deltas, 4);
   assert.ok(pool.stats.snapshots - coldSnapshots <= pool.threads, `snapshots after the cold start: ${pool.stats.snapshots - coldSnapshots}`);
   const warm = pool.stats.snapshots;
   for (let i = 0; i < 3; i++) {
@@ -49,7 +55,7 @@ test('plan pool: replicas fed by deltas plan like the planner itself', async (t)
     assert.ok(batch.every((a) => a.ok));
   }
   assert.ok(pool.stats.snapshots - warm <= pool.threads);
-  assert.equal(pool.stats.deltas, 6);
+  assert.equal(pool.stats.deltas, 7);
 });
 
 test('plan pool: the desired dataplane state carries the secrets the plan JSON redacts', async (t) => {
