@@ -9,7 +9,8 @@
 import { lookup } from 'node:dns/promises';
 import { parseCIDR } from '../plan/addr.js';
 import { endpointReady, endpointString, newEndpoint, splitHostPort } from '../plan/endpoint.js';
-import { A, ANNOTATION_PREFIX, READY_WINDOW_SECONDS, parseInt64, parseNode, type MeshNode, type NodeObject } from '../plan/node.js';
+import { A, ANNOTATION_PREFIX, READY_WINDOW_SECONDS, parseInt64, parseNode, withLastSeen, type MeshNode, type NodeObject } from '../plan/node.js';
+import { MAX_CHECK_IN_SECONDS, checkInPeriodSeconds, periodChanged, readyWindowSeconds, type HeartbeatPolicy } from '../plan/heartbeat.js';
 import { validatePeer, type PeerObject } from '../plan/peer.js';
 import type { PlanOptions } from '../plan/plan.js';
 import type { PlanSummary } from '../ipc/planner.js';
@@ -40,8 +41,10 @@ export interface AgentOptions {
   privateKey: string;
   /** Coalescing window for bursts of changes. */
   minSyncIntervalMs: number;
-  /** Heartbeat (check-in) period; the Go-compatible default is 30 s. */
+  /** Heartbeat (check-in) period; the Go-compatible default is 30 s (the minimum when adaptive). */
   checkInPeriodMs: number;
+  /** Heartbeat mode (plan/heartbeat.ts); absent = Kilo's. */
+  heartbeat?: HeartbeatPolicy;
   /** Device names used in routes (the private interface, the IPIP tunnel). */
   privateInterface: string;
   tunnelInterface: string;
@@ -56,6 +59,8 @@ interface NodeRecord {
   /** Everything the planner reads except last-seen: equal fingerprints = heartbeat-only. */
   fingerprint: string;
   lastSeen: number;
+  /** Seconds after last-seen before the node is not ready (60, or 2 × its advertised period). */
+  window: number;
   /** Readiness without the clock: endpoint, key and pod CIDR present. */
   static: boolean;
   /** The DNS endpoint (`host:port`) kg resolves for this node, or "". */
@@ -161,11 +166,9 @@ export class Agent {
     this.peerReflector.start();
     // Readiness depends on the clock: a lapsed heartbeat changes the mesh without any event.
     this.timers.push(setInterval(() => this.sweep(), 1000));
-    this.timers.push(setInterval(() => {
-      void this.checkIn();
-      // Roaming endpoints are learnt between changes too (handshakes happen without events).
-      this.refreshObserved();
-    }, this.o.checkInPeriodMs));
+    this.scheduleCheckIn();
+    // Roaming endpoints are learnt between changes too (handshakes happen without events).
+    this.timers.push(setInterval(() => this.refreshObserved(), this.o.checkInPeriodMs));
     if (this.o.config.resyncPeriodMs > 0) {
       this.timers.push(setInterval(() => {
         this.forceApply = true;
@@ -202,9 +205,9 @@ export class Agent {
     const prev = this.nodes.get(e.name);
     const heartbeatOnly = prev !== undefined && prev.fingerprint === fp;
     const n = heartbeatOnly
-      ? { lastSeen: parseInt64(obj.metadata?.annotations?.[A.lastSeen] ?? '') ?? 0, static: prev.static, dns: prev.dns }
+      ? { lastSeen: parseInt64(obj.metadata?.annotations?.[A.lastSeen] ?? '') ?? 0, window: prev.window, static: prev.static, dns: prev.dns }
       : parseNodeQuick(obj);
-    this.nodes.set(e.name, { obj, fingerprint: fp, lastSeen: n.lastSeen, static: n.static, dns: n.dns });
+    this.nodes.set(e.name, { obj, fingerprint: fp, lastSeen: n.lastSeen, window: n.window, static: n.static, dns: n.dns });
     if (heartbeatOnly) {
       // Heartbeat only: no re-parse in the pool, no plan, unless readiness flips (the sweep
       // catches a node coming back; a fresher last-seen can only make it ready).
@@ -237,7 +240,7 @@ export class Agent {
   }
 
   private isReady(r: NodeRecord): boolean {
-    return r.static && this.readinessNow() - r.lastSeen < READY_WINDOW_SECONDS;
+    return r.static && this.readinessNow() - r.lastSeen < r.window;
   }
 
   // API outages freeze the readiness clock. No agent can heartbeat while the API is down, so on
@@ -265,7 +268,10 @@ export class Agent {
       }
     } else if (this.outageStart !== null) {
       this.frozenSeconds += now - this.outageStart;
-      this.frozenUntil = now + READY_WINDOW_SECONDS;
+      // Every node gets one full window of its own (adaptive nodes advertise longer ones).
+      let window = READY_WINDOW_SECONDS;
+      for (const r of this.nodes.values()) if (r.window > window) window = r.window;
+      this.frozenUntil = now + window;
       this.log.info('the API is back', { outageSeconds: now - this.outageStart });
       this.outageStart = null;
     }
@@ -308,7 +314,7 @@ export class Agent {
   private readyKey(): string {
     let s = '';
     for (const [name, r] of this.nodes) if (this.isReady(r)) s += name + '\n';
-    if (this.local) s += `self:${this.readinessNow() - this.local.lastSeen < READY_WINDOW_SECONDS}`;
+    if (this.local) s += `self:${this.readinessNow() - this.local.lastSeen < readyWindowSeconds(this.advertised > 0 ? String(this.advertised) : undefined)}`;
     return s;
   }
 
@@ -345,13 +351,17 @@ export class Agent {
       [A.discoveredEndpoints]: this.discovered,
       [A.granularity]: n.granularity,
       [A.cniCompatibilityIP]: n.cniCompatibilityIP?.s ?? '',
+      ...(this.advertised > 0 ? { [A.checkInPeriod]: String(this.advertised) } : {}),
     };
   }
 
   /** Writes only the owned annotations that differ (a JSON merge patch, as compatible as Go's). */
   private async publish(current: Record<string, string>, want: Record<string, string>, event: 'local' | 'checkin'): Promise<boolean> {
-    const diff: Record<string, string> = {};
+    const diff: Record<string, string | null> = {};
     for (const k of OWNED) if (current[k] !== want[k]) diff[k] = want[k];
+    // The adaptive period is the only owned annotation that can disappear (back to kilo mode):
+    // null removes it in a merge patch.
+    if (current[A.checkInPeriod] !== want[A.checkInPeriod]) diff[A.checkInPeriod] = want[A.checkInPeriod] ?? null;
     if (Object.keys(diff).length === 0) return true;
     try {
       await this.o.client.request('PATCH', `/api/v1/nodes/${encodeURIComponent(this.o.config.hostname)}`, {
@@ -369,32 +379,69 @@ export class Agent {
 
   private async handleLocal(obj: NodeObject): Promise<void> {
     const n = parseNode(obj, this.o.config.topologyLabel).value;
+    // A restarted adaptive agent keeps the period it advertised (readers' windows rely on it).
+    const cur0 = obj.metadata?.annotations?.[A.checkInPeriod];
+    if (this.o.heartbeat?.mode === 'adaptive' && this.local === null && cur0 && /^[0-9]{1,6}$/.test(cur0)) {
+      this.advertised = Math.min(Number(cur0), MAX_CHECK_IN_SECONDS);
+    }
     // Quirk (spec §16.47): the own readiness uses the last-seen held in memory.
     const lastSeen = this.local && this.local.lastSeen > n.lastSeen ? this.local.lastSeen : this.now();
     const want = this.desiredLocal(n, lastSeen);
     const wantAnn = this.annotationsOf(want);
     const cur = obj.metadata?.annotations ?? {};
-    const changed = OWNED.some((k) => k !== A.lastSeen && cur[k] !== wantAnn[k]);
+    const changed = OWNED.some((k) => k !== A.lastSeen && cur[k] !== wantAnn[k]) || cur[A.checkInPeriod] !== wantAnn[A.checkInPeriod];
     if (changed && !(await this.publish(cur, wantAnn, 'local'))) return;
     const before = this.local ? JSON.stringify(this.annotationsOf(this.local)) : '';
     this.local = want;
-    this.localObj = { ...obj, metadata: { ...obj.metadata, annotations: { ...cur, ...wantAnn } } };
+    this.localObj = { ...obj, metadata: { ...obj.metadata, annotations: withoutUndefined({ ...cur, ...wantAnn }, wantAnn) } };
     this.o.pool.setNode(this.o.config.hostname, this.localObj);
     if (JSON.stringify(wantAnn) !== before) this.schedule('local node');
+  }
+
+  /** The advertised check-in period in seconds (0: none, Kilo's 30 s). */
+  private advertised = 0;
+
+  /** The current check-in period: Kilo's fixed one, or the advertised adaptive one. */
+  checkInPeriodMs(): number {
+    const p = this.o.heartbeat;
+    if (!p || p.mode === 'kilo' || this.advertised === 0) return this.o.checkInPeriodMs;
+    return this.advertised * 1000;
+  }
+
+  private scheduleCheckIn(): void {
+    if (this.stopped) return;
+    const t = setTimeout(() => {
+      this.timers.splice(this.timers.indexOf(t), 1);
+      void this.checkIn().finally(() => this.scheduleCheckIn());
+    }, this.checkInPeriodMs());
+    t.unref();
+    this.timers.push(t);
   }
 
   /** The 30 s check-in Go agents expect: last-seen (and anything else that moved) published. */
   private async checkIn(): Promise<void> {
     if (!this.local || !this.localObj || this.stopped) return;
     const prev = this.local;
-    const next = { ...prev, lastSeen: this.now() };
+    // Adaptive mode: a longer period is advertised in the same write as the last-seen it
+    // covers, so that readers stretch this node's window before it goes quiet for longer.
+    const p = this.o.heartbeat;
+    const advertisedBefore = this.advertised;
+    if (p?.mode === 'adaptive') {
+      const period = checkInPeriodSeconds(p, this.nodes.size + 1);
+      if (periodChanged(this.advertised, period)) this.advertised = period;
+    }
+    const next = withLastSeen(prev, this.now());
     const ann = this.annotationsOf(next);
     const ok = await this.publish(this.localObj.metadata?.annotations ?? {}, ann, 'checkin');
     this.o.metrics.heartbeats.labels(ok ? 'ok' : 'error').inc();
-    if (!ok) return; // the previous last-seen stays in memory (spec §11.4)
+    if (!ok) {
+      this.advertised = advertisedBefore;
+      return; // the previous last-seen stays in memory (spec §11.4)
+    }
     this.local = next;
     this.localObj = { ...this.localObj, metadata: { ...this.localObj.metadata, annotations: { ...this.localObj.metadata?.annotations, ...ann } } };
     this.o.pool.setLastSeen(this.o.config.hostname, next.lastSeen, this.localObj);
+    if (this.advertised !== advertisedBefore) this.o.pool.setNode(this.o.config.hostname, this.localObj);
   }
 
   // ---- planning and applying ------------------------------------------------------------
@@ -629,7 +676,7 @@ export class Agent {
     }
     try {
       await this.o.client.request('PATCH', `/api/v1/nodes/${encodeURIComponent(this.o.config.hostname)}`, {
-        body: CLEANUP.map((k) => ({ op: 'remove', path: `/metadata/annotations/${k.replaceAll('~', '~0').replaceAll('/', '~1')}` })),
+        body: [...CLEANUP, ...(this.localObj?.metadata?.annotations?.[A.checkInPeriod] !== undefined ? [A.checkInPeriod] : [])].map((k) => ({ op: 'remove', path: `/metadata/annotations/${k.replaceAll('~', '~0').replaceAll('/', '~1')}` })),
         contentType: 'application/json-patch+json',
         timeoutMs: 10_000,
       });
@@ -649,7 +696,12 @@ export class Agent {
 
 
 /** The cheap part of readiness the main thread tracks: static fields and last-seen. */
-function parseNodeQuick(o: NodeObject): { lastSeen: number; static: boolean; dns: string } {
+function withoutUndefined(ann: Record<string, string | undefined>, want: Record<string, string>): Record<string, string> {
+  if (!(A.checkInPeriod in want)) delete ann[A.checkInPeriod];
+  return ann as Record<string, string>;
+}
+
+function parseNodeQuick(o: NodeObject): { lastSeen: number; window: number; static: boolean; dns: string } {
   const n = parseNode(o).value;
-  return { lastSeen: n.lastSeen, static: endpointReady(n.endpoint) && n.key !== null && n.subnet !== null, dns: n.endpoint?.dns ?? '' };
+  return { lastSeen: n.lastSeen, window: n.readyWindow, static: endpointReady(n.endpoint) && n.key !== null && n.subnet !== null, dns: n.endpoint?.dns ?? '' };
 }

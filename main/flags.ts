@@ -5,6 +5,7 @@ import { hostname as osHostname } from 'node:os';
 import { network, parseCIDR, type CIDR } from '../plan/addr.js';
 import { STRATEGIES, type Strategy } from '../plan/encapsulation.js';
 import type { Granularity } from '../plan/types.js';
+import { HEARTBEAT_MODES, type HeartbeatMode, type HeartbeatPolicy } from '../plan/heartbeat.js';
 
 export type FlagType = 'string' | 'bool' | 'int' | 'duration' | 'strings';
 export interface FlagDef {
@@ -53,7 +54,9 @@ export const AGENT_FLAGS: FlagDef[] = [
   { name: 'key-dir', type: 'string', default: '/var/lib/kilo', usage: 'Directory of the WireGuard private key file (kg).' },
   { name: 'planner-threads', type: 'int', default: 1, usage: 'Threads of the planner pool; the agent plans one node, one change at a time, so 1 is enough and keeps memory low; set explicitly, containers misreport CPUs (kg).' },
   { name: 'min-sync-interval', type: 'duration', default: '100ms', usage: 'Minimum time between two plans; bursts of changes are coalesced (kg).' },
-  { name: 'check-in-period', type: 'duration', default: '30s', usage: 'Heartbeat period of the own node; Go agents expect 30s (kg).' },
+  { name: 'check-in-period', type: 'duration', default: '30s', usage: 'Heartbeat period of the own node (the minimum in adaptive mode); Go agents expect 30s (kg).' },
+  { name: 'heartbeat', type: 'string', default: 'kilo', usage: 'Heartbeat mode: kilo (Go-compatible, every --check-in-period) or adaptive (all-kg clusters only: the period grows with the cluster to stay under --heartbeat-budget writes/s) (kg).' },
+  { name: 'heartbeat-budget', type: 'string', default: '15', usage: 'Adaptive heartbeat mode: cluster-wide Node writes per second to stay under (kg).' },
   { name: 'log-format', type: 'string', default: 'json', usage: 'Log format: json or logfmt (kg).' },
 ];
 
@@ -196,6 +199,7 @@ export interface Config {
   plannerThreads: number;
   minSyncIntervalMs: number;
   checkInPeriodMs: number;
+  heartbeat: HeartbeatPolicy;
   logFormat: 'json' | 'logfmt';
 }
 
@@ -252,7 +256,13 @@ export function toConfig(v: FlagValues, opts: { osHostname?: () => string } = {}
   if (logFormat !== 'json' && logFormat !== 'logfmt') throw new FlagError(`log format ${logFormat} unknown; possible values are: json, logfmt`);
   const checkIn = parseDuration(v['check-in-period'] as string) ?? 30_000;
   if (checkIn < 1000) throw new FlagError(`invalid --check-in-period ${v['check-in-period']}: must be at least 1s`);
+  const mode = v.heartbeat as string;
+  if (!(HEARTBEAT_MODES as readonly string[]).includes(mode)) throw new FlagError(`heartbeat mode ${mode} unknown; possible values are: ${HEARTBEAT_MODES.join(', ')}`);
+  const budgetText = v['heartbeat-budget'] as string;
+  const budget = Number(budgetText);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(budgetText) || !(budget > 0)) throw new FlagError(`invalid --heartbeat-budget ${budgetText}: must be a positive number of writes per second`);
   return {
+    heartbeat: { mode: mode as HeartbeatMode, minPeriodSeconds: Math.ceil(checkIn / 1000), budget },
     keyDir: v['key-dir'] as string,
     plannerThreads: threads,
     minSyncIntervalMs: parseDuration(v['min-sync-interval'] as string) ?? 100,

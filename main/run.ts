@@ -54,7 +54,7 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
   const pool = new PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel });
   const agent = new Agent({
     config: cfg, log, client, metrics, pool, io, host, publicKey: keys.publicKey, privateKey: keys.privateKey,
-    minSyncIntervalMs: cfg.minSyncIntervalMs, checkInPeriodMs: cfg.checkInPeriodMs,
+    minSyncIntervalMs: cfg.minSyncIntervalMs, checkInPeriodMs: cfg.checkInPeriodMs, heartbeat: cfg.heartbeat,
     privateInterface: host.privateIface ?? 'eth0', tunnelInterface: cfg.compatibility === 'flannel' ? 'flannel.1' : 'tunl0',
   });
   onIoRestart = () => agent.ioRestarted();

@@ -2,7 +2,10 @@
 import { hostPort, network, oneAddress, parseCIDR, parseIP, type CIDR, type IP } from './addr.js';
 import { endpointJSON, endpointReady, parseEndpoint, type Endpoint } from './endpoint.js';
 import { parseKey } from './key.js';
+import { CHECK_IN_PERIOD_ANNOTATION, READY_WINDOW_SECONDS, readyWindowSeconds } from './heartbeat.js';
 import type { Granularity, NodeJSON } from './types.js';
+
+export { READY_WINDOW_SECONDS };
 
 export const ANNOTATION_PREFIX = 'kilo.squat.ai/';
 export const A = {
@@ -20,6 +23,8 @@ export const A = {
   allowedLocationIPs: 'kilo.squat.ai/allowed-location-ips',
   granularity: 'kilo.squat.ai/granularity',
   cniCompatibilityIP: 'kilo.squat.ai/cni-compatibility-ip',
+  /** kg only (heartbeat mode `adaptive`, see heartbeat.ts); Go Kilo ignores it. */
+  checkInPeriod: CHECK_IN_PERIOD_ANNOTATION,
 } as const;
 
 export const DEFAULT_TOPOLOGY_LABEL = 'topology.kubernetes.io/region';
@@ -40,6 +45,8 @@ export interface MeshNode {
   readonly noInternalIP: boolean;
   readonly cniCompatibilityIP: CIDR | null;
   readonly lastSeen: number;
+  /** Seconds after last-seen before the node is not ready: 60, or 2 × its advertised period. */
+  readonly readyWindow: number;
   readonly leader: boolean;
   readonly location: string;
   readonly persistentKeepalive: number;
@@ -64,12 +71,12 @@ export function withLastSeen(n: MeshNode, lastSeen: number): MeshNode {
 }
 
 /** Completes the derived fields of a node record (for records built by hand, e.g. in tests). */
-export function meshNode(n: Omit<MeshNode, 'internal32' | 'locationKey' | 'nodeKey'>): MeshNode {
+export function meshNode(n: Omit<MeshNode, 'internal32' | 'locationKey' | 'nodeKey' | 'readyWindow'> & { readyWindow?: number }): MeshNode {
   // One literal with every field in a fixed order: all records share one hidden class (a spread
   // here made parsing and every later plan several times slower).
   return {
     name: n.name, endpoint: n.endpoint, key: n.key, internalIP: n.internalIP, noInternalIP: n.noInternalIP,
-    cniCompatibilityIP: n.cniCompatibilityIP, lastSeen: n.lastSeen, leader: n.leader, location: n.location,
+    cniCompatibilityIP: n.cniCompatibilityIP, lastSeen: n.lastSeen, readyWindow: n.readyWindow ?? READY_WINDOW_SECONDS, leader: n.leader, location: n.location,
     persistentKeepalive: n.persistentKeepalive, subnet: n.subnet, wireGuardIP: n.wireGuardIP,
     discoveredEndpoints: n.discoveredEndpoints, allowedLocationIPs: n.allowedLocationIPs, granularity: n.granularity,
     internal32: n.internalIP ? oneAddress(n.internalIP.ip) : null, locationKey: `location:${n.location}`, nodeKey: `node:${n.name}`,
@@ -230,6 +237,11 @@ export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABE
     if (n === null) warn(A.lastSeen, 'invalid integer', ann[A.lastSeen]);
     lastSeen = n ?? 0;
   }
+  let readyWindow = READY_WINDOW_SECONDS;
+  if (has(A.checkInPeriod)) {
+    readyWindow = readyWindowSeconds(ann[A.checkInPeriod]);
+    if (!/^[0-9]{1,6}$/.test(ann[A.checkInPeriod])) warn(A.checkInPeriod, 'invalid period (whole seconds)', ann[A.checkInPeriod]);
+  }
 
   let discoveredEndpoints: Map<string, UDPAddr> | null = null;
   if (has(A.discoveredEndpoints) && ann[A.discoveredEndpoints] !== '') {
@@ -274,18 +286,15 @@ export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABE
 
   return {
     value: meshNode({
-      name, endpoint, key, internalIP, noInternalIP, cniCompatibilityIP, lastSeen, leader, location,
+      name, endpoint, key, internalIP, noInternalIP, cniCompatibilityIP, lastSeen, readyWindow, leader, location,
       persistentKeepalive, subnet, wireGuardIP, discoveredEndpoints, allowedLocationIPs, granularity,
     }),
     warnings,
   };
 }
 
-/** Readiness window: strictly less than 2 × the 30 s check-in period (spec §2.4.1). */
-export const READY_WINDOW_SECONDS = 60;
-
 export function nodeReady(n: MeshNode | null | undefined, nowSeconds: number): boolean {
-  return !!n && endpointReady(n.endpoint) && n.key !== null && n.subnet !== null && nowSeconds - n.lastSeen < READY_WINDOW_SECONDS;
+  return !!n && endpointReady(n.endpoint) && n.key !== null && n.subnet !== null && nowSeconds - n.lastSeen < n.readyWindow;
 }
 
 export function nodeJSON(n: MeshNode, nowSeconds: number): NodeJSON {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs every compiled test file under dist/test with node's own test runner.
-// Usage: node scripts/run-tests.mjs [substring filter ...]
+// Usage: [KG_DIST=outDir] node scripts/run-tests.mjs [substring filter ...]
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -15,9 +15,10 @@ function walk(dir) {
   return out;
 }
 const filters = process.argv.slice(2);
-const files = walk('dist/test').filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+const dist = process.env.KG_DIST ?? 'dist';
+const files = walk(join(dist, 'test')).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 if (files.length === 0) {
-  console.error('no test files found under dist/test (did the build run?)');
+  console.error(`no test files found under ${dist}/test (did the build run?)`);
   process.exit(1);
 }
 // Tests that build network namespaces are serialised (one file at a time) so that they never

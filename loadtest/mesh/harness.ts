@@ -10,8 +10,9 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
-const DIST = join(ROOT, 'dist');
+// This file runs from <outDir>/loadtest/mesh/, so the build it belongs to is two levels up
+// (several builds may coexist, e.g. a developer's dist and a scratch outDir).
+const DIST = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const CNI_BIN = ['/usr/lib/cni', '/opt/cni/bin'].find((d) => existsSync(join(d, 'bridge'))) ?? '/usr/lib/cni';
 
 export interface MeshNodeSpec {

@@ -81,7 +81,7 @@ test('cli: starts with N nodes over HTTPS and writes a kubeconfig kubectl can us
   const kubectl = kubectlPath();
   const dir = mkdtempSync(join(tmpdir(), 'kgsim-cli-'));
   const kubeconfig = join(dir, 'kubeconfig.yaml');
-  const child = spawn(process.execPath, ['dist/loadtest/apiserver/cli.js', '--nodes', '40', '--peers', '2', '--https', '--kubeconfig', kubeconfig, '--port', '0'], {
+  const child = spawn(process.execPath, [new URL('../../loadtest/apiserver/cli.js', import.meta.url).pathname, '--nodes', '40', '--peers', '2', '--https', '--kubeconfig', kubeconfig, '--port', '0'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);

@@ -47,6 +47,13 @@ test('validation order and texts', () => {
   assert.throws(() => cfg(['--port=0']), /port mus be in range \[1:65535\], but got 0/);
   assert.throws(() => cfg(['--internal-cidr=10.0.0.1']), /failed to parse "10.0.0.1" as CIDR/);
   assert.throws(() => cfg(['--mtu=-1']), /failed to parse MTU "-1"/);
+  // kg's own flags.
+  assert.throws(() => cfg(['--heartbeat=lease']), /heartbeat mode lease unknown; possible values are: kilo, adaptive/);
+  assert.throws(() => cfg(['--heartbeat-budget=0']), /invalid --heartbeat-budget 0/);
+  assert.throws(() => cfg(['--heartbeat-budget=x']), /invalid --heartbeat-budget x/);
+  assert.throws(() => cfg(['--check-in-period=500ms']), /invalid --check-in-period 500ms/);
+  assert.deepEqual(cfg(['--heartbeat=adaptive', '--heartbeat-budget=2.5', '--check-in-period=1m']).heartbeat, { mode: 'adaptive', minPeriodSeconds: 60, budget: 2.5 });
+  assert.deepEqual(cfg([]).heartbeat, { mode: 'kilo', minPeriodSeconds: 30, budget: 15 });
   assert.throws(() => parseFlags(['--port'], AGENT_FLAGS), /flag needs an argument: --port/);
   assert.throws(() => parseFlags(['--port=abc'], AGENT_FLAGS), /invalid argument "abc" for "--port"/);
   assert.equal(cfg(['--compatibility=anything']).compatibility, 'anything', 'not validated (quirk 23)');

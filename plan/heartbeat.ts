@@ -1,0 +1,96 @@
+// Heartbeat (check-in) policy: how often a node publishes kilo.squat.ai/last-seen, and how long
+// readers wait before they call it not ready. Pure, shared by the agent, the load test and
+// `kg bench` so that all three speak of the same modes.
+//
+// Mode `kilo` (default) is Go Kilo's: a check-in every 30 s and a fixed 60 s readiness window
+// (spec §2.4.1, §11.4). At 5,000 nodes that is ~167 Node writes/s, each fanned out to every
+// Node watcher (every agent), i.e. ~833,000 watch events/s cluster-wide.
+//
+// Mode `adaptive` is for clusters where every agent is this kg: the period grows with the
+// cluster so that the whole cluster stays under a write budget (--heartbeat-budget writes/s),
+// between --check-in-period and MAX_CHECK_IN_SECONDS. The node advertises its period in the
+// kilo.squat.ai/check-in-period annotation and kg readers stretch that node's readiness
+// window to twice the advertised period. A Go agent ignores the annotation and keeps its 60 s
+// window, so it would drop an adaptive node between check-ins: adaptive is all-kg only.
+
+/** kg's own annotation: the node's check-in period in whole seconds (absent = Kilo's 30 s). */
+export const CHECK_IN_PERIOD_ANNOTATION = 'kilo.squat.ai/check-in-period';
+
+export type HeartbeatMode = 'kilo' | 'adaptive';
+export const HEARTBEAT_MODES: readonly HeartbeatMode[] = ['kilo', 'adaptive'];
+
+/** Kilo's check-in period and readiness window (spec §2.4.1: strictly less than 60 s). */
+export const KILO_CHECK_IN_SECONDS = 30;
+export const READY_WINDOW_SECONDS = 2 * KILO_CHECK_IN_SECONDS;
+/** The longest adaptive period: a dead node is dropped after at most twice this. */
+export const MAX_CHECK_IN_SECONDS = 600;
+/** Default cluster-wide budget of heartbeat writes per second in adaptive mode. */
+export const DEFAULT_HEARTBEAT_BUDGET = 15;
+
+export interface HeartbeatPolicy {
+  mode: HeartbeatMode;
+  /** The minimum (kilo: the only) period, seconds. */
+  minPeriodSeconds: number;
+  /** Cluster-wide heartbeat writes per second that adaptive mode aims to stay under. */
+  budget: number;
+}
+
+/** The period a node with this policy checks in at, in a cluster of `nodeCount` nodes. */
+export function checkInPeriodSeconds(p: HeartbeatPolicy, nodeCount: number): number {
+  if (p.mode === 'kilo') return p.minPeriodSeconds;
+  const want = Math.ceil(Math.max(1, nodeCount) / Math.max(p.budget, 1e-9));
+  return Math.min(MAX_CHECK_IN_SECONDS, Math.max(p.minPeriodSeconds, want));
+}
+
+/**
+ * Whether an advertised period should be re-published: only when it moved by more than 10 %
+ * (or the mode changed), so that a cluster growing by one node does not make every node write.
+ */
+export function periodChanged(advertised: number, next: number): boolean {
+  if (advertised <= 0) return next !== KILO_CHECK_IN_SECONDS;
+  return Math.abs(next - advertised) > advertised / 10;
+}
+
+/** The annotation value to publish for a period (none for Kilo's own 30 s: Go-identical objects). */
+export function advertisedPeriod(p: HeartbeatPolicy, periodSeconds: number): string | undefined {
+  return p.mode === 'adaptive' ? String(periodSeconds) : undefined;
+}
+
+/**
+ * The readiness window of a node (seconds) from its advertised period: Kilo's 60 s unless it
+ * advertises a longer period. A malformed or shorter value never shortens the window, so a bad
+ * annotation cannot make a node flap.
+ */
+export function readyWindowSeconds(advertised: string | undefined): number {
+  if (advertised === undefined || !/^[0-9]{1,6}$/.test(advertised)) return READY_WINDOW_SECONDS;
+  const s = Math.min(Number(advertised), MAX_CHECK_IN_SECONDS);
+  return Math.max(READY_WINDOW_SECONDS, 2 * s);
+}
+
+/** API-server load of a heartbeat mode (pure arithmetic over measured sizes). */
+export interface HeartbeatLoad {
+  mode: HeartbeatMode;
+  periodSeconds: number;
+  /** Node writes per second, cluster-wide. */
+  writesPerSecond: number;
+  /** Watch events per second the API server sends: every write reaches every Node watcher. */
+  watchEventsPerSecond: number;
+  /** Bytes per second of those watch events (one Node object each). */
+  watchBytesPerSecond: number;
+  /** Longest time before readers drop a dead node. */
+  detectionSeconds: number;
+}
+
+export function heartbeatLoad(p: HeartbeatPolicy, nodeCount: number, nodeWatchers: number, nodeObjectBytes: number): HeartbeatLoad {
+  const periodSeconds = checkInPeriodSeconds(p, nodeCount);
+  const writesPerSecond = nodeCount / periodSeconds;
+  const watchEventsPerSecond = writesPerSecond * nodeWatchers;
+  return {
+    mode: p.mode,
+    periodSeconds,
+    writesPerSecond,
+    watchEventsPerSecond,
+    watchBytesPerSecond: watchEventsPerSecond * nodeObjectBytes,
+    detectionSeconds: p.mode === 'kilo' ? READY_WINDOW_SECONDS : Math.max(READY_WINDOW_SECONDS, 2 * periodSeconds),
+  };
+}
