@@ -4,6 +4,7 @@
 // ipaddr.js formats IPv6 (RFC 5952), but it also accepts forms Go rejects (`010.0.0.1`, `127.1`,
 // zones, hex/octal IPv4 parts), so parsing is done here with Go's grammar.
 import ipaddr from 'ipaddr.js';
+import { memoOn } from './memo.js';
 
 export interface IP {
   readonly v6: boolean;
@@ -159,9 +160,17 @@ export function cidr(ip: IP, bits: number): CIDR {
   return { ip, bits, s: `${ip.s}/${bits}` };
 }
 
+// One CIDR object per IP object when plans reuse records (memo.ts): repeated plans hand out the
+// same CIDRs, and everything memoised on them downstream (routes, iptables rules, their diff
+// keys) is reused instead of rebuilt.
+const oneAddressMemo = new WeakMap<IP, CIDR>();
+
 /** The one-address CIDR of an IP: /32 or /128 (spec §0.4). */
 export function oneAddress(ip: IP): CIDR {
-  return cidr(ip, ip.v6 ? 128 : 32);
+  if (!memoOn()) return cidr(ip, ip.v6 ? 128 : 32);
+  let c = oneAddressMemo.get(ip);
+  if (c === undefined) oneAddressMemo.set(ip, (c = cidr(ip, ip.v6 ? 128 : 32)));
+  return c;
 }
 
 /** A 32-bit mask for a prefix length 0..32. */

@@ -2,6 +2,7 @@
 // included), so that a TS kg can take over a host a Go kg managed and the reverse.
 import { oneAddress, type CIDR } from './addr.js';
 import { encapsulationRules, type Encapsulator } from './encapsulation.js';
+import { memoOn } from './memo.js';
 import type { Topology } from './topology.js';
 import type { Family, IptablesChain, IptablesJSON, IptablesRule } from './types.js';
 
@@ -24,10 +25,32 @@ const WG_RETURN = 'Kilo: do not NAT packets destined for WireGuared IPs';
 const KNOWN_RETURN = 'Kilo: do not NAT packets destined for known IPs';
 const PEER_RETURN = 'Kilo: do not NAT packets destined for peers';
 const JUMP_NAT = 'Kilo: jump to NAT chain';
-const natReturn = (d: CIDR, text: string): IptablesRule =>
-  ({ family: fam(d), table: 'nat', chain: 'KILO-NAT', rule: ['-d', d.s, '-m', 'comment', '--comment', text, '-j', 'RETURN'] });
-const natJump = (dir: '-s' | '-d', c: CIDR): IptablesRule =>
-  ({ family: fam(c), table: 'nat', chain: 'POSTROUTING', rule: [dir, c.s, '-m', 'comment', '--comment', JUMP_NAT, '-j', 'KILO-NAT'] });
+
+// Per-address rules are memoised (memo.ts) on the long-lived CIDR objects of the records: a re-plan
+// hands back the very same rule objects, so their diff keys are reused too (diff/desired.ts).
+// Frozen, because they are shared between plans.
+type RuleMemo = WeakMap<CIDR, IptablesRule>;
+function remember(m: RuleMemo, c: CIDR, r: IptablesRule): IptablesRule {
+  Object.freeze(r.rule);
+  m.set(c, Object.freeze(r));
+  return r;
+}
+const returnMemo = new Map<string, RuleMemo>([WG_RETURN, KNOWN_RETURN, PEER_RETURN].map((t) => [t, new WeakMap()]));
+const jumpMemo = { '-s': new WeakMap() as RuleMemo, '-d': new WeakMap() as RuleMemo };
+function natReturn(d: CIDR, text: string): IptablesRule {
+  const m = memoOn() ? returnMemo.get(text)! : null;
+  const hit = m?.get(d);
+  if (hit) return hit;
+  const r: IptablesRule = { family: fam(d), table: 'nat', chain: 'KILO-NAT', rule: ['-d', d.s, '-m', 'comment', '--comment', text, '-j', 'RETURN'] };
+  return m ? remember(m, d, r) : r;
+}
+function natJump(dir: '-s' | '-d', c: CIDR): IptablesRule {
+  const m = memoOn() ? jumpMemo[dir] : null;
+  const hit = m?.get(c);
+  if (hit) return hit;
+  const r: IptablesRule = { family: fam(c), table: 'nat', chain: 'POSTROUTING', rule: [dir, c.s, '-m', 'comment', '--comment', JUMP_NAT, '-j', 'KILO-NAT'] };
+  return m ? remember(m, c, r) : r;
+}
 
 function r(family: Family, table: string, chain: string, rule: string[]): IptablesRule {
   return { family, table, chain, rule };

@@ -11,7 +11,8 @@ import { parsePeer, peerJSON, peerReady, validatePeer, type MeshPeer, type PeerO
 import { routes as buildRoutes } from './routes.js';
 import { newTopology, segmentJSON, segmentKey, type Topology } from './topology.js';
 import type { Granularity, IptablesJSON, PlanJSON, WireGuardJSON } from './types.js';
-import { deviceConf, type WGConf } from './wireguard.js';
+import { deviceConf, type WGConf, type WGPeer } from './wireguard.js';
+import { memoOn, withMemo } from './memo.js';
 
 export interface PlanOptions {
   hostname: string;
@@ -49,6 +50,11 @@ export interface PlanExtras {
    * programs from routes, rules, WireGuard and iptables and needs no description of 5,000 nodes.
    */
   describe?: boolean;
+  /**
+   * The records are long-lived and will be planned again (the agent's replica): memoise what is
+   * derived from them across plans (memo.ts). Off for one-shot plans.
+   */
+  reuse?: boolean;
 }
 
 export interface PlanResult {
@@ -128,14 +134,27 @@ function wireguardJSON(o: PlanOptions, conf: WGConf | null, publicKey: string, l
     publicKey,
     // `auto` detects the underlay's MTU - 80 on the host; offline the Go fallback applies.
     mtu: o.mtu === 'auto' ? 1420 : o.mtu,
-    peers: (conf?.peers ?? []).map((p) => ({
-      publicKey: p.publicKey,
-      endpoint: endpointStringOpt(p.endpoint) || null,
-      allowedIPs: p.allowedIPs.map((a) => a.s),
-      persistentKeepalive: p.persistentKeepalive,
-      presharedKey: p.presharedKey !== null,
-    })),
+    peers: (conf?.peers ?? []).map(peerJSONOf),
   };
+}
+
+// Memoised on the (frozen, reused) WireGuard peer: see deviceConf.
+const peerJSONMemo = new WeakMap<WGPeer, WireGuardJSON['peers'][number]>();
+function peerJSONOf(p: WGPeer): WireGuardJSON['peers'][number] {
+  let j = memoOn() ? peerJSONMemo.get(p) : undefined;
+  if (j !== undefined) return j;
+  j = {
+    publicKey: p.publicKey,
+    endpoint: endpointStringOpt(p.endpoint) || null,
+    allowedIPs: p.allowedIPs.map((a) => a.s),
+    persistentKeepalive: p.persistentKeepalive,
+    presharedKey: p.presharedKey !== null,
+  };
+  if (memoOn() && Object.isFrozen(p)) {
+    Object.freeze(j.allowedIPs);
+    peerJSONMemo.set(p, Object.freeze(j));
+  }
+  return j;
 }
 
 /** §9.7: with --local and encapsulation, the tunnel gets the pod CIDR's first address (/32). */
@@ -148,6 +167,10 @@ function tunnelAddress(enc: Encapsulator, local: boolean, subnet: CIDR | null): 
 }
 
 export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}): PlanResult {
+  return withMemo(extras.reuse === true, () => planNow(cluster, o, extras));
+}
+
+function planNow(cluster: Cluster, o: PlanOptions, extras: PlanExtras): PlanResult {
   const warnings = [...cluster.warnings];
   const nodes = sortedByName(cluster.nodes);
   const peers = sortedByName(cluster.peers);

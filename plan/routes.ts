@@ -1,6 +1,7 @@
 // Routes and policy rules (spec §7), for leaders and non-leaders.
 import { contains, network, oneAddress, type CIDR, type IP } from './addr.js';
 import type { Encapsulator } from './encapsulation.js';
+import { memoOn } from './memo.js';
 import { updateEndpoint, type Topology } from './topology.js';
 import type { Route, Rule } from './types.js';
 
@@ -32,17 +33,26 @@ interface RouteDraft {
  * host bits.
  */
 function toRoute(r: RouteDraft): Route {
-  return {
-    dst: network(r.dst).s,
-    gw: r.gw?.s ?? null,
-    // The no-op encapsulator has no device (Go uses link index 0); such routes name none.
-    dev: r.dev ?? '',
-    src: r.src?.s ?? null,
-    table: r.table,
-    protocol: 'static',
-    onlink: r.onlink,
-  };
+  const dst = network(r.dst).s;
+  const gw = r.gw?.s ?? null;
+  // The no-op encapsulator has no device (Go uses link index 0); such routes name none.
+  const dev = r.dev ?? '';
+  const src = r.src?.s ?? null;
+  // Memoised on the destination's (long-lived) CIDR object, like the iptables rules: a re-plan
+  // returns the same route objects, and their diff keys are reused (diff/desired.ts).
+  if (!memoOn()) return { dst, gw, dev, src, table: r.table, protocol: 'static', onlink: r.onlink };
+  const variants = routeMemo.get(r.dst);
+  if (variants) {
+    for (const v of variants) if (v.gw === gw && v.dev === dev && v.src === src && v.table === r.table && v.onlink === r.onlink && v.dst === dst) return v;
+  }
+  const route: Route = Object.freeze({ dst, gw, dev, src, table: r.table, protocol: 'static', onlink: r.onlink });
+  if (!variants) routeMemo.set(r.dst, [route]);
+  else if (variants.length < 4) variants.push(route);
+  else variants[0] = route;
+  return route;
 }
+
+const routeMemo = new WeakMap<CIDR, Route[]>();
 
 /** Drafts → routes; masking can make two drafts identical, and the kernel holds one of them. */
 function finish(drafts: RouteDraft[]): Route[] {

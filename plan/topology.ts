@@ -4,6 +4,7 @@
 import { byText, cidr, contains, intersects, isPublic, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
 import { endpointJSON, newEndpoint, type Endpoint } from './endpoint.js';
 import type { MeshNode, UDPAddr } from './node.js';
+import { memoOn } from './memo.js';
 import type { MeshPeer } from './peer.js';
 import type { Granularity, SegmentJSON } from './types.js';
 
@@ -101,18 +102,105 @@ export function updateEndpoint(
   return d ? newEndpoint(d.ip, d.port) : endpoint;
 }
 
-/** filterAllowedLocationIPs (spec §5.8), applied in place in the allocation loop. */
-function filterAllowedLocationIPs(segments: Segment[], s: number, peers: readonly MeshPeer[]): void {
-  const self = segments[s];
-  if (self.allowedLocationIPs.length === 0) return;
-  self.allowedLocationIPs = self.allowedLocationIPs.filter((c) => {
-    for (let t = 0; t < segments.length; t++) {
-      if (t !== s && segments[t].allowedLocationIPs.some((o) => intersects(c, o))) return false;
-      if (segments[t].allowedIPs.some((a) => contains(a, c.ip))) return false;
+/**
+ * filterAllowedLocationIPs (spec §5.8), run for segment `k` inside the allocation loop: segments
+ * before `k` are final (WireGuard IP added, their own list filtered), those after are not yet.
+ */
+function filterAllowedLocationIPs(k: number, done: readonly Segment[], bases: readonly SegmentBase[], peers: readonly MeshPeer[]): CIDR[] {
+  const self = done[k];
+  return self.allowedLocationIPs.filter((c) => {
+    for (let t = 0; t < bases.length; t++) {
+      const other = t <= k ? done[t] : bases[t];
+      if (t !== k && other.allowedLocationIPs.some((o) => intersects(c, o))) return false;
+      if (other.allowedIPs.some((a) => contains(a, c.ip))) return false;
     }
     for (const p of peers) if (p.allowedIPs.some((a) => intersects(c, a))) return false;
     return true;
   });
+}
+
+/**
+ * A segment before IP allocation: a pure function of its (name-sorted) member records. It is
+ * memoised on its first member, so that a re-plan after a one-node change rebuilds one segment,
+ * not 5,000; and the last allocated Segment is kept with it, so that a segment whose members and
+ * WireGuard IP did not move is the very same object (what is derived from it is reused too).
+ */
+interface SegmentBase {
+  readonly location: string;
+  readonly members: readonly MeshNode[];
+  readonly leader: number;
+  readonly hostnames: string[];
+  readonly endpoint: Endpoint | null;
+  readonly key: string;
+  readonly persistentKeepalive: number;
+  /** Without the WireGuard IP, which allocation appends. */
+  readonly allowedIPs: CIDR[];
+  /** Sorted and de-duplicated, not yet filtered. */
+  readonly allowedLocationIPs: CIDR[];
+  readonly cidrs: (CIDR | null)[];
+  readonly privateIPs: IP[];
+  readonly cniCompatibilityIPs: (CIDR | null)[];
+  last: { ip: IP; seg: Segment } | null;
+}
+
+const baseMemo = new WeakMap<MeshNode, SegmentBase>();
+
+function sameMembers(a: readonly MeshNode[], b: readonly MeshNode[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function segmentBase(location: string, members: readonly MeshNode[]): SegmentBase {
+  const memo = memoOn();
+  const cached = memo ? baseMemo.get(members[0]) : undefined;
+  if (cached && cached.location === location && sameMembers(cached.members, members)) return cached;
+  const leader = findLeader(members);
+  const allowedIPs: CIDR[] = [];
+  const alipSeen = new Set<string>();
+  const allowedLocationIPs: CIDR[] = [];
+  const privateIPs: IP[] = [];
+  const cidrs: (CIDR | null)[] = [];
+  const cniCompatibilityIPs: (CIDR | null)[] = [];
+  const hostnames: string[] = [];
+  for (const m of members) {
+    if (m.subnet) allowedIPs.push(m.subnet);
+    if (m.internalIP) {
+      allowedIPs.push(m.internal32 ?? oneAddress(m.internalIP.ip));
+      privateIPs.push(m.internalIP.ip);
+    }
+    for (const a of m.allowedLocationIPs) {
+      if (alipSeen.has(a.s)) continue;
+      alipSeen.add(a.s);
+      allowedLocationIPs.push(a);
+    }
+    cniCompatibilityIPs.push(m.cniCompatibilityIP);
+    cidrs.push(m.subnet);
+    hostnames.push(m.name);
+  }
+  allowedLocationIPs.sort((a, b) => byText(a.s, b.s));
+  const l = members[leader];
+  const base: SegmentBase = {
+    location, members: memo ? [...members] : members, leader, hostnames, endpoint: l.endpoint, key: l.key ?? '', persistentKeepalive: l.persistentKeepalive,
+    allowedIPs, allowedLocationIPs, cidrs, privateIPs, cniCompatibilityIPs, last: null,
+  };
+  if (memo) baseMemo.set(members[0], base);
+  return base;
+}
+
+// The k-th segment always gets the subnet's (k+1)-th address: the same IP objects are handed out
+// plan after plan, so that what is derived from them downstream is reused (see oneAddress).
+let allocated: { subnet: string; ips: IP[]; exhausted: boolean } = { subnet: '', ips: [], exhausted: false };
+
+function allocation(subnet: CIDR, count: number): readonly (IP | undefined)[] {
+  if (allocated.subnet !== subnet.s) allocated = { subnet: subnet.s, ips: [], exhausted: false };
+  const a = allocated;
+  while (a.ips.length < count && !a.exhausted) {
+    const next = nextIP(a.ips.length ? a.ips[a.ips.length - 1] : subnet.ip, subnet);
+    if (next) a.ips.push(next);
+    else a.exhausted = true;
+  }
+  return a.ips;
 }
 
 export function newTopology(input: TopologyInput): Result<Topology> {
@@ -131,64 +219,46 @@ export function newTopology(input: TopologyInput): Result<Topology> {
   }
 
   let isLeader = false;
-  const segments: Segment[] = [];
+  const bases: SegmentBase[] = [];
   for (const [location, members] of groups) {
-    members.sort((a, b) => byText(a.name, b.name));
-    const leader = findLeader(members);
-    if (location === localLocation && members[leader].name === input.hostname) isLeader = true;
-    const allowedIPs: CIDR[] = [];
-    const alipSeen = new Set<string>();
-    const allowedLocationIPs: CIDR[] = [];
-    const privateIPs: IP[] = [];
-    const cidrs: (CIDR | null)[] = [];
-    const cniCompatibilityIPs: (CIDR | null)[] = [];
-    const hostnames: string[] = [];
-    for (const m of members) {
-      if (m.subnet) allowedIPs.push(m.subnet);
-      if (m.internalIP) {
-        allowedIPs.push(m.internal32 ?? oneAddress(m.internalIP.ip));
-        privateIPs.push(m.internalIP.ip);
-      }
-      for (const a of m.allowedLocationIPs) {
-        if (alipSeen.has(a.s)) continue;
-        alipSeen.add(a.s);
-        allowedLocationIPs.push(a);
-      }
-      cniCompatibilityIPs.push(m.cniCompatibilityIP);
-      cidrs.push(m.subnet);
-      hostnames.push(m.name);
-    }
-    allowedLocationIPs.sort((a, b) => byText(a.s, b.s));
-    const l = members[leader];
-    segments.push({
-      location, leader, hostnames, allowedIPs, allowedLocationIPs, privateIPs, cidrs, cniCompatibilityIPs,
-      endpoint: l.endpoint,
-      key: l.key ?? '',
-      persistentKeepalive: l.persistentKeepalive,
-      wireGuardIP: input.subnet.ip,
-    });
+    if (members.length > 1) members.sort((a, b) => byText(a.name, b.name));
+    const base = segmentBase(location, members);
+    if (location === localLocation && members[base.leader].name === input.hostname) isLeader = true;
+    bases.push(base);
   }
-  segments.sort((a, b) => byText(a.location, b.location));
+  bases.sort((a, b) => byText(a.location, b.location));
 
   const peers = deduplicatePeerIPs([...input.peers].sort((a, b) => byText(a.name, b.name)));
 
   const discovered = new Map<string, UDPAddr>(input.localDiscoveredEndpoints ?? []);
   let wireGuardCIDR = input.subnet;
-  let ip: IP | null = input.subnet.ip;
-  for (let k = 0; k < segments.length; k++) {
+  const ips = allocation(input.subnet, bases.length);
+  const segments: Segment[] = [];
+  for (let k = 0; k < bases.length; k++) {
     // Quirk (spec §16.7): Go hands out one invalid address before failing; we fail at once.
-    ip = ip ? nextIP(ip, input.subnet) : null;
+    const ip = ips[k];
     if (!ip) return { ok: false, error: 'failed to allocate an IP address; ran out of IP addresses' };
-    const seg = segments[k];
-    seg.wireGuardIP = ip;
-    seg.allowedIPs.push(oneAddress(ip));
+    const b = bases[k];
+    const filtered = b.allowedLocationIPs.length > 0;
+    let seg: Segment;
+    if (!filtered && b.last && b.last.ip === ip) seg = b.last.seg; // only ever set with memoisation on
+    else {
+      seg = {
+        location: b.location, leader: b.leader, hostnames: b.hostnames, endpoint: b.endpoint, key: b.key, persistentKeepalive: b.persistentKeepalive,
+        allowedIPs: [...b.allowedIPs, oneAddress(ip)], allowedLocationIPs: b.allowedLocationIPs,
+        cidrs: b.cidrs, privateIPs: b.privateIPs, cniCompatibilityIPs: b.cniCompatibilityIPs, wireGuardIP: ip,
+      };
+      // Segments with allowed-location IPs depend on the others (the filter): never reused.
+      if (!filtered && memoOn()) b.last = { ip, seg };
+    }
+    segments.push(seg);
     if (isLeader && seg.location === localLocation) wireGuardCIDR = cidr(ip, input.subnet.bits);
     for (const h of seg.hostnames) {
       const d = byName.get(h)!.discoveredEndpoints;
       if (!d) continue;
       for (const [key, addr] of d) if (!discovered.has(key)) discovered.set(key, addr);
     }
-    filterAllowedLocationIPs(segments, k, peers);
+    if (filtered) seg.allowedLocationIPs = filterAllowedLocationIPs(k, segments, bases, peers);
   }
 
   return {

@@ -3,6 +3,7 @@
 import { endpointString, type Endpoint } from './endpoint.js';
 import type { CIDR } from './addr.js';
 import { updateEndpoint, type Topology } from './topology.js';
+import { memoOn } from './memo.js';
 
 /** A peer as WireGuard holds it. Secrets stay in this internal form; JSON shows presence only. */
 export interface WGPeer {
@@ -19,20 +20,32 @@ export interface WGConf {
   peers: WGPeer[];
 }
 
+// A segment's peer is memoised on the segment object (topology.ts reuses unchanged segments), so
+// a re-plan hands back the same frozen peers and everything derived from them is reused.
+const segmentPeerMemo = new WeakMap<Topology['segments'][number], WGPeer>();
+
 /** §6.1: the local leader's device configuration. */
 export function deviceConf(t: Topology, privateKey: string | null, listenPort: number): WGConf {
   const peers: WGPeer[] = [];
   for (const s of t.segments) {
     if (s.location === t.location) continue;
-    peers.push({
+    const endpoint = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
+    const cached = memoOn() ? segmentPeerMemo.get(s) : undefined;
+    if (cached && cached.endpoint === endpoint && cached.persistentKeepalive === t.persistentKeepalive) {
+      peers.push(cached);
+      continue;
+    }
+    const peer: WGPeer = Object.freeze({
       publicKey: s.key,
-      endpoint: updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive),
+      endpoint,
       // Shared, not copied, when there is nothing to append: 5,000 peers in full granularity.
       allowedIPs: s.allowedLocationIPs.length ? [...s.allowedIPs, ...s.allowedLocationIPs] : s.allowedIPs,
       // Quirk (spec §16.13): the local node's keepalive applies to every peer.
       persistentKeepalive: t.persistentKeepalive,
       presharedKey: null,
     });
+    if (memoOn()) segmentPeerMemo.set(s, peer);
+    peers.push(peer);
   }
   for (const p of t.peers) {
     peers.push({

@@ -139,7 +139,9 @@ function desiredState(task: PlanTask, r: ReturnType<typeof plan>): DesiredState 
           listenPort: j.wireguard.listenPort,
           mtu: o.mtu === 'auto' ? 0 : o.mtu,
           address: j.wireGuardCIDR,
-          peers: j.wireguard.peers.map((p, i) => ({ ...p, ...(r.device!.peers[i].presharedKey ? { presharedKeySecret: r.device!.peers[i].presharedKey! } : {}) })),
+          // Peers without a preshared key are passed as they are (frozen and reused between
+          // plans, so their diff keys are too).
+          peers: j.wireguard.peers.map((p, i) => (r.device!.peers[i].presharedKey ? { ...p, presharedKeySecret: r.device!.peers[i].presharedKey! } : p)),
         }
       : null,
     routes: j.routes,
@@ -203,7 +205,7 @@ export default async function run(task: PlanTask): Promise<PlanAnswer> {
     if (!c.nodes.some((n) => n.name === task.options.hostname)) {
       return { ok: false, error: `node ${JSON.stringify(task.options.hostname)} is not in the cluster` };
     }
-    const r = plan(c, task.options, { resolved, privateKey: task.privateKey ?? null, localDiscoveredEndpoints: localDiscovered, describe: task.describe === true });
+    const r = plan(c, task.options, { resolved, privateKey: task.privateKey ?? null, localDiscoveredEndpoints: localDiscovered, describe: task.describe === true, reuse: true });
     const j = r.json;
     const local = c.nodes.find((n) => n.name === task.options.hostname)!;
     return {

@@ -158,3 +158,32 @@ test('property: the plan is deterministic and independent of input order', () =>
     { numRuns: 150 },
   );
 });
+
+test('property: memoised re-plans (the agent’s replica) equal fresh plans after any change', () => {
+  fc.assert(
+    fc.property(genCluster, fc.array(fc.tuple(fc.nat(), genCluster.map((g) => g.nodes[0])), { maxLength: 4 }), (c, changes) => {
+      const before = objects(c);
+      const next: GenCluster = { ...c, nodes: [...c.nodes] };
+      for (const [i, g] of changes) next.nodes[i % next.nodes.length] = g;
+      const after = objects(next);
+      // The replica keeps a record while its object is unchanged, as the planner worker does.
+      const old = new Map(parseCluster(before.nodes, before.peers, 'x').nodes.map((n, i) => [n.name, { n, o: JSON.stringify(before.nodes[i]) }]));
+      const fresh = parseCluster(after.nodes, after.peers, 'x');
+      const replica = { ...fresh, nodes: fresh.nodes.map((n, i) => (old.get(n.name)?.o === JSON.stringify(after.nodes[i]) ? old.get(n.name)!.n : n)) };
+      const warm = parseCluster(before.nodes, before.peers, 'x');
+      for (const n of fresh.nodes) {
+        const o = options(n.name, { granularity: c.granularity, encapsulate: c.encapsulate, local: true });
+        // Warm the memo tables with the old cluster's records, then re-plan the changed one.
+        try {
+          plan({ ...warm, nodes: [...old.values()].map((x) => x.n) }, o, { reuse: true });
+        } catch {
+          // The node may not be in the old cluster's ready set; warming is best effort.
+        }
+        const want = JSON.stringify(plan(fresh, o).json);
+        assert.equal(JSON.stringify(plan(replica, o, { reuse: true }).json), want, `re-plan of ${n.name}`);
+        assert.equal(JSON.stringify(plan(replica, o, { reuse: true }).json), want, `second re-plan of ${n.name}`);
+      }
+    }),
+    { numRuns: 150 },
+  );
+});
