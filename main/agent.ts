@@ -128,6 +128,13 @@ export class Agent {
       ...common,
       path: '/api/v1/nodes',
       slim: (x) => slimNode(x as NodeObject & KubeObject, o.config.topologyLabel),
+      // Lists bring whole Nodes; the watch asks for metadata only (kubelet status updates and
+      // the images list are most of a Node's bytes, and 5,000 agents receive every one of
+      // them). A pod CIDR can only be set once, so the one seen before is kept; a Node that has
+      // none yet is fetched (probePodCIDR). A server that ignores the header sends whole Nodes.
+      watchAccept: METADATA_WATCH_ACCEPT,
+      merge: (fresh, old) =>
+        fresh.spec?.podCIDR || !old?.spec?.podCIDR ? fresh : { ...fresh, spec: { ...fresh.spec, podCIDR: old.spec.podCIDR } },
       onEvent: (e) => this.onNode(e),
       onSynced: () => this.schedule('nodes synced'),
     });
@@ -182,6 +189,11 @@ export class Agent {
 
   private onNode(e: ReflectorEvent<NodeObject>): void {
     const m = this.o.metrics;
+    if (e.type === 'delete') this.podCIDRProbes.delete(e.name);
+    else if (!e.obj.spec?.podCIDR && !this.podCIDRProbes.has(e.name)) {
+      this.podCIDRProbes.set(e.name, { next: 0, delayMs: 1000, inflight: false });
+      this.probePodCIDRs();
+    }
     if (e.name === this.o.config.hostname) {
       m.events.labels('node', e.type).inc();
       if (e.type === 'delete') {
@@ -299,9 +311,50 @@ export class Agent {
     });
   }
 
+  // ---- pod CIDRs the metadata-only watch cannot show ---------------------------------------
+
+  private readonly podCIDRProbes = new Map<string, { next: number; delayMs: number; inflight: boolean }>();
+  private podCIDRInflight = 0;
+
+  /**
+   * GETs the Nodes that have no pod CIDR yet (a new Node before the IPAM controller assigned
+   * one), at most 4 at a time, each with a backoff of 1 s doubling up to 5 min: a Node without a
+   * pod CIDR is not ready (spec §2.4.1) and waits for this.
+   */
+  private probePodCIDRs(): void {
+    const now = Date.now();
+    for (const [name, p] of this.podCIDRProbes) {
+      if (this.podCIDRInflight >= 4 || this.stopped) return;
+      if (p.inflight || now < p.next) continue;
+      p.inflight = true;
+      this.podCIDRInflight++;
+      void this.o.client
+        .request('GET', `/api/v1/nodes/${encodeURIComponent(name)}`, { timeoutMs: 10_000 })
+        .then((body) => {
+          const podCIDR = (body as NodeObject | null)?.spec?.podCIDR;
+          if (podCIDR) {
+            this.podCIDRProbes.delete(name);
+            this.nodeReflector.amend(name, (cur) => (cur.spec?.podCIDR ? cur : { ...cur, spec: { ...cur.spec, podCIDR } }));
+            return;
+          }
+          throw new Error('no pod CIDR yet');
+        })
+        .catch((err: Error) => {
+          this.log.debug('node has no pod CIDR yet', { node: name, error: err.message });
+          p.next = Date.now() + p.delayMs;
+          p.delayMs = Math.min(p.delayMs * 2, 300_000);
+        })
+        .finally(() => {
+          p.inflight = false;
+          this.podCIDRInflight--;
+        });
+    }
+  }
+
   /** Once a second: has any node's readiness flipped since the last plan (heartbeat lapsed)? */
   private sweep(): void {
     this.exportWatchMetrics();
+    if (this.podCIDRProbes.size > 0) this.probePodCIDRs();
     this.trackOutage();
     if (!this.synced || this.stopped) return;
     // While the API is unreachable no heartbeat can arrive: remote nodes would all look stale
@@ -696,6 +749,9 @@ export class Agent {
 
 
 /** The cheap part of readiness the main thread tracks: static fields and last-seen. */
+/** A metadata-only watch, with whole objects as the fallback a server may choose (client-go's form). */
+const METADATA_WATCH_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
+
 function withoutUndefined(ann: Record<string, string | undefined>, want: Record<string, string>): Record<string, string> {
   if (!(A.checkInPeriod in want)) delete ann[A.checkInPeriod];
   return ann as Record<string, string>;

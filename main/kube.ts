@@ -138,8 +138,8 @@ export class KubeClient {
    * A streaming GET (watch): calls onLine for every newline-delimited line. Resolves when the
    * server ends the stream; rejects on errors or when `signal` aborts.
    */
-  async stream(path: string, h: StreamHandlers, signal: AbortSignal): Promise<void> {
-    const o = await this.options('GET', path, {});
+  async stream(path: string, h: StreamHandlers, signal: AbortSignal, accept?: string): Promise<void> {
+    const o = await this.options('GET', path, accept ? { Accept: accept } : {});
     const res = await this.send(o, undefined, signal);
     const status = res.statusCode ?? 0;
     if (status !== 200) {

@@ -46,6 +46,16 @@ export interface ReflectorOptions<T> {
   backoffInitialMs?: number;
   backoffMaxMs?: number;
   requestTimeoutMs?: number;
+  /**
+   * Accept header of the watch (not the list), e.g. a metadata-only watch. A server may ignore
+   * it and send full objects: `slim` must take either.
+   */
+  watchAccept?: string;
+  /**
+   * Completes a watched record from the one held before (what a metadata-only watch leaves out
+   * and is immutable, like a Node's pod CIDR).
+   */
+  merge?: (fresh: T, old: T | undefined) => T;
 }
 
 class Gone extends Error {}
@@ -81,6 +91,19 @@ export class Reflector<T> {
 
   get resourceVersion(): string {
     return this.rv;
+  }
+
+  /**
+   * Amends a held record with what was fetched out of band (e.g. a GET for the fields a
+   * metadata-only watch leaves out) and emits it as an update. No-op when the object is gone.
+   */
+  amend(name: string, f: (cur: T) => T): void {
+    const old = this.store.get(name);
+    if (old === undefined) return;
+    const obj = f(old);
+    if (obj === old) return;
+    this.store.set(name, obj);
+    this.o.onEvent({ type: 'update', name, obj, old });
   }
 
   start(): void {
@@ -231,7 +254,7 @@ export class Reflector<T> {
           else if (err) failure = err;
           if (err) ctl.abort();
         },
-      }, ctl.signal);
+      }, ctl.signal, this.o.watchAccept);
     } catch (e) {
       if (gone) throw new Gone();
       if (failure) throw failure;
@@ -280,7 +303,8 @@ export class Reflector<T> {
           this.o.onEvent({ type: 'delete', name, old });
           return null;
         }
-        const rec = this.o.slim(obj!);
+        const fresh = this.o.slim(obj!);
+        const rec = this.o.merge ? this.o.merge(fresh, old) : fresh;
         this.store.set(name, rec);
         this.o.onEvent(old === undefined ? { type: 'add', name, obj: rec } : { type: 'update', name, obj: rec, old });
         return null;

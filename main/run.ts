@@ -1,3 +1,4 @@
+import { startProfiling } from './profile.js';
 import { readFileSync } from 'node:fs';
 // `kg` (the agent): start-up in the Go agent's order (spec §11.1), then run until SIGTERM/SIGINT.
 import { Agent } from './agent.js';
@@ -97,6 +98,7 @@ export async function runAgent(argv: string[], version: string): Promise<number>
   if (positionals.length > 0) throw new FlagError(`unknown command "${positionals[0]}" for "kg"`);
   const cfg = toConfig(values);
   const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
+  startProfiling(process.env.KG_CPU_PROFILE, log);
   const running = await startAgent(cfg, log, version);
   await new Promise<void>((resolve) => {
     const onSignal = () => {

@@ -109,6 +109,29 @@ function wantsTable(req: http.IncomingMessage): boolean {
   return /as=Table/.test(req.headers.accept ?? '');
 }
 
+/**
+ * Metadata-only responses (`Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`),
+ * as client-go's metadata informers ask for them: watchers that need no spec or status receive a
+ * fraction of the bytes. A client must still accept full objects from servers that ignore it.
+ */
+function wantsMetadata(req: http.IncomingMessage): boolean {
+  return /as=PartialObjectMetadata/.test(req.headers.accept ?? '');
+}
+
+function metadataOf(json: Buffer): object {
+  const o = JSON.parse(json.toString('utf8')) as KubeObject;
+  return { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata };
+}
+
+// One metadata line per stored event, however many watchers receive it.
+const metadataLines = new WeakMap<StoredEvent, Buffer>();
+function metadataLine(type: string, ev: StoredEvent): Buffer {
+  if (type !== ev.type) return Buffer.from(JSON.stringify({ type, object: metadataOf(ev.json) }) + '\n');
+  let b = metadataLines.get(ev);
+  if (!b) metadataLines.set(ev, (b = Buffer.from(JSON.stringify({ type, object: metadataOf(ev.json) }) + '\n')));
+  return b;
+}
+
 /** One open watch stream. */
 class WatchConn implements StoreWatcher {
   closed = false;
@@ -127,6 +150,7 @@ class WatchConn implements StoreWatcher {
     readonly filter: Selector | undefined,
     readonly asTable: boolean,
     readonly bookmarks: boolean,
+    readonly asMetadata = false,
   ) {
     this.namespace = ns;
   }
@@ -162,6 +186,8 @@ class WatchConn implements StoreWatcher {
     this.lastRv = ev.rv;
     if (this.asTable) {
       this.write(this.tableLine(type, JSON.parse(ev.json.toString('utf8')) as KubeObject));
+    } else if (this.asMetadata) {
+      this.write(metadataLine(type, ev));
     } else {
       this.write(type === ev.type ? ev.line : eventLine(type, ev.json));
     }
@@ -430,6 +456,7 @@ class ServerImpl {
           const e = this.store.get(r.t, r.ns, r.name!);
           this.counters.request(verb, resource, 200);
           if (wantsTable(req)) return this.send(res, 200, table(r.t, [e.obj], e.obj.metadata.resourceVersion ?? ''));
+          if (wantsMetadata(req)) return this.send(res, 200, metadataOf(e.json));
           return this.send(res, 200, e.json);
         }
         case 'create': {
@@ -509,6 +536,10 @@ class ServerImpl {
     if (wantsTable(req)) {
       return this.send(res, 200, table(r.t, l.items.map(parseItem), String(l.rv), true, l.continueToken));
     }
+    if (wantsMetadata(req)) {
+      const metadata = { resourceVersion: String(l.rv), ...(l.continueToken ? { continue: l.continueToken } : {}), ...(l.remainingItemCount !== undefined ? { remainingItemCount: l.remainingItemCount } : {}) };
+      return this.send(res, 200, { kind: 'PartialObjectMetadataList', apiVersion: 'meta.k8s.io/v1', metadata, items: l.items.map((it) => metadataOf(it.json)) });
+    }
     const md = [`"resourceVersion":"${l.rv}"`];
     if (l.continueToken) md.push(`"continue":"${l.continueToken}"`);
     if (l.remainingItemCount !== undefined) md.push(`"remainingItemCount":${l.remainingItemCount}`);
@@ -548,7 +579,8 @@ class ServerImpl {
     // rv unset or "0" means "get state and start": synthetic ADDED events for what exists now.
     const initial = sie === 'true' || (sie === null && fromRv === undefined);
     const asTable = wantsTable(req);
-    const w = new WatchConn(this, r.t, res, r.t.namespaced ? r.ns : undefined, filter, asTable, allowBookmarks);
+    const asMetadata = !asTable && wantsMetadata(req);
+    const w = new WatchConn(this, r.t, res, r.t.namespaced ? r.ns : undefined, filter, asTable, allowBookmarks, asMetadata);
     const stalled = this.faults.settings.stallWatches;
     this.counters.request('watch', r.t.resource, 200);
     this.counters.watchersOpened++;
@@ -591,6 +623,7 @@ class ServerImpl {
       res.once('drain', () => (w.burst = 0));
       for (const it of l.items) {
         if (asTable) w.write(w.tableLine('ADDED', parseItem(it)));
+        else if (asMetadata) w.write(Buffer.from(JSON.stringify({ type: 'ADDED', object: metadataOf(it.json) }) + '\n'));
         else w.write(eventLine('ADDED', it.json));
       }
       if (sie === 'true') w.bookmark(this.store.rv, true);

@@ -107,7 +107,7 @@ export interface RawWatch {
 }
 
 /** Opens a watch and collects its newline-delimited JSON events. */
-export function rawWatch(srv: ApiServer, path: string): RawWatch {
+export function rawWatch(srv: ApiServer, path: string, accept = 'application/json'): RawWatch {
   const u = new URL(srv.url);
   const events: RawWatch['events'] = [];
   let headers = false;
@@ -116,7 +116,7 @@ export function rawWatch(srv: ApiServer, path: string): RawWatch {
   const status = new Promise<number>((r) => (setStatus = r));
   const ended = new Promise<boolean>((r) => (setEnded = r));
   const req = (srv.https ? https : http).request(
-    { host: u.hostname, port: u.port, method: 'GET', path, ca: srv.caCert, agent: false, headers: { accept: 'application/json', ...(srv.token ? { authorization: `Bearer ${srv.token}` } : {}) } },
+    { host: u.hostname, port: u.port, method: 'GET', path, ca: srv.caCert, agent: false, headers: { accept, ...(srv.token ? { authorization: `Bearer ${srv.token}` } : {}) } },
     (res) => {
       headers = true;
       setStatus(res.statusCode ?? 0);

@@ -140,3 +140,25 @@ test('update: PUT with a stale resourceVersion is 409 over HTTP', async (t) => {
   const ok = await request(srv, 'PUT', '/api/v1/nodes/node-00000', { body: JSON.parse((await request(srv, 'GET', '/api/v1/nodes/node-00000')).body) });
   assert.equal(ok.status, 200);
 });
+
+test('metadata only (as=PartialObjectMetadata): watch, list and get leave spec and status out', async (t) => {
+  const srv = await startApiServer({ nodes: generateNodes({ count: 3 }) });
+  t.after(() => srv.stop());
+  const META = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
+  const w = rawWatch(srv, '/api/v1/nodes?watch=true', META);
+  const full = rawWatch(srv, '/api/v1/nodes?watch=true');
+  t.after(() => (w.close(), full.close()));
+  await waitFor('3 + 3 ADDED', () => w.events.length === 3 && full.events.length === 3);
+  srv.store.patchAnnotations(srv.store.nodes(), undefined, 'node-00001', { 'kilo.squat.ai/last-seen': '1' });
+  await waitFor('MODIFIED on both', () => w.events.length === 4 && full.events.length === 4);
+  const m = w.events[3];
+  assert.deepEqual([m.type, m.object.kind, m.object.apiVersion, m.object.metadata.annotations['kilo.squat.ai/last-seen']], ['MODIFIED', 'PartialObjectMetadata', 'meta.k8s.io/v1', '1']);
+  assert.equal(m.object.spec, undefined);
+  assert.equal(m.object.status, undefined);
+  assert.deepEqual(m.object.metadata, full.events[3].object.metadata, 'the same metadata as the whole object');
+  assert.ok(JSON.stringify(m).length * 2 < JSON.stringify(full.events[3]).length, 'well under half the bytes');
+  const list = JSON.parse((await request(srv, 'GET', '/api/v1/nodes', { headers: { accept: META.replace('PartialObjectMetadata', 'PartialObjectMetadataList') } })).body);
+  assert.deepEqual([list.kind, list.items.length, list.items[0].kind, list.items[0].spec], ['PartialObjectMetadataList', 3, 'PartialObjectMetadata', undefined]);
+  const one = JSON.parse((await request(srv, 'GET', '/api/v1/nodes/node-00002', { headers: { accept: META } })).body);
+  assert.deepEqual([one.kind, one.metadata.name, one.spec], ['PartialObjectMetadata', 'node-00002', undefined]);
+});

@@ -103,3 +103,41 @@ test('reflector: 429 and 500 are retried with backoff, and the watch resumes', a
   api.store.create(api.store.nodes(), node('after'));
   await until('recovered', () => r.store.has('after'), 15_000);
 });
+
+test('reflector: a metadata-only watch keeps what the list brought (merge) and takes amendments', async (t) => {
+  const api = await startApiServer({ https: true, nodes: [node('n0')] });
+  const dir = mkdtempSync(join(tmpdir(), 'kg-refl-'));
+  const kc = join(dir, 'kubeconfig');
+  writeFileSync(kc, api.kubeconfig);
+  const client = new KubeClient(loadKubeConfig({ kubeconfig: kc, master: '' }));
+  type Rec = { name: string; podCIDR: string; x: string };
+  const events: ReflectorEvent<Rec>[] = [];
+  const r = new Reflector<Rec>({
+    client, path: '/api/v1/nodes', log: silentLogger, watchTimeoutSeconds: 30,
+    watchAccept: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json',
+    slim: (o) => {
+      const x = o as { kind?: string; metadata: { name: string; annotations?: Record<string, string> }; spec?: { podCIDR?: string } };
+      return { name: x.metadata.name, podCIDR: x.spec?.podCIDR ?? '', x: `${x.kind}:${x.metadata.annotations?.x ?? ''}` };
+    },
+    merge: (fresh, old) => (fresh.podCIDR || !old ? fresh : { ...fresh, podCIDR: old.podCIDR }),
+    onEvent: (e) => events.push(e),
+  });
+  t.after(async () => {
+    await r.stop();
+    client.close();
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  r.start();
+  await until('synced', () => r.hasSynced);
+  assert.deepEqual(r.store.get('n0'), { name: 'n0', podCIDR: '10.42.0.0/24', x: 'Node:' }, 'the list brings whole Nodes');
+  await until('watch open', () => r.connected && r.stats.watches > 0);
+  api.store.patchAnnotations(api.store.nodes(), undefined, 'n0', { x: '1' });
+  api.store.create(api.store.nodes(), { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDR: '10.42.1.0/24' } });
+  await until('two watch events', () => events.length === 3);
+  assert.deepEqual(r.store.get('n0'), { name: 'n0', podCIDR: '10.42.0.0/24', x: 'PartialObjectMetadata:1' }, 'metadata event, pod CIDR kept');
+  assert.deepEqual(r.store.get('n1'), { name: 'n1', podCIDR: '', x: 'PartialObjectMetadata:' }, 'a new Node arrives without its pod CIDR');
+  r.amend('n1', (cur) => ({ ...cur, podCIDR: '10.42.1.0/24' }));
+  assert.deepEqual(events.at(-1), { type: 'update', name: 'n1', obj: { name: 'n1', podCIDR: '10.42.1.0/24', x: 'PartialObjectMetadata:' }, old: { name: 'n1', podCIDR: '', x: 'PartialObjectMetadata:' } });
+  r.amend('gone', () => { throw new Error('not called for an unknown name'); });
+});
