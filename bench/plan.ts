@@ -4,8 +4,15 @@
 // the cluster to a worker thread would cost. Also measured: the agent's path, where the pool's
 // replica holds parsed records and a change re-plans without re-parsing or describing 5,000 nodes.
 //
-//   node dist/bench/plan.js [--sizes 100,1000,5000,10000] [--json out.json] [--quick]
+//   node dist/bench/plan.js [--sizes 100,1000,5000,10000] [--json bench-results.json] [--quick]
+//
+// Always writes a results file (default bench-results.json) in the comparable format of
+// bench/compare.ts; `node dist/bench/compare.js old.json new.json` flags regressions.
 import { writeFileSync } from 'node:fs';
+import { resultsFile, type Measurement } from './compare.js';
+import { loadCluster } from './capacity/cluster.js';
+import { measureCompute } from './capacity/compute.js';
+import { parseBenchFlags } from './capacity/options.js';
 import { measure } from 'mitata';
 import { parseCIDR } from '../plan/addr.js';
 import { parseCluster, plan, type PlanOptions } from '../plan/plan.js';
@@ -67,5 +74,26 @@ for (const g of ['location', 'full'] as Granularity[]) {
     if (sel.length > 1) console.log(`linearity ${g}, ${locations} loc: µs/node at ${sel.at(-1)!.nodes} ÷ at ${sel[0].nodes} = ${f(sel.at(-1)!.perNodeUs / sel[0].perNodeUs)}`);
   }
 }
-const out = opt('--json');
-if (out) writeFileSync(out, JSON.stringify({ bench: 'plan', node: process.version, date: new Date().toISOString(), rows }, null, 2));
+// The agent's pool-worker path (kg bench's plan-time measurement): snapshot + plan, and a
+// one-node change, in location granularity with 50 locations and 100 Peers.
+const worker: Measurement[] = [];
+for (const n of sizes) {
+  const cfg = { ...parseBenchFlags([]), nodes: n, locations: Math.min(50, n), peers: 100, timeBudgetMs: quick ? 100 : 800 };
+  const w = await measureCompute(cfg, loadCluster(cfg));
+  const key = `${n} nodes/${cfg.locations} loc/location`;
+  worker.push({ name: `worker/full/${key}`, unit: 'ms', p50: w.fullPlan.p50Ms, p99: w.fullPlan.p99Ms, min: w.fullPlan.minMs });
+  worker.push({ name: `worker/incremental/${key}`, unit: 'ms', p50: w.incrementalPlan.p50Ms, p99: w.incrementalPlan.p99Ms, min: w.incrementalPlan.minMs });
+  console.log(`pool-worker path, ${key}: full p50 ${f(w.fullPlan.p50Ms)} ms, one-node change p50 ${f(w.incrementalPlan.p50Ms)} ms`);
+}
+
+const out = opt('--json') ?? 'bench-results.json';
+const measurements: Measurement[] = rows.flatMap((r): Measurement[] => {
+  const key = `${r.nodes} nodes/${r.locations} loc/${r.granularity}`;
+  return [
+    { name: `plan/full/${key}`, unit: 'ms', p50: r.p50, p99: r.p99, min: r.min },
+    { name: `plan/agent-replan/${key}`, unit: 'ms', p50: r.agentP50 },
+    { name: `baseline/structuredClone/${key}`, unit: 'ms', p50: r.cloneP50 },
+  ];
+}).concat(worker);
+writeFileSync(out, JSON.stringify(resultsFile('plan', measurements, { rows }), null, 2) + '\n');
+process.stderr.write(`results written to ${out}\n`);

@@ -125,6 +125,9 @@ export class RouteReconciler {
         const r = await this.exec.run('ip', ['-force', '-batch', '-'], ops.map((o) => o.line).join('\n') + '\n');
         report.batches++;
         const failed = r.code === 0 ? new Map<number, string>() : failedBatchLines(r.stderr);
+        // Routes the kernel refused (a missing device, say) are retried on the next pass, without
+        // a re-read of the whole table: at 10,000 routes that read costs more than the pass.
+        const retry: string[] = [];
         if (r.code !== 0 && failed.size === 0) failed.set(0, r.stderr.trim() || `ip exited ${r.code}`);
         ops.forEach((op, i) => {
           const err = failed.get(i + 1);
@@ -135,6 +138,7 @@ export class RouteReconciler {
               return;
             }
             report.errors.push({ kind: 'routes', item: op.line, message: err });
+            retry.push(op.key);
             return;
           }
           report.writes++;
@@ -147,9 +151,12 @@ export class RouteReconciler {
           }
         });
         if (failed.has(0)) report.errors.push({ kind: 'routes', item: 'batch', message: failed.get(0)! });
+        // A failure not tied to a line leaves the kernel's state unknown: re-read next time.
+        if (failed.has(0)) owned = null;
+        else for (const k of retry) this.dirty.add(k);
       }
-      if (full) for (const k of this.desired.keys()) if (owned.has(k)) this.applied.add(k);
-      this.cache = report.errors.length === 0 ? owned : null;
+      if (full && owned) for (const k of this.desired.keys()) if (owned.has(k)) this.applied.add(k);
+      this.cache = owned;
     } catch (e) {
       report.errors.push({ kind: 'routes', item: 'read', message: (e as Error).message });
       this.cache = null;

@@ -153,6 +153,8 @@ export interface DataplaneMetrics {
   resyncs: number;
   /** Duration of the last pass per kind, ms. */
   lastDurationMs: Record<string, number>;
+  /** V8 heap in use by the I/O worker's isolate (set by the worker when asked). */
+  heapBytes?: number;
 }
 
 export interface CleanUpOptions {
@@ -171,7 +173,8 @@ export interface IoWorkerApi {
   /** Push events travel over the MessagePort passed as workerData.events (see workers/io-client.ts). */
   init(options: Partial<DataplaneOptions>): Promise<void>;
   /** Apply a whole desired state, numbered `seq` (deltas name it as their base). */
-  apply(desired: DesiredState, seq: number): Promise<ApplyResult>;
+  /** A whole state, as an object or as its JSON text (parsed in the worker: one string copy to move). */
+  apply(desired: DesiredState | string, seq: number): Promise<ApplyResult>;
   /** Apply a delta against the state numbered `delta.base` (see diff/desired.ts). */
   applyDelta(delta: DesiredDelta): Promise<ApplyResult>;
   resync(): Promise<ApplyResult>;

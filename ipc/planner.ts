@@ -83,6 +83,8 @@ export type PlanAnswer =
       graph?: string;
       planMs: number;
       parseMs: number;
+      /** V8 heap in use by the planner worker that answered. */
+      heapBytes?: number;
     }
   | { ok: false; needSnapshot: true }
   | { ok: false; error: string };

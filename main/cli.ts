@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // `kg`: the agent's command line. Subcommands: plan, version; with no subcommand, the agent.
 import { readFileSync } from 'node:fs';
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { exitAfterDrain, isEntry } from './entry.js';
 import { AGENT_FLAGS, PLAN_FLAGS, flagHelp, parseFlags, validateLogLevel } from './flags.js';
 import { runAgent } from './run.js';
 import { runPlan } from './plan-command.js';
+import { WEBHOOK_FLAGS, runWebhook } from './webhook.js';
 
 export function version(): string {
   try {
@@ -21,6 +21,8 @@ const USAGE = `kg is the Kilo agent: it joins this node to the WireGuard mesh.
 Usage:
   kg [flags]              run the agent
   kg plan [flags]         print what the agent would program on one node, offline
+  kg bench [flags]        measure what kg costs each node and the API server at a cluster size
+  kg webhook [flags]      run the Peer validating admission webhook (HTTPS)
   kg version              print the version
 
 Flags:
@@ -56,6 +58,22 @@ export async function main(argv: string[]): Promise<number> {
     }
     return runPlan(argv.slice(1));
   }
+  if (argv[0] === 'webhook') {
+    if (help) {
+      process.stdout.write(`kg webhook validates Peers for the API server (POST /validate, AdmissionReview v1).\n\nUsage:\n  kg webhook --cert-file FILE --key-file FILE [flags]\n\nFlags:\n${flagHelp(WEBHOOK_FLAGS)}\n`);
+      return 0;
+    }
+    return runWebhook(argv.slice(1), version());
+  }
+  if (argv[0] === 'bench') {
+    // Loaded on demand: the agent never pays for the benchmark's imports.
+    const bench = await import('../bench/capacity/command.js');
+    if (help) {
+      process.stdout.write(bench.BENCH_USAGE);
+      return 0;
+    }
+    return bench.runBench(argv.slice(1));
+  }
   if (help) {
     process.stdout.write(USAGE);
     return 0;
@@ -70,16 +88,9 @@ export async function main(argv: string[]): Promise<number> {
   return runAgent(argv, version());
 }
 
-function isEntry(): boolean {
-  try {
-    return !!process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-if (isEntry()) {
+if (isEntry(import.meta.url)) {
   main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
+    exitAfterDrain,
     (err: unknown) => {
       process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
       process.exit(1);

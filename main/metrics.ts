@@ -34,6 +34,8 @@ export function createMetrics() {
       buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000], registers: [registry],
     }),
     pendingChanges: new Gauge({ name: 'kg_pending_changes', help: 'Changes waiting for the next plan.', registers: [registry] }),
+    // The process metrics count the main thread's heap only; each worker is an isolate of its own.
+    plannerHeap: new Gauge({ name: 'kg_planner_heap_bytes', help: 'V8 heap in use by the planner worker that answered last.', registers: [registry] }),
     events: new Counter({ name: 'kg_watch_events_total', help: 'Watch events received, by resource and kind of change.', labelNames: ['resource', 'change'], registers: [registry] }),
     watchRestarts: new Counter({ name: 'kg_watch_restarts_total', help: 'Watches restarted (server timeout, silence, errors).', labelNames: ['resource'], registers: [registry] }),
     relists: new Counter({ name: 'kg_watch_relists_total', help: 'Full relists (410 Gone or start-up).', labelNames: ['resource'], registers: [registry] }),

@@ -96,7 +96,10 @@ export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly
   const warnings: string[] = [];
   // Name order (stable for duplicates) keeps warnings independent of the input's order.
   const parsed = nodeObjs.map((o) => parseNode(o, topologyLabel));
-  parsed.sort((a, b) => byText(a.value.name, b.value.name));
+  // API servers list in name order: check that (linear) before paying for a sort.
+  let sorted = true;
+  for (let i = 1; i < parsed.length && sorted; i++) sorted = byText(parsed[i - 1].value.name, parsed[i].value.name) <= 0;
+  if (!sorted) parsed.sort((a, b) => byText(a.value.name, b.value.name));
   const nodes = new Map<string, MeshNode>();
   for (const r of parsed) {
     if (!r.value.name) {

@@ -124,22 +124,11 @@ function filterAllowedLocationIPs(k: number, done: readonly Segment[], bases: re
  * memoised on its first member, so that a re-plan after a one-node change rebuilds one segment,
  * not 5,000; and the last allocated Segment is kept with it, so that a segment whose members and
  * WireGuard IP did not move is the very same object (what is derived from it is reused too).
+ * Its allowedIPs lack the WireGuard IP (allocation appends it); its allowedLocationIPs are sorted
+ * and de-duplicated but not yet filtered.
  */
-interface SegmentBase {
-  readonly location: string;
+interface SegmentBase extends Omit<Segment, 'wireGuardIP'> {
   readonly members: readonly MeshNode[];
-  readonly leader: number;
-  readonly hostnames: string[];
-  readonly endpoint: Endpoint | null;
-  readonly key: string;
-  readonly persistentKeepalive: number;
-  /** Without the WireGuard IP, which allocation appends. */
-  readonly allowedIPs: CIDR[];
-  /** Sorted and de-duplicated, not yet filtered. */
-  readonly allowedLocationIPs: CIDR[];
-  readonly cidrs: (CIDR | null)[];
-  readonly privateIPs: IP[];
-  readonly cniCompatibilityIPs: (CIDR | null)[];
   last: { ip: IP; seg: Segment } | null;
 }
 

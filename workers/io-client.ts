@@ -6,7 +6,7 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { DeltaTracker, type DesiredDelta } from '../diff/desired.js';
 import type { ApplyResult, CleanUpOptions, DataplaneEvent, DataplaneMetrics, DataplaneOptions, DesiredState, IoWorkerApi, ObservedState } from '../ipc/dataplane.js';
 
@@ -165,7 +165,7 @@ export class IoClient {
    * Applies a whole state numbered by the caller (the planner pool's delta tracker), bypassing
    * this client's own tracker: deltas against it then come from the caller via applyPrepared.
    */
-  async applyFull(desired: DesiredState, seq: number): Promise<ApplyResult> {
+  async applyFull(desired: DesiredState | string, seq: number): Promise<ApplyResult> {
     // The caller owns the states now: a restart must not replay an older one.
     this.lastDesired = null;
     this.tracker.reset();
@@ -263,6 +263,7 @@ export class IoClient {
     delta(cur.errors, prev?.errors, (k, d) => m.errors.labels(k).inc(d));
     const dr = cur.resyncs - (prev?.resyncs ?? 0);
     if (dr > 0) m.resyncs.inc(dr);
+    if (cur.heapBytes !== undefined) m.heap.set(cur.heapBytes);
   }
 }
 
@@ -280,6 +281,8 @@ function makeMetrics(registry: Registry) {
     errors: new Counter({ name: 'kg_dataplane_errors_total', help: 'Failed dataplane writes or reads by reconciler.', labelNames: ['kind'], registers: reg }),
     resyncs: new Counter({ name: 'kg_dataplane_resyncs_total', help: 'Full re-reads of the kernel state (periodic, drift repair, retries).', registers: reg }),
     restarts: new Counter({ name: 'kg_io_worker_restarts_total', help: 'Restarts of the dataplane I/O worker after it died.', registers: reg }),
+    // The process metrics count the main thread's heap only; each worker is an isolate of its own.
+    heap: new Gauge({ name: 'kg_io_worker_heap_bytes', help: 'V8 heap in use by the I/O worker thread.', registers: reg }),
     duration: new Histogram({
       name: 'kg_dataplane_pass_duration_seconds',
       help: 'Duration of one dataplane pass in the I/O worker.',

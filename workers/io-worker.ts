@@ -3,6 +3,7 @@
 // logs) go out over the MessagePort handed in as workerData.events.
 // A kernel error never ends this thread: every failure becomes a report, a metric and a retry.
 
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
@@ -32,8 +33,8 @@ const api: IoWorkerApi = {
     if (dp !== null) await dp.close();
     dp = new Dataplane(options, emit);
   },
-  apply(desired: DesiredState, seq: number): Promise<ApplyResult> {
-    return need().apply(desired, seq);
+  apply(desired: DesiredState | string, seq: number): Promise<ApplyResult> {
+    return need().apply(typeof desired === 'string' ? (JSON.parse(desired) as DesiredState) : desired, seq);
   },
   applyDelta(delta: DesiredDelta): Promise<ApplyResult> {
     return need().applyDelta(delta);
@@ -45,7 +46,7 @@ const api: IoWorkerApi = {
     return need().observe();
   },
   async metrics(): Promise<DataplaneMetrics> {
-    return need().metrics();
+    return { ...need().metrics(), heapBytes: getHeapStatistics().used_heap_size };
   },
   cleanUp(options: CleanUpOptions): Promise<ApplyResult> {
     return need().cleanUp(options);

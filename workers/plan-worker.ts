@@ -2,6 +2,7 @@
 // BroadcastChannel, and answers plan tasks against a given replica version. The desired dataplane
 // state goes back as JSON text: strings cross threads as one copy, where a structured clone of
 // 40,000 objects would cost more than the plan itself.
+import { getHeapStatistics } from 'node:v8';
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { DeltaTracker } from '../diff/desired.js';
 import { parseIP } from '../plan/addr.js';
@@ -222,6 +223,7 @@ export default async function run(task: PlanTask): Promise<PlanAnswer> {
       graph: task.graph && r.topology ? topologyDOT(r.topology) : undefined,
       planMs: performance.now() - t1,
       parseMs: t1 - t0,
+      heapBytes: getHeapStatistics().used_heap_size,
     };
   } catch (e) {
     return { ok: false, error: (e as Error).message };

@@ -5,19 +5,13 @@ import { parseArgs } from 'node:util';
 import { generateNodes, generatePeers } from './generate.js';
 import { storeHeartbeats } from './heartbeat.js';
 import { startApiServer } from './server.js';
+import { SIMULATOR_OPTIONS } from './options.js';
 
 const { values } = parseArgs({
   options: {
-    nodes: { type: 'string', default: '0' },
-    peers: { type: 'string', default: '0' },
-    locations: { type: 'string' },
-    https: { type: 'boolean', default: false },
-    host: { type: 'string', default: '127.0.0.1' },
-    port: { type: 'string', default: '0' },
+    ...SIMULATOR_OPTIONS,
     token: { type: 'string' },
     'no-auth': { type: 'boolean', default: false },
-    kubeconfig: { type: 'string' },
-    'history-size': { type: 'string' },
     'heartbeat-period': { type: 'string', description: 'seconds; patch every node\'s last-seen once per period (0: off)' },
     'bookmark-interval': { type: 'string', description: 'seconds' },
     'no-crds': { type: 'boolean', default: false },

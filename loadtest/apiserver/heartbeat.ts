@@ -3,6 +3,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Store } from './store.js';
+import { advertisedPeriod, checkInPeriodSeconds, CHECK_IN_PERIOD_ANNOTATION, type HeartbeatPolicy } from '../../plan/heartbeat.js';
 
 export interface HeartbeatOptions {
   names: string[];
@@ -11,6 +12,8 @@ export interface HeartbeatOptions {
   tickMs?: number;
   /** Stop after this many rounds over all names (default: run until stopped). */
   rounds?: number;
+  /** Names that skip their turn (a node whose agent has stopped); may change while running. */
+  skip?: ReadonlySet<string>;
 }
 
 export interface Heartbeats {
@@ -38,6 +41,7 @@ function drive(o: HeartbeatOptions, patch: PatchFn): Heartbeats {
     const limit = Math.min(due, done + o.names.length);
     for (; done < limit; done++) {
       const name = o.names[done % o.names.length];
+      if (o.skip?.has(name)) continue;
       try {
         const r = patch(name, now);
         if (r) {
@@ -65,6 +69,37 @@ export function storeHeartbeats(store: Store, o: HeartbeatOptions): Heartbeats {
   return drive(o, (name, now) => {
     store.patchAnnotations(t, undefined, name, { 'kilo.squat.ai/last-seen': now });
   });
+}
+
+/**
+ * Heartbeats written into a store as agents in a heartbeat mode (plan/heartbeat.ts) would send
+ * them: Kilo's 30 s period, or the adaptive period for the cluster's size, with the period
+ * advertised in kilo.squat.ai/check-in-period (set it on the objects at creation too, see
+ * checkInAnnotations, so that readers stretch the readiness window from the start).
+ */
+export function modeHeartbeats(
+  store: Store,
+  o: Omit<HeartbeatOptions, 'periodMs'> & {
+    policy: HeartbeatPolicy;
+    nodeCount?: number;
+    /** Overrides: a different period, and annotations to set (null deletes), e.g. for a round that switches modes. */
+    periodSeconds?: number;
+    annotations?: Record<string, string | null>;
+  },
+): Heartbeats & { periodSeconds: number } {
+  const periodSeconds = o.periodSeconds ?? checkInPeriodSeconds(o.policy, o.nodeCount ?? o.names.length);
+  const extra = o.annotations ?? checkInAnnotations(o.policy, o.nodeCount ?? o.names.length);
+  const t = store.nodes();
+  const hb = drive({ ...o, periodMs: periodSeconds * 1000 }, (name, now) => {
+    store.patchAnnotations(t, undefined, name, { 'kilo.squat.ai/last-seen': now, ...extra });
+  });
+  return { ...hb, periodSeconds };
+}
+
+/** The annotations a node in this mode carries besides last-seen (none in Kilo's mode). */
+export function checkInAnnotations(p: HeartbeatPolicy, nodeCount: number): Record<string, string> {
+  const v = advertisedPeriod(p, checkInPeriodSeconds(p, nodeCount));
+  return v === undefined ? {} : { [CHECK_IN_PERIOD_ANNOTATION]: v };
 }
 
 /** Heartbeats sent as HTTP merge patches, as agents send them. */

@@ -27,6 +27,17 @@ export const BUILTIN_TYPES: ResourceType[] = [
     shortNames: ['crd', 'crds'],
     categories: ['api-extensions'],
   }),
+  // Stored-only kinds that kg's deployment manifests (manifests/) hold, so that `kubectl apply`
+  // of every manifest runs against the simulator; nothing acts on them.
+  t('', 'v1', 'services', 'Service', true, { shortNames: ['svc'], categories: ['all'] }),
+  t('', 'v1', 'secrets', 'Secret', true),
+  t('apps', 'v1', 'deployments', 'Deployment', true, { shortNames: ['deploy'], categories: ['all'] }),
+  t('batch', 'v1', 'jobs', 'Job', true, { categories: ['all'] }),
+  t('rbac.authorization.k8s.io', 'v1', 'roles', 'Role', true),
+  t('rbac.authorization.k8s.io', 'v1', 'rolebindings', 'RoleBinding', true),
+  t('admissionregistration.k8s.io', 'v1', 'validatingwebhookconfigurations', 'ValidatingWebhookConfiguration', false),
+  // As if the Prometheus Operator's CRDs were installed.
+  t('monitoring.coreos.com', 'v1', 'podmonitors', 'PodMonitor', true, { categories: ['all', 'prometheus-operator'] }),
 ];
 
 export const INITIAL_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];

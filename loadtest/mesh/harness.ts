@@ -31,6 +31,11 @@ export interface MeshOptions {
   flags?: string[];
   /** Extra arguments for the API simulator (e.g. --nodes 5000 --heartbeat-period 30). */
   apiArgs?: string[];
+  /**
+   * Another simulator entry point (a path inside the build, e.g. loadtest/sim-driver.js) taking
+   * the same arguments; it runs with an IPC channel (Mesh.api) so a load test can drive it.
+   */
+  apiScript?: string;
   /** A state directory (logs, kubeconfig); default /tmp/<prefix>. */
   stateDir?: string;
   log?: (line: string) => void;
@@ -90,6 +95,8 @@ export class Mesh {
   readonly mntRoot: string;
   kubeconfig = '';
   apiURL = '';
+  /** The API simulator's process (with an IPC channel when `apiScript` is set). */
+  api: ChildProcess | null = null;
   private readonly log: (line: string) => void;
   private readonly procs = new Set<ChildProcess>();
 
@@ -167,10 +174,11 @@ export class Mesh {
   private async startApi(): Promise<void> {
     this.kubeconfig = join(this.state, 'kubeconfig');
     const out = join(this.state, 'api.log');
-    const p = spawn('ip', ['netns', 'exec', this.apiNs, process.execPath, join(DIST, 'loadtest/apiserver/cli.js'), '--https', '--host', '192.168.77.2', '--port', '6443', '--kubeconfig', this.kubeconfig, ...(this.o.apiArgs ?? [])], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const p = spawn('ip', ['netns', 'exec', this.apiNs, process.execPath, join(DIST, this.o.apiScript ?? 'loadtest/apiserver/cli.js'), '--https', '--host', '192.168.77.2', '--port', '6443', '--kubeconfig', this.kubeconfig, ...(this.o.apiArgs ?? [])], {
+      stdio: this.o.apiScript ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
     });
     this.procs.add(p);
+    this.api = p;
     let text = '';
     p.stdout!.on('data', (c: Buffer) => (text += c.toString()));
     p.stderr!.on('data', (c: Buffer) => writeFileSync(out, c, { flag: 'a' }));
@@ -228,7 +236,8 @@ export class Mesh {
   async startKg(name: string, extra: string[] = [], waitHealthy = true): Promise<void> {
     const n = this.node(name);
     const args = [
-      `--mount=${n.mnt}`, `--net=/run/netns/${n.netns}`, '--', process.execPath, join(DIST, 'main/cli.js'),
+      // KG_NODE_ARGS: node flags for the agents (e.g. --cpu-prof, which NODE_OPTIONS refuses).
+      `--mount=${n.mnt}`, `--net=/run/netns/${n.netns}`, '--', process.execPath, ...(process.env.KG_NODE_ARGS ?? '').split(' ').filter(Boolean), join(DIST, 'main/cli.js'),
       '--hostname', name, '--kubeconfig', this.kubeconfig, '--listen', ':1107', '--resync-period', '10s', '--log-level', 'info',
       ...(this.o.flags ?? []), ...(n.spec.flags ?? []), ...extra,
     ];

@@ -130,12 +130,18 @@ test('routes: a bad route is reported and retried; the rest is applied', async (
   assert.equal(rep.errors.length, 1);
   assert.match(rep.errors[0].item, /10\.99\.0\.0\/24/);
   assert.equal(staticRoutes(node).length, 42);
-  // the device appears; the retry (a re-reading pass) installs the route
+  // an ordinary pass retries just that route, without re-reading the whole table
+  rep = await rr.reconcile(false);
+  assert.deepEqual([rep.errors.length, rep.writes, rep.read], [1, 0, false]);
+  // the device appears; the next ordinary pass installs the route, still without a re-read
   node.ip('link', 'add', 'kilo9', 'type', 'bridge');
   node.ip('link', 'set', 'kilo9', 'up');
-  rep = await rr.reconcile(true);
-  assert.deepEqual([rep.errors.length, rep.writes], [0, 1]);
+  rep = await rr.reconcile(false);
+  assert.deepEqual([rep.errors.length, rep.writes, rep.read], [0, 1, false]);
   assert.equal(staticRoutes(node).length, 43);
+  // and a re-reading pass finds nothing left to do
+  rep = await rr.reconcile(true);
+  assert.deepEqual([rep.errors.length, rep.writes, rep.read], [0, 0, true]);
 });
 
 test('routes: the route monitor repairs a deleted route without a resync call', async (t) => {

@@ -2,6 +2,7 @@
 // that grows with the cluster and checks in at that period; readers honour a remote node's
 // advertised period (its window is twice the period) and Kilo's 60 s window otherwise; back in
 // kilo mode the annotation is removed, so the Node is again exactly what a Go agent writes.
+// Also here, on the same small mesh: a Peer's DNS endpoint is resolved by the agent.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPair } from '../../main/keys.js';
@@ -66,6 +67,16 @@ test('heartbeat: adaptive period advertised and honoured; kilo mode removes it',
     const wgPeers = () => mesh.on('h1', ['wg', 'show', 'kilo0', 'peers']).split('\n').filter(Boolean).sort();
     const want = [remotes[1].key, remotes[2].key].sort();
     await waitFor(`WireGuard peers = r-adaptive, r-fresh`, () => JSON.stringify(wgPeers()) === JSON.stringify(want), 20_000, 500);
+  });
+
+  await t.test('a Peer’s DNS endpoint is resolved (here through the node’s /etc/hosts)', async () => {
+    const key = generateKeyPair().publicKey;
+    mesh.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'kilo.squat.ai/v1alpha1', kind: 'Peer', metadata: { name: 'dns-peer' }, spec: { allowedIPs: ['10.5.0.9/32'], publicKey: key, endpoint: { dnsOrIP: { dns: 'h1' }, port: 51999 } } }),
+    });
+    const want = `${key}\t${mesh.node('h1').ip}:51999`;
+    await waitFor(`WireGuard endpoint ${want}`, () => mesh.on('h1', ['wg', 'show', 'kilo0', 'endpoints']).split('\n').includes(want), 20_000, 500);
+    mesh.kubectl(['delete', 'peer', 'dns-peer']);
   });
 
   await t.test('back in kilo mode the annotation is removed', async () => {

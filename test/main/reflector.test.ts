@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { startApiServer, type ApiServer } from '../../loadtest/apiserver/index.js';
 import { KubeClient, loadKubeConfig } from '../../main/kube.js';
 import { createLogger, silentLogger } from '../../main/log.js';
-import { Reflector, type ReflectorEvent } from '../../main/reflector.js';
+import { Reflector, type ReflectorEvent, type ReflectorOptions } from '../../main/reflector.js';
 
 const node = (name: string, ann: Record<string, string> = {}) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name, annotations: ann }, spec: { podCIDR: '10.42.0.0/24' } });
 
@@ -20,18 +20,22 @@ async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Pro
   }
 }
 
-async function setup(t: { after: (fn: () => Promise<void> | void) => void }, nodes = 3, o: { watchdogMs?: number } = {}) {
+type After = { after: (fn: () => Promise<void> | void) => void };
+type Ann = { name: string; ann: Record<string, string> };
+
+/** A reflector over Nodes of an HTTPS simulator, synced; by default records keep the annotations. */
+async function setup<T = Ann>(t: After, nodes = 3, o: Partial<ReflectorOptions<T>> = {}) {
   const api: ApiServer = await startApiServer({ https: true, nodes: Array.from({ length: nodes }, (_, i) => node(`n${i}`)) });
   const dir = mkdtempSync(join(tmpdir(), 'kg-refl-'));
   const kc = join(dir, 'kubeconfig');
   writeFileSync(kc, api.kubeconfig);
   const client = new KubeClient(loadKubeConfig({ kubeconfig: kc, master: '' }));
-  const events: ReflectorEvent<{ name: string; ann: Record<string, string> }>[] = [];
-  const r = new Reflector({
+  const events: ReflectorEvent<T>[] = [];
+  const r = new Reflector<T>({
     client, path: '/api/v1/nodes', log: process.env.KG_TEST_LOG ? createLogger({ level: 'debug', write: (l) => process.stderr.write(l + '\n') }) : silentLogger, pageSize: 2, watchTimeoutSeconds: 30, backoffInitialMs: 20, backoffMaxMs: 200,
-    watchdogMs: o.watchdogMs,
-    slim: (x) => ({ name: x.metadata!.name!, ann: ((x.metadata as { annotations?: Record<string, string> }).annotations) ?? {} }),
+    slim: (x) => ({ name: x.metadata!.name!, ann: ((x.metadata as { annotations?: Record<string, string> }).annotations) ?? {} }) as T,
     onEvent: (e) => events.push(e),
+    ...o,
   });
   t.after(async () => {
     await r.stop();
@@ -105,31 +109,15 @@ test('reflector: 429 and 500 are retried with backoff, and the watch resumes', a
 });
 
 test('reflector: a metadata-only watch keeps what the list brought (merge) and takes amendments', async (t) => {
-  const api = await startApiServer({ https: true, nodes: [node('n0')] });
-  const dir = mkdtempSync(join(tmpdir(), 'kg-refl-'));
-  const kc = join(dir, 'kubeconfig');
-  writeFileSync(kc, api.kubeconfig);
-  const client = new KubeClient(loadKubeConfig({ kubeconfig: kc, master: '' }));
   type Rec = { name: string; podCIDR: string; x: string };
-  const events: ReflectorEvent<Rec>[] = [];
-  const r = new Reflector<Rec>({
-    client, path: '/api/v1/nodes', log: silentLogger, watchTimeoutSeconds: 30,
+  const { api, r, events } = await setup<Rec>(t, 1, {
     watchAccept: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json',
     slim: (o) => {
       const x = o as { kind?: string; metadata: { name: string; annotations?: Record<string, string> }; spec?: { podCIDR?: string } };
       return { name: x.metadata.name, podCIDR: x.spec?.podCIDR ?? '', x: `${x.kind}:${x.metadata.annotations?.x ?? ''}` };
     },
     merge: (fresh, old) => (fresh.podCIDR || !old ? fresh : { ...fresh, podCIDR: old.podCIDR }),
-    onEvent: (e) => events.push(e),
   });
-  t.after(async () => {
-    await r.stop();
-    client.close();
-    await api.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  r.start();
-  await until('synced', () => r.hasSynced);
   assert.deepEqual(r.store.get('n0'), { name: 'n0', podCIDR: '10.42.0.0/24', x: 'Node:' }, 'the list brings whole Nodes');
   await until('watch open', () => r.connected && r.stats.watches > 0);
   api.store.patchAnnotations(api.store.nodes(), undefined, 'n0', { x: '1' });

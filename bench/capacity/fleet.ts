@@ -1,0 +1,47 @@
+// Fleet planning throughput: every node of the cluster planned (workers/fleet.ts planFleet, as the
+// fleet check does), in a piscina pool against one thread. It plans N nodes of N each, so it grows
+// with N²: under --fleet=auto it runs only when a calibration (a few plans timed here) predicts
+// both runs fit FLEET_BUDGET_S; --fleet=on forces it.
+import { availableParallelism } from 'node:os';
+import { parseCluster, plan } from '../../plan/plan.js';
+import { planFleet } from '../../workers/fleet.js';
+import { planOptions, type BenchCluster } from './cluster.js';
+import type { BenchConfig } from './options.js';
+
+export const FLEET_BUDGET_S = 15;
+
+export type FleetResult =
+  | { ran: true; nodesPlanned: number; threads: number; poolPlansPerSecond: number; oneThreadPlansPerSecond: number; speedup: number; poolMs: number; oneThreadMs: number }
+  | { ran: false; reason: string; estimatedSeconds?: number };
+
+/** Seconds to plan every node once in one thread, from timing a few plans. */
+function estimateSeconds(cfg: BenchConfig, bc: BenchCluster): number {
+  const c = parseCluster(bc.nodes, bc.peers, cfg.topologyLabel);
+  const sample = c.nodes.filter((_, i) => i % Math.max(1, Math.floor(c.nodes.length / 5)) === 0).slice(0, 5);
+  const t0 = performance.now();
+  for (const n of sample) plan(c, planOptions(cfg, n.name, bc.now), { describe: false });
+  return (((performance.now() - t0) / sample.length) * c.nodes.length) / 1000;
+}
+
+export async function measureFleet(cfg: BenchConfig, bc: BenchCluster): Promise<FleetResult> {
+  if (cfg.fleet === 'off') return { ran: false, reason: 'disabled with --fleet=off' };
+  const threads = Math.max(2, availableParallelism());
+  if (cfg.fleet === 'auto') {
+    // One thread, then the pool (ideally 1/threads of it); the fleet check's compile step adds ~50 %.
+    const est = estimateSeconds(cfg, bc) * 1.5 * (1 + 1 / threads);
+    if (est > FLEET_BUDGET_S) {
+      return { ran: false, estimatedSeconds: Math.round(est), reason: `planning all ${bc.nodes.length} nodes twice would take ~${Math.round(est)} s here (budget ${FLEET_BUDGET_S} s); pass --fleet=on to run it` };
+    }
+  }
+  const { hostname: _, ...shared } = planOptions(cfg, '', bc.now);
+  const one = await planFleet(bc.nodes, bc.peers, { threads: 1, plan: shared, topologyLabel: cfg.topologyLabel });
+  const pool = await planFleet(bc.nodes, bc.peers, { threads, plan: shared, topologyLabel: cfg.topologyLabel });
+  const n = pool.nodes.length;
+  return {
+    ran: true, nodesPlanned: n, threads,
+    oneThreadMs: one.ms.plan, poolMs: pool.ms.plan,
+    oneThreadPlansPerSecond: one.nodes.length / (one.ms.plan / 1000),
+    poolPlansPerSecond: n / (pool.ms.plan / 1000),
+    speedup: one.ms.plan / pool.ms.plan,
+  };
+}

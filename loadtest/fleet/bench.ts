@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Fleet plan + verify on its own: one thread against the pool, on the simulator's generated
+// cluster (the same nodes and Peers as the load test), alternating so both see the same machine.
+//   node dist/loadtest/fleet/bench.js [--nodes 5000] [--locations 50] [--peers 100] [--granularity location|full] [--threads 2] [--rounds 2]
+import { parseArgs } from 'node:util';
+import { generateNodes, generatePeers } from '../apiserver/generate.js';
+import { fleetPlanOptions, planFleet } from '../../workers/fleet.js';
+import type { NodeObject } from '../../plan/node.js';
+import type { PeerObject } from '../../plan/peer.js';
+
+const { values } = parseArgs({ options: {
+  nodes: { type: 'string', default: '5000' }, locations: { type: 'string', default: '50' }, peers: { type: 'string', default: '100' },
+  granularity: { type: 'string', default: 'location' }, threads: { type: 'string', default: '2' }, rounds: { type: 'string', default: '2' },
+} });
+const n = Number(values.nodes);
+const nodes = generateNodes({ count: n, locations: Number(values.locations), realistic: false }) as NodeObject[];
+const peers = generatePeers({ count: Number(values.peers) }) as PeerObject[];
+const o = fleetPlanOptions(['--mesh-granularity', values.granularity!, '--encapsulate', 'never']);
+const s = (ms: number) => (ms / 1000).toFixed(1);
+const best = new Map<number, number>();
+for (let r = 0; r < Number(values.rounds); r++) {
+  for (const threads of [1, Number(values.threads)]) {
+    const res = await planFleet(nodes, peers, { threads, verify: true, ...o });
+    if (!res.verify!.ok) throw new Error(`fleet check failed: ${res.verify!.examples.slice(0, 3).join('; ')}`);
+    const total = res.ms.total;
+    best.set(threads, Math.min(best.get(threads) ?? Infinity, total));
+    console.log(`${n} nodes (${values.granularity}), ${threads} thread(s): plan ${s(res.ms.parse + res.ms.plan)} s + verify ${s(res.ms.verify)} s = ${s(total)} s; ${res.verify!.paths} paths ok`);
+  }
+}
+const one = best.get(1)!;
+const pool = best.get(Number(values.threads))!;
+console.log(`best: 1 thread ${s(one)} s, pool of ${values.threads} ${s(pool)} s: ${(one / pool).toFixed(2)}×`);

@@ -1,0 +1,24 @@
+// Reads what a node's kernel holds (static routes, rules, the WireGuard device, iptables) inside
+// its namespaces, with the dataplane's own readers and parsers, for compareKernel().
+import { Exec } from '../../dataplane/exec.js';
+import { detectBackend, toolsFor } from '../../dataplane/iptables.js';
+import { readStaticRoutes } from '../../dataplane/routes.js';
+import { parseIpRules } from '../../diff/routes.js';
+import { parseWgDump } from '../../diff/wireguard.js';
+import { parseSave } from '../../diff/iptables.js';
+import type { KernelState } from './verify.js';
+
+export async function readKernel(ns: { net: string; mount?: string }, wgInterface = 'kilo0'): Promise<KernelState> {
+  const exec = new Exec(ns, 30_000);
+  const routes = await readStaticRoutes(exec);
+  const [r4, r6] = await Promise.all([exec.run('ip', ['-4', '-j', 'rule', 'show']), exec.run('ip', ['-6', '-j', 'rule', 'show'])]);
+  if (r4.code !== 0) throw new Error(`ip rule show: ${r4.stderr.trim()}`);
+  const rules = [...parseIpRules(r4.stdout), ...(r6.code === 0 ? parseIpRules(r6.stdout) : [])];
+  const wg = await exec.run('wg', ['show', wgInterface, 'dump']);
+  // No device (a non-leader, or none yet) reads as null; compareKernel says whether one was due.
+  const wireguard = wg.code === 0 ? parseWgDump(wg.stdout) : null;
+  const backend = await detectBackend(exec);
+  const save = await exec.run(toolsFor(backend, 'ipv4').save, []);
+  if (save.code !== 0) throw new Error(`iptables-save: ${save.stderr.trim()}`);
+  return { routes, rules, wireguard, iptables: { ipv4: parseSave(save.stdout) } };
+}

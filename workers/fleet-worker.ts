@@ -1,0 +1,114 @@
+// The fleet planner's worker (workers/fleet.ts): plans a range of nodes of one cluster snapshot
+// and compiles each plan for the fleet check (loadtest/fleet/verify.ts). The cluster arrives once
+// per worker in workerData and is parsed once; a task is just a range of node indices.
+import { workerData } from 'node:worker_threads';
+import { nodeReady } from '../plan/node.js';
+import type { NodeObject } from '../plan/node.js';
+import { peerReady, type PeerObject } from '../plan/peer.js';
+import { parseCluster, plan, type Cluster, type PlanOptions } from '../plan/plan.js';
+import type { PlanJSON } from '../plan/types.js';
+import { compileNode, lookups, verifyFleet, type CompiledNode, type FleetIndex, type IndexLookups, type VerifyReport } from '../loadtest/fleet/verify.js';
+
+export interface FleetInput {
+  nodes: NodeObject[];
+  peers: PeerObject[];
+  plan: Omit<PlanOptions, 'hostname'>;
+  topologyLabel: string;
+  /** Hostnames whose whole plan JSON comes back (e.g. the real agents, for kernel = plan). */
+  keepPlans: string[];
+}
+
+export interface FleetContext {
+  input: FleetInput;
+  cluster: Cluster;
+  index: FleetIndex;
+  lk: IndexLookups;
+  keep: Set<string>;
+}
+
+/** One node's result: what the fleet check needs, plus counts for reports. */
+export interface NodeSummary {
+  hostname: string;
+  ready: boolean;
+  leader: boolean;
+  location: string;
+  wireGuardCIDR: string;
+  routes: number;
+  rules: number;
+  wgPeers: number;
+  iptablesRules: number;
+  cni: boolean;
+  tunnel: string | null;
+  warnings: number;
+  planMs: number;
+  /** Compiled forwarding (null for a node that is not ready: it programs nothing). */
+  compiled: CompiledNode | null;
+  /** The whole plan, for hostnames in keepPlans. */
+  plan?: PlanJSON;
+}
+
+/** The fleet's index (node order, readiness, keys, Peers) from a parsed cluster. */
+export function fleetIndex(c: Cluster, o: Omit<PlanOptions, 'hostname'>): FleetIndex {
+  const peers = c.peers.filter(peerReady);
+  return {
+    names: c.nodes.map((n) => n.name),
+    ready: c.nodes.map((n) => nodeReady(n, o.now)),
+    leader: c.nodes.map(() => false),
+    keys: c.nodes.map((n) => n.key ?? ''),
+    podCIDRs: c.nodes.map((n) => n.subnet?.s ?? null),
+    privateIPs: c.nodes.map((n) => n.internalIP?.ip.s ?? null),
+    peers: peers.map((p) => ({ name: p.name, publicKey: p.publicKey ?? '', allowedIPs: p.allowedIPs.map((a) => a.s) })),
+    kiloIface: o.interface,
+  };
+}
+
+export function fleetContext(input: FleetInput): FleetContext {
+  const cluster = parseCluster(input.nodes, input.peers, input.topologyLabel);
+  const index = fleetIndex(cluster, input.plan);
+  return { input, cluster, index, lk: lookups(index), keep: new Set(input.keepPlans) };
+}
+
+export function planRange(ctx: FleetContext, from: number, to: number): NodeSummary[] {
+  const out: NodeSummary[] = [];
+  const o = ctx.input.plan;
+  for (let i = from; i < to && i < ctx.index.names.length; i++) {
+    const hostname = ctx.index.names[i];
+    const t0 = performance.now();
+    // No `reuse` (plan/memo.ts): measured, memoising across these plans costs more than it saves.
+    const r = plan(ctx.cluster, { ...o, hostname }, { describe: ctx.keep.has(hostname) });
+    const j = r.json;
+    const ready = ctx.index.ready[i];
+    out.push({
+      hostname, ready, leader: j.leader, location: j.location, wireGuardCIDR: j.wireGuardCIDR,
+      routes: j.routes.length, rules: j.rules.length, wgPeers: j.wireguard.peers.length,
+      iptablesRules: j.iptables.prepend.length + j.iptables.append.length, cni: j.cni !== null, tunnel: j.tunnel?.dev ?? null,
+      warnings: j.warnings.length,
+      compiled: ready ? compileNode(ctx.index, ctx.lk, j) : null,
+      planMs: performance.now() - t0,
+      ...(ctx.keep.has(hostname) ? { plan: j } : {}),
+    });
+  }
+  return out;
+}
+
+let ctx: FleetContext | null = null;
+
+/** Verifies destinations [from, to) over every node's compiled arrays (shared memory, not copied). */
+export interface VerifyTask {
+  kind: 'verify';
+  from: number;
+  to: number;
+  leader: boolean[];
+  nodes: (CompiledNode | null)[];
+  peers: CompiledNode[];
+}
+
+/** piscina entry: plans nodes [from, to) of the snapshot in workerData, or verifies a range. */
+export default function run(task: { from: number; to: number } | VerifyTask): NodeSummary[] | VerifyReport {
+  ctx ??= fleetContext(workerData as FleetInput);
+  if ('kind' in task) {
+    const ix = { ...ctx.index, leader: task.leader };
+    return verifyFleet(ix, ctx.lk, task.nodes, task.peers, { from: task.from, to: task.to, interfaceChecks: task.from === 0 });
+  }
+  return planRange(ctx, task.from, task.to);
+}

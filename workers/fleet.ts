@@ -1,0 +1,142 @@
+// The fleet planner: plans every node of a cluster snapshot, for the fleet check and benchmarks.
+//
+//   import { planFleet, fleetPlanOptions, verifyPlannedFleet } from '../workers/fleet.js';
+//   const r = await planFleet(nodes, peers, { threads: 2, ...fleetPlanOptions(['--mesh-granularity', 'location']) });
+//   const report = verifyPlannedFleet(r);          // loadtest/fleet/verify.ts
+//
+// - `nodes`, `peers`: Node and Peer objects as the API serves them (as `kg plan --nodes/--peers`
+//   reads them; only the fields kg reads are sent to workers).
+// - FleetOptions: `threads`; `plan`: the plan options shared by every node, as `kg plan` builds
+//   them from its flags (fleetPlanOptions(argv) does exactly that; `hostname` is set per node);
+//   `topologyLabel`; `keepPlans`: hostnames whose whole plan JSON to keep (e.g. real agents, to
+//   compare with their kernels); `chunk`: nodes per task.
+// - threads = 1 plans in the calling thread: the single-thread baseline with no pool overhead.
+//   threads > 1 starts a piscina pool of that many workers (workers/fleet-worker.ts); the cluster
+//   goes to each worker once (workerData), and each task plans a range of node indices.
+// - FleetResult: `index` (node order, readiness, keys, pod CIDRs, ready Peers), one NodeSummary
+//   per node in name order (counts, leader, location, and `compiled`: the node's forwarding
+//   compiled for the fleet check), `peers`: every ready Peer's configuration (kgctl showconf peer)
+//   compiled the same way, and timings: `ms.parse` (parse + index in this thread), `ms.plan`
+//   (wall time to plan every node), `ms.verify`, `ms.total`.
+// - `verify: true` also runs the fleet check (`result.verify`), over the same threads: each task
+//   walks a range of destinations over every node's compiled arrays, held in shared memory.
+//   verifyPlannedFleet(result) runs it in the calling thread instead.
+import { Piscina } from 'piscina';
+import { parseFlags, toConfig, AGENT_FLAGS, PLAN_FLAGS } from '../main/flags.js';
+import type { NodeObject } from '../plan/node.js';
+import type { PeerObject } from '../plan/peer.js';
+import { plan, type PlanOptions } from '../plan/plan.js';
+import { peerConf } from '../plan/wireguard.js';
+import { compilePeer, lookups, mergeReports, verifyFleet, type CompiledNode, type FleetIndex, type VerifyReport } from '../loadtest/fleet/verify.js';
+import { fleetContext, planRange, type FleetContext, type FleetInput, type NodeSummary, type VerifyTask } from './fleet-worker.js';
+
+export type { NodeSummary } from './fleet-worker.js';
+
+export interface FleetOptions {
+  threads: number;
+  plan: Omit<PlanOptions, 'hostname'>;
+  topologyLabel?: string;
+  keepPlans?: string[];
+  chunk?: number;
+  /** Also run the fleet check, spread over the same threads (destination ranges). */
+  verify?: boolean;
+}
+
+export interface FleetResult {
+  index: FleetIndex;
+  nodes: NodeSummary[];
+  peers: CompiledNode[];
+  threads: number;
+  /** The fleet check, when `verify` was asked for. */
+  verify?: VerifyReport;
+  ms: { parse: number; plan: number; verify: number; total: number };
+}
+
+/** Plan options for every node from kg's flags (as `kg plan` reads them), e.g. ['--mesh-granularity', 'full']. */
+export function fleetPlanOptions(argv: readonly string[] = [], now = Math.floor(Date.now() / 1000)): { plan: Omit<PlanOptions, 'hostname'>; topologyLabel: string } {
+  const { values } = parseFlags(['--hostname', 'fleet', ...argv], [...PLAN_FLAGS, ...AGENT_FLAGS]);
+  const cfg = toConfig(values);
+  return {
+    topologyLabel: cfg.topologyLabel,
+    plan: {
+      granularity: cfg.meshGranularity, subnet: cfg.subnet, encapsulate: cfg.encapsulate, local: cfg.local, cni: cfg.cni,
+      compatibility: cfg.compatibility, iptablesForwardRules: cfg.iptablesForwardRules, serviceCIDRs: cfg.serviceCIDRs,
+      interface: cfg.interface, mtu: cfg.mtu, privateInterface: values['private-interface'] as string,
+      tunnelInterface: values['tunnel-interface'] as string, now,
+    },
+  };
+}
+
+/** Only what kg reads from a Node: ~10 KiB kubelet objects become a few hundred bytes per worker. */
+function slim(n: NodeObject): NodeObject {
+  return { metadata: { name: n.metadata?.name, annotations: n.metadata?.annotations, labels: n.metadata?.labels }, spec: { podCIDR: n.spec?.podCIDR } };
+}
+
+export async function planFleet(nodes: readonly NodeObject[], peers: readonly PeerObject[], o: FleetOptions): Promise<FleetResult> {
+  if (!Number.isInteger(o.threads) || o.threads < 1 || o.threads > 64) throw new Error(`planFleet: threads must be 1..64, got ${o.threads}`);
+  const t0 = performance.now();
+  const input: FleetInput = {
+    nodes: nodes.map(slim), peers: [...peers], plan: o.plan,
+    topologyLabel: o.topologyLabel ?? 'topology.kubernetes.io/region', keepPlans: o.keepPlans ?? [],
+  };
+  const ctx = fleetContext(input);
+  const N = ctx.index.names.length;
+  const t1 = performance.now();
+  let summaries: NodeSummary[];
+  let compiledPeers: CompiledNode[] = [];
+  let report: VerifyReport | undefined;
+  let t2 = 0;
+  let t3 = 0;
+  if (o.threads === 1) {
+    summaries = planRange(ctx, 0, N);
+    t2 = performance.now();
+    compiledPeers = compilePeers(ctx, summaries, o);
+    if (o.verify) report = verifyFleet(ctx.index, ctx.lk, summaries.map((s) => s.compiled), compiledPeers);
+    t3 = performance.now();
+  } else {
+    const pool = new Piscina({ filename: new URL('./fleet-worker.js', import.meta.url).href, minThreads: o.threads, maxThreads: o.threads, workerData: input, idleTimeout: 1000 });
+    try {
+      // Small tasks balance the load; several per worker keep the queue busy.
+      const chunk = o.chunk ?? Math.max(1, Math.min(200, Math.ceil(N / (o.threads * 16))));
+      const tasks: Promise<NodeSummary[]>[] = [];
+      for (let from = 0; from < N; from += chunk) tasks.push(pool.run({ from, to: Math.min(N, from + chunk) }) as Promise<NodeSummary[]>);
+      summaries = (await Promise.all(tasks)).flat();
+      t2 = performance.now();
+      compiledPeers = compilePeers(ctx, summaries, o);
+      if (o.verify) {
+        // The compiled arrays live in shared memory: each task gets handles, not copies.
+        const nodes = summaries.map((s) => s.compiled);
+        const leader = ctx.index.leader;
+        const step = Math.ceil(N / (o.threads * 4));
+        const parts: Promise<VerifyReport>[] = [];
+        for (let from = 0; from < N; from += step) parts.push(pool.run({ kind: 'verify', from, to: Math.min(N, from + step), leader, nodes, peers: compiledPeers } satisfies VerifyTask) as Promise<VerifyReport>);
+        const t = performance.now();
+        report = mergeReports(await Promise.all(parts), 0);
+        report.ms = performance.now() - t;
+      }
+      t3 = performance.now();
+    } finally {
+      await pool.destroy();
+    }
+  }
+  if (report) report.ms = t3 - t2;
+  return { index: ctx.index, nodes: summaries, peers: compiledPeers, threads: o.threads, ...(report ? { verify: report } : {}), ms: { parse: t1 - t0, plan: t2 - t1, verify: t3 - t2, total: performance.now() - t0 } };
+}
+
+/** Every ready Peer's `kgctl showconf peer` configuration, compiled; the segments are the same from every node. */
+function compilePeers(ctx: FleetContext, summaries: readonly NodeSummary[], o: FleetOptions): CompiledNode[] {
+  summaries.forEach((s, i) => (ctx.index.leader[i] = s.leader));
+  const first = ctx.index.ready.indexOf(true);
+  if (first < 0 || ctx.index.peers.length === 0) return [];
+  const topo = plan(ctx.cluster, { ...o.plan, hostname: ctx.index.names[first] }, { describe: false }).topology;
+  return ctx.index.peers.map((p, k) => {
+    const conf = topo ? peerConf(topo, p.name).peers.map((x) => ({ publicKey: x.publicKey, allowedIPs: x.allowedIPs.map((a) => a.s) })) : [];
+    return compilePeer(ctx.index, ctx.lk, k, conf);
+  });
+}
+
+/** Runs the fleet check (loadtest/fleet/verify.ts) on a planned fleet. */
+export function verifyPlannedFleet(r: FleetResult): VerifyReport {
+  const lk = lookups(r.index);
+  return verifyFleet(r.index, lk, r.nodes.map((n) => n.compiled), r.peers);
+}
