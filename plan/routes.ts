@@ -2,7 +2,7 @@
 import { contains, network, oneAddress, type CIDR, type IP } from './addr.js';
 import type { Encapsulator } from './encapsulation.js';
 import { memoOn } from './memo.js';
-import { updateEndpoint, type Topology } from './topology.js';
+import { updateEndpoint, type Segment, type Topology } from './topology.js';
 import type { Route, Rule } from './types.js';
 
 export const KILO_TABLE = 1107;
@@ -54,12 +54,11 @@ function toRoute(r: RouteDraft): Route {
 
 const routeMemo = new WeakMap<CIDR, Route[]>();
 
-/** Drafts → routes; masking can make two drafts identical, and the kernel holds one of them. */
-function finish(drafts: RouteDraft[]): Route[] {
-  const routes = drafts.map(toRoute);
+/** Masking can make two routes identical, and the kernel holds one of them: drop the repeats. */
+function finish(routes: Route[], masked: boolean): Route[] {
   // Only masking (or duplicate input addresses) can repeat a route; skip the check when no
   // destination lost host bits, which is the common case and keeps 10,000-route plans cheap.
-  if (drafts.every((d, i) => d.dst.s === routes[i].dst)) return routes;
+  if (!masked) return routes;
   const seen = new Set<string>();
   const out: Route[] = [];
   for (const r of routes) {
@@ -71,13 +70,46 @@ function finish(drafts: RouteDraft[]): Route[] {
   return out;
 }
 
+/**
+ * The routes of one remote segment, memoised on the (reused) segment object together with what
+ * else they depend on (see topology.ts and memo.ts): a re-plan after a one-node change rebuilds
+ * the routes of one segment, not of 5,000.
+ */
+interface SegmentRoutes {
+  deps: readonly unknown[];
+  routes: Route[];
+  masked: boolean;
+}
+const segmentRoutes = new WeakMap<Segment, SegmentRoutes>();
+
 function rule(src: CIDR | null, dst: CIDR | null, iif: string | null): Rule {
   // Quirk (spec §16.19): no explicit priority; the kernel assigns one.
   return { src: src ? network(src).s : null, dst: dst?.s ?? null, iif, table: KILO_TABLE, priority: null };
 }
 
 export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: Rule[] } {
-  const out: RouteDraft[] = [];
+  const out: Route[] = [];
+  let masked = false;
+  const push = (d: RouteDraft): void => {
+    const r = toRoute(d);
+    if (r.dst !== d.dst.s) masked = true;
+    out.push(r);
+  };
+  /** Routes of a remote segment from the memo when `deps` are unchanged, else from `make`. */
+  const remote = (s: Segment, deps: readonly unknown[], make: () => void): void => {
+    const c = memoOn() ? segmentRoutes.get(s) : undefined;
+    if (c && c.deps.length === deps.length && c.deps.every((d, i) => d === deps[i])) {
+      for (const r of c.routes) out.push(r);
+      masked ||= c.masked;
+      return;
+    }
+    const start = out.length;
+    const before = masked;
+    masked = false;
+    make();
+    if (memoOn()) segmentRoutes.set(s, { deps, routes: out.slice(start), masked });
+    masked ||= before;
+  };
   const rules: Rule[] = [];
   const { enc } = o;
   const strategy = enc.strategy;
@@ -106,29 +138,32 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
     }
     const viaLeader = (dst: CIDR): RouteDraft => encap({ dst, gw, dev: o.privIface, src: null, table: null, onlink: true });
     for (const s of t.segments) {
-      out.push(viaLeader(oneAddress(s.wireGuardIP)));
-      if (s.location === t.location) {
-        if (o.local) {
-          for (let i = 0; i < s.cidrs.length; i++) {
-            const pip = s.privateIPs[i];
-            if (!pip || (privateIP && pip.s === privateIP.ip.s)) continue;
-            const nodeGw = enc.gw(null, pip, s.cniCompatibilityIPs[i], s.cidrs[i]);
-            const cidr = s.cidrs[i];
-            if (cidr) out.push(encap({ dst: cidr, gw: nodeGw, dev: o.privIface, src: null, table: null, onlink: true }));
-            if (crossesSubnet(pip)) {
-              out.push({ dst: oneAddress(pip), gw: nodeGw, dev: tunl, src: privateIP?.ip ?? null, table: KILO_TABLE, onlink: true });
-              rules.push(rule(t.subnet, oneAddress(pip), null));
-            }
-          }
-        }
+      if (s.location !== t.location) {
+        remote(s, [gw, o.privIface, strategy, privateIP, tunl], () => {
+          push(viaLeader(oneAddress(s.wireGuardIP)));
+          for (const c of s.cidrs) if (c) push(viaLeader(c));
+          for (const p of s.privateIPs) push(viaLeader(oneAddress(p)));
+          for (const a of s.allowedLocationIPs) push(viaLeader(a));
+        });
         continue;
       }
-      for (const c of s.cidrs) if (c) out.push(viaLeader(c));
-      for (const p of s.privateIPs) out.push(viaLeader(oneAddress(p)));
-      for (const a of s.allowedLocationIPs) out.push(viaLeader(a));
+      push(viaLeader(oneAddress(s.wireGuardIP)));
+      if (o.local) {
+        for (let i = 0; i < s.cidrs.length; i++) {
+          const pip = s.privateIPs[i];
+          if (!pip || (privateIP && pip.s === privateIP.ip.s)) continue;
+          const nodeGw = enc.gw(null, pip, s.cniCompatibilityIPs[i], s.cidrs[i]);
+          const cidr = s.cidrs[i];
+          if (cidr) push(encap({ dst: cidr, gw: nodeGw, dev: o.privIface, src: null, table: null, onlink: true }));
+          if (crossesSubnet(pip)) {
+            push({ dst: oneAddress(pip), gw: nodeGw, dev: tunl, src: privateIP?.ip ?? null, table: KILO_TABLE, onlink: true });
+            rules.push(rule(t.subnet, oneAddress(pip), null));
+          }
+        }
+      }
     }
-    for (const p of t.peers) for (const a of p.allowedIPs) out.push(viaLeader(a));
-    return { routes: finish(out), rules };
+    for (const p of t.peers) for (const a of p.allowedIPs) push(viaLeader(a));
+    return { routes: finish(out, masked), rules };
   }
 
   // §7.4: the leader routes other segments through WireGuard.
@@ -141,9 +176,9 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
           if (!pip || pip.s === privateIP.ip.s) continue;
           const nodeGw = enc.gw(null, pip, s.cniCompatibilityIPs[i], s.cidrs[i]);
           const cidr = s.cidrs[i];
-          if (cidr) out.push(encap({ dst: cidr, gw: nodeGw, dev: o.privIface, src: null, table: null, onlink: true }));
+          if (cidr) push(encap({ dst: cidr, gw: nodeGw, dev: o.privIface, src: null, table: null, onlink: true }));
           if (crossesSubnet(pip)) {
-            out.push({ dst: oneAddress(pip), gw: nodeGw, dev: tunl, src: privateIP.ip, table: KILO_TABLE, onlink: true });
+            push({ dst: oneAddress(pip), gw: nodeGw, dev: tunl, src: privateIP.ip, table: KILO_TABLE, onlink: true });
             rules.push(rule(t.subnet, oneAddress(pip), null));
             rules.push(rule(null, oneAddress(pip), o.kiloIface));
           }
@@ -155,7 +190,7 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
           if (!pip || pip.s === privateIP.ip.s) continue;
           const nodeGw = enc.gw(null, pip, s.cniCompatibilityIPs[i], s.cidrs[i]);
           if (nodeGw && nodeGw.s !== pip.s) {
-            out.push({ dst: oneAddress(pip), gw: nodeGw, dev: tunl, src: null, table: KILO_TABLE, onlink: true });
+            push({ dst: oneAddress(pip), gw: nodeGw, dev: tunl, src: null, table: KILO_TABLE, onlink: true });
             rules.push(rule(null, oneAddress(pip), o.kiloIface));
           }
         }
@@ -163,19 +198,21 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
       continue;
     }
     const ep = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
-    const epIP = ep?.ip?.s;
-    const viaSegment = (dst: CIDR): RouteDraft => ({ dst, gw: s.wireGuardIP, dev: o.kiloIface, src, table: null, onlink: true });
-    for (let i = 0; i < s.cidrs.length; i++) {
-      const c = s.cidrs[i];
-      if (c) out.push(viaSegment(c));
-      // A node reachable only through its endpoint address cannot be routed to through it.
-      if (s.privateIPs.length === 0 || !s.privateIPs[i] || s.privateIPs[i].s === epIP) continue;
-      out.push(viaSegment(oneAddress(s.privateIPs[i])));
-    }
-    for (const a of s.allowedLocationIPs) out.push(viaSegment(a));
+    remote(s, [ep, o.kiloIface, src], () => {
+      const epIP = ep?.ip?.s;
+      const viaSegment = (dst: CIDR): RouteDraft => ({ dst, gw: s.wireGuardIP, dev: o.kiloIface, src, table: null, onlink: true });
+      for (let i = 0; i < s.cidrs.length; i++) {
+        const c = s.cidrs[i];
+        if (c) push(viaSegment(c));
+        // A node reachable only through its endpoint address cannot be routed to through it.
+        if (s.privateIPs.length === 0 || !s.privateIPs[i] || s.privateIPs[i].s === epIP) continue;
+        push(viaSegment(oneAddress(s.privateIPs[i])));
+      }
+      for (const a of s.allowedLocationIPs) push(viaSegment(a));
+    });
   }
   for (const p of t.peers) {
-    for (const a of p.allowedIPs) out.push({ dst: a, gw: null, dev: o.kiloIface, src, table: null, onlink: false });
+    for (const a of p.allowedIPs) push({ dst: a, gw: null, dev: o.kiloIface, src, table: null, onlink: false });
   }
-  return { routes: finish(out), rules };
+  return { routes: finish(out, masked), rules };
 }
