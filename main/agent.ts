@@ -177,7 +177,7 @@ export class Agent {
     this.timers.push(setInterval(() => this.sweep(), 1000));
     this.scheduleCheckIn();
     // Roaming endpoints are learnt between changes too (handshakes happen without events).
-    this.timers.push(setInterval(() => this.refreshObserved(), this.o.checkInPeriodMs));
+    this.timers.push(setInterval(() => this.refreshObserved(true), this.o.checkInPeriodMs));
     if (this.o.config.resyncPeriodMs > 0) {
       this.timers.push(setInterval(() => {
         this.forceApply = true;
@@ -682,8 +682,17 @@ export class Agent {
   private observing = false;
 
   /** Reads the device in the background; a change in discovered endpoints schedules a plan. */
-  private refreshObserved(): void {
+  private lastObserved = 0;
+
+  /**
+   * Reads the device's peers for NAT discovery (spec §6.7). After an apply it runs at most every
+   * 5 s: a read of 5,000 peers occupies the I/O worker, and under churn it would delay the next
+   * change's writes; the periodic call (`force`) always runs.
+   */
+  private refreshObserved(force = false): void {
     if (this.observing || this.stopped) return;
+    if (!force && Date.now() - this.lastObserved < 5_000) return;
+    this.lastObserved = Date.now();
     this.observing = true;
     this.o.io.observe()
       .then((st) => {
