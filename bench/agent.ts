@@ -8,9 +8,10 @@
 //      CPU and its kernel writes over a window.
 //
 //   node dist/bench/agent.js [--nodes 5000] [--granularity full|location] [--changes 40] [--window 30]
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Mesh, waitFor } from '../loadtest/mesh/harness.js';
+import { Mesh } from '../loadtest/mesh/harness.js';
+import { RouteMonitor } from '../loadtest/mesh/monitor.js';
 
 const args = process.argv.slice(2);
 const opt = (n: string, d: string) => (args.includes(n) ? args[args.indexOf(n) + 1] : d);
@@ -62,21 +63,13 @@ try {
   console.log(`cold start → programmed: ${f(cold)} ms (${wgPeers} WireGuard peers, ${routes} routes, ${rules} iptables rules); RSS ${f(rssMB(pid))} MB`);
 
   // 2. Event → programmed. A route monitor in the node's namespace timestamps kernel changes.
-  const mon = spawn('ip', ['-n', mesh.node('kg-0').netns, 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  const seen = new Map<string, number>();
-  let buf = '';
-  mon.stdout.on('data', (c: Buffer) => {
-    const at = clockMs();
-    buf += c.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      const m = /^(172\.31\.\d+\.0\/24) /.exec(line);
-      if (m && !seen.has(m[1])) seen.set(m[1], at);
-    }
-  });
-  await new Promise((r) => setTimeout(r, 500));
+  const mon = new RouteMonitor(mesh.node('kg-0').netns);
+  await mon.start();
+  const added = async (what: string, dst: string, timeoutMs: number): Promise<number> => {
+    const at = await mon.wait('add', dst, timeoutMs);
+    if (at === null) throw new Error(`timed out waiting for ${what}`);
+    return at;
+  };
   const target = 'node-00010';
   const lat: number[] = [];
   const base: number[] = [];
@@ -93,17 +86,17 @@ try {
     const r = spawnSync('ip', ['netns', 'exec', mesh.apiNs, process.execPath, '-e', patchScript(cidr)], { encoding: 'utf8', timeout: 30_000 });
     if (r.status !== 0) throw new Error(`patch failed: ${r.stderr}`);
     const sent = Number(r.stdout);
-    const at = await waitFor(`route ${cidr} in the kernel`, () => seen.get(cidr), 10_000, 2);
+    const at = await added(`route ${cidr} in the kernel`, cidr, 10_000);
     lat.push(at - sent);
     // Baseline: the same kind of route written by hand, timed the same way.
     const hand = `172.31.${200 + (k % 50)}.0/24`;
-    seen.delete(hand);
+    mon.clear('add', hand);
     const t = clockMs();
     spawnSync('ip', ['-n', mesh.node('kg-0').netns, 'route', 'replace', hand, 'dev', 'kilo0']);
-    base.push((await waitFor('hand route', () => seen.get(hand), 5_000, 1)) - t);
+    base.push((await added('hand route', hand, 5_000)) - t);
     spawnSync('ip', ['-n', mesh.node('kg-0').netns, 'route', 'del', hand, 'dev', 'kilo0']);
   }
-  mon.kill();
+  mon.stop();
   // Where the time goes, from the agent's own histograms (sum ÷ count over the change loop).
   const after = mesh.http('kg-0', '/metrics').body;
   const avg = (name: string, labels = '') => {

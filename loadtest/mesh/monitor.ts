@@ -1,6 +1,5 @@
 // Kernel route changes as they happen in a namespace (`ip monitor route`), timestamped on
-// arrival: the end of event → programmed. Used by the load test; bench/agent.ts measures the
-// same way.
+// arrival: the end of event → programmed. Used by the load test and bench/agent.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 
 const clockMs = () => performance.timeOrigin + performance.now();
