@@ -10,7 +10,7 @@ import { lookup } from 'node:dns/promises';
 import { parseCIDR } from '../plan/addr.js';
 import { endpointReady, endpointString, newEndpoint, splitHostPort } from '../plan/endpoint.js';
 import { A, ANNOTATION_PREFIX, READY_WINDOW_SECONDS, parseInt64, parseNode, withLastSeen, type MeshNode, type NodeObject } from '../plan/node.js';
-import { MAX_CHECK_IN_SECONDS, checkInPeriodSeconds, periodChanged, readyWindowSeconds, type HeartbeatPolicy } from '../plan/heartbeat.js';
+import { MAX_CHECK_IN_SECONDS, nextAdvertised, readyWindowSeconds, type HeartbeatPolicy } from '../plan/heartbeat.js';
 import { parsePeer, validatePeer, type PeerObject } from '../plan/peer.js';
 import type { PlanOptions } from '../plan/plan.js';
 import type { PlanSummary } from '../ipc/planner.js';
@@ -245,12 +245,13 @@ export class Agent {
     }
     // An update that breaks a valid Peer keeps the last valid version (spec §3.3.5): what worked
     // is not lost to a bad edit. A new invalid Peer is reported by the planner as a warning.
-    if (e.type === 'update' && validatePeer(e.obj) !== null && validatePeer(e.old) === null) {
+    const invalid = validatePeer(e.obj);
+    if (e.type === 'update' && invalid !== null && validatePeer(e.old) === null) {
       this.o.metrics.annotationWarnings.inc();
-      this.log.warn('invalid Peer update ignored; keeping the last valid version', { peer: e.name, error: validatePeer(e.obj) });
+      this.log.warn('invalid Peer update ignored; keeping the last valid version', { peer: e.name, error: invalid });
       return;
     }
-    const dns = validatePeer(e.obj) === null ? parsePeer(e.obj).endpoint?.dns ?? '' : '';
+    const dns = invalid === null ? parsePeer(e.obj).endpoint?.dns ?? '' : '';
     if (dns) this.peerDns.set(e.name, dns);
     else this.peerDns.delete(e.name);
     this.o.pool.setPeer(e.name, e.obj);
@@ -485,10 +486,7 @@ export class Agent {
     // covers, so that readers stretch this node's window before it goes quiet for longer.
     const p = this.o.heartbeat;
     const advertisedBefore = this.advertised;
-    if (p?.mode === 'adaptive') {
-      const period = checkInPeriodSeconds(p, this.nodes.size + 1);
-      if (periodChanged(this.advertised, period)) this.advertised = period;
-    }
+    if (p?.mode === 'adaptive') this.advertised = nextAdvertised(p, this.advertised, this.nodes.size + 1);
     const next = withLastSeen(prev, this.now());
     const ann = this.annotationsOf(next);
     const ok = await this.publish(this.localObj.metadata?.annotations ?? {}, ann, 'checkin');
@@ -499,8 +497,9 @@ export class Agent {
     }
     this.local = next;
     this.localObj = { ...this.localObj, metadata: { ...this.localObj.metadata, annotations: { ...this.localObj.metadata?.annotations, ...ann } } };
-    this.o.pool.setLastSeen(this.o.config.hostname, next.lastSeen, this.localObj);
+    // A new period is a change the planner parses (the readiness window); last-seen alone is not.
     if (this.advertised !== advertisedBefore) this.o.pool.setNode(this.o.config.hostname, this.localObj);
+    else this.o.pool.setLastSeen(this.o.config.hostname, next.lastSeen, this.localObj);
   }
 
   // ---- planning and applying ------------------------------------------------------------

@@ -51,9 +51,15 @@ export function periodChanged(advertised: number, next: number): boolean {
   return Math.abs(next - advertised) > advertised / 10;
 }
 
-/** The annotation value to publish for a period (none for Kilo's own 30 s: Go-identical objects). */
-export function advertisedPeriod(p: HeartbeatPolicy, periodSeconds: number): string | undefined {
-  return p.mode === 'adaptive' ? String(periodSeconds) : undefined;
+/**
+ * The period a node advertises next, given the one it advertises now (0: none, so Kilo's 30 s and
+ * a Go-identical Node): always 0 in kilo mode; in adaptive mode the period for this cluster size,
+ * re-published only when it moved by more than 10 % (periodChanged).
+ */
+export function nextAdvertised(p: HeartbeatPolicy, advertised: number, nodeCount: number): number {
+  if (p.mode !== 'adaptive') return 0;
+  const period = checkInPeriodSeconds(p, nodeCount);
+  return periodChanged(advertised, period) ? period : advertised;
 }
 
 /**

@@ -3,7 +3,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Store } from './store.js';
-import { advertisedPeriod, checkInPeriodSeconds, CHECK_IN_PERIOD_ANNOTATION, type HeartbeatPolicy } from '../../plan/heartbeat.js';
+import { nextAdvertised, checkInPeriodSeconds, CHECK_IN_PERIOD_ANNOTATION, type HeartbeatPolicy } from '../../plan/heartbeat.js';
 
 export interface HeartbeatOptions {
   names: string[];
@@ -98,8 +98,9 @@ export function modeHeartbeats(
 
 /** The annotations a node in this mode carries besides last-seen (none in Kilo's mode). */
 export function checkInAnnotations(p: HeartbeatPolicy, nodeCount: number): Record<string, string> {
-  const v = advertisedPeriod(p, checkInPeriodSeconds(p, nodeCount));
-  return v === undefined ? {} : { [CHECK_IN_PERIOD_ANNOTATION]: v };
+  // What an agent of this policy advertises after its first check-in (plan/heartbeat.ts).
+  const v = nextAdvertised(p, 0, nodeCount);
+  return v === 0 ? {} : { [CHECK_IN_PERIOD_ANNOTATION]: String(v) };
 }
 
 /** Heartbeats sent as HTTP merge patches, as agents send them. */

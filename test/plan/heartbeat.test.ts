@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  CHECK_IN_PERIOD_ANNOTATION, MAX_CHECK_IN_SECONDS, checkInPeriodSeconds, heartbeatLoad, periodChanged, readyWindowSeconds,
+  CHECK_IN_PERIOD_ANNOTATION, MAX_CHECK_IN_SECONDS, checkInPeriodSeconds, heartbeatLoad, nextAdvertised, periodChanged, readyWindowSeconds,
   type HeartbeatPolicy,
 } from '../../plan/heartbeat.js';
 import { nodeReady, parseNode } from '../../plan/node.js';
@@ -28,6 +28,13 @@ test('an advertised period is re-published only when it moves by more than 10 %'
   assert.equal(periodChanged(300, 330), false);
   assert.equal(periodChanged(300, 331), true);
   assert.equal(periodChanged(300, 269), true);
+  // What a node advertises next: nothing in kilo mode or at Kilo's own period; sticky within 10 %.
+  assert.equal(nextAdvertised(kilo, 0, 5000), 0);
+  assert.equal(nextAdvertised(kilo, 334, 5000), 0, 'back in kilo mode the annotation goes');
+  assert.equal(nextAdvertised(adaptive, 0, 10), 0);
+  assert.equal(nextAdvertised(adaptive, 0, 5000), 334);
+  assert.equal(nextAdvertised(adaptive, 334, 5200), 334, '347 s is within 10 %');
+  assert.equal(nextAdvertised(adaptive, 334, 6000), 400);
 });
 
 test('readiness window: Kilo’s 60 s unless a longer period is advertised; bad values never shorten it', () => {
