@@ -7,7 +7,7 @@
 // Also here: the size of one heartbeat's Node watch event, the unit of API-server fan-out.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Store, generateNodes } from '../../loadtest/apiserver/index.js';
+import { Store, generateNodes, partialObjectMetadata } from '../../loadtest/apiserver/index.js';
 import { slimNode } from '../../main/agent.js';
 import { A, type NodeObject } from '../../plan/node.js';
 import type { KubeObject } from '../../loadtest/apiserver/index.js';
@@ -69,7 +69,7 @@ export async function measureMemory(cfg: BenchConfig, bc: BenchCluster): Promise
   const nodeWatchEventBytes = Math.round(lines.reduce((s, l) => s + Buffer.byteLength(l), 0) / lines.length);
   const nodeMetadataEventBytes = Math.round(lines.reduce((s, l) => {
     const e = JSON.parse(l) as { type: string; object: KubeObject };
-    return s + Buffer.byteLength(JSON.stringify({ type: e.type, object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: e.object.metadata } }) + '\n');
+    return s + Buffer.byteLength(JSON.stringify({ type: e.type, object: partialObjectMetadata(e.object) }) + '\n');
   }, 0) / lines.length);
 
   // Main thread: each event is parsed and slimmed; the full object becomes garbage at once.

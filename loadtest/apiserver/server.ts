@@ -118,9 +118,13 @@ function wantsMetadata(req: http.IncomingMessage): boolean {
   return /as=PartialObjectMetadata/.test(req.headers.accept ?? '');
 }
 
-function metadataOf(json: Buffer): object {
-  const o = JSON.parse(json.toString('utf8')) as KubeObject;
+/** An object as a metadata-only (PartialObjectMetadata) response carries it. */
+export function partialObjectMetadata(o: KubeObject): object {
   return { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata };
+}
+
+function metadataOf(json: Buffer): object {
+  return partialObjectMetadata(JSON.parse(json.toString('utf8')) as KubeObject);
 }
 
 // One metadata line per stored event, however many watchers receive it.
