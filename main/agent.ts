@@ -453,7 +453,7 @@ export class Agent {
     if (changed && !(await this.publish(cur, wantAnn, 'local'))) return;
     const before = this.local ? JSON.stringify(this.annotationsOf(this.local)) : '';
     this.local = want;
-    this.localObj = { ...obj, metadata: { ...obj.metadata, annotations: withoutUndefined({ ...cur, ...wantAnn }, wantAnn) } };
+    this.localObj = { ...obj, metadata: { ...obj.metadata, annotations: withPublished(cur, wantAnn) } };
     this.o.pool.setNode(this.o.config.hostname, this.localObj);
     if (JSON.stringify(wantAnn) !== before) this.schedule('local node');
   }
@@ -496,7 +496,7 @@ export class Agent {
       return; // the previous last-seen stays in memory (spec §11.4)
     }
     this.local = next;
-    this.localObj = { ...this.localObj, metadata: { ...this.localObj.metadata, annotations: { ...this.localObj.metadata?.annotations, ...ann } } };
+    this.localObj = { ...this.localObj, metadata: { ...this.localObj.metadata, annotations: withPublished(this.localObj.metadata?.annotations ?? {}, ann) } };
     // A new period is a change the planner parses (the readiness window); last-seen alone is not.
     if (this.advertised !== advertisedBefore) this.o.pool.setNode(this.o.config.hostname, this.localObj);
     else this.o.pool.setLastSeen(this.o.config.hostname, next.lastSeen, this.localObj);
@@ -772,9 +772,11 @@ export class Agent {
 /** A metadata-only watch, with whole objects as the fallback a server may choose (client-go's form). */
 const METADATA_WATCH_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
 
-function withoutUndefined(ann: Record<string, string | undefined>, want: Record<string, string>): Record<string, string> {
+/** The annotations after `publish` wrote `want`: its keys set, and the period removed when absent from it. */
+function withPublished(cur: Record<string, string>, want: Record<string, string>): Record<string, string> {
+  const ann = { ...cur, ...want };
   if (!(A.checkInPeriod in want)) delete ann[A.checkInPeriod];
-  return ann as Record<string, string>;
+  return ann;
 }
 
 function parseNodeQuick(o: NodeObject): { lastSeen: number; window: number; static: boolean; dns: string } {
