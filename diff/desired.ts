@@ -1,8 +1,8 @@
 // Desired-state deltas between threads. The agent plans whole states; sending a whole 5,000-node
 // state to the I/O worker costs a structured clone of ~35,000 objects and a full re-normalisation
-// there. Instead the client keeps cheap string keys of what it sent last and sends, per list, one
-// splice (common prefix and suffix trimmed): O(N) string compares on the main thread, O(changed)
-// everywhere after.
+// there. Instead the sender keeps the lists it sent last and sends, per list, one splice (common
+// prefix and suffix trimmed, items compared by identity, then by key): O(N) pointer compares on
+// the sender, O(changed) everywhere after.
 
 import type { DesiredPeer, DesiredState } from '../ipc/dataplane.js';
 import type { IptablesRule, Route } from '../plan/types.js';
@@ -29,9 +29,8 @@ export interface DesiredDelta {
   cni: DesiredState['cni'];
 }
 
-// Keys are memoised per item object: the planner hands back the same frozen route and rule
-// objects plan after plan, so a re-plan's keys are lookups, and equal keys are the same string
-// (compared by pointer in spliceOf) instead of 30,000 new strings to build and compare.
+// Keys are needed only where items differ by identity (spliceOf); they are memoised per frozen
+// item, so an item that moved between plans is keyed once.
 function memoKey<T extends object>(f: (x: T) => string): (x: T) => string {
   const m = new WeakMap<T, string>();
   return (x) => {
@@ -48,15 +47,20 @@ export const peerItemKey = memoKey((p: DesiredPeer): string =>
   `${p.publicKey}|${p.endpoint}|${p.persistentKeepalive}|${p.presharedKeySecret ?? ''}|${p.allowedIPs.join(',')}`);
 export const iptItemKey = memoKey((r: IptablesRule): string => `${r.family}|${r.table}|${r.chain}|${r.rule.join('\u0001')}`);
 
-/** One splice turning `prev` into `next` (by key), or null when equal. */
-export function spliceOf<T>(prevKeys: readonly string[], next: readonly T[], nextKeys: readonly string[]): Splice<T> | null {
+/**
+ * One splice turning `prev` into `next`, or null when equal. Items are compared by identity
+ * first (the planner hands back the same frozen objects plan after plan, so a re-plan's common
+ * prefix and suffix cost one pointer compare per item), then by key.
+ */
+export function spliceOf<T>(prev: readonly T[], next: readonly T[], key: (x: T) => string): Splice<T> | null {
+  const eq = (a: T, b: T) => a === b || key(a) === key(b);
   let pre = 0;
-  const pl = prevKeys.length;
-  const nl = nextKeys.length;
-  while (pre < pl && pre < nl && prevKeys[pre] === nextKeys[pre]) pre++;
+  const pl = prev.length;
+  const nl = next.length;
+  while (pre < pl && pre < nl && eq(prev[pre], next[pre])) pre++;
   if (pre === pl && pre === nl) return null;
   let suf = 0;
-  while (suf < pl - pre && suf < nl - pre && prevKeys[pl - 1 - suf] === nextKeys[nl - 1 - suf]) suf++;
+  while (suf < pl - pre && suf < nl - pre && eq(prev[pl - 1 - suf], next[nl - 1 - suf])) suf++;
   return { start: pre, deleteCount: pl - pre - suf, items: next.slice(pre, nl - suf) };
 }
 
@@ -66,71 +70,62 @@ export function applySplice<T>(arr: T[], s: Splice<T> | null): T[] {
   return arr.splice(s.start, s.deleteCount, ...s.items);
 }
 
-interface Keys {
-  peers: string[];
-  routes: string[];
-  prepend: string[];
-  append: string[];
-  rest: string;
-}
-
 const restKey = (d: DesiredState): string =>
   JSON.stringify([d.interface, d.wireguard && { ...d.wireguard, peers: undefined }, d.rules, d.iptables.chains, d.tunnel, d.cni]);
 
-function keysOf(d: DesiredState): Keys {
-  return {
-    peers: (d.wireguard?.peers ?? []).map(peerItemKey),
-    routes: d.routes.map(routeItemKey),
-    prepend: d.iptables.prepend.map(iptItemKey),
-    append: d.iptables.append.map(iptItemKey),
-    rest: restKey(d),
-  };
+/** Sender side: remembers the last state sent and produces deltas against it. */
+interface Sent {
+  peers: readonly DesiredPeer[];
+  routes: readonly Route[];
+  prepend: readonly IptablesRule[];
+  append: readonly IptablesRule[];
+  rest: string;
 }
 
-/** Main-thread side: remembers the keys of the last state sent and produces deltas. */
+// Copies of the lists (pointers only): a caller may reuse or change its arrays after a send.
+const sent = (d: DesiredState): Sent => ({
+  peers: [...(d.wireguard?.peers ?? [])], routes: [...d.routes], prepend: [...d.iptables.prepend], append: [...d.iptables.append], rest: restKey(d),
+});
+
 export class DeltaTracker {
-  private keys: Keys | null = null;
-  private last: DesiredState | null = null;
+  private last: Sent | null = null;
   seq = 0;
 
   /** Forget the last state (the receiver lost it): the next call needs a full send. */
   reset(): void {
-    this.keys = null;
     this.last = null;
   }
 
   get hasBase(): boolean {
-    return this.keys !== null;
+    return this.last !== null;
   }
 
   /** Record a full send. */
   full(d: DesiredState): void {
-    this.keys = keysOf(d);
-    this.last = d;
+    this.last = sent(d);
     this.seq++;
   }
 
   /** The delta from the last state to `d` (which becomes the last state). Requires a base. */
   delta(d: DesiredState): DesiredDelta {
-    if (this.keys === null || this.last === null) throw new Error('DeltaTracker: no base state');
-    const k = keysOf(d);
-    const prev = this.keys;
-    const rest = k.rest === prev.rest;
+    if (this.last === null) throw new Error('DeltaTracker: no base state');
+    const prev = this.last;
+    const next = sent(d);
+    const rest = next.rest === prev.rest;
     const delta: DesiredDelta = {
       base: this.seq,
       interface: d.interface,
       wireguard: d.wireguard === null ? null : { privateKey: d.wireguard.privateKey, listenPort: d.wireguard.listenPort, mtu: d.wireguard.mtu, address: d.wireguard.address },
-      peers: spliceOf(prev.peers, d.wireguard?.peers ?? [], k.peers),
-      routes: spliceOf(prev.routes, d.routes, k.routes),
+      peers: spliceOf(prev.peers, next.peers, peerItemKey),
+      routes: spliceOf(prev.routes, next.routes, routeItemKey),
       rules: rest ? null : d.rules,
       chains: rest ? null : d.iptables.chains,
-      prepend: spliceOf(prev.prepend, d.iptables.prepend, k.prepend),
-      append: spliceOf(prev.append, d.iptables.append, k.append),
+      prepend: spliceOf(prev.prepend, next.prepend, iptItemKey),
+      append: spliceOf(prev.append, next.append, iptItemKey),
       tunnel: d.tunnel,
       cni: d.cni,
     };
-    this.keys = k;
-    this.last = d;
+    this.last = next;
     this.seq++;
     return delta;
   }

@@ -17,9 +17,11 @@ import type { PlanSummary } from '../ipc/planner.js';
 import type { ApplyResult } from '../ipc/dataplane.js';
 import type { Config } from './flags.js';
 import type { Discovered } from './discovery.js';
-import { KubeError, type KubeClient } from './kube.js';
+import { KubeError } from './kube-error.js';
+import type { KubeClient } from './kube.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import { Pacer } from './pacer.js';
 import { Reflector, type KubeObject, type ReflectorEvent } from './reflector.js';
 import type { PlanPool } from '../workers/plan-pool.js';
 import type { IoClient } from '../workers/io-client.js';
@@ -39,7 +41,7 @@ export interface AgentOptions {
   host: Discovered;
   publicKey: string;
   privateKey: string;
-  /** Coalescing window for bursts of changes. */
+  /** Average minimum time between plans under churn (main/pacer.ts); bursts are coalesced. */
   minSyncIntervalMs: number;
   /** Heartbeat (check-in) period; the Go-compatible default is 30 s (the minimum when adaptive). */
   checkInPeriodMs: number;
@@ -101,7 +103,7 @@ export class Agent {
   private pendingEvents = 0;
   private running = false;
   private timer: NodeJS.Timeout | null = null;
-  private lastPlanAt = 0;
+  private readonly pacer: Pacer;
   private lastReady = '';
   /** The sequence number of the desired state the I/O worker holds (null: none or unknown). */
   private ioSeq: number | null = null;
@@ -121,6 +123,7 @@ export class Agent {
 
   constructor(private readonly o: AgentOptions) {
     this.now = o.now ?? (() => Math.floor(Date.now() / 1000));
+    this.pacer = new Pacer(o.minSyncIntervalMs, 3, performance.now());
     this.log = o.log;
     const common = {
       client: o.client, log: o.log,
@@ -511,10 +514,11 @@ export class Agent {
     this.pendingSince ??= performance.now();
     this.o.metrics.pendingChanges.set(this.pendingEvents);
     if (this.running || this.timer) return;
-    const wait = Math.max(0, this.lastPlanAt + this.o.minSyncIntervalMs - performance.now());
+    const wait = this.pacer.delay(performance.now());
     this.log.debug('reconcile scheduled', { reason, inMs: Math.round(wait) });
     this.timer = setTimeout(() => {
       this.timer = null;
+      this.pacer.take(performance.now());
       this.inflight = this.reconcile();
     }, wait);
   }
@@ -654,6 +658,8 @@ export class Agent {
       this.log.info('mesh programmed', {
         leader: s.leader, nodes: s.readyNodes, peers: s.readyPeers, wgPeers: s.wgPeers, routes: s.routes, writes: res.writes,
         parseMs: Math.round(a.parseMs), planMs: Math.round(a.planMs), applyMs: Math.round(res.durationMs), events,
+        waitMs: since === null ? null : Math.round(t0 - since), roundTripMs: Math.round(t1 - t0), latencyMs: since === null ? null : Math.round(performance.now() - since),
+        kernelMs: Object.fromEntries(res.reports.filter((r) => r.writes > 0 || r.read).map((r) => [r.kind, Math.round(r.durationMs)])),
       });
     } catch (e) {
       m.errors.labels('apply').inc();
@@ -663,7 +669,6 @@ export class Agent {
       this.log.error('reconcile failed', { error: (e as Error).message });
     } finally {
       this.running = false;
-      this.lastPlanAt = performance.now();
       if (this.pendingEvents > 0 && !this.stopped) {
         const n = this.pendingEvents;
         this.pendingEvents = 0;

@@ -3,7 +3,6 @@
 import { readFileSync } from 'node:fs';
 import { exitAfterDrain, isEntry } from './entry.js';
 import { AGENT_FLAGS, PLAN_FLAGS, flagHelp, parseFlags, validateLogLevel } from './flags.js';
-import { runAgent } from './run.js';
 import { runPlan } from './plan-command.js';
 import { WEBHOOK_FLAGS, runWebhook } from './webhook.js';
 
@@ -85,6 +84,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
+  // Loaded on demand: `kg plan`, `kg version` and the flag checks do not pay for the Kubernetes
+  // client library (~0.5 s of module loading).
+  const { runAgent } = await import('./run.js');
   return runAgent(argv, version());
 }
 

@@ -53,7 +53,7 @@ export const AGENT_FLAGS: FlagDef[] = [
   // kg's own flags (not in the Go agent).
   { name: 'key-dir', type: 'string', default: '/var/lib/kilo', usage: 'Directory of the WireGuard private key file (kg).' },
   { name: 'planner-threads', type: 'int', default: 1, usage: 'Threads of the planner pool; the agent plans one node, one change at a time, so 1 is enough and keeps memory low; set explicitly, containers misreport CPUs (kg).' },
-  { name: 'min-sync-interval', type: 'duration', default: '100ms', usage: 'Minimum time between two plans; bursts of changes are coalesced (kg).' },
+  { name: 'min-sync-interval', type: 'duration', default: '100ms', usage: 'Plans are held to one per interval on average; a change after a quiet spell is planned at once, and changes during churn are coalesced (kg).' },
   { name: 'check-in-period', type: 'duration', default: '30s', usage: 'Heartbeat period of the own node (the minimum in adaptive mode); Go agents expect 30s (kg).' },
   { name: 'heartbeat', type: 'string', default: 'kilo', usage: 'Heartbeat mode: kilo (Go-compatible, every --check-in-period) or adaptive (all-kg clusters only: the period grows with the cluster to stay under --heartbeat-budget writes/s) (kg).' },
   { name: 'heartbeat-budget', type: 'string', default: '15', usage: 'Adaptive heartbeat mode: cluster-wide Node writes per second to stay under (kg).' },

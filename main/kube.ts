@@ -7,11 +7,9 @@ import https from 'node:https';
 import { existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 
-export class KubeError extends Error {
-  constructor(message: string, readonly status: number, readonly body: unknown = null, readonly retryAfterMs: number | null = null) {
-    super(message);
-  }
-}
+import { KubeError } from './kube-error.js';
+
+export { KubeError };
 
 export interface RequestOptions {
   body?: unknown;

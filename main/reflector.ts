@@ -5,7 +5,8 @@
 // relist it emits the difference against what it held, deletes included, so consumers never miss
 // an object that vanished while the watch was down.
 import type { Logger } from './log.js';
-import { KubeError, type KubeClient } from './kube.js';
+import { KubeError } from './kube-error.js';
+import type { KubeClient } from './kube.js';
 
 export interface KubeObject {
   metadata?: { name?: string; resourceVersion?: string };

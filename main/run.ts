@@ -6,7 +6,7 @@ import { discover, readHost } from './discovery.js';
 import { AGENT_FLAGS, FlagError, parseFlags, toConfig, type Config } from './flags.js';
 import { createHttpServer, parseListen } from './http.js';
 import { loadOrCreateKey } from './keys.js';
-import { KubeClient, loadKubeConfig } from './kube.js';
+import type { KubeClient } from './kube.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { PlanPool } from '../workers/plan-pool.js';
@@ -32,16 +32,17 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
   log.info(`Starting Kilo network mesh '${version}'.`, { hostname: cfg.hostname, granularity: cfg.meshGranularity });
   const keys = loadOrCreateKey(cfg.keyDir);
   if (keys.generated) log.warn('no valid private key found; generated a new one', { dir: cfg.keyDir });
-  const client = new KubeClient(loadKubeConfig({ kubeconfig: cfg.kubeconfig, master: cfg.master }));
-  const host = discover(await readHost(cfg.hostname), { ignore: [cfg.interface, 'kube-bridge'], internalCIDRs: cfg.internalCIDRs });
-  log.info('host discovered', { privateIP: host.privateIP?.s ?? null, publicIP: host.publicIP?.s ?? null, privateInterface: host.privateIface, mtu: host.autoMTU });
   const metrics = createMetrics();
+  const ipv6 = ipv6Enabled();
+  // The worker threads start first: they load their modules and the planner's code on their own
+  // threads while this one loads the Kubernetes client (the longest import) and reads the host.
+  const pool = new PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel });
   let onIoRestart = () => {};
   const io = new IoClient(
     // The agent drives resyncs (--resync-period re-plans, then re-reads the kernel when nothing
     // changed): a second timer in the worker would re-read 5,000 peers and 30,000 rules twice.
     // Its route monitor still repairs route drift at once.
-    { interface: cfg.interface, createInterface: cfg.createInterface, resyncPeriodMs: 0, ipv6: ipv6Enabled() },
+    { interface: cfg.interface, createInterface: cfg.createInterface, resyncPeriodMs: 0, ipv6 },
     {
       registry: metrics.registry,
       onRestart: () => onIoRestart(),
@@ -51,8 +52,22 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
       },
     },
   );
-  await io.start();
-  const pool = new PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel });
+  const ioStarted = io.start();
+  let client: KubeClient;
+  let host: Awaited<ReturnType<typeof discover>>;
+  try {
+    const kube = await import('./kube.js');
+    client = new kube.KubeClient(kube.loadKubeConfig({ kubeconfig: cfg.kubeconfig, master: cfg.master }));
+    host = discover(await readHost(cfg.hostname), { ignore: [cfg.interface, 'kube-bridge'], internalCIDRs: cfg.internalCIDRs });
+    log.info('host discovered', { privateIP: host.privateIP?.s ?? null, publicIP: host.publicIP?.s ?? null, privateInterface: host.privateIface, mtu: host.autoMTU });
+    await ioStarted;
+  } catch (e) {
+    // A bad kubeconfig or host: stop the threads started above, then report.
+    await ioStarted.catch(() => {});
+    await pool.close().catch(() => {});
+    await io.close().catch(() => {});
+    throw e;
+  }
   const agent = new Agent({
     config: cfg, log, client, metrics, pool, io, host, publicKey: keys.publicKey, privateKey: keys.privateKey,
     minSyncIntervalMs: cfg.minSyncIntervalMs, checkInPeriodMs: cfg.checkInPeriodMs, heartbeat: cfg.heartbeat,

@@ -3,7 +3,7 @@
 import { oneAddress, type CIDR } from './addr.js';
 import { encapsulationRules, type Encapsulator } from './encapsulation.js';
 import { memoOn } from './memo.js';
-import type { Topology } from './topology.js';
+import type { Segment, Topology } from './topology.js';
 import type { Family, IptablesChain, IptablesJSON, IptablesRule } from './types.js';
 
 export interface IptablesOptions {
@@ -50,6 +50,19 @@ function natJump(dir: '-s' | '-d', c: CIDR): IptablesRule {
   if (hit) return hit;
   const r: IptablesRule = { family: fam(c), table: 'nat', chain: 'POSTROUTING', rule: [dir, c.s, '-m', 'comment', '--comment', JUMP_NAT, '-j', 'KILO-NAT'] };
   return m ? remember(m, c, r) : r;
+}
+
+// A segment's own rules depend on the segment alone: a reused segment (topology.ts) hands back
+// its list, one lookup instead of one per address.
+const segmentMemo = new WeakMap<Segment, readonly IptablesRule[]>();
+function segmentReturns(s: Segment): readonly IptablesRule[] {
+  const hit = memoOn() ? segmentMemo.get(s) : undefined;
+  if (hit) return hit;
+  // "WireGuared" is Kilo's spelling; the string is the rule's identity, so it stays.
+  const out = [natReturn(oneAddress(s.wireGuardIP), WG_RETURN)];
+  for (const a of s.allowedIPs) out.push(natReturn(a, KNOWN_RETURN));
+  if (memoOn()) segmentMemo.set(s, out);
+  return out;
 }
 
 function r(family: Family, table: string, chain: string, rule: string[]): IptablesRule {
@@ -108,9 +121,7 @@ export function iptablesRules(t: Topology, o: IptablesOptions): IptablesJSON {
   }
 
   for (const s of t.segments) {
-    // "WireGuared" is Kilo's spelling; the string is the rule's identity, so it stays.
-    prepend.push(natReturn(oneAddress(s.wireGuardIP), WG_RETURN));
-    for (const a of s.allowedIPs) prepend.push(natReturn(a, KNOWN_RETURN));
+    for (const x of segmentReturns(s)) prepend.push(x);
     if (s.location === t.location) {
       // Allowed-location IPs are deliberately not exempted from NAT (spec §8.2).
       for (const l of s.allowedLocationIPs) prepend.push(natJump('-d', l));

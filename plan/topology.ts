@@ -129,6 +129,8 @@ function filterAllowedLocationIPs(k: number, done: readonly Segment[], bases: re
  */
 interface SegmentBase extends Omit<Segment, 'wireGuardIP'> {
   readonly members: readonly MeshNode[];
+  /** The members' discovered endpoints, in member order (most nodes have none). */
+  readonly discovered: readonly (readonly [string, UDPAddr])[];
   last: { ip: IP; seg: Segment } | null;
 }
 
@@ -152,7 +154,9 @@ function segmentBase(location: string, members: readonly MeshNode[]): SegmentBas
   const cidrs: (CIDR | null)[] = [];
   const cniCompatibilityIPs: (CIDR | null)[] = [];
   const hostnames: string[] = [];
+  const discovered: [string, UDPAddr][] = [];
   for (const m of members) {
+    if (m.discoveredEndpoints) for (const e of m.discoveredEndpoints) discovered.push(e);
     if (m.subnet) allowedIPs.push(m.subnet);
     if (m.internalIP) {
       allowedIPs.push(m.internal32 ?? oneAddress(m.internalIP.ip));
@@ -171,7 +175,7 @@ function segmentBase(location: string, members: readonly MeshNode[]): SegmentBas
   const l = members[leader];
   const base: SegmentBase = {
     location, members: memo ? [...members] : members, leader, hostnames, endpoint: l.endpoint, key: l.key ?? '', persistentKeepalive: l.persistentKeepalive,
-    allowedIPs, allowedLocationIPs, cidrs, privateIPs, cniCompatibilityIPs, last: null,
+    allowedIPs, allowedLocationIPs, cidrs, privateIPs, cniCompatibilityIPs, discovered, last: null,
   };
   if (memo) baseMemo.set(members[0], base);
   return base;
@@ -192,30 +196,54 @@ function allocation(subnet: CIDR, count: number): readonly (IP | undefined)[] {
   return a.ips;
 }
 
-export function newTopology(input: TopologyInput): Result<Topology> {
+/** The records, one per name (the last one wins, as in Kilo's map), in the given order otherwise. */
+function uniqueByName(nodes: readonly MeshNode[]): readonly MeshNode[] {
+  // The planner passes name-sorted records (parseCluster, the agent's replica): a linear check
+  // then proves the names unique, without a 5,000-entry map on every plan.
+  let sorted = true;
+  for (let i = 1; i < nodes.length && sorted; i++) sorted = nodes[i - 1].name < nodes[i].name;
+  if (sorted) return nodes;
   const byName = new Map<string, MeshNode>();
-  for (const n of input.nodes) byName.set(n.name, n);
-  const local = byName.get(input.hostname);
+  for (const n of nodes) byName.set(n.name, n);
+  return [...byName.values()];
+}
+
+function sortedByLocation(bases: SegmentBase[]): SegmentBase[] {
+  for (let i = 1; i < bases.length; i++) {
+    if (bases[i - 1].location > bases[i].location) return bases.sort((a, b) => byText(a.location, b.location));
+  }
+  return bases;
+}
+
+export function newTopology(input: TopologyInput): Result<Topology> {
+  const nodes = uniqueByName(input.nodes);
+  const local = nodes.find((n) => n.name === input.hostname);
   if (!local) return { ok: false, error: `node ${JSON.stringify(input.hostname)} is not among the ready nodes` };
   const localLocation = segmentKey(local, input.granularity);
 
-  const groups = new Map<string, MeshNode[]>();
-  for (const n of byName.values()) {
-    const k = segmentKey(n, input.granularity);
-    let g = groups.get(k);
-    if (!g) groups.set(k, (g = []));
-    g.push(n);
-  }
-
   let isLeader = false;
   const bases: SegmentBase[] = [];
-  for (const [location, members] of groups) {
+  const add = (location: string, members: MeshNode[]) => {
     if (members.length > 1) members.sort((a, b) => byText(a.name, b.name));
     const base = segmentBase(location, members);
     if (location === localLocation && members[base.leader].name === input.hostname) isLeader = true;
     bases.push(base);
+  };
+  if (input.granularity === 'full') {
+    // Every node is its own segment (segmentKey is its node key): no grouping needed.
+    for (const n of nodes) add(n.nodeKey, [n]);
+  } else {
+    const groups = new Map<string, MeshNode[]>();
+    for (const n of nodes) {
+      const k = segmentKey(n, input.granularity);
+      let g = groups.get(k);
+      if (!g) groups.set(k, (g = []));
+      g.push(n);
+    }
+    for (const [location, members] of groups) add(location, members);
   }
-  bases.sort((a, b) => byText(a.location, b.location));
+  // Node keys sort as the names do, so in full granularity this is a linear check.
+  sortedByLocation(bases);
 
   const peers = deduplicatePeerIPs([...input.peers].sort((a, b) => byText(a.name, b.name)));
 
@@ -242,11 +270,7 @@ export function newTopology(input: TopologyInput): Result<Topology> {
     }
     segments.push(seg);
     if (isLeader && seg.location === localLocation) wireGuardCIDR = cidr(ip, input.subnet.bits);
-    for (const h of seg.hostnames) {
-      const d = byName.get(h)!.discoveredEndpoints;
-      if (!d) continue;
-      for (const [key, addr] of d) if (!discovered.has(key)) discovered.set(key, addr);
-    }
+    for (const [key, addr] of b.discovered) if (!discovered.has(key)) discovered.set(key, addr);
     if (filtered) seg.allowedLocationIPs = filterAllowedLocationIPs(k, segments, bases, peers);
   }
 

@@ -1,0 +1,45 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Pacer } from '../../main/pacer.js';
+
+test('pacer: a change after a quiet spell is planned at once, a burst of up to `burst` too', () => {
+  const p = new Pacer(100, 3, 0);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(p.delay(1000 + i), 0);
+    p.take(1000 + i);
+  }
+  // The bucket is empty: the fourth waits for one interval's refill (less what 2 ms refilled).
+  assert.equal(p.delay(1003), 98);
+});
+
+test('pacer: sustained churn is held to one plan per interval on average', () => {
+  const p = new Pacer(100, 3, 0);
+  let t = 0;
+  let plans = 0;
+  // A change every 10 ms for 10 s; each plan starts after its delay and takes 5 ms.
+  while (t < 10_000) {
+    const d = p.delay(t);
+    t += d;
+    p.take(t);
+    plans++;
+    t += 5;
+  }
+  // 10 s at one per 100 ms, plus the initial burst.
+  assert.ok(plans >= 100 && plans <= 103, `plans ${plans}`);
+});
+
+test('pacer: changes spaced wider than the interval never wait', () => {
+  const p = new Pacer(100, 3, 0);
+  for (let t = 0; t < 5_000; t += 120) {
+    assert.equal(p.delay(t), 0, `at ${t}`);
+    p.take(t);
+  }
+});
+
+test('pacer: a zero interval never waits', () => {
+  const p = new Pacer(0, 1, 0);
+  for (let i = 0; i < 10; i++) {
+    assert.equal(p.delay(i), 0);
+    p.take(i);
+  }
+});
