@@ -8,7 +8,8 @@
 //      CPU and its kernel writes over a window.
 //
 //   node dist/bench/agent.js [--nodes 5000] [--granularity full|location] [--changes 40] [--window 30]
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent.js';
 import { readFileSync } from 'node:fs';
 import { Mesh } from '../loadtest/mesh/harness.js';
 import { RouteMonitor } from '../loadtest/mesh/monitor.js';
@@ -34,6 +35,26 @@ function cpuSeconds(pid: number): number {
 }
 const rssMB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 const metric = (text: string, re: RegExp) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
+
+/**
+ * A minimal watcher: lists one Node for the current resourceVersion, watches Nodes from there
+ * with the agent's Accept header for `seconds`, parses every event and prints its own CPU.
+ */
+const bareWatcher = (kubeconfig: string, seconds: number) => `
+  const https = require('https'); const yaml = require('fs').readFileSync(${JSON.stringify(kubeconfig)}, 'utf8');
+  const token = /token: (\\S+)/.exec(yaml)[1]; const ca = Buffer.from(/certificate-authority-data: (\\S+)/.exec(yaml)[1], 'base64');
+  const server = new URL(/server: (\\S+)/.exec(yaml)[1]);
+  const base = { host: server.hostname, port: server.port, ca, headers: { Authorization: 'Bearer ' + token } };
+  https.get({ ...base, path: '/api/v1/nodes?limit=1' }, (res) => { let b = ''; res.on('data', (c) => (b += c)); res.on('end', () => {
+    const rv = JSON.parse(b).metadata.resourceVersion; let n = 0; let rest = '';
+    const c0 = process.cpuUsage(); const t0 = Date.now();
+    https.get({ ...base, path: '/api/v1/nodes?watch=true&allowWatchBookmarks=true&resourceVersion=' + rv,
+      headers: { ...base.headers, Accept: ${JSON.stringify(METADATA_ACCEPT)} } }, (w) => {
+      w.setEncoding('utf8');
+      w.on('data', (c) => { rest += c; let i; while ((i = rest.indexOf('\\n')) >= 0) { JSON.parse(rest.slice(0, i)); rest = rest.slice(i + 1); n++; } });
+    });
+    setTimeout(() => { const u = process.cpuUsage(c0); console.log('events ' + n + ' cpu ' + ((u.user + u.system) / 10 / (Date.now() - t0)).toFixed(2)); process.exit(0); }, ${seconds * 1000});
+  }); });`;
 
 const mesh = new Mesh({
   prefix: 'kgbench',
@@ -118,17 +139,29 @@ try {
   console.log(`  baseline, the same route by hand (spawn ip route replace → monitor): p50 ${f(pct(base, 50))} ms, p99 ${f(pct(base, 99))} ms; ratio p50 ${f(pct(lat, 50) / pct(base, 50))}×`);
 
   // 3. Heartbeat churn: the simulator patches every node's last-seen every 30 s.
+  // Same-run floor: a bare client in the same namespace that only receives the same watch stream
+  // (TLS, metadata-only, one JSON.parse per event) over the same window, and does nothing else.
+  const floor = spawn('nsenter', [`--net=/run/netns/${mesh.node('kg-0').netns}`, '--', process.execPath, '-e', bareWatcher(mesh.kubeconfig, windowS)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let floorOut = '';
+  floor.stdout.on('data', (c: Buffer) => (floorOut += c.toString()));
+  floor.stderr.on('data', (c: Buffer) => (floorOut += c.toString()));
+  const floorDone = new Promise<void>((r) => floor.on('exit', () => r()));
   const m0 = mesh.http('kg-0', '/metrics').body;
   const c0 = cpuSeconds(pid);
   const w0 = Date.now();
   await new Promise((r) => setTimeout(r, windowS * 1000));
   const c1 = cpuSeconds(pid);
   const wall = (Date.now() - w0) / 1000;
+  await floorDone;
   const m1 = mesh.http('kg-0', '/metrics').body;
   const hb = metric(m1, /^kg_watch_events_total\{resource="node",change="heartbeat"\} (\d+)/gm) - metric(m0, /^kg_watch_events_total\{resource="node",change="heartbeat"\} (\d+)/gm);
   const writes = metric(m1, /^kg_dataplane_writes_total\{[^}]*\} (\d+)/gm) - metric(m0, /^kg_dataplane_writes_total\{[^}]*\} (\d+)/gm);
   const plans = metric(m1, /^kg_plans_total\{[^}]*\} (\d+)/gm) - metric(m0, /^kg_plans_total\{[^}]*\} (\d+)/gm);
   console.log(`heartbeat churn over ${f(wall)} s: ${hb} heartbeat events (${f(hb / wall)}/s), agent CPU ${f(((c1 - c0) / wall) * 100)}% of one core, ${writes} kernel writes, ${plans} plans (periodic resyncs included); RSS ${f(rssMB(pid))} MB`);
+  const fl = /events (\d+) cpu ([0-9.]+)/.exec(floorOut);
+  console.log(fl
+    ? `  baseline, a bare client receiving the same watch stream (TLS + JSON.parse, nothing else): ${fl[1]} events, CPU ${fl[2]}% of one core; agent ÷ bare ${f(((c1 - c0) / wall) * 100 / Number(fl[2]))}×`
+    : `  baseline failed: ${floorOut.trim().slice(0, 300)}`);
 } finally {
   await mesh.down();
 }

@@ -215,10 +215,18 @@ export class Reflector<T> {
     signal.addEventListener('abort', abort, { once: true });
     const watchdogMs = this.o.watchdogMs ?? Math.max(90_000, (timeout + 30) * 1000);
     let stalled = false;
-    let timer = setTimeout(() => ((stalled = true), ctl.abort()), watchdogMs);
+    // The watchdog re-arms itself from the time of the last bytes: no timer churn per event.
+    let lastBytes = performance.now();
+    const check = () => {
+      const silent = performance.now() - lastBytes;
+      if (silent >= watchdogMs) {
+        stalled = true;
+        ctl.abort();
+      } else timer = setTimeout(check, watchdogMs - silent);
+    };
+    let timer = setTimeout(check, watchdogMs);
     const pet = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => ((stalled = true), ctl.abort()), watchdogMs);
+      lastBytes = performance.now();
     };
     let gone = false;
     let failure: Error | null = null;

@@ -10,7 +10,7 @@ import { generateKeyPair, loadOrCreateKey, publicKeyOf } from '../../main/keys.j
 import { createLogger } from '../../main/log.js';
 import { discover, type HostView } from '../../main/discovery.js';
 import { createHttpServer, parseListen } from '../../main/http.js';
-import { slimNode } from '../../main/agent.js';
+import { sameButLastSeen, slimNode } from '../../main/agent.js';
 import { parseCIDR } from '../../plan/addr.js';
 import { topologyDOT } from '../../plan/graph.js';
 import { exampleNodes, examplePeers } from '../plan/example.js';
@@ -139,4 +139,23 @@ test('slim node records keep only what the planner reads', () => {
     status: { images: [{ names: ['x'], sizeBytes: 1 }] },
   } as never, 'topology.kubernetes.io/region');
   assert.deepEqual(slim, { metadata: { name: 'n', annotations: { 'kilo.squat.ai/key': 'k' }, labels: { 'topology.kubernetes.io/region': 'r' } }, spec: { podCIDR: '10.0.0.0/24' } });
+});
+
+test('heartbeat detection: only a moved last-seen counts as a heartbeat', () => {
+  const node = (ann: Record<string, string>, labels: Record<string, string> = { 'topology.kubernetes.io/region': 'a' }, podCIDR = '10.2.0.0/24') => ({
+    metadata: { name: 'n', annotations: ann, labels }, spec: { podCIDR },
+  });
+  const base = { 'kilo.squat.ai/key': 'K', 'kilo.squat.ai/endpoint': '1.1.1.1:51820', 'kilo.squat.ai/last-seen': '100' };
+  assert.equal(sameButLastSeen(node(base), node({ ...base, 'kilo.squat.ai/last-seen': '130' })), true);
+  // Key order does not matter; last-seen appearing or vanishing is still a heartbeat.
+  assert.equal(sameButLastSeen(node(base), node({ 'kilo.squat.ai/last-seen': '1', 'kilo.squat.ai/endpoint': '1.1.1.1:51820', 'kilo.squat.ai/key': 'K' })), true);
+  assert.equal(sameButLastSeen(node(base), node({ 'kilo.squat.ai/key': 'K', 'kilo.squat.ai/endpoint': '1.1.1.1:51820' })), true);
+  // Anything else the planner reads is a change.
+  assert.equal(sameButLastSeen(node(base), node({ ...base, 'kilo.squat.ai/endpoint': '1.1.1.2:51820' })), false);
+  assert.equal(sameButLastSeen(node(base), node({ ...base, 'kilo.squat.ai/leader': '' })), false);
+  const { ['kilo.squat.ai/key']: _k, ...noKey } = base;
+  assert.equal(sameButLastSeen(node(base), node(noKey)), false);
+  assert.equal(sameButLastSeen(node(base), node(base, { 'topology.kubernetes.io/region': 'b' })), false);
+  assert.equal(sameButLastSeen(node(base), node(base, {})), false);
+  assert.equal(sameButLastSeen(node(base), node(base, undefined, '10.2.1.0/24')), false);
 });
