@@ -8,16 +8,20 @@ import { rewriteConflist } from '../plan/cni.js';
 
 export class CniReconciler {
   private desired: { path: string; podCIDR: string } | null = null;
+  /** The state last found or made right on disk; passes in between skip the file (a resync reads it). */
+  private verified: { path: string; podCIDR: string } | null = null;
 
   setDesired(d: { path: string; podCIDR: string } | null): void {
     this.desired = d;
   }
 
-  async reconcile(): Promise<ReconcilerReport> {
+  async reconcile(reread = true): Promise<ReconcilerReport> {
     const t0 = performance.now();
-    const report: ReconcilerReport = { kind: 'cni', writes: 0, batches: 0, read: true, durationMs: 0, errors: [] };
     const d = this.desired;
-    if (d !== null) {
+    const current = !reread && d !== null && this.verified?.path === d.path && this.verified.podCIDR === d.podCIDR;
+    const report: ReconcilerReport = { kind: 'cni', writes: 0, batches: 0, read: !current, durationMs: 0, errors: [] };
+    if (d !== null && !current) {
+      this.verified = null;
       try {
         const cur = await readFile(d.path, 'utf8');
         const r = rewriteConflist(cur, d.podCIDR);
@@ -34,6 +38,7 @@ export class CniReconciler {
           report.writes++;
           report.batches++;
         }
+        if (report.errors.length === 0) this.verified = { ...d };
       } catch (e) {
         report.errors.push({ kind: 'cni', item: d.path, message: (e as Error).message });
       }

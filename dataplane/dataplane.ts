@@ -198,7 +198,8 @@ export class Dataplane {
     const reports: ReconcilerReport[] = [];
     if (this.hasDesired) {
       // Order as kg: CNI, tunnel, iptables, WireGuard (link before its routes), routes, rules.
-      reports.push(await this.cni.reconcile());
+      // The CNI file is checked alongside (it touches no kernel state the others need).
+      const cni = this.cni.reconcile(reread);
       reports.push(await this.tunnel.reconcile(reread));
       // iptables and the link/peers/routes chain touch different kernel tables: they run side by
       // side (each is one batch); within the chain the link comes up before the routes through it.
@@ -213,7 +214,7 @@ export class Dataplane {
           return [wg, routes!, await this.rules.reconcile(reread)];
         })(),
       ]);
-      reports.push(ipt, ...chain);
+      reports.push(await cni, ipt, ...chain);
     }
     const res = this.finish(cause, reports, t0);
     if (reread) this.m.resyncs++;

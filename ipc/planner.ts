@@ -66,6 +66,11 @@ export interface PlanSummary {
   warnings: string[];
   /** The `kilo.squat.ai/discovered-endpoints` value to publish (spec §6.7), when observed was given. */
   discoveredEndpoints: string | null;
+  /**
+   * Ready nodes with a persistent keepalive plus ready Peers: the only ones NAT discovery can
+   * yield an endpoint for (spec §6.7). With none, the agent need not read the device for it.
+   */
+  natCandidates: number;
 }
 
 export type PlanAnswer =

@@ -712,6 +712,15 @@ export class Agent {
    */
   private refreshObserved(force = false): void {
     if (this.observing || this.stopped) return;
+    if (this.lastSummary?.natCandidates === 0) {
+      // No keepalive node and no Peer: discovery cannot find anything, so the device (5,000
+      // peers to read, with the I/O worker busy meanwhile) is not read.
+      if (this.observed === null || this.observed.length > 0) {
+        this.observed = [];
+        this.schedule('device endpoints changed');
+      }
+      return;
+    }
     if (!force && Date.now() - this.lastObserved < 5_000) return;
     this.lastObserved = Date.now();
     this.observing = true;

@@ -164,6 +164,14 @@ function natDiscovery(c: Cluster, now: number, observed: NonNullable<PlanTask['o
   return out;
 }
 
+/** Who NAT discovery could find an endpoint for: keepalive nodes and Peers, ready ones (§6.7). */
+function natCandidates(c: Cluster, now: number): number {
+  let n = 0;
+  for (const x of c.nodes) if (x.persistentKeepalive !== 0 && x.key !== null && nodeReady(x, now)) n++;
+  for (const p of c.peers) if (peerReady(p)) n++;
+  return n;
+}
+
 /**
  * Per node, the last desired state this worker produced. Sequence numbers live in a range of
  * this thread's own, so states from two workers can never be mistaken for one another.
@@ -233,6 +241,7 @@ export default async function run(task: PlanTask): Promise<PlanAnswer> {
         wgPeers: j.wireguard.peers.length, routes: j.routes.length, rules: j.rules.length,
         iptablesRules: j.iptables.prepend.length + j.iptables.append.length, warnings: j.warnings,
         discoveredEndpoints: localDiscovered ? formatDiscoveredEndpoints(localDiscovered) : null,
+        natCandidates: natCandidates(c, task.options.now),
       },
       ...(task.desired ? desiredAnswer(task, desiredState(task, r)) : {}),
       plan: task.describe ? JSON.stringify(j) : undefined,
