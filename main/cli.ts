@@ -3,8 +3,6 @@
 import { readFileSync } from 'node:fs';
 import { exitAfterDrain, isEntry } from './entry.js';
 import { AGENT_FLAGS, PLAN_FLAGS, flagHelp, parseFlags, validateLogLevel } from './flags.js';
-import { runPlan } from './plan-command.js';
-import { WEBHOOK_FLAGS, runWebhook } from './webhook.js';
 
 export function version(): string {
   try {
@@ -55,9 +53,12 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(PLAN_USAGE);
       return 0;
     }
+    const { runPlan } = await import('./plan-command.js');
     return runPlan(argv.slice(1));
   }
   if (argv[0] === 'webhook') {
+    // Subcommands load their modules on demand: the agent's start-up does not pay for them.
+    const { WEBHOOK_FLAGS, runWebhook } = await import('./webhook.js');
     if (help) {
       process.stdout.write(`kg webhook validates Peers for the API server (POST /validate, AdmissionReview v1).\n\nUsage:\n  kg webhook --cert-file FILE --key-file FILE [flags]\n\nFlags:\n${flagHelp(WEBHOOK_FLAGS)}\n`);
       return 0;
