@@ -9,6 +9,7 @@ import { loadOrCreateKey } from './keys.js';
 import type { KubeClient } from './kube.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
+import { tuneHeap } from './memory.js';
 import { PlanPool } from '../workers/plan-pool.js';
 import { IoClient } from '../workers/io-client.js';
 
@@ -113,6 +114,7 @@ export async function runAgent(argv: string[], version: string): Promise<number>
   if (positionals.length > 0) throw new FlagError(`unknown command "${positionals[0]}" for "kg"`);
   const cfg = toConfig(values);
   const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
+  tuneHeap();
   startProfiling(process.env.KG_CPU_PROFILE, log);
   const running = await startAgent(cfg, log, version);
   await new Promise<void>((resolve) => {
