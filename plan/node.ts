@@ -109,8 +109,11 @@ export function parseInt64(s: string): number | null {
 }
 
 /** Parses `kilo.squat.ai/discovered-endpoints` (spec §3.1.2); null on any error. */
-export function parseDiscoveredEndpoints(text: string): Map<string, UDPAddr> | null {
-  if (text === '{}') return new Map(); // what every node without NAT peers publishes
+/** Shared by every node that publishes `{}` (most of them); records are never mutated. */
+const NO_ENDPOINTS: ReadonlyMap<string, UDPAddr> = new Map();
+
+export function parseDiscoveredEndpoints(text: string): ReadonlyMap<string, UDPAddr> | null {
+  if (text === '{}') return NO_ENDPOINTS; // what every node without NAT peers publishes
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -163,6 +166,22 @@ export function formatDiscoveredEndpoints(m: ReadonlyMap<string, UDPAddr> | null
  * Translates a Node object (spec §3.1.1). Malformed values are ignored exactly as Kilo ignores
  * them; each one also yields a warning naming the node, the key and the bad value.
  */
+// parseNode's helpers are plain functions, not closures: 5,000 nodes would allocate 10,000 of them.
+/** The key is present as a string; a present non-string value is reported and treated as absent. */
+function present(ann: Record<string, unknown>, warnings: string[], name: string, k: string): boolean {
+  const v = ann[k];
+  if (typeof v === 'string') return true;
+  if (v !== undefined) warnings.push(`node ${name}: ${k}: not a string, ignored`);
+  return false;
+}
+
+function bad(warnings: string[], name: string, key: string, what: string, value: string): void {
+  warnings.push(`node ${name}: ${key}: ${what} ${JSON.stringify(value)}`);
+}
+
+/** Shared by the nodes without allowed-location IPs (most of them); records are never mutated. */
+const NO_CIDRS: readonly CIDR[] = Object.freeze([]);
+
 export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABEL): Parsed<MeshNode> {
   const name = obj.metadata?.name ?? '';
   // A malformed API object must not crash the agent: non-object maps and non-string values are
@@ -172,15 +191,6 @@ export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABE
   const rawLabels = obj.metadata?.labels;
   const labels: Record<string, string> = rawLabels && typeof rawLabels === 'object' ? rawLabels : {};
   const warnings: string[] = [];
-  const warn = (key: string, what: string, value: string) =>
-    warnings.push(`node ${name}: ${key}: ${what} ${JSON.stringify(value)}`);
-  // Each key is looked up once; a present non-string value is reported and treated as absent.
-  const has = (k: string): boolean => {
-    const v: unknown = ann[k];
-    if (typeof v === 'string') return true;
-    if (v !== undefined) warnings.push(`node ${name}: ${k}: not a string, ignored`);
-    return false;
-  };
 
   let subnet: CIDR | null = null;
   const rawPod = obj.spec?.podCIDR;
@@ -192,96 +202,98 @@ export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABE
   }
 
   // Quirk (spec §16.1): presence of the key volunteers the node, whatever the value.
-  const leader = has(A.leader);
+  const leader = present(ann, warnings, name, A.leader);
   // Quirk (spec §16.2): the annotation wins over the label even when empty.
   const label = labels[topologyLabel];
-  const location = has(A.location) ? ann[A.location] : typeof label === 'string' ? label : '';
+  const location = present(ann, warnings, name, A.location) ? ann[A.location] : typeof label === 'string' ? label : '';
 
   let endpoint: Endpoint | null = null;
-  if (has(A.forceEndpoint)) {
+  if (present(ann, warnings, name, A.forceEndpoint)) {
     endpoint = parseEndpoint(ann[A.forceEndpoint]);
-    if (!endpoint && ann[A.forceEndpoint] !== '') warn(A.forceEndpoint, 'invalid endpoint', ann[A.forceEndpoint]);
+    if (!endpoint && ann[A.forceEndpoint] !== '') bad(warnings, name, A.forceEndpoint, 'invalid endpoint', ann[A.forceEndpoint]);
   }
-  if (!endpoint && has(A.endpoint)) {
+  if (!endpoint && present(ann, warnings, name, A.endpoint)) {
     endpoint = parseEndpoint(ann[A.endpoint]);
-    if (!endpoint && ann[A.endpoint] !== '') warn(A.endpoint, 'invalid endpoint', ann[A.endpoint]);
+    if (!endpoint && ann[A.endpoint] !== '') bad(warnings, name, A.endpoint, 'invalid endpoint', ann[A.endpoint]);
   }
 
   let internalIP: CIDR | null = null;
   let noInternalIP = false;
-  if (has(A.forceInternalIP)) {
+  if (present(ann, warnings, name, A.forceInternalIP)) {
     const v = ann[A.forceInternalIP];
     if (v === '' || v === '-') noInternalIP = true;
     else {
       internalIP = parseCIDR(v);
-      if (!internalIP) warn(A.forceInternalIP, 'invalid CIDR', v);
+      if (!internalIP) bad(warnings, name, A.forceInternalIP, 'invalid CIDR', v);
     }
   }
-  if (!internalIP && !noInternalIP && has(A.internalIP)) {
+  if (!internalIP && !noInternalIP && present(ann, warnings, name, A.internalIP)) {
     const v = ann[A.internalIP];
     internalIP = v === '' ? null : parseCIDR(v);
-    if (!internalIP && v !== '') warn(A.internalIP, 'invalid CIDR', v);
+    if (!internalIP && v !== '') bad(warnings, name, A.internalIP, 'invalid CIDR', v);
   }
 
   let persistentKeepalive = 0;
-  if (has(A.persistentKeepalive)) {
+  if (present(ann, warnings, name, A.persistentKeepalive)) {
     // Quirk (spec §16.36): negative values are accepted and propagated.
     const n = parseInt64(ann[A.persistentKeepalive]);
-    if (n === null) warn(A.persistentKeepalive, 'invalid integer', ann[A.persistentKeepalive]);
+    if (n === null) bad(warnings, name, A.persistentKeepalive, 'invalid integer', ann[A.persistentKeepalive]);
     persistentKeepalive = n ?? 0;
   }
 
   let lastSeen = 0;
-  if (has(A.lastSeen)) {
+  if (present(ann, warnings, name, A.lastSeen)) {
     const n = parseInt64(ann[A.lastSeen]);
-    if (n === null) warn(A.lastSeen, 'invalid integer', ann[A.lastSeen]);
+    if (n === null) bad(warnings, name, A.lastSeen, 'invalid integer', ann[A.lastSeen]);
     lastSeen = n ?? 0;
   }
   let readyWindow = READY_WINDOW_SECONDS;
-  if (has(A.checkInPeriod)) {
+  if (present(ann, warnings, name, A.checkInPeriod)) {
     readyWindow = readyWindowSeconds(ann[A.checkInPeriod]);
-    if (!/^[0-9]{1,6}$/.test(ann[A.checkInPeriod])) warn(A.checkInPeriod, 'invalid period (whole seconds)', ann[A.checkInPeriod]);
+    if (!/^[0-9]{1,6}$/.test(ann[A.checkInPeriod])) bad(warnings, name, A.checkInPeriod, 'invalid period (whole seconds)', ann[A.checkInPeriod]);
   }
 
-  let discoveredEndpoints: Map<string, UDPAddr> | null = null;
-  if (has(A.discoveredEndpoints) && ann[A.discoveredEndpoints] !== '') {
+  let discoveredEndpoints: ReadonlyMap<string, UDPAddr> | null = null;
+  if (present(ann, warnings, name, A.discoveredEndpoints) && ann[A.discoveredEndpoints] !== '') {
     discoveredEndpoints = parseDiscoveredEndpoints(ann[A.discoveredEndpoints]);
-    if (!discoveredEndpoints) warn(A.discoveredEndpoints, 'invalid JSON', ann[A.discoveredEndpoints]);
+    if (!discoveredEndpoints) bad(warnings, name, A.discoveredEndpoints, 'invalid JSON', ann[A.discoveredEndpoints]);
   }
 
-  const allowedLocationIPs: CIDR[] = [];
-  if (has(A.allowedLocationIPs) && ann[A.allowedLocationIPs] !== '') {
+  let allowedLocationIPs = NO_CIDRS;
+  if (present(ann, warnings, name, A.allowedLocationIPs) && ann[A.allowedLocationIPs] !== '') {
     // Quirk (spec §16.37): items are not trimmed, so `a/32, b/32` loses its second item.
+    const list: CIDR[] = [];
     for (const item of ann[A.allowedLocationIPs].split(',')) {
       const c = parseCIDR(item);
-      if (c) allowedLocationIPs.push(c);
-      else warn(A.allowedLocationIPs, 'invalid CIDR', item);
+      if (c) list.push(c);
+      else bad(warnings, name, A.allowedLocationIPs, 'invalid CIDR', item);
     }
+    allowedLocationIPs = list;
   }
 
   let granularity: Granularity | '' = '';
-  if (has(A.granularity)) {
+  if (present(ann, warnings, name, A.granularity)) {
     const g = ann[A.granularity];
     if (g === 'location' || g === 'full') granularity = g;
-    else if (g !== '') warn(A.granularity, 'unknown granularity', g);
+    else if (g !== '') bad(warnings, name, A.granularity, 'unknown granularity', g);
   }
 
   let key: string | null = null;
-  if (has(A.key)) {
+  if (present(ann, warnings, name, A.key)) {
     key = parseKey(ann[A.key]);
-    if (!key && ann[A.key] !== '') warn(A.key, 'invalid WireGuard key', ann[A.key]);
+    if (!key && ann[A.key] !== '') bad(warnings, name, A.key, 'invalid WireGuard key', ann[A.key]);
   }
 
   let cniCompatibilityIP: CIDR | null = null;
-  if (has(A.cniCompatibilityIP) && ann[A.cniCompatibilityIP] !== '') {
+  if (present(ann, warnings, name, A.cniCompatibilityIP) && ann[A.cniCompatibilityIP] !== '') {
     cniCompatibilityIP = parseCIDR(ann[A.cniCompatibilityIP]);
-    if (!cniCompatibilityIP) warn(A.cniCompatibilityIP, 'invalid CIDR', ann[A.cniCompatibilityIP]);
+    if (!cniCompatibilityIP) bad(warnings, name, A.cniCompatibilityIP, 'invalid CIDR', ann[A.cniCompatibilityIP]);
   }
 
   let wireGuardIP: CIDR | null = null;
-  if (has(A.wireGuardIP) && ann[A.wireGuardIP] !== '') {
+  if (present(ann, warnings, name, A.wireGuardIP) && ann[A.wireGuardIP] !== '') {
     wireGuardIP = parseCIDR(ann[A.wireGuardIP]);
-    if (!wireGuardIP) warn(A.wireGuardIP, 'invalid CIDR', ann[A.wireGuardIP]);
+    if (!wireGuardIP) bad(warnings, name, A.wireGuardIP, 'invalid CIDR', ann[A.wireGuardIP]);
   }
 
   return {

@@ -60,19 +60,19 @@ export function segmentKey(n: MeshNode, granularity: Granularity): string {
 
 /** findLeader over name-sorted members (spec §5.3). */
 export function findLeader(members: readonly MeshNode[]): number {
-  const leaders: number[] = [];
-  const pub: number[] = [];
+  let leader = -1;
+  let pub = -1;
   for (let i = 0; i < members.length; i++) {
     const n = members[i];
     const ip = n.endpoint?.ip ?? null;
     if (n.leader) {
       if (isPublic(ip)) return i;
-      leaders.push(i);
+      if (leader < 0) leader = i;
     }
-    if (ip && isPublic(ip)) pub.push(i);
+    if (pub < 0 && ip && isPublic(ip)) pub = i;
   }
-  if (leaders.length > 0) return leaders[0];
-  if (pub.length > 0) return pub[0];
+  if (leader >= 0) return leader;
+  if (pub >= 0) return pub;
   return 0;
 }
 
@@ -148,7 +148,7 @@ function segmentBase(location: string, members: readonly MeshNode[]): SegmentBas
   if (cached && cached.location === location && sameMembers(cached.members, members)) return cached;
   const leader = findLeader(members);
   const allowedIPs: CIDR[] = [];
-  const alipSeen = new Set<string>();
+  let alipSeen: Set<string> | null = null; // most segments have no allowed-location IPs
   const allowedLocationIPs: CIDR[] = [];
   const privateIPs: IP[] = [];
   const cidrs: (CIDR | null)[] = [];
@@ -163,6 +163,7 @@ function segmentBase(location: string, members: readonly MeshNode[]): SegmentBas
       privateIPs.push(m.internalIP.ip);
     }
     for (const a of m.allowedLocationIPs) {
+      alipSeen ??= new Set();
       if (alipSeen.has(a.s)) continue;
       alipSeen.add(a.s);
       allowedLocationIPs.push(a);
@@ -171,7 +172,7 @@ function segmentBase(location: string, members: readonly MeshNode[]): SegmentBas
     cidrs.push(m.subnet);
     hostnames.push(m.name);
   }
-  allowedLocationIPs.sort((a, b) => byText(a.s, b.s));
+  if (allowedLocationIPs.length > 1) allowedLocationIPs.sort((a, b) => byText(a.s, b.s));
   const l = members[leader];
   const base: SegmentBase = {
     location, members: memo ? [...members] : members, leader, hostnames, endpoint: l.endpoint, key: l.key ?? '', persistentKeepalive: l.persistentKeepalive,
