@@ -278,8 +278,8 @@ export class Agent {
     this.schedule(`peer ${e.type}`);
   }
 
-  private isReady(r: NodeRecord): boolean {
-    return r.static && this.readinessNow() - r.lastSeen < r.window;
+  private isReady(r: NodeRecord, now = this.readinessNow()): boolean {
+    return r.static && now - r.lastSeen < r.window;
   }
 
   // API outages freeze the readiness clock. No agent can heartbeat while the API is down, so on
@@ -393,7 +393,8 @@ export class Agent {
 
   private readyKey(): string {
     let s = '';
-    for (const [name, r] of this.nodes) if (this.isReady(r)) s += name + '\n';
+    const now = this.readinessNow();
+    for (const [name, r] of this.nodes) if (this.isReady(r, now)) s += name + '\n';
     if (this.local) s += `self:${this.readinessNow() - this.local.lastSeen < readyWindowSeconds(this.advertised > 0 ? String(this.advertised) : undefined)}`;
     return s;
   }
