@@ -657,7 +657,8 @@ export class Agent {
       else res = await this.o.io.applyFull(a.full!, a.seq!);
       m.ioQueueDepth.set(0);
       this.forceApply = false;
-      m.applyDuration.observe((performance.now() - t1) / 1000);
+      const ioMs = performance.now() - t1;
+      m.applyDuration.observe(ioMs / 1000);
       if (res.needFullState) {
         this.ioSeq = null;
         this.schedule('the I/O worker needs the whole state', 0);
@@ -676,7 +677,7 @@ export class Agent {
       this.log.info('mesh programmed', {
         leader: s.leader, nodes: s.readyNodes, peers: s.readyPeers, wgPeers: s.wgPeers, routes: s.routes, writes: res.writes,
         parseMs: Math.round(a.parseMs), planMs: Math.round(a.planMs), applyMs: Math.round(res.durationMs), events,
-        waitMs: since === null ? null : Math.round(t0 - since), roundTripMs: Math.round(t1 - t0), latencyMs: since === null ? null : Math.round(performance.now() - since),
+        waitMs: since === null ? null : Math.round(t0 - since), roundTripMs: Math.round(t1 - t0), ioMs: Math.round(ioMs), latencyMs: since === null ? null : Math.round(performance.now() - since),
         kernelMs: Object.fromEntries(res.reports.filter((r) => r.writes > 0 || r.read).map((r) => [r.kind, Math.round(r.durationMs)])),
       });
     } catch (e) {
