@@ -198,8 +198,6 @@ function desiredAnswer(task: PlanTask, d: DesiredState): { full?: string; delta?
   return { full: JSON.stringify(d), seq: t.seq };
 }
 
-const warmed = new Set<string>();
-
 export default async function run(task: PlanTask): Promise<PlanAnswer> {
     // Deltas are broadcast just before their task, in order: a short wait covers delivery; longer
   // means a gap, and a snapshot is the cure.
@@ -216,21 +214,7 @@ export default async function run(task: PlanTask): Promise<PlanAnswer> {
     if (!c.nodes.some((n) => n.name === task.options.hostname)) {
       return { ok: false, error: `node ${JSON.stringify(task.options.hostname)} is not in the cluster` };
     }
-    const extras = { resolved, privateKey: task.privateKey ?? null, localDiscoveredEndpoints: localDiscovered, describe: task.describe === true, reuse: true };
-    const r = plan(c, task.options, extras);
-    if (!warmed.has(task.options.hostname)) {
-      // The first plan builds the memo tables; the re-plans after it take other paths (memo
-      // hits, splices by identity) that V8 has not compiled yet, so the first few changes after
-      // start-up would take twice as long. Two re-plans of the same state, once the answer is
-      // out, warm those paths; they change nothing (same inputs, same memoised outputs).
-      warmed.add(task.options.hostname);
-      const t = setTimeout(() => {
-        const scratch = new DeltaTracker();
-        scratch.full(desiredState(task, plan(c, task.options, extras)));
-        scratch.delta(desiredState(task, plan(c, task.options, extras)));
-      }, 0);
-      t.unref();
-    }
+    const r = plan(c, task.options, { resolved, privateKey: task.privateKey ?? null, localDiscoveredEndpoints: localDiscovered, describe: task.describe === true, reuse: true });
     const j = r.json;
     const local = c.nodes.find((n) => n.name === task.options.hostname)!;
     return {
