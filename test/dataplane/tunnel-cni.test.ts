@@ -77,4 +77,15 @@ test('CNI conflist: rewritten atomically, and only when the range changes', asyn
   cni.setDesired({ path, podCIDR: '10.42.7.0/24' });
   assert.equal((await cni.reconcile()).writes, 1);
   assert.match(readFileSync(path, 'utf8'), /"subnet":"10\.42\.7\.0\/24"/);
+  // Between resyncs a verified file is not read again (applies do not pay for it); a resync
+  // (reread) checks it and repairs an edit made behind kg's back, as Kilo's resync does.
+  writeFileSync(path, readFileSync(path, 'utf8').replace('10.42.7.0/24', '10.99.0.0/24'));
+  const quiet = await cni.reconcile(false);
+  assert.deepEqual([quiet.read, quiet.writes], [false, 0]);
+  const resync = await cni.reconcile(true);
+  assert.deepEqual([resync.read, resync.writes], [true, 1]);
+  assert.match(readFileSync(path, 'utf8'), /"subnet":"10\.42\.7\.0\/24"/);
+  // A new desired range is checked without waiting for a resync.
+  cni.setDesired({ path, podCIDR: '10.42.8.0/24' });
+  assert.equal((await cni.reconcile(false)).writes, 1);
 });

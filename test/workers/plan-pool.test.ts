@@ -72,6 +72,7 @@ test('plan pool: the desired dataplane state carries the secrets the plan JSON r
   assert.deepEqual(d.tunnel, { dev: 'tunl0', address: '10.42.0.1/32', privIface: 'eth0' });
   assert.deepEqual(d.cni, { path: '/tmp/x.conflist', podCIDR: '10.42.0.0/24' });
   assert.equal(a.summary.leader, true);
+  assert.equal(a.summary.natCandidates, 0, 'no keepalive node, no Peer: nothing NAT discovery could find');
   // With the base the I/O worker holds: nothing changed → noop; one change → a delta of that change.
   const same = await pool.plan({ options: options('alpha', { encapsulate: 'always', local: true }), privateKey: key, desired: { cniPath: '/tmp/x.conflist', tunnelPrivIface: 'eth0', baseSeq: a.seq! } });
   assert.ok(same.ok && same.noop && same.seq === a.seq);
@@ -89,4 +90,26 @@ test('plan pool: the desired dataplane state carries the secrets the plan JSON r
   assert.ok(c.ok && c.full);
   const missing = await pool.plan({ options: options('zulu') });
   assert.deepEqual(missing, { ok: false, error: 'node "zulu" is not in the cluster' });
+});
+
+test('plan pool: NAT discovery candidates are the ready keepalive nodes and the ready Peers (§6.7)', async (t) => {
+  const pool = new PlanPool({ threads: 1, topologyLabel: 'topology.kubernetes.io/region' });
+  t.after(() => pool.close());
+  const nodes = exampleNodes();
+  nodes[1].metadata!.annotations!['kilo.squat.ai/persistent-keepalive'] = '25';
+  for (const n of nodes) pool.setNode(n.metadata!.name!, n);
+  const peers = examplePeers();
+  for (const p of peers) pool.setPeer(p.metadata!.name!, p);
+  const a = await pool.plan({ options: options('alpha') });
+  assert.ok(a.ok);
+  const c = parseCluster(nodes, peers, 'topology.kubernetes.io/region');
+  assert.ok(c.peers.length > 0);
+  assert.equal(a.summary.natCandidates, 1 + c.peers.length);
+  // Without them the agent need not read the device.
+  nodes[1].metadata!.annotations!['kilo.squat.ai/persistent-keepalive'] = '0';
+  pool.setNode(nodes[1].metadata!.name!, nodes[1]);
+  for (const p of peers) pool.deletePeer(p.metadata!.name!);
+  const b = await pool.plan({ options: options('alpha') });
+  assert.ok(b.ok);
+  assert.equal(b.summary.natCandidates, 0);
 });
