@@ -395,7 +395,7 @@ export class Agent {
     let s = '';
     const now = this.readinessNow();
     for (const [name, r] of this.nodes) if (this.isReady(r, now)) s += name + '\n';
-    if (this.local) s += `self:${this.readinessNow() - this.local.lastSeen < readyWindowSeconds(this.advertised > 0 ? String(this.advertised) : undefined)}`;
+    if (this.local) s += `self:${now - this.local.lastSeen < readyWindowSeconds(this.advertised > 0 ? String(this.advertised) : undefined)}`;
     return s;
   }
 

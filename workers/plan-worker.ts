@@ -153,23 +153,27 @@ function desiredState(task: PlanTask, r: ReturnType<typeof plan>): DesiredState 
   };
 }
 
-/** discoverNATEndpoints (spec §6.7) over the ready nodes and Peers of the replica. */
-function natDiscovery(c: Cluster, now: number, observed: NonNullable<PlanTask['observed']>): Map<string, UDPAddr> {
-  const found = discoverNATEndpoints(observed, c.nodes.filter((n) => nodeReady(n, now)), c.peers.filter(peerReady).map((p) => ({ publicKey: p.publicKey! })));
+/**
+ * Who NAT discovery (spec §6.7) could find an endpoint for: ready nodes with a key and a
+ * persistent keepalive, and ready Peers. Their count tells the agent whether reading the device
+ * is worth it; the lists feed discoverNATEndpoints when it has a reading.
+ */
+function natTargets(c: Cluster, now: number): { nodes: MeshNode[]; peers: { publicKey: string }[] } {
+  return {
+    nodes: c.nodes.filter((n) => n.persistentKeepalive !== 0 && n.key !== null && nodeReady(n, now)),
+    peers: c.peers.filter(peerReady).map((p) => ({ publicKey: p.publicKey! })),
+  };
+}
+
+/** discoverNATEndpoints over the targets, as addresses. */
+function natDiscovery(targets: ReturnType<typeof natTargets>, observed: NonNullable<PlanTask['observed']>): Map<string, UDPAddr> {
+  const found = discoverNATEndpoints(observed, targets.nodes, targets.peers);
   const out = new Map<string, UDPAddr>();
   for (const [key, text] of Object.entries(found)) {
     const e = parseEndpoint(text);
     if (e?.ip) out.set(key, { ip: e.ip, port: e.port, zone: '' });
   }
   return out;
-}
-
-/** Who NAT discovery could find an endpoint for: keepalive nodes and Peers, ready ones (§6.7). */
-function natCandidates(c: Cluster, now: number): number {
-  let n = 0;
-  for (const x of c.nodes) if (x.persistentKeepalive !== 0 && x.key !== null && nodeReady(x, now)) n++;
-  for (const p of c.peers) if (peerReady(p)) n++;
-  return n;
 }
 
 /**
@@ -210,7 +214,8 @@ export default async function run(task: PlanTask): Promise<PlanAnswer> {
       const ip = parseIP(v);
       return ip ? [[k, ip] as const] : [];
     }));
-    const localDiscovered = task.observed ? natDiscovery(c, task.options.now, task.observed) : undefined;
+    const targets = natTargets(c, task.options.now);
+    const localDiscovered = task.observed ? natDiscovery(targets, task.observed) : undefined;
     if (!c.nodes.some((n) => n.name === task.options.hostname)) {
       return { ok: false, error: `node ${JSON.stringify(task.options.hostname)} is not in the cluster` };
     }
@@ -225,7 +230,7 @@ export default async function run(task: PlanTask): Promise<PlanAnswer> {
         wgPeers: j.wireguard.peers.length, routes: j.routes.length, rules: j.rules.length,
         iptablesRules: j.iptables.prepend.length + j.iptables.append.length, warnings: j.warnings,
         discoveredEndpoints: localDiscovered ? formatDiscoveredEndpoints(localDiscovered) : null,
-        natCandidates: natCandidates(c, task.options.now),
+        natCandidates: targets.nodes.length + targets.peers.length,
       },
       ...(task.desired ? desiredAnswer(task, desiredState(task, r)) : {}),
       plan: task.describe ? JSON.stringify(j) : undefined,
