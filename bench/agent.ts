@@ -36,15 +36,18 @@ function cpuSeconds(pid: number): number {
 const rssMB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 const metric = (text: string, re: RegExp) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
 
+/** Script prelude of the benchmark's small clients: `https`, the simulator's `api` address and CA, and the `token`. */
+const clientPrelude = (kubeconfig: string) => `
+  const https = require('https'); const yaml = require('fs').readFileSync(${JSON.stringify(kubeconfig)}, 'utf8');
+  const token = /token: (\\S+)/.exec(yaml)[1]; const server = new URL(/server: (\\S+)/.exec(yaml)[1]);
+  const api = { host: server.hostname, port: server.port, ca: Buffer.from(/certificate-authority-data: (\\S+)/.exec(yaml)[1], 'base64') };`;
+
 /**
  * A minimal watcher: lists one Node for the current resourceVersion, watches Nodes from there
  * with the agent's Accept header for `seconds`, parses every event and prints its own CPU.
  */
-const bareWatcher = (kubeconfig: string, seconds: number) => `
-  const https = require('https'); const yaml = require('fs').readFileSync(${JSON.stringify(kubeconfig)}, 'utf8');
-  const token = /token: (\\S+)/.exec(yaml)[1]; const ca = Buffer.from(/certificate-authority-data: (\\S+)/.exec(yaml)[1], 'base64');
-  const server = new URL(/server: (\\S+)/.exec(yaml)[1]);
-  const base = { host: server.hostname, port: server.port, ca, headers: { Authorization: 'Bearer ' + token } };
+const bareWatcher = (kubeconfig: string, seconds: number) => `${clientPrelude(kubeconfig)}
+  const base = { ...api, headers: { Authorization: 'Bearer ' + token } };
   https.get({ ...base, path: '/api/v1/nodes?limit=1' }, (res) => { let b = ''; res.on('data', (c) => (b += c)); res.on('end', () => {
     const rv = JSON.parse(b).metadata.resourceVersion; let n = 0; let rest = '';
     const c0 = process.cpuUsage(); const t0 = Date.now();
@@ -101,11 +104,9 @@ try {
   const base: number[] = [];
   // The client connects (TCP + TLS, warmed by a GET on a keep-alive socket) before it takes the
   // time: the clock starts when the PATCH leaves, not when the client starts its handshake.
-  const patchScript = (cidr: string) => `
-    const https = require('https'); const fs = require('fs'); const yaml = fs.readFileSync(${JSON.stringify(mesh.kubeconfig)}, 'utf8');
-    const token = /token: (\\S+)/.exec(yaml)[1]; const ca = Buffer.from(/certificate-authority-data: (\\S+)/.exec(yaml)[1], 'base64');
+  const patchScript = (cidr: string) => `${clientPrelude(mesh.kubeconfig)}
     const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
-    const base = { host: '192.168.77.2', port: 6443, path: '/api/v1/nodes/${target}', ca, agent };
+    const base = { ...api, path: '/api/v1/nodes/${target}', agent };
     const body = JSON.stringify({ metadata: { annotations: { 'kilo.squat.ai/allowed-location-ips': ${JSON.stringify(cidr)} } } });
     https.get({ ...base, headers: { Authorization: 'Bearer ' + token } }, (warm) => { warm.resume(); warm.on('end', () => {
       const req = https.request({ ...base, method: 'PATCH', headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/merge-patch+json' } },
