@@ -54,7 +54,8 @@ export interface ReflectorOptions<T> {
   watchAccept?: string;
   /**
    * Completes a watched record from the one held before (what a metadata-only watch leaves out
-   * and is immutable, like a Node's pod CIDR).
+   * and is immutable, like a Node's pod CIDR). It may return `old` itself, updated in place, to
+   * keep the held record: the event then leaves nothing behind for the old generation.
    */
   merge?: (fresh: T, old: T | undefined) => T;
 }

@@ -10,7 +10,7 @@ import { generateKeyPair, loadOrCreateKey, publicKeyOf } from '../../main/keys.j
 import { createLogger } from '../../main/log.js';
 import { discover, type HostView } from '../../main/discovery.js';
 import { createHttpServer, parseListen } from '../../main/http.js';
-import { sameButLastSeen, slimNode } from '../../main/agent.js';
+import { heartbeatInPlace, sameButLastSeen, slimNode } from '../../main/agent.js';
 import { parseCIDR } from '../../plan/addr.js';
 import { topologyDOT } from '../../plan/graph.js';
 import { exampleNodes, examplePeers } from '../plan/example.js';
@@ -141,10 +141,12 @@ test('slim node records keep only what the planner reads', () => {
   assert.deepEqual(slim, { metadata: { name: 'n', annotations: { 'kilo.squat.ai/key': 'k' }, labels: { 'topology.kubernetes.io/region': 'r' } }, spec: { podCIDR: '10.0.0.0/24' } });
 });
 
+/** A slim Node record as the agent holds it. */
+const node = (ann: Record<string, string>, labels: Record<string, string> = { 'topology.kubernetes.io/region': 'a' }, podCIDR = '10.2.0.0/24') => ({
+  metadata: { name: 'n', annotations: ann, labels }, spec: { podCIDR },
+});
+
 test('heartbeat detection: only a moved last-seen counts as a heartbeat', () => {
-  const node = (ann: Record<string, string>, labels: Record<string, string> = { 'topology.kubernetes.io/region': 'a' }, podCIDR = '10.2.0.0/24') => ({
-    metadata: { name: 'n', annotations: ann, labels }, spec: { podCIDR },
-  });
   const base = { 'kilo.squat.ai/key': 'K', 'kilo.squat.ai/endpoint': '1.1.1.1:51820', 'kilo.squat.ai/last-seen': '100' };
   assert.equal(sameButLastSeen(node(base), node({ ...base, 'kilo.squat.ai/last-seen': '130' })), true);
   // Key order does not matter; last-seen appearing or vanishing is still a heartbeat.
@@ -158,4 +160,19 @@ test('heartbeat detection: only a moved last-seen counts as a heartbeat', () => 
   assert.equal(sameButLastSeen(node(base), node(base, { 'topology.kubernetes.io/region': 'b' })), false);
   assert.equal(sameButLastSeen(node(base), node(base, {})), false);
   assert.equal(sameButLastSeen(node(base), node(base, undefined, '10.2.1.0/24')), false);
+});
+
+test('heartbeatInPlace: a heartbeat updates the held record and keeps it; a change returns the fresh one and leaves the held alone', () => {
+  const base = { 'kilo.squat.ai/endpoint': '1.1.1.1:51820', 'kilo.squat.ai/key': 'K', 'kilo.squat.ai/last-seen': '100' };
+  const held = node(base);
+  const kept = heartbeatInPlace(held, node({ ...base, 'kilo.squat.ai/last-seen': '130' }));
+  assert.equal(kept, held);
+  assert.equal(held.metadata?.annotations?.['kilo.squat.ai/last-seen'], '130');
+  const { ['kilo.squat.ai/last-seen']: _s, ...gone } = base;
+  assert.equal(heartbeatInPlace(held, node(gone)), held);
+  assert.equal('kilo.squat.ai/last-seen' in (held.metadata?.annotations ?? {}), false, 'a vanished last-seen is removed from the held record');
+  const moved = node({ ...base, 'kilo.squat.ai/endpoint': '1.1.1.2:51820', 'kilo.squat.ai/last-seen': '160' });
+  assert.equal(heartbeatInPlace(held, moved), moved);
+  assert.equal(held.metadata?.annotations?.['kilo.squat.ai/endpoint'], '1.1.1.1:51820');
+  assert.equal('kilo.squat.ai/last-seen' in (held.metadata?.annotations ?? {}), false, 'the held record is untouched by a real change');
 });
