@@ -1,5 +1,7 @@
 // Benchmark: one node's full plan (parse + topology + routes + rules + WireGuard + iptables) at
-// N = 100 … 10,000 nodes, in 1 and 100 locations, for both granularities. Measured with mitata.
+// N = 100 … 10,000 nodes, in 1 and 100 locations, for both granularities. Measured with mitata,
+// twice: as `kg plan` runs it (with the plan-format description of every node and segment), and
+// without the description (the stages the planner issue names, nothing else).
 // Baseline in the same run: structuredClone of the same Node objects, i.e. what merely handing
 // the cluster to a worker thread would cost. Also measured: the agent's path, where the pool's
 // replica holds parsed records and a change re-plans without re-parsing or describing 5,000 nodes.
@@ -36,7 +38,7 @@ function options(hostname: string, granularity: Granularity): PlanOptions {
 }
 
 const ms = (ns: number) => ns / 1e6;
-interface Row { nodes: number; locations: number; granularity: Granularity; p50: number; p99: number; min: number; perNodeUs: number; cloneP50: number; agentP50: number; wgPeers: number; routes: number; iptables: number }
+interface Row { nodes: number; locations: number; granularity: Granularity; p50: number; p99: number; min: number; perNodeUs: number; bareP50: number; bareP99: number; cloneP50: number; agentP50: number; wgPeers: number; routes: number; iptables: number }
 const rows: Row[] = [];
 
 for (const n of sizes) {
@@ -48,11 +50,12 @@ for (const n of sizes) {
       const shape = plan(parseCluster(nodes, peers, 'topology.kubernetes.io/region'), o).json;
       const budget = { min_cpu_time: quick ? 100e6 : 800e6, max_samples: quick ? 30 : 500 };
       const s = await measure(() => plan(parseCluster(nodes, peers, 'topology.kubernetes.io/region'), o), budget);
+      const b = await measure(() => plan(parseCluster(nodes, peers, 'topology.kubernetes.io/region'), o, { describe: false }), budget);
       const c = await measure(() => structuredClone(nodes), budget);
       const parsed = parseCluster(nodes, peers, 'topology.kubernetes.io/region');
       const a = await measure(() => plan(parsed, o, { describe: false }), budget);
       rows.push({
-        nodes: n, locations, granularity, p50: ms(s.p50), p99: ms(s.p99), min: ms(s.min), perNodeUs: (s.p50 / 1e3) / n, cloneP50: ms(c.p50), agentP50: ms(a.p50),
+        nodes: n, locations, granularity, p50: ms(s.p50), p99: ms(s.p99), min: ms(s.min), perNodeUs: (s.p50 / 1e3) / n, bareP50: ms(b.p50), bareP99: ms(b.p99), cloneP50: ms(c.p50), agentP50: ms(a.p50),
         wgPeers: shape.wireguard.peers.length, routes: shape.routes.length, iptables: shape.iptables.prepend.length + shape.iptables.append.length,
       });
       const r = rows.at(-1)!;
@@ -62,10 +65,10 @@ for (const n of sizes) {
 }
 
 const f = (x: number) => x.toFixed(2);
-console.log('| nodes | locations | granularity | full plan p50 ms | p99 ms | µs/node | agent re-plan p50 ms | clone p50 ms | plan/clone | WG peers | routes | iptables rules |');
-console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log('| nodes | locations | granularity | full plan p50 ms | p99 ms | µs/node | without description p50 / p99 ms | agent re-plan p50 ms | clone p50 ms | plan/clone | WG peers | routes | iptables rules |');
+console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
-  console.log(`| ${r.nodes} | ${r.locations} | ${r.granularity} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.perNodeUs)} | ${f(r.agentP50)} | ${f(r.cloneP50)} | ${f(r.p50 / r.cloneP50)} | ${r.wgPeers} | ${r.routes} | ${r.iptables} |`);
+  console.log(`| ${r.nodes} | ${r.locations} | ${r.granularity} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.perNodeUs)} | ${f(r.bareP50)} / ${f(r.bareP99)} | ${f(r.agentP50)} | ${f(r.cloneP50)} | ${f(r.p50 / r.cloneP50)} | ${r.wgPeers} | ${r.routes} | ${r.iptables} |`);
 }
 // Linearity: time per node at the largest size over the smallest (1.0 = perfectly linear).
 for (const g of ['location', 'full'] as Granularity[]) {
@@ -91,6 +94,7 @@ const measurements: Measurement[] = rows.flatMap((r): Measurement[] => {
   const key = `${r.nodes} nodes/${r.locations} loc/${r.granularity}`;
   return [
     { name: `plan/full/${key}`, unit: 'ms', p50: r.p50, p99: r.p99, min: r.min },
+    { name: `plan/without-description/${key}`, unit: 'ms', p50: r.bareP50, p99: r.bareP99 },
     { name: `plan/agent-replan/${key}`, unit: 'ms', p50: r.agentP50 },
     { name: `baseline/structuredClone/${key}`, unit: 'ms', p50: r.cloneP50 },
   ];
