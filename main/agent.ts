@@ -106,8 +106,8 @@ export function sameButLastSeen(a: NodeObject, b: NodeObject): boolean {
 /**
  * A heartbeat (only last-seen moved) is written into the record already held, which is then
  * kept: at 5,000 nodes ~170 of them arrive every second, and storing each fresh record instead
- * promoted ~1 KB per event into the old generation, whose major GCs then cost more CPU than the
- * events themselves. Anything else returns the fresh record.
+ * promoted it (~1 KB) into the old generation, to be collected by a major GC later. Anything
+ * else returns the fresh record.
  */
 export function heartbeatInPlace(held: NodeObject, fresh: NodeObject): NodeObject {
   if (held === fresh || !sameButLastSeen(held, fresh)) return fresh;

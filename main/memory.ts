@@ -8,7 +8,8 @@
 // Not below 50%: V8 starts incremental marking as soon as the old generation's headroom is
 // smaller than the young generation's capacity (a scavenge could promote all of it). With 20%
 // of ~37 MB live (7 MB) against a young generation grown to 16 MB, the main thread ran a full
-// mark-compact every ~7 s under heartbeat churn alone (--trace-gc): ~1 point of a core.
+// mark-compact every ~7 s under heartbeat churn alone (--trace-gc), in the runs where the young
+// generation had grown: 1–2 points of a core.
 import { setFlagsFromString } from 'node:v8';
 
 /** Grow a heap by at most 50% over its live size between full collections (process-wide). */
