@@ -835,7 +835,6 @@ export class Agent {
 }
 
 
-/** The cheap part of readiness the main thread tracks: static fields and last-seen. */
 /** A metadata-only watch, with whole objects as the fallback a server may choose (client-go's form). */
 export const METADATA_WATCH_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
 
@@ -846,6 +845,7 @@ function withPublished(cur: Record<string, string>, want: Record<string, string>
   return ann;
 }
 
+/** The cheap part of readiness the main thread tracks: static fields and last-seen. */
 function parseNodeQuick(o: NodeObject): { lastSeen: number; window: number; static: boolean; dns: string } {
   const n = parseNode(o).value;
   return { lastSeen: n.lastSeen, window: n.readyWindow, static: endpointReady(n.endpoint) && n.key !== null && n.subnet !== null, dns: n.endpoint?.dns ?? '' };

@@ -9,8 +9,6 @@ import { KubeConfig } from '@kubernetes/client-node';
 
 import { KubeError } from './kube-error.js';
 
-export { KubeError };
-
 export interface RequestOptions {
   body?: unknown;
   contentType?: string;

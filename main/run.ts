@@ -54,6 +54,10 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
     },
   );
   const ioStarted = io.start();
+  const closeThreads = async () => {
+    await pool.close().catch(() => {});
+    await io.close().catch(() => {});
+  };
   let client: KubeClient;
   let host: Awaited<ReturnType<typeof discover>>;
   try {
@@ -65,8 +69,7 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
   } catch (e) {
     // A bad kubeconfig or host: stop the threads started above, then report.
     await ioStarted.catch(() => {});
-    await pool.close().catch(() => {});
-    await io.close().catch(() => {});
+    await closeThreads();
     throw e;
   }
   const agent = new Agent({
@@ -76,8 +79,7 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
   });
   onIoRestart = () => agent.ioRestarted();
   const shutdownResources = async () => {
-    await pool.close().catch(() => {});
-    await io.close().catch(() => {});
+    await closeThreads();
     client.close();
   };
   try {

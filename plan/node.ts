@@ -108,10 +108,10 @@ export function parseInt64(s: string): number | null {
   return Number(n);
 }
 
-/** Parses `kilo.squat.ai/discovered-endpoints` (spec §3.1.2); null on any error. */
 /** Shared by every node that publishes `{}` (most of them); records are never mutated. */
 const NO_ENDPOINTS: ReadonlyMap<string, UDPAddr> = new Map();
 
+/** Parses `kilo.squat.ai/discovered-endpoints` (spec §3.1.2); null on any error. */
 export function parseDiscoveredEndpoints(text: string): ReadonlyMap<string, UDPAddr> | null {
   if (text === '{}') return NO_ENDPOINTS; // what every node without NAT peers publishes
   let raw: unknown;
@@ -162,10 +162,6 @@ export function formatDiscoveredEndpoints(m: ReadonlyMap<string, UDPAddr> | null
   return `{${parts.join(',')}}`;
 }
 
-/**
- * Translates a Node object (spec §3.1.1). Malformed values are ignored exactly as Kilo ignores
- * them; each one also yields a warning naming the node, the key and the bad value.
- */
 // parseNode's helpers are plain functions, not closures: 5,000 nodes would allocate 10,000 of them.
 /** The key is present as a string; a present non-string value is reported and treated as absent. */
 function present(ann: Record<string, unknown>, warnings: string[], name: string, k: string): boolean {
@@ -182,6 +178,10 @@ function bad(warnings: string[], name: string, key: string, what: string, value:
 /** Shared by the nodes without allowed-location IPs (most of them); records are never mutated. */
 const NO_CIDRS: readonly CIDR[] = Object.freeze([]);
 
+/**
+ * Translates a Node object (spec §3.1.1). Malformed values are ignored exactly as Kilo ignores
+ * them; each one also yields a warning naming the node, the key and the bad value.
+ */
 export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABEL): Parsed<MeshNode> {
   const name = obj.metadata?.name ?? '';
   // A malformed API object must not crash the agent: non-object maps and non-string values are
