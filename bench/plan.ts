@@ -74,7 +74,10 @@ for (const r of rows) {
 for (const g of ['location', 'full'] as Granularity[]) {
   for (const locations of [1, 100]) {
     const sel = rows.filter((r) => r.granularity === g && r.locations === locations);
-    if (sel.length > 1) console.log(`linearity ${g}, ${locations} loc: µs/node at ${sel.at(-1)!.nodes} ÷ at ${sel[0].nodes} = ${f(sel.at(-1)!.perNodeUs / sel[0].perNodeUs)}`);
+    if (sel.length < 2) continue;
+    const [a, z] = [sel[0], sel.at(-1)!];
+    const bare = (r: Row) => r.bareP50 / r.nodes;
+    console.log(`linearity ${g}, ${locations} loc: µs/node at ${z.nodes} ÷ at ${a.nodes} = ${f(z.perNodeUs / a.perNodeUs)} (kg plan), ${f(bare(z) / bare(a))} (without description)`);
   }
 }
 // The agent's pool-worker path (kg bench's plan-time measurement): snapshot + plan, and a

@@ -159,7 +159,7 @@ export function peerRoutes(t: Topology, dev: string, self: string, extra: readon
     for (const c of s.cidrs) if (c) add(c, gw);
     for (const ip of s.privateIPs) add(oneAddress(ip), gw);
     for (const c of s.allowedLocationIPs) add(c, gw);
-    add(oneAddress(s.wireGuardIP), null);
+    add(s.wireGuard32, null);
   }
   for (const p of t.peers) {
     if (p.name === self) continue;

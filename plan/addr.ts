@@ -137,12 +137,13 @@ export function parseCIDR(s: string): CIDR | null {
   const slash = s.indexOf('/');
   if (slash < 0) return null;
   const addr = s.slice(0, slash);
-  const mask = s.slice(slash + 1);
-  // Go's dtoi accepts leading zeros but nothing else; cap the length to avoid huge numbers.
-  if (mask.length === 0 || mask.length > 6) return null;
+  // The mask is read in place (no substring per CIDR). Go's dtoi accepts leading zeros but
+  // nothing else; cap the length to avoid huge numbers.
+  const maskLen = s.length - slash - 1;
+  if (maskLen === 0 || maskLen > 6) return null;
   let bits = 0;
-  for (let i = 0; i < mask.length; i++) {
-    const c = mask.charCodeAt(i);
+  for (let i = slash + 1; i < s.length; i++) {
+    const c = s.charCodeAt(i);
     if (c < 48 || c > 57) return null;
     bits = bits * 10 + (c - 48);
   }
@@ -152,7 +153,7 @@ export function parseCIDR(s: string): CIDR | null {
   if (bits > (isV6Text ? 128 : 32)) return null;
   if (isV6Text && !ip.v6) bits = Math.max(0, bits - 96);
   // Already canonical text (the common case): keep the input string rather than build it again.
-  if (ip.s === addr && (mask.length === 1 || mask.charCodeAt(0) !== 48) && (ip.v6 || !isV6Text)) return { ip, bits, s };
+  if (ip.s === addr && (maskLen === 1 || s.charCodeAt(slash + 1) !== 48) && (ip.v6 || !isV6Text)) return { ip, bits, s };
   return cidr(ip, bits);
 }
 

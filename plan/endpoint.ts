@@ -11,14 +11,16 @@ export interface Endpoint {
 }
 
 const DNS1123_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const UINT_RE = /^[0-9]+$/;
 
 export function isDNS1123Subdomain(s: string): boolean {
   return s.length <= 253 && DNS1123_SUBDOMAIN_RE.test(s);
 }
 
-/** Go's net.SplitHostPort. Returns null where Go returns an error. */
-export function splitHostPort(s: string): { host: string; port: string } | null {
+/**
+ * The host part of Go's net.SplitHostPort (the port is what follows the last `:`). Returns null
+ * where Go returns an error.
+ */
+function splitHost(s: string): string | null {
   const i = s.lastIndexOf(':');
   if (i < 0) return null; // missing port
   let host: string;
@@ -27,29 +29,49 @@ export function splitHostPort(s: string): { host: string; port: string } | null 
     if (end < 0) return null;
     if (end + 1 !== i) return null; // `]` must be followed by the port's colon
     host = s.slice(1, end);
-    if (host.includes('[') || host.includes(']')) return null;
   } else {
     host = s.slice(0, i);
     if (host.includes(':')) return null; // too many colons
-    if (host.includes('[') || host.includes(']')) return null;
   }
-  const port = s.slice(i + 1);
+  if (host.includes('[') || host.includes(']')) return null;
+  return host;
+}
+
+/** Go's net.SplitHostPort. Returns null where Go returns an error. */
+export function splitHostPort(s: string): { host: string; port: string } | null {
+  const host = splitHost(s);
+  if (host === null) return null;
+  const port = s.slice(s.lastIndexOf(':') + 1);
   if (port.includes('[') || port.includes(']')) return null;
   return { host, port };
 }
 
-/** Parses an endpoint annotation or a Peer DNS endpoint (spec §2.1.1). */
+/** strconv.ParseUint(s[from:], 10, 32), then 1..65535; -1 where either fails. No substring. */
+function portAt(s: string, from: number): number {
+  const len = s.length - from;
+  if (len === 0 || len > 10) return -1;
+  let v = 0;
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    v = v * 10 + (c - 48);
+  }
+  return v >= 1 && v <= 65535 ? v : -1;
+}
+
+/**
+ * Parses an endpoint annotation or a Peer DNS endpoint (spec §2.1.1). Every Node carries one, so
+ * it is read in place: no host/port pair and no port substring per node.
+ */
 export function parseEndpoint(s: string): Endpoint | null {
   if (s === '') return null;
-  const hp = splitHostPort(s);
-  if (!hp) return null;
-  // strconv.ParseUint(port, 10, 32), then 1..65535.
-  if (!UINT_RE.test(hp.port) || hp.port.length > 10) return null;
-  const port = Number(hp.port);
-  if (port < 1 || port > 65535) return null;
-  const ip = parseIP(hp.host);
+  const host = splitHost(s);
+  if (host === null) return null;
+  const port = portAt(s, s.lastIndexOf(':') + 1);
+  if (port < 0) return null;
+  const ip = parseIP(host);
   if (ip) return { ip, port, dns: '' };
-  if (isDNS1123Subdomain(hp.host)) return { ip: null, port, dns: s };
+  if (isDNS1123Subdomain(host)) return { ip: null, port, dns: s };
   return null;
 }
 

@@ -61,7 +61,7 @@ function segmentReturns(s: Segment): readonly IptablesRule[] {
   // "WireGuared" is Kilo's spelling; the string is the rule's identity, so it stays.
   // Exact size: an array grown by push starts with room for 17 rules (5,000 segments).
   const out: IptablesRule[] = new Array(1 + s.allowedIPs.length);
-  out[0] = natReturn(oneAddress(s.wireGuardIP), WG_RETURN);
+  out[0] = natReturn(s.wireGuard32, WG_RETURN);
   for (let i = 0; i < s.allowedIPs.length; i++) out[i + 1] = natReturn(s.allowedIPs[i], KNOWN_RETURN);
   if (memoOn()) segmentMemo.set(s, out);
   return out;
@@ -122,20 +122,29 @@ export function iptablesRules(t: Topology, o: IptablesOptions): IptablesJSON {
     }
   }
 
+  // The per-address rules, into an array of their exact count: growing a 20,000-rule array by
+  // push copied and discarded its backing store over and over.
+  let count = prepend.length;
+  for (const s of t.segments) count += 1 + s.allowedIPs.length + (s.location === t.location ? s.allowedLocationIPs.length : 0);
+  for (const p of t.peers) count += 2 * p.allowedIPs.length;
+  const rules: IptablesRule[] = new Array(count);
+  let n = 0;
+  for (const x of prepend) rules[n++] = x;
   for (const s of t.segments) {
-    for (const x of segmentReturns(s)) prepend.push(x);
+    const own = segmentReturns(s);
+    for (let i = 0; i < own.length; i++) rules[n++] = own[i];
     if (s.location === t.location) {
       // Allowed-location IPs are deliberately not exempted from NAT (spec §8.2).
-      for (const l of s.allowedLocationIPs) prepend.push(natJump('-d', l));
+      for (const l of s.allowedLocationIPs) rules[n++] = natJump('-d', l);
     }
   }
   for (const p of t.peers) {
     for (const a of p.allowedIPs) {
-      prepend.push(natJump('-s', a));
-      prepend.push(natReturn(a, PEER_RETURN));
+      rules[n++] = natJump('-s', a);
+      rules[n++] = natReturn(a, PEER_RETURN);
     }
   }
-  return { chains, prepend, append };
+  return { chains, prepend: rules, append };
 }
 
 /** Kilo's rule identity (spec §8.1): `<table> -A <chain> <args>`, comment quoted, no family. */

@@ -309,9 +309,15 @@ export function nodeReady(n: MeshNode | null | undefined, nowSeconds: number): b
   return !!n && endpointReady(n.endpoint) && n.key !== null && n.subnet !== null && nowSeconds - n.lastSeen < n.readyWindow;
 }
 
+// The description's empty values are shared (and frozen): `kg plan` describes every node, and
+// most have neither discovered endpoints nor allowed-location IPs.
+const NO_DISCOVERED_JSON: Record<string, string> = Object.freeze({}) as Record<string, string>;
+export const NO_TEXT: string[] = Object.freeze([]) as unknown as string[];
+
 export function nodeJSON(n: MeshNode, nowSeconds: number): NodeJSON {
-  const discovered: Record<string, string> = {};
-  if (n.discoveredEndpoints) {
+  let discovered = NO_DISCOVERED_JSON;
+  if (n.discoveredEndpoints?.size) {
+    discovered = {};
     for (const k of [...n.discoveredEndpoints.keys()].sort()) {
       const a = n.discoveredEndpoints.get(k)!;
       if (a.ip) discovered[k] = hostPort(a.ip, a.port);
@@ -331,7 +337,7 @@ export function nodeJSON(n: MeshNode, nowSeconds: number): NodeJSON {
     persistentKeepalive: n.persistentKeepalive,
     wireGuardIP: n.wireGuardIP?.s ?? null,
     discoveredEndpoints: discovered,
-    allowedLocationIPs: n.allowedLocationIPs.map((c) => c.s),
+    allowedLocationIPs: n.allowedLocationIPs.length ? n.allowedLocationIPs.map((c) => c.s) : NO_TEXT,
     granularity: n.granularity,
   };
 }

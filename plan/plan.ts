@@ -100,15 +100,20 @@ export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly
   let sorted = true;
   for (let i = 1; i < parsed.length && sorted; i++) sorted = byText(parsed[i - 1].value.name, parsed[i].value.name) <= 0;
   if (!sorted) parsed.sort((a, b) => byText(a.value.name, b.value.name));
-  const nodes = new Map<string, MeshNode>();
+  // Name-sorted (stably), so a repeated name is adjacent to its first record: the last one
+  // replaces it in place, as a Map keyed by name would, without a 5,000-entry map.
+  const nodes: MeshNode[] = [];
   for (const r of parsed) {
-    if (!r.value.name) {
+    const name = r.value.name;
+    if (!name) {
       warnings.push('node without metadata.name ignored');
       continue;
     }
-    if (nodes.has(r.value.name)) warnings.push(`node ${r.value.name}: listed twice; the last one is used`);
-    nodes.set(r.value.name, r.value);
-    warnings.push(...r.warnings);
+    if (nodes.length > 0 && nodes[nodes.length - 1].name === name) {
+      warnings.push(`node ${name}: listed twice; the last one is used`);
+      nodes[nodes.length - 1] = r.value;
+    } else nodes.push(r.value);
+    for (const w of r.warnings) warnings.push(w);
   }
   const ready: MeshPeer[] = [];
   for (const o of [...peerObjs].sort((a, b) => byText(a.metadata?.name ?? '', b.metadata?.name ?? ''))) {
@@ -118,7 +123,7 @@ export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly
   }
   const peers = byPublicKey(ready);
   warnings.push(...peers.warnings);
-  return { nodes: [...nodes.values()], peers: peers.peers, warnings };
+  return { nodes, peers: peers.peers, warnings };
 }
 
 /** Name order; parseCluster already yields it, so usually this is a linear check. */

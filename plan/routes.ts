@@ -2,6 +2,7 @@
 import { contains, network, oneAddress, type CIDR, type IP } from './addr.js';
 import type { Encapsulator } from './encapsulation.js';
 import { memoOn } from './memo.js';
+import type { Endpoint } from './endpoint.js';
 import { updateEndpoint, type Segment, type Topology } from './topology.js';
 import type { Route, Rule } from './types.js';
 
@@ -16,37 +17,30 @@ export interface RouteOptions {
   enc: Encapsulator;
 }
 
-interface RouteDraft {
-  dst: CIDR;
-  gw: IP | null;
-  dev: string | null;
-  src: IP | null;
-  table: number | null;
-  onlink: boolean;
-}
-
 /**
  * Divergence (spec §16.15): Kilo hands host-bit CIDRs from allowed-location IPs and Peers
  * (`10.5.0.1/24`) to the kernel as route destinations, which the kernel rejects with EINVAL and
  * which aborts the whole route update. We route to the network (`10.5.0.0/24`), which is what
  * such a route means and what the kernel would hold; annotations, WireGuard and iptables keep the
  * host bits.
+ * Positional arguments, not a draft object: a 10,000-node plan builds 10,000 routes, and each
+ * intermediate object was garbage that the next scavenge had to copy.
  */
-function toRoute(r: RouteDraft): Route {
-  const dst = network(r.dst).s;
-  const gw = r.gw?.s ?? null;
+function toRoute(rdst: CIDR, rgw: IP | null, rdev: string | null, rsrc: IP | null, table: number | null, onlink: boolean): Route {
+  const dst = network(rdst).s;
+  const gw = rgw?.s ?? null;
   // The no-op encapsulator has no device (Go uses link index 0); such routes name none.
-  const dev = r.dev ?? '';
-  const src = r.src?.s ?? null;
+  const dev = rdev ?? '';
+  const src = rsrc?.s ?? null;
   // Memoised on the destination's (long-lived) CIDR object, like the iptables rules: a re-plan
   // returns the same route objects, and their diff keys are reused (diff/desired.ts).
-  if (!memoOn()) return { dst, gw, dev, src, table: r.table, protocol: 'static', onlink: r.onlink };
-  const variants = routeMemo.get(r.dst);
+  if (!memoOn()) return { dst, gw, dev, src, table, protocol: 'static', onlink };
+  const variants = routeMemo.get(rdst);
   if (variants) {
-    for (const v of variants) if (v.gw === gw && v.dev === dev && v.src === src && v.table === r.table && v.onlink === r.onlink && v.dst === dst) return v;
+    for (const v of variants) if (v.gw === gw && v.dev === dev && v.src === src && v.table === table && v.onlink === onlink && v.dst === dst) return v;
   }
-  const route: Route = Object.freeze({ dst, gw, dev, src, table: r.table, protocol: 'static', onlink: r.onlink });
-  if (!variants) routeMemo.set(r.dst, [route]);
+  const route: Route = Object.freeze({ dst, gw, dev, src, table, protocol: 'static', onlink });
+  if (!variants) routeMemo.set(rdst, [route]);
   else if (variants.length < 4) variants.push(route);
   else variants[0] = route;
   return route;
@@ -90,14 +84,14 @@ function rule(src: CIDR | null, dst: CIDR | null, iif: string | null): Rule {
 export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: Rule[] } {
   const out: Route[] = [];
   let masked = false;
-  const push = (d: RouteDraft): void => {
-    const r = toRoute(d);
-    if (r.dst !== d.dst.s) masked = true;
+  const add = (dst: CIDR, gw: IP | null, dev: string | null, src: IP | null, table: number | null, onlink: boolean): void => {
+    const r = toRoute(dst, gw, dev, src, table, onlink);
+    if (r.dst !== dst.s) masked = true;
     out.push(r);
   };
   /** Routes of a remote segment from the memo when `deps` are unchanged, else from `make`. */
   const remote = (s: Segment, deps: readonly unknown[], make: () => void): void => {
-    const c = memoOn() ? segmentRoutes.get(s) : undefined;
+    const c = segmentRoutes.get(s);
     if (c && c.deps.length === deps.length && c.deps.every((d, i) => d === deps[i])) {
       for (const r of c.routes) out.push(r);
       masked ||= c.masked;
@@ -107,7 +101,7 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
     const before = masked;
     masked = false;
     make();
-    if (memoOn()) segmentRoutes.set(s, { deps, routes: out.slice(start), masked });
+    segmentRoutes.set(s, { deps, routes: out.slice(start), masked });
     masked ||= before;
   };
   const rules: Rule[] = [];
@@ -117,12 +111,12 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
   const tunl = enc.tunnel;
 
   // encapsulateRoute (spec §7.2).
-  const encap = (r: RouteDraft): RouteDraft => {
-    if (strategy === 'always' || (strategy === 'crosssubnet' && privateIP && !(r.gw && contains(privateIP, r.gw)))) {
-      r.dev = tunl;
-      if (privateIP && !r.src) r.src = privateIP.ip;
+  const addEncap = (dst: CIDR, gw: IP | null, dev: string | null, src: IP | null, table: number | null, onlink: boolean): void => {
+    if (strategy === 'always' || (strategy === 'crosssubnet' && privateIP && !(gw && contains(privateIP, gw)))) {
+      dev = tunl;
+      if (privateIP && !src) src = privateIP.ip;
     }
-    return r;
+    add(dst, gw, dev, src, table, onlink);
   };
   const crossesSubnet = (ip: IP) =>
     strategy === 'always' || (strategy === 'crosssubnet' && !(privateIP && contains(privateIP, ip)));
@@ -136,38 +130,53 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
       gw = enc.gw(ep?.ip ?? null, s.privateIPs[s.leader] ?? null, s.cniCompatibilityIPs[s.leader], s.cidrs[s.leader]);
       break;
     }
-    const viaLeader = (dst: CIDR): RouteDraft => encap({ dst, gw, dev: o.privIface, src: null, table: null, onlink: true });
+    const viaLeader = (dst: CIDR): void => addEncap(dst, gw, o.privIface, null, null, true);
+    const remoteViaLeader = (s: Segment): void => {
+      viaLeader(s.wireGuard32);
+      for (const c of s.cidrs) if (c) viaLeader(c);
+      for (const p of s.privateIPs) viaLeader(oneAddress(p));
+      for (let i = 0; i < s.allowedLocationIPs.length; i++) viaLeader(s.allowedLocationIPs[i]); // no iterator per segment
+    };
     for (const s of t.segments) {
       if (s.location !== t.location) {
-        remote(s, [gw, o.privIface, strategy, privateIP, tunl], () => {
-          push(viaLeader(oneAddress(s.wireGuardIP)));
-          for (const c of s.cidrs) if (c) push(viaLeader(c));
-          for (const p of s.privateIPs) push(viaLeader(oneAddress(p)));
-          for (const a of s.allowedLocationIPs) push(viaLeader(a));
-        });
+        // Without memoisation (one-shot plans), no deps list and closure per segment.
+        if (memoOn()) remote(s, [gw, o.privIface, strategy, privateIP, tunl], () => remoteViaLeader(s));
+        else remoteViaLeader(s);
         continue;
       }
-      push(viaLeader(oneAddress(s.wireGuardIP)));
+      viaLeader(s.wireGuard32);
       if (o.local) {
         for (let i = 0; i < s.cidrs.length; i++) {
           const pip = s.privateIPs[i];
           if (!pip || (privateIP && pip.s === privateIP.ip.s)) continue;
           const nodeGw = enc.gw(null, pip, s.cniCompatibilityIPs[i], s.cidrs[i]);
           const cidr = s.cidrs[i];
-          if (cidr) push(encap({ dst: cidr, gw: nodeGw, dev: o.privIface, src: null, table: null, onlink: true }));
+          if (cidr) addEncap(cidr, nodeGw, o.privIface, null, null, true);
           if (crossesSubnet(pip)) {
-            push({ dst: oneAddress(pip), gw: nodeGw, dev: tunl, src: privateIP?.ip ?? null, table: KILO_TABLE, onlink: true });
+            add(oneAddress(pip), nodeGw, tunl, privateIP?.ip ?? null, KILO_TABLE, true);
             rules.push(rule(t.subnet, oneAddress(pip), null));
           }
         }
       }
     }
-    for (const p of t.peers) for (const a of p.allowedIPs) push(viaLeader(a));
+    for (const p of t.peers) for (const a of p.allowedIPs) viaLeader(a);
     return { routes: finish(out, masked), rules };
   }
 
   // §7.4: the leader routes other segments through WireGuard.
   const src = privateIP?.ip ?? null;
+  const remoteViaSegment = (s: Segment, ep: Endpoint | null): void => {
+    const epIP = ep?.ip?.s;
+    const gw = s.wireGuardIP;
+    for (let i = 0; i < s.cidrs.length; i++) {
+      const c = s.cidrs[i];
+      if (c) add(c, gw, o.kiloIface, src, null, true);
+      // A node reachable only through its endpoint address cannot be routed to through it.
+      if (s.privateIPs.length === 0 || !s.privateIPs[i] || s.privateIPs[i].s === epIP) continue;
+      add(oneAddress(s.privateIPs[i]), gw, o.kiloIface, src, null, true);
+    }
+    for (let i = 0; i < s.allowedLocationIPs.length; i++) add(s.allowedLocationIPs[i], gw, o.kiloIface, src, null, true); // no iterator per segment
+  };
   for (const s of t.segments) {
     if (s.location === t.location) {
       if (o.local && privateIP) {
@@ -176,9 +185,9 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
           if (!pip || pip.s === privateIP.ip.s) continue;
           const nodeGw = enc.gw(null, pip, s.cniCompatibilityIPs[i], s.cidrs[i]);
           const cidr = s.cidrs[i];
-          if (cidr) push(encap({ dst: cidr, gw: nodeGw, dev: o.privIface, src: null, table: null, onlink: true }));
+          if (cidr) addEncap(cidr, nodeGw, o.privIface, null, null, true);
           if (crossesSubnet(pip)) {
-            push({ dst: oneAddress(pip), gw: nodeGw, dev: tunl, src: privateIP.ip, table: KILO_TABLE, onlink: true });
+            add(oneAddress(pip), nodeGw, tunl, privateIP.ip, KILO_TABLE, true);
             rules.push(rule(t.subnet, oneAddress(pip), null));
             rules.push(rule(null, oneAddress(pip), o.kiloIface));
           }
@@ -190,7 +199,7 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
           if (!pip || pip.s === privateIP.ip.s) continue;
           const nodeGw = enc.gw(null, pip, s.cniCompatibilityIPs[i], s.cidrs[i]);
           if (nodeGw && nodeGw.s !== pip.s) {
-            push({ dst: oneAddress(pip), gw: nodeGw, dev: tunl, src: null, table: KILO_TABLE, onlink: true });
+            add(oneAddress(pip), nodeGw, tunl, null, KILO_TABLE, true);
             rules.push(rule(null, oneAddress(pip), o.kiloIface));
           }
         }
@@ -198,21 +207,11 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
       continue;
     }
     const ep = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
-    remote(s, [ep, o.kiloIface, src], () => {
-      const epIP = ep?.ip?.s;
-      const viaSegment = (dst: CIDR): RouteDraft => ({ dst, gw: s.wireGuardIP, dev: o.kiloIface, src, table: null, onlink: true });
-      for (let i = 0; i < s.cidrs.length; i++) {
-        const c = s.cidrs[i];
-        if (c) push(viaSegment(c));
-        // A node reachable only through its endpoint address cannot be routed to through it.
-        if (s.privateIPs.length === 0 || !s.privateIPs[i] || s.privateIPs[i].s === epIP) continue;
-        push(viaSegment(oneAddress(s.privateIPs[i])));
-      }
-      for (const a of s.allowedLocationIPs) push(viaSegment(a));
-    });
+    if (memoOn()) remote(s, [ep, o.kiloIface, src], () => remoteViaSegment(s, ep));
+    else remoteViaSegment(s, ep);
   }
   for (const p of t.peers) {
-    for (const a of p.allowedIPs) push({ dst: a, gw: null, dev: o.kiloIface, src, table: null, onlink: false });
+    for (const a of p.allowedIPs) add(a, null, o.kiloIface, src, null, false);
   }
   return { routes: finish(out, masked), rules };
 }

@@ -3,7 +3,7 @@
 // quirks included.
 import { byText, cidr, contains, intersects, isPublic, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
 import { endpointJSON, newEndpoint, type Endpoint } from './endpoint.js';
-import type { MeshNode, UDPAddr } from './node.js';
+import { NO_TEXT, type MeshNode, type UDPAddr } from './node.js';
 import { memoOn } from './memo.js';
 import type { MeshPeer } from './peer.js';
 import type { Granularity, SegmentJSON } from './types.js';
@@ -17,11 +17,14 @@ export interface Segment {
   readonly key: string;
   readonly persistentKeepalive: number;
   readonly allowedIPs: CIDR[];
-  allowedLocationIPs: CIDR[];
+  /** Reassigned (never mutated) by the allowed-location-IP filter; may be shared with the records. */
+  allowedLocationIPs: readonly CIDR[];
   readonly cidrs: (CIDR | null)[];
   readonly privateIPs: IP[];
   readonly cniCompatibilityIPs: (CIDR | null)[];
   wireGuardIP: IP;
+  /** wireGuardIP as a one-address CIDR: the same object plan after plan (see allocation). */
+  wireGuard32: CIDR;
 }
 
 export interface Topology {
@@ -106,7 +109,7 @@ export function updateEndpoint(
  * filterAllowedLocationIPs (spec §5.8), run for segment `k` inside the allocation loop: segments
  * before `k` are final (WireGuard IP added, their own list filtered), those after are not yet.
  */
-function filterAllowedLocationIPs(k: number, done: readonly Segment[], bases: readonly SegmentBase[], peers: readonly MeshPeer[]): CIDR[] {
+function filterAllowedLocationIPs(k: number, done: readonly Segment[], bases: readonly SegmentBase[], peers: readonly MeshPeer[]): readonly CIDR[] {
   const self = done[k];
   return self.allowedLocationIPs.filter((c) => {
     for (let t = 0; t < bases.length; t++) {
@@ -125,9 +128,14 @@ function filterAllowedLocationIPs(k: number, done: readonly Segment[], bases: re
  * not 5,000; and the last allocated Segment is kept with it, so that a segment whose members and
  * WireGuard IP did not move is the very same object (what is derived from it is reused too).
  * Its allowedIPs lack the WireGuard IP (allocation appends it); its allowedLocationIPs are sorted
- * and de-duplicated but not yet filtered.
+ * and de-duplicated but not yet filtered. Its fields are a Segment's, in a Segment's order, so
+ * that a one-shot plan can complete the base into the segment (see newTopology).
  */
-interface SegmentBase extends Omit<Segment, 'wireGuardIP'> {
+interface SegmentBase extends Omit<Segment, 'wireGuardIP' | 'wireGuard32' | 'allowedIPs'> {
+  allowedIPs: CIDR[];
+  wireGuardIP: IP | null;
+  wireGuard32: CIDR | null;
+  /** The members, for the memo's check; empty in one-shot full-granularity plans (unused there). */
   members: readonly MeshNode[];
   /** The members' discovered endpoints, in member order (most nodes have none). */
   readonly discovered: readonly (readonly [string, UDPAddr])[];
@@ -146,7 +154,7 @@ function segmentBase(location: string, members: readonly MeshNode[]): SegmentBas
   const memo = memoOn();
   const cached = memo ? baseMemo.get(members[0]) : undefined;
   if (cached && cached.location === location && sameMembers(cached.members, members)) return cached;
-  const base = members.length === 1 ? loneBase(location, members[0]) : groupBase(location, members);
+  const base = members.length === 1 ? loneBase(location, members[0], members) : groupBase(location, members);
   if (memo) {
     base.members = [...members];
     baseMemo.set(members[0], base);
@@ -155,25 +163,29 @@ function segmentBase(location: string, members: readonly MeshNode[]): SegmentBas
 }
 
 const NO_DISCOVERED: readonly (readonly [string, UDPAddr])[] = Object.freeze([]);
+const NO_MEMBERS: readonly MeshNode[] = Object.freeze([]);
 
 /**
  * A one-node segment (every segment in full granularity): the same fields as groupBase builds,
- * in arrays of their exact size. Arrays grown by push start with room for 17 items, which made
- * this the planner's largest allocation at 5,000 segments.
+ * in arrays of their exact size (an array grown by push starts with room for 17 items), sharing
+ * what can be shared with the record: at 10,000 segments this was the planner's largest
+ * allocation, and its garbage the largest part of a plan's time.
  */
-function loneBase(location: string, m: MeshNode): SegmentBase {
+function loneBase(location: string, m: MeshNode, members: readonly MeshNode[]): SegmentBase {
   const own = m.internalIP ? m.internal32 ?? oneAddress(m.internalIP.ip) : null;
   const allowedIPs: CIDR[] = m.subnet ? (own ? [m.subnet, own] : [m.subnet]) : own ? [own] : [];
-  // One node's allowed-location IPs, de-duplicated and sorted as groupBase does.
+  // One node's allowed-location IPs, de-duplicated and sorted as groupBase does; a list of zero
+  // or one is already both, and is shared (segments reassign the list, never mutate it).
   let allowedLocationIPs: readonly CIDR[] = m.allowedLocationIPs;
   if (allowedLocationIPs.length > 1) {
     const seen = new Set<string>();
     allowedLocationIPs = allowedLocationIPs.filter((a) => !seen.has(a.s) && !!seen.add(a.s)).sort((a, b) => byText(a.s, b.s));
   }
   return {
-    location, members: [m], leader: 0, hostnames: [m.name], endpoint: m.endpoint, key: m.key ?? '', persistentKeepalive: m.persistentKeepalive,
-    allowedIPs, allowedLocationIPs: [...allowedLocationIPs], cidrs: [m.subnet], privateIPs: m.internalIP ? [m.internalIP.ip] : [],
-    cniCompatibilityIPs: [m.cniCompatibilityIP], discovered: m.discoveredEndpoints?.size ? [...m.discoveredEndpoints] : NO_DISCOVERED, last: null,
+    location, members, leader: 0, hostnames: [m.name], endpoint: m.endpoint, key: m.key ?? '', persistentKeepalive: m.persistentKeepalive,
+    allowedIPs, allowedLocationIPs, cidrs: [m.subnet], privateIPs: m.internalIP ? [m.internalIP.ip] : [],
+    cniCompatibilityIPs: [m.cniCompatibilityIP], wireGuardIP: null, wireGuard32: null,
+    discovered: m.discoveredEndpoints?.size ? [...m.discoveredEndpoints] : NO_DISCOVERED, last: null,
   };
 }
 
@@ -208,23 +220,34 @@ function groupBase(location: string, members: readonly MeshNode[]): SegmentBase 
   const l = members[leader];
   return {
     location, members, leader, hostnames, endpoint: l.endpoint, key: l.key ?? '', persistentKeepalive: l.persistentKeepalive,
-    allowedIPs, allowedLocationIPs, cidrs, privateIPs, cniCompatibilityIPs, discovered, last: null,
+    allowedIPs, allowedLocationIPs, cidrs, privateIPs, cniCompatibilityIPs, wireGuardIP: null, wireGuard32: null, discovered, last: null,
   };
 }
 
-// The k-th segment always gets the subnet's (k+1)-th address: the same IP objects are handed out
-// plan after plan, so that what is derived from them downstream is reused (see oneAddress).
-let allocated: { subnet: string; ips: IP[]; exhausted: boolean } = { subnet: '', ips: [], exhausted: false };
+// The k-th segment always gets the subnet's (k+1)-th address: the same IP objects, and their
+// one-address CIDRs, are handed out plan after plan, so that what is derived from them downstream
+// is reused (see oneAddress), and a one-shot plan does not build 10,000 of each twice.
+let allocated: { subnet: string; ips: IP[]; ones: CIDR[]; exhausted: boolean } = { subnet: '', ips: [], ones: [], exhausted: false };
 
-function allocation(subnet: CIDR, count: number): readonly (IP | undefined)[] {
-  if (allocated.subnet !== subnet.s) allocated = { subnet: subnet.s, ips: [], exhausted: false };
+function allocation(subnet: CIDR, count: number): { readonly ips: readonly (IP | undefined)[]; readonly ones: readonly CIDR[] } {
+  if (allocated.subnet !== subnet.s) allocated = { subnet: subnet.s, ips: [], ones: [], exhausted: false };
   const a = allocated;
   while (a.ips.length < count && !a.exhausted) {
     const next = nextIP(a.ips.length ? a.ips[a.ips.length - 1] : subnet.ip, subnet);
-    if (next) a.ips.push(next);
-    else a.exhausted = true;
+    if (next) {
+      a.ips.push(next);
+      a.ones.push(cidr(next, next.v6 ? 128 : 32));
+    } else a.exhausted = true;
   }
-  return a.ips;
+  return a;
+}
+
+/** `xs` and then `x`, in an array of exactly that size (one grown by push would have room for 17). */
+function withLast<T>(xs: readonly T[], x: T): T[] {
+  const out: T[] = new Array(xs.length + 1);
+  for (let i = 0; i < xs.length; i++) out[i] = xs[i];
+  out[xs.length] = x;
+  return out;
 }
 
 /** The records, one per name (the last one wins, as in Kilo's map), in the given order otherwise. */
@@ -254,15 +277,19 @@ export function newTopology(input: TopologyInput): Result<Topology> {
 
   let isLeader = false;
   const bases: SegmentBase[] = [];
-  const add = (location: string, members: MeshNode[]) => {
-    if (members.length > 1) members.sort((a, b) => byText(a.name, b.name));
-    const base = segmentBase(location, members);
-    if (location === localLocation && members[base.leader].name === input.hostname) isLeader = true;
+  const push = (base: SegmentBase) => {
+    if (base.location === localLocation && base.hostnames[base.leader] === input.hostname) isLeader = true;
     bases.push(base);
   };
+  const add = (location: string, members: MeshNode[]) => {
+    if (members.length > 1) members.sort((a, b) => byText(a.name, b.name));
+    push(segmentBase(location, members));
+  };
   if (input.granularity === 'full') {
-    // Every node is its own segment (segmentKey is its node key): no grouping needed.
-    for (const n of nodes) add(n.nodeKey, [n]);
+    // Every node is its own segment (segmentKey is its node key): no grouping needed, and
+    // without memoisation no members list either.
+    if (memoOn()) for (const n of nodes) add(n.nodeKey, [n]);
+    else for (const n of nodes) push(loneBase(n.nodeKey, n, NO_MEMBERS));
   } else {
     const groups = new Map<string, MeshNode[]>();
     for (const n of nodes) {
@@ -280,7 +307,7 @@ export function newTopology(input: TopologyInput): Result<Topology> {
 
   const discovered = new Map<string, UDPAddr>(input.localDiscoveredEndpoints ?? []);
   let wireGuardCIDR = input.subnet;
-  const ips = allocation(input.subnet, bases.length);
+  const { ips, ones } = allocation(input.subnet, bases.length);
   const segments: Segment[] = [];
   for (let k = 0; k < bases.length; k++) {
     // Quirk (spec §16.7): Go hands out one invalid address before failing; we fail at once.
@@ -290,18 +317,31 @@ export function newTopology(input: TopologyInput): Result<Topology> {
     const filtered = b.allowedLocationIPs.length > 0;
     let seg: Segment;
     if (!filtered && b.last && b.last.ip === ip) seg = b.last.seg; // only ever set with memoisation on
-    else {
+    else if (!memoOn()) {
+      // A one-shot plan keeps no base: the base becomes the segment, one object instead of two
+      // per segment. Later bases keep their allowed IPs without a WireGuard IP until their turn,
+      // which is what the allowed-location-IP filter below reads (as Kilo's loop does).
+      b.allowedIPs = withLast(b.allowedIPs, ones[k]);
+      b.wireGuardIP = ip;
+      b.wireGuard32 = ones[k];
+      seg = b as Segment;
+    } else {
       seg = {
         location: b.location, leader: b.leader, hostnames: b.hostnames, endpoint: b.endpoint, key: b.key, persistentKeepalive: b.persistentKeepalive,
-        allowedIPs: [...b.allowedIPs, oneAddress(ip)], allowedLocationIPs: b.allowedLocationIPs,
-        cidrs: b.cidrs, privateIPs: b.privateIPs, cniCompatibilityIPs: b.cniCompatibilityIPs, wireGuardIP: ip,
+        allowedIPs: withLast(b.allowedIPs, ones[k]), allowedLocationIPs: b.allowedLocationIPs,
+        cidrs: b.cidrs, privateIPs: b.privateIPs, cniCompatibilityIPs: b.cniCompatibilityIPs, wireGuardIP: ip, wireGuard32: ones[k],
       };
       // Segments with allowed-location IPs depend on the others (the filter): never reused.
-      if (!filtered && memoOn()) b.last = { ip, seg };
+      if (!filtered) b.last = { ip, seg };
     }
     segments.push(seg);
     if (isLeader && seg.location === localLocation) wireGuardCIDR = cidr(ip, input.subnet.bits);
-    for (const [key, addr] of b.discovered) if (!discovered.has(key)) discovered.set(key, addr);
+    // Index loops over the per-segment lists: for-of over the shared frozen empty ones allocated
+    // an iterator per segment.
+    for (let i = 0; i < b.discovered.length; i++) {
+      const [key, addr] = b.discovered[i];
+      if (!discovered.has(key)) discovered.set(key, addr);
+    }
     if (filtered) seg.allowedLocationIPs = filterAllowedLocationIPs(k, segments, bases, peers);
   }
 
@@ -334,6 +374,6 @@ export function segmentJSON(s: Segment): SegmentJSON {
     cidrs: s.cidrs.map((c) => c?.s ?? null),
     privateIPs: s.privateIPs.map((ip) => ip.s),
     wireGuardIP: s.wireGuardIP.s,
-    allowedLocationIPs: s.allowedLocationIPs.map((c) => c.s),
+    allowedLocationIPs: s.allowedLocationIPs.length ? s.allowedLocationIPs.map((c) => c.s) : NO_TEXT,
   };
 }
