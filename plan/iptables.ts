@@ -55,16 +55,19 @@ function natJump(dir: '-s' | '-d', c: CIDR): IptablesRule {
 // A segment's own rules depend on the segment alone: a reused segment (topology.ts) hands back
 // its list, one lookup instead of one per address.
 const segmentMemo = new WeakMap<Segment, readonly IptablesRule[]>();
-function segmentReturns(s: Segment): readonly IptablesRule[] {
+/** Writes segment `s`'s own rules into `out` from index `at`; returns the next index. */
+function segmentReturns(s: Segment, out: IptablesRule[], at: number): number {
   const hit = memoOn() ? segmentMemo.get(s) : undefined;
-  if (hit) return hit;
+  if (hit) {
+    for (let i = 0; i < hit.length; i++) out[at++] = hit[i];
+    return at;
+  }
+  const start = at;
   // "WireGuared" is Kilo's spelling; the string is the rule's identity, so it stays.
-  // Exact size: an array grown by push starts with room for 17 rules (5,000 segments).
-  const out: IptablesRule[] = new Array(1 + s.allowedIPs.length);
-  out[0] = natReturn(s.wireGuard32, WG_RETURN);
-  for (let i = 0; i < s.allowedIPs.length; i++) out[i + 1] = natReturn(s.allowedIPs[i], KNOWN_RETURN);
-  if (memoOn()) segmentMemo.set(s, out);
-  return out;
+  out[at++] = natReturn(s.wireGuard32, WG_RETURN);
+  for (let i = 0; i < s.allowedIPs.length; i++) out[at++] = natReturn(s.allowedIPs[i], KNOWN_RETURN);
+  if (memoOn()) segmentMemo.set(s, out.slice(start, at));
+  return at;
 }
 
 function r(family: Family, table: string, chain: string, rule: string[]): IptablesRule {
@@ -131,8 +134,7 @@ export function iptablesRules(t: Topology, o: IptablesOptions): IptablesJSON {
   let n = 0;
   for (const x of prepend) rules[n++] = x;
   for (const s of t.segments) {
-    const own = segmentReturns(s);
-    for (let i = 0; i < own.length; i++) rules[n++] = own[i];
+    n = segmentReturns(s, rules, n);
     if (s.location === t.location) {
       // Allowed-location IPs are deliberately not exempted from NAT (spec §8.2).
       for (const l of s.allowedLocationIPs) rules[n++] = natJump('-d', l);

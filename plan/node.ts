@@ -183,6 +183,12 @@ const NO_CIDRS: readonly CIDR[] = Object.freeze([]);
  * them; each one also yields a warning naming the node, the key and the bad value.
  */
 export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABEL): Parsed<MeshNode> {
+  const warnings: string[] = [];
+  return { value: parseNodeInto(obj, topologyLabel, warnings), warnings };
+}
+
+/** parseNode, with the warnings appended to `warnings` (no wrapper or list per node). */
+export function parseNodeInto(obj: NodeObject, topologyLabel: string, warnings: string[]): MeshNode {
   const name = obj.metadata?.name ?? '';
   // A malformed API object must not crash the agent: non-object maps and non-string values are
   // treated as absent (with a warning below).
@@ -190,7 +196,6 @@ export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABE
   const ann: Record<string, string> = rawAnn && typeof rawAnn === 'object' ? rawAnn : {};
   const rawLabels = obj.metadata?.labels;
   const labels: Record<string, string> = rawLabels && typeof rawLabels === 'object' ? rawLabels : {};
-  const warnings: string[] = [];
 
   let subnet: CIDR | null = null;
   const rawPod = obj.spec?.podCIDR;
@@ -296,13 +301,10 @@ export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABE
     if (!wireGuardIP) bad(warnings, name, A.wireGuardIP, 'invalid CIDR', ann[A.wireGuardIP]);
   }
 
-  return {
-    value: meshNode({
-      name, endpoint, key, internalIP, noInternalIP, cniCompatibilityIP, lastSeen, readyWindow, leader, location,
-      persistentKeepalive, subnet, wireGuardIP, discoveredEndpoints, allowedLocationIPs, granularity,
-    }),
-    warnings,
-  };
+  return meshNode({
+    name, endpoint, key, internalIP, noInternalIP, cniCompatibilityIP, lastSeen, readyWindow, leader, location,
+    persistentKeepalive, subnet, wireGuardIP, discoveredEndpoints, allowedLocationIPs, granularity,
+  });
 }
 
 export function nodeReady(n: MeshNode | null | undefined, nowSeconds: number): boolean {

@@ -6,7 +6,7 @@ import { stockConflist } from './cni.js';
 import { encapsulator, type Encapsulator, type Strategy } from './encapsulation.js';
 import { endpointPort, endpointStringOpt, withResolved } from './endpoint.js';
 import { iptablesRules } from './iptables.js';
-import { nodeJSON, nodeReady, parseNode, type MeshNode, type NodeObject, type UDPAddr } from './node.js';
+import { nodeJSON, nodeReady, parseNodeInto, type MeshNode, type NodeObject, type UDPAddr } from './node.js';
 import { parsePeer, peerJSON, peerReady, validatePeer, type MeshPeer, type PeerObject } from './peer.js';
 import { routes as buildRoutes } from './routes.js';
 import { newTopology, segmentJSON, segmentKey, type Topology } from './topology.js';
@@ -95,25 +95,33 @@ export function byPublicKey(sorted: readonly MeshPeer[]): { peers: MeshPeer[]; w
 export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly PeerObject[], topologyLabel: string): Cluster {
   const warnings: string[] = [];
   // Name order (stable for duplicates) keeps warnings independent of the input's order.
-  const parsed = nodeObjs.map((o) => parseNode(o, topologyLabel));
+  // Records without a wrapper each; the few warnings are kept per record, to be reported in
+  // name order below.
+  const scratch: string[] = [];
+  let nodeWarnings: Map<MeshNode, string[]> | null = null;
+  const parsed: MeshNode[] = new Array(nodeObjs.length);
+  for (let i = 0; i < nodeObjs.length; i++) {
+    const n = (parsed[i] = parseNodeInto(nodeObjs[i], topologyLabel, scratch));
+    if (scratch.length) (nodeWarnings ??= new Map()).set(n, scratch.splice(0));
+  }
   // API servers list in name order: check that (linear) before paying for a sort.
   let sorted = true;
-  for (let i = 1; i < parsed.length && sorted; i++) sorted = byText(parsed[i - 1].value.name, parsed[i].value.name) <= 0;
-  if (!sorted) parsed.sort((a, b) => byText(a.value.name, b.value.name));
+  for (let i = 1; i < parsed.length && sorted; i++) sorted = byText(parsed[i - 1].name, parsed[i].name) <= 0;
+  if (!sorted) parsed.sort((a, b) => byText(a.name, b.name));
   // Name-sorted (stably), so a repeated name is adjacent to its first record: the last one
   // replaces it in place, as a Map keyed by name would, without a 5,000-entry map.
   const nodes: MeshNode[] = [];
-  for (const r of parsed) {
-    const name = r.value.name;
-    if (!name) {
+  for (const n of parsed) {
+    if (!n.name) {
       warnings.push('node without metadata.name ignored');
       continue;
     }
-    if (nodes.length > 0 && nodes[nodes.length - 1].name === name) {
-      warnings.push(`node ${name}: listed twice; the last one is used`);
-      nodes[nodes.length - 1] = r.value;
-    } else nodes.push(r.value);
-    for (const w of r.warnings) warnings.push(w);
+    if (nodes.length > 0 && nodes[nodes.length - 1].name === n.name) {
+      warnings.push(`node ${n.name}: listed twice; the last one is used`);
+      nodes[nodes.length - 1] = n;
+    } else nodes.push(n);
+    const w = nodeWarnings?.get(n);
+    if (w) for (const x of w) warnings.push(x);
   }
   const ready: MeshPeer[] = [];
   for (const o of [...peerObjs].sort((a, b) => byText(a.metadata?.name ?? '', b.metadata?.name ?? ''))) {
@@ -191,8 +199,13 @@ function planNow(cluster: Cluster, o: PlanOptions, extras: PlanExtras): PlanResu
     const ip = extras.resolved.get(e.dns);
     return ip ? { ...x, endpoint: withResolved(e, ip) } : x;
   };
-  const readyNodes = nodes.filter((n) => nodeReady(n, o.now)).map(resolve);
-  const readyPeers = peers.filter(peerReady).map(resolve);
+  // Resolution only when there are resolved names (the agent); no copy of 5,000 records otherwise.
+  const readyNodes = nodes.filter((n) => nodeReady(n, o.now));
+  const readyPeers = peers.filter(peerReady);
+  if (extras.resolved?.size) {
+    for (let i = 0; i < readyNodes.length; i++) readyNodes[i] = resolve(readyNodes[i]);
+    for (let i = 0; i < readyPeers.length; i++) readyPeers[i] = resolve(readyPeers[i]);
+  }
 
   const describe = extras.describe !== false;
   const base = {

@@ -20,8 +20,8 @@ export interface Segment {
   /** Reassigned (never mutated) by the allowed-location-IP filter; may be shared with the records. */
   allowedLocationIPs: readonly CIDR[];
   readonly cidrs: (CIDR | null)[];
-  readonly privateIPs: IP[];
-  readonly cniCompatibilityIPs: (CIDR | null)[];
+  readonly privateIPs: readonly IP[];
+  readonly cniCompatibilityIPs: readonly (CIDR | null)[];
   wireGuardIP: IP;
   /** wireGuardIP as a one-address CIDR: the same object plan after plan (see allocation). */
   wireGuard32: CIDR;
@@ -164,6 +164,9 @@ function segmentBase(location: string, members: readonly MeshNode[]): SegmentBas
 
 const NO_DISCOVERED: readonly (readonly [string, UDPAddr])[] = Object.freeze([]);
 const NO_MEMBERS: readonly MeshNode[] = Object.freeze([]);
+// A lone segment's lists when its node has no private IP / no CNI compatibility IP (most have none).
+const NO_IPS: readonly IP[] = Object.freeze([]);
+const NO_CNI_IP: readonly (CIDR | null)[] = Object.freeze([null]);
 
 /**
  * A one-node segment (every segment in full granularity): the same fields as groupBase builds,
@@ -183,8 +186,8 @@ function loneBase(location: string, m: MeshNode, members: readonly MeshNode[]): 
   }
   return {
     location, members, leader: 0, hostnames: [m.name], endpoint: m.endpoint, key: m.key ?? '', persistentKeepalive: m.persistentKeepalive,
-    allowedIPs, allowedLocationIPs, cidrs: [m.subnet], privateIPs: m.internalIP ? [m.internalIP.ip] : [],
-    cniCompatibilityIPs: [m.cniCompatibilityIP], wireGuardIP: null, wireGuard32: null,
+    allowedIPs, allowedLocationIPs, cidrs: [m.subnet], privateIPs: m.internalIP ? [m.internalIP.ip] : NO_IPS,
+    cniCompatibilityIPs: m.cniCompatibilityIP ? [m.cniCompatibilityIP] : NO_CNI_IP, wireGuardIP: null, wireGuard32: null,
     discovered: m.discoveredEndpoints?.size ? [...m.discoveredEndpoints] : NO_DISCOVERED, last: null,
   };
 }
