@@ -77,7 +77,10 @@ for (const g of ['location', 'full'] as Granularity[]) {
     if (sel.length < 2) continue;
     const [a, z] = [sel[0], sel.at(-1)!];
     const bare = (r: Row) => r.bareP50 / r.nodes;
-    console.log(`linearity ${g}, ${locations} loc: µs/node at ${z.nodes} ÷ at ${a.nodes} = ${f(z.perNodeUs / a.perNodeUs)} (kg plan), ${f(bare(z) / bare(a))} (without description)`);
+    // The baseline's own growth: copying the same Node objects also costs more per node once
+    // they outgrow the caches and V8's young generation.
+    const clone = (r: Row) => r.cloneP50 / r.nodes;
+    console.log(`linearity ${g}, ${locations} loc: µs/node at ${z.nodes} ÷ at ${a.nodes} = ${f(z.perNodeUs / a.perNodeUs)} (kg plan), ${f(bare(z) / bare(a))} (without description); structuredClone baseline ${f(clone(z) / clone(a))}`);
   }
 }
 // The agent's pool-worker path (kg bench's plan-time measurement): snapshot + plan, and a

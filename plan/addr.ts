@@ -8,7 +8,11 @@ import { memoOn } from './memo.js';
 
 export interface IP {
   readonly v6: boolean;
-  /** IPv4 as an unsigned 32-bit number (0 for IPv6): most meshes are IPv4, and numbers are cheap. */
+  /**
+   * IPv4 as a 32-bit number (0 for IPv6), stored signed (`| 0`): 128.0.0.0 and above would
+   * otherwise be doubles, and V8 then boxes the field of every IP in a heap number of its own.
+   * Read it with `>>>` (octets, unsigned order) or compare it masked (`&`); never as unsigned.
+   */
   readonly n: number;
   /** IPv6 bytes (16); null for IPv4 (IPv4-mapped IPv6 is converted to IPv4, spec §0.1). */
   readonly b: Uint8Array | null;
@@ -26,7 +30,7 @@ export interface CIDR {
 
 const HEX_GROUP_RE = /^[0-9a-fA-F]{1,4}$/;
 
-/** A strict dotted quad (no leading zeros, exactly four parts) as a uint32, or -1. */
+/** A strict dotted quad (no leading zeros, exactly four parts) as a uint32, or -1 (IPs store it `| 0`). */
 function v4Number(s: string): number {
   let n = 0;
   let parts = 0;
@@ -55,7 +59,7 @@ function v4Number(s: string): number {
 const v4Text = (n: number) => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 
 export function ipv4(n: number): IP {
-  return { v6: false, n: n >>> 0, b: null, s: v4Text(n >>> 0) };
+  return { v6: false, n: n | 0, b: null, s: v4Text(n >>> 0) };
 }
 
 function v6Bytes(s: string): Uint8Array | null {
@@ -122,7 +126,7 @@ export function ipBytes(ip: IP): Uint8Array {
 export function parseIP(s: string): IP | null {
   if (s.indexOf(':') < 0) {
     const n = v4Number(s);
-    return n < 0 ? null : { v6: false, n, b: null, s };
+    return n < 0 ? null : { v6: false, n: n | 0, b: null, s };
   }
   const b = v6Bytes(s);
   return b ? ipFromBytes(b) : null;
@@ -175,12 +179,12 @@ export function oneAddress(ip: IP): CIDR {
 }
 
 /** A 32-bit mask for a prefix length 0..32. */
-const mask4 = (bits: number) => (bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0);
+const mask4 = (bits: number) => (bits === 0 ? 0 : -1 << (32 - bits)); // signed, as IP.n
 
 /** The network CIDR (host bits cleared). */
 export function network(c: CIDR): CIDR {
   if (!c.ip.v6) {
-    const n = (c.ip.n & mask4(c.bits)) >>> 0;
+    const n = c.ip.n & mask4(c.bits);
     return n === c.ip.n ? c : cidr(ipv4(n), c.bits);
   }
   const b = c.ip.b!;
@@ -199,7 +203,7 @@ export function contains(c: CIDR, ip: IP): boolean {
   if (c.ip.v6 !== ip.v6) return false;
   if (!ip.v6) {
     const m = mask4(c.bits);
-    return ((c.ip.n & m) >>> 0) === ((ip.n & m) >>> 0);
+    return (c.ip.n & m) === (ip.n & m);
   }
   const a = c.ip.b!;
   const b = ip.b!;
@@ -224,7 +228,7 @@ export function ipEqual(a: IP | null | undefined, b: IP | null | undefined): boo
 export function nextIP(ip: IP, within: CIDR): IP | null {
   let next: IP;
   if (!ip.v6) {
-    if (ip.n === 0xffffffff) return null;
+    if (ip.n === -1) return null; // 255.255.255.255
     next = ipv4(ip.n + 1);
   } else {
     const b = ip.b!.slice();
