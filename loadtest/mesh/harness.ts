@@ -139,8 +139,25 @@ export class Mesh {
     return sh('ip', ['netns', 'list'], { allowFail: true }).split('\n').some((l) => l.split(' ')[0] === n);
   }
 
+  /**
+   * Claims the prefix for this process (a pid file in the state directory). A prefix in use by
+   * another live process is refused, and its namespaces are left alone: two overlapping
+   * benchmark runs once tore down each other's mesh in their opening down(). A pid file whose
+   * process is gone is a leftover, and is taken over (down() then clears what it left).
+   */
+  private claim(): void {
+    const file = join(this.state, 'owner.pid');
+    const other = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : NaN;
+    if (Number.isInteger(other) && other > 0 && other !== process.pid && alive(other)) {
+      throw new Error(`a mesh with prefix ${this.o.prefix} is in use by pid ${other} (${file}): wait for that run to end or stop it`);
+    }
+    mkdirSync(this.state, { recursive: true });
+    writeFileSync(file, `${process.pid}\n`);
+  }
+
   async up(): Promise<void> {
     checkPrerequisites();
+    this.claim();
     mkdirSync(this.state, { recursive: true });
     mkdirSync(this.mntRoot, { recursive: true });
     // Mount-namespace handles live under a private bind mount, as `ip netns` does for /run/netns.
@@ -334,6 +351,7 @@ export class Mesh {
 
   /** Tears everything down by pid and by name; safe to call twice and after a partial up(). */
   async down(): Promise<void> {
+    this.claim();
     for (const n of this.nodes) {
       if (n.kg && n.kg.exitCode === null) n.kg.kill('SIGTERM');
     }
@@ -365,5 +383,16 @@ export class Mesh {
       sh('umount', [this.mntRoot], { allowFail: true });
       rmSync(this.mntRoot, { recursive: true, force: true });
     }
+    rmSync(join(this.state, 'owner.pid'), { force: true });
+  }
+}
+
+/** Whether a process exists (signal 0; EPERM still means it exists). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
