@@ -9,7 +9,7 @@
 //      the change loop carry the collection of that loop's garbage (major GCs in three isolates)
 //      and are reported on their own.
 //
-//   node dist/bench/agent.js [--nodes 5000] [--granularity full|location] [--changes 40] [--window 30] [--settle 30]
+//   node dist/bench/agent.js [--nodes 5000] [--granularity full|location] [--changes 40] [--window 30] [--settle 30] [--log-level warn]
 //     [--heartbeat-period 30]   (every node's check-in period in the simulator; 334 is what
 //                                --heartbeat=adaptive picks at 5,000 nodes)
 import { spawn, spawnSync } from 'node:child_process';
@@ -70,7 +70,7 @@ const mesh = new Mesh({
   nodes: [{ name: 'kg-0', location: 'bench' }],
   // Resync every 5 min: the churn window then measures heartbeats alone (a resync's own cost is
   // reported from the agent's histograms when one ran).
-  flags: ['--encapsulate', 'never', '--mesh-granularity', granularity, '--log-level', 'warn', '--resync-period', '5m'],
+  flags: ['--encapsulate', 'never', '--mesh-granularity', granularity, '--log-level', opt('--log-level', 'warn'), '--resync-period', '5m'],
   apiArgs: ['--nodes', String(N - 1), '--locations', String(Math.max(1, Math.round(N / 100))), '--heartbeat-period', heartbeatPeriod],
 });
 process.on('SIGINT', () => void mesh.down().then(() => process.exit(130)));
