@@ -128,8 +128,9 @@ function filterAllowedLocationIPs(k: number, done: readonly Segment[], bases: re
  * not 5,000; and the last allocated Segment is kept with it, so that a segment whose members and
  * WireGuard IP did not move is the very same object (what is derived from it is reused too).
  * Its allowedIPs lack the WireGuard IP (allocation appends it); its allowedLocationIPs are sorted
- * and de-duplicated but not yet filtered. Its fields are a Segment's, in a Segment's order, so
- * that a one-shot plan can complete the base into the segment (see newTopology).
+ * and de-duplicated but not yet filtered. It has every field of a Segment (the WireGuard ones
+ * null until allocation), so that a one-shot plan can complete the base into the segment (see
+ * newTopology).
  */
 interface SegmentBase extends Omit<Segment, 'wireGuardIP' | 'wireGuard32' | 'allowedIPs'> {
   allowedIPs: CIDR[];
