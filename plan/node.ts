@@ -189,7 +189,11 @@ export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABE
 
 /** parseNode, with the warnings appended to `warnings` (no wrapper or list per node). */
 export function parseNodeInto(obj: NodeObject, topologyLabel: string, warnings: string[]): MeshNode {
-  const name = obj.metadata?.name ?? '';
+  // Not an object at all, or a name that is not a string: a record without a name, which the
+  // planner reports and ignores (a list's item is never trusted to have the declared shape).
+  if (obj === null || typeof obj !== 'object') obj = {};
+  const rawName = obj.metadata?.name;
+  const name = typeof rawName === 'string' ? rawName : '';
   // A malformed API object must not crash the agent: non-object maps and non-string values are
   // treated as absent (with a warning below).
   const rawAnn = obj.metadata?.annotations;

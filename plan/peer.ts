@@ -27,6 +27,11 @@ export interface PeerObject {
 }
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/** A Peer object's name, '' when the object or its name is malformed. */
+export function peerName(p: PeerObject | null | undefined): string {
+  return str(p?.metadata?.name);
+}
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? Math.trunc(v) : 0);
 
 /**
@@ -34,6 +39,7 @@ const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v)
  * kg only ever sees Peers that pass it (invalid ones are dropped by the informer filter).
  */
 export function validatePeer(p: PeerObject): string | null {
+  if (p === null || typeof p !== 'object' || Array.isArray(p)) return 'not an object';
   const spec = p.spec;
   if (!spec || typeof spec !== 'object') return 'spec is required';
   const allowed = spec.allowedIPs ?? [];
@@ -83,7 +89,7 @@ export function parsePeer(p: PeerObject): MeshPeer {
   }
   const pka = num(spec.persistentKeepalive);
   return {
-    name: p.metadata?.name ?? '',
+    name: peerName(p),
     publicKey: parseKey(str(spec.publicKey)),
     allowedIPs,
     endpoint,

@@ -7,7 +7,7 @@ import { encapsulator, type Encapsulator, type Strategy } from './encapsulation.
 import { endpointPort, endpointStringOpt, withResolved } from './endpoint.js';
 import { iptablesRules } from './iptables.js';
 import { nodeJSON, nodeReady, parseNodeInto, type MeshNode, type NodeObject, type UDPAddr } from './node.js';
-import { parsePeer, peerJSON, peerReady, validatePeer, type MeshPeer, type PeerObject } from './peer.js';
+import { parsePeer, peerJSON, peerName, peerReady, validatePeer, type MeshPeer, type PeerObject } from './peer.js';
 import { routes as buildRoutes } from './routes.js';
 import { newTopology, segmentJSON, segmentKey, type Topology } from './topology.js';
 import type { Granularity, IptablesJSON, PlanJSON, WireGuardJSON } from './types.js';
@@ -69,7 +69,7 @@ export interface PlanResult {
 /** A Peer object as kg sees it: invalid ones are dropped by the informer (spec §3.3.5). */
 export function readPeer(o: PeerObject): { peer: MeshPeer } | { warning: string } {
   const err = validatePeer(o);
-  return err ? { warning: `peer ${o.metadata?.name ?? ''}: invalid, ignored: ${err}` } : { peer: parsePeer(o) };
+  return err ? { warning: `peer ${peerName(o)}: invalid, ignored: ${err}` } : { peer: parsePeer(o) };
 }
 
 /**
@@ -124,7 +124,7 @@ export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly
     if (w) for (const x of w) warnings.push(x);
   }
   const ready: MeshPeer[] = [];
-  for (const o of [...peerObjs].sort((a, b) => byText(a.metadata?.name ?? '', b.metadata?.name ?? ''))) {
+  for (const o of [...peerObjs].sort((a, b) => byText(peerName(a), peerName(b)))) {
     const r = readPeer(o);
     if ('warning' in r) warnings.push(r.warning);
     else ready.push(r.peer);

@@ -6,6 +6,7 @@ import { endpointPort, endpointReady, endpointString, endpointStringOpt, newEndp
 import { parseKey } from '../../plan/key.js';
 import { formatDiscoveredEndpoints, nodeJSON, nodeReady, parseDiscoveredEndpoints, parseNode } from '../../plan/node.js';
 import { parsePeer, peerJSON, peerReady, validatePeer } from '../../plan/peer.js';
+import { parseCluster } from '../../plan/plan.js';
 import { key, nodeObj, NOW, peerObj } from './fixture.js';
 
 test('parseEndpoint (§18.5 TestParseEndpoint, §2.1.1)', () => {
@@ -211,4 +212,17 @@ test('translate node: malformed API objects never throw', () => {
     assert.equal(r.value.subnet, null);
   }
   assert.deepEqual(parseNode(weird[0] as never).warnings, ['node w: kilo.squat.ai/endpoint: not a string, ignored', 'node w: kilo.squat.ai/key: not a string, ignored']);
+});
+
+test('parseCluster: list items that are not objects, and names that are not strings, are reported and ignored', () => {
+  const good = nodeObj('a', { 'kilo.squat.ai/key': key(1) });
+  const items = [null, 5, 'x', { metadata: { name: 7 } }, good] as never[];
+  const peers = [null, { metadata: 3, spec: { allowedIPs: ['10.5.0.0/24'], publicKey: key(9) } }, peerObj('p', { allowedIPs: ['10.6.0.0/24'], publicKey: key(8) })] as never[];
+  const c = parseCluster(items, peers, 'topology.kubernetes.io/region');
+  assert.deepEqual(c.nodes.map((n) => n.name), ['a']);
+  assert.equal(c.warnings.filter((w) => w === 'node without metadata.name ignored').length, 4);
+  // A null Peer is invalid (the informer would drop it); a Peer without a usable name keeps ''.
+  assert.ok(c.warnings.includes('peer : invalid, ignored: not an object'), c.warnings.join('\n'));
+  assert.deepEqual(c.peers.map((p) => p.name).sort(), ['', 'p']);
+  assert.equal(validatePeer(null as never), 'not an object');
 });
