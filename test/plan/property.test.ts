@@ -192,3 +192,35 @@ test('property: memoised re-plans (the agent’s replica) equal fresh plans afte
     { numRuns: 150 },
   );
 });
+
+// Malformed input: any JSON value where a Node, a Peer, an annotation or a field is expected.
+// Parsing and planning must turn it into warnings, never into an exception (the agent must not
+// crash on an API object it did not expect); the only errors are the documented plan failures.
+const KILO_KEYS = ['endpoint', 'force-endpoint', 'internal-ip', 'force-internal-ip', 'key', 'last-seen', 'leader', 'location', 'persistent-keepalive',
+  'wireguard-ip', 'discovered-endpoints', 'allowed-location-ips', 'granularity', 'cni-compatibility-ip', 'check-in-period'].map((k) => `kilo.squat.ai/${k}`);
+const plausible = fc.oneof(fc.constantFrom('10.1.0.1/24', '1.2.3.4:51820', '[fd00::1]:51820', '{}', '{"k":{"IP":"1.2.3.4","Port":5}}', String(NOW), 'full', '', '-'), fc.constant(key(3)));
+const junk = fc.oneof(fc.jsonValue({ maxDepth: 2 }), plausible);
+const malformedNode = fc.oneof(
+  junk,
+  fc.record({
+    metadata: fc.oneof(junk, fc.record({ name: fc.oneof(fc.constantFrom('n0', 'n1', 'n2'), junk), annotations: fc.oneof(junk, fc.dictionary(fc.constantFrom(...KILO_KEYS), junk)), labels: junk })),
+    spec: fc.oneof(junk, fc.record({ podCIDR: fc.oneof(fc.constantFrom('10.42.0.0/24', '10.42.1.0/24'), junk) })),
+  }),
+);
+const malformedPeer = fc.oneof(junk, fc.record({ metadata: fc.oneof(junk, fc.record({ name: junk })), spec: fc.oneof(junk, fc.record({ allowedIPs: fc.oneof(junk, fc.array(junk)), publicKey: fc.oneof(junk, fc.constant(key(7))), endpoint: junk, persistentKeepalive: junk, presharedKey: junk })) }));
+
+test('property: malformed Nodes and Peers become warnings, never exceptions', () => {
+  fc.assert(
+    fc.property(fc.array(malformedNode, { maxLength: 5 }), fc.array(malformedPeer, { maxLength: 3 }), fc.constantFrom('location' as const, 'full' as const), fc.boolean(), (nodes, peers, granularity, reuse) => {
+      const c = parseCluster(nodes as NodeObject[], peers as PeerObject[], 'topology.kubernetes.io/region');
+      for (const n of c.nodes) {
+        try {
+          plan(c, options(n.name, { granularity, encapsulate: 'always', local: true }), { reuse });
+        } catch (e) {
+          assert.match((e as Error).message, /^failed to create topology/);
+        }
+      }
+    }),
+    { numRuns: 400 },
+  );
+});
