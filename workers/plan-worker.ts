@@ -94,7 +94,13 @@ function cluster(): Cluster {
   if (replica.cluster) return replica.cluster;
   const nodes = [...replica.nodes.values()].sort((a, b) => byText(a.name, b.name));
   const warnings: string[] = [];
-  for (const n of nodes) warnings.push(...(replica.nodeWarnings.get(n.name) ?? []));
+  // Only nodes with warnings are in the map (usually none): no lookup and no list per node then.
+  if (replica.nodeWarnings.size > 0) {
+    for (const n of nodes) {
+      const w = replica.nodeWarnings.get(n.name);
+      if (w) for (const x of w) warnings.push(x);
+    }
+  }
   const peers = byPublicKey([...replica.peers.values()].sort((a, b) => byText(a.name, b.name)));
   warnings.push(...peers.warnings, ...replica.peerWarnings.values());
   replica.cluster = { nodes, peers: peers.peers, warnings };
