@@ -53,11 +53,10 @@ function natJump(dir: '-s' | '-d', c: CIDR): IptablesRule {
 }
 
 // A segment's own rules depend on the segment alone: a reused segment (topology.ts) hands back
-// its list, one lookup instead of one per address.
-const segmentMemo = new WeakMap<Segment, readonly IptablesRule[]>();
+// its list (memo.ts), one property read instead of one lookup per address.
 /** Writes segment `s`'s own rules into `out` from index `at`; returns the next index. */
 function segmentReturns(s: Segment, out: IptablesRule[], at: number): number {
-  const hit = memoOn() ? segmentMemo.get(s) : undefined;
+  const hit = memoOn() ? s.memo?.rules : undefined;
   if (hit) {
     for (let i = 0; i < hit.length; i++) out[at++] = hit[i];
     return at;
@@ -66,7 +65,7 @@ function segmentReturns(s: Segment, out: IptablesRule[], at: number): number {
   // "WireGuared" is Kilo's spelling; the string is the rule's identity, so it stays.
   out[at++] = natReturn(s.wireGuard32, WG_RETURN);
   for (let i = 0; i < s.allowedIPs.length; i++) out[at++] = natReturn(s.allowedIPs[i], KNOWN_RETURN);
-  if (memoOn()) segmentMemo.set(s, out.slice(start, at));
+  if (memoOn() && s.memo) s.memo.rules = out.slice(start, at);
   return at;
 }
 

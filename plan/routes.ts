@@ -64,17 +64,6 @@ function finish(routes: Route[], masked: boolean): Route[] {
   return out;
 }
 
-/**
- * The routes of one remote segment, memoised on the (reused) segment object together with what
- * else they depend on (see topology.ts and memo.ts): a re-plan after a one-node change rebuilds
- * the routes of one segment, not of 5,000.
- */
-interface SegmentRoutes {
-  deps: readonly unknown[];
-  routes: Route[];
-  masked: boolean;
-}
-const segmentRoutes = new WeakMap<Segment, SegmentRoutes>();
 
 function rule(src: CIDR | null, dst: CIDR | null, iif: string | null): Rule {
   // Quirk (spec §16.19): no explicit priority; the kernel assigns one.
@@ -89,9 +78,13 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
     if (r.dst !== dst.s) masked = true;
     out.push(r);
   };
-  /** Routes of a remote segment from the memo when `deps` are unchanged, else from `make`. */
+  /**
+   * The routes of one remote segment, memoised on the (reused) segment together with what else
+   * they depend on (memo.ts): a re-plan after a one-node change rebuilds the routes of one
+   * segment, not of 5,000. From the memo when `deps` are unchanged, else from `make`.
+   */
   const remote = (s: Segment, deps: readonly unknown[], make: () => void): void => {
-    const c = segmentRoutes.get(s);
+    const c = s.memo?.routes;
     if (c && c.deps.length === deps.length && c.deps.every((d, i) => d === deps[i])) {
       for (const r of c.routes) out.push(r);
       masked ||= c.masked;
@@ -101,7 +94,7 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
     const before = masked;
     masked = false;
     make();
-    segmentRoutes.set(s, { deps, routes: out.slice(start), masked });
+    if (s.memo) s.memo.routes = { deps, routes: out.slice(start), masked };
     masked ||= before;
   };
   const rules: Rule[] = [];

@@ -4,7 +4,7 @@
 import { byText, cidr, contains, intersects, isPublic, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
 import { endpointJSON, newEndpoint, type Endpoint } from './endpoint.js';
 import { NO_TEXT, type MeshNode, type UDPAddr } from './node.js';
-import { memoOn } from './memo.js';
+import { memoOn, newSegmentMemo, type SegmentMemo } from './memo.js';
 import type { MeshPeer } from './peer.js';
 import type { Granularity, SegmentJSON } from './types.js';
 
@@ -25,6 +25,8 @@ export interface Segment {
   wireGuardIP: IP;
   /** wireGuardIP as a one-address CIDR: the same object plan after plan (see allocation). */
   wireGuard32: CIDR;
+  /** Derived data kept across plans (memo.ts); null in one-shot plans. */
+  readonly memo: SegmentMemo | null;
 }
 
 export interface Topology {
@@ -188,7 +190,7 @@ function loneBase(location: string, m: MeshNode, members: readonly MeshNode[]): 
   return {
     location, members, leader: 0, hostnames: [m.name], endpoint: m.endpoint, key: m.key ?? '', persistentKeepalive: m.persistentKeepalive,
     allowedIPs, allowedLocationIPs, cidrs: [m.subnet], privateIPs: m.internalIP ? [m.internalIP.ip] : NO_IPS,
-    cniCompatibilityIPs: m.cniCompatibilityIP ? [m.cniCompatibilityIP] : NO_CNI_IP, wireGuardIP: null, wireGuard32: null,
+    cniCompatibilityIPs: m.cniCompatibilityIP ? [m.cniCompatibilityIP] : NO_CNI_IP, wireGuardIP: null, wireGuard32: null, memo: null,
     discovered: m.discoveredEndpoints?.size ? [...m.discoveredEndpoints] : NO_DISCOVERED, last: null,
   };
 }
@@ -224,7 +226,7 @@ function groupBase(location: string, members: readonly MeshNode[]): SegmentBase 
   const l = members[leader];
   return {
     location, members, leader, hostnames, endpoint: l.endpoint, key: l.key ?? '', persistentKeepalive: l.persistentKeepalive,
-    allowedIPs, allowedLocationIPs, cidrs, privateIPs, cniCompatibilityIPs, wireGuardIP: null, wireGuard32: null, discovered, last: null,
+    allowedIPs, allowedLocationIPs, cidrs, privateIPs, cniCompatibilityIPs, wireGuardIP: null, wireGuard32: null, memo: null, discovered, last: null,
   };
 }
 
@@ -334,6 +336,7 @@ export function newTopology(input: TopologyInput): Result<Topology> {
         location: b.location, leader: b.leader, hostnames: b.hostnames, endpoint: b.endpoint, key: b.key, persistentKeepalive: b.persistentKeepalive,
         allowedIPs: withLast(b.allowedIPs, ones[k]), allowedLocationIPs: b.allowedLocationIPs,
         cidrs: b.cidrs, privateIPs: b.privateIPs, cniCompatibilityIPs: b.cniCompatibilityIPs, wireGuardIP: ip, wireGuard32: ones[k],
+        memo: newSegmentMemo(),
       };
       // Segments with allowed-location IPs depend on the others (the filter): never reused.
       if (!filtered) b.last = { ip, seg };

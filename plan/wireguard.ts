@@ -20,9 +20,9 @@ export interface WGConf {
   peers: WGPeer[];
 }
 
-// A segment's peer is memoised on the segment object (topology.ts reuses unchanged segments), so
-// a re-plan hands back the same frozen peers and everything derived from them is reused.
-const segmentPeerMemo = new WeakMap<Topology['segments'][number], WGPeer>();
+// A segment's peer is memoised on the segment object (topology.ts reuses unchanged segments;
+// memo.ts), so a re-plan hands back the same frozen peers and everything derived from them is
+// reused.
 
 /** §6.1: the local leader's device configuration. */
 export function deviceConf(t: Topology, privateKey: string | null, listenPort: number): WGConf {
@@ -30,7 +30,7 @@ export function deviceConf(t: Topology, privateKey: string | null, listenPort: n
   for (const s of t.segments) {
     if (s.location === t.location) continue;
     const endpoint = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
-    const cached = memoOn() ? segmentPeerMemo.get(s) : undefined;
+    const cached = memoOn() ? s.memo?.peer : undefined;
     if (cached && cached.endpoint === endpoint && cached.persistentKeepalive === t.persistentKeepalive) {
       peers.push(cached);
       continue;
@@ -44,7 +44,7 @@ export function deviceConf(t: Topology, privateKey: string | null, listenPort: n
       persistentKeepalive: t.persistentKeepalive,
       presharedKey: null,
     });
-    if (memoOn()) segmentPeerMemo.set(s, peer);
+    if (memoOn() && s.memo) s.memo.peer = peer;
     peers.push(peer);
   }
   for (const p of t.peers) {
