@@ -71,17 +71,17 @@ console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 for (const r of rows) {
   console.log(`| ${r.nodes} | ${r.locations} | ${r.granularity} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.perNodeUs)} | ${f(r.bareP50)} / ${f(r.bareP99)} | ${f(r.parsedP50)} | ${f(r.cloneP50)} | ${f(r.p50 / r.cloneP50)} | ${r.wgPeers} | ${r.routes} | ${r.iptables} |`);
 }
-// Linearity: time per node at the largest size over the smallest (1.0 = perfectly linear).
+// Linearity: time per node at the largest size over the smallest (1.0 = perfectly linear), for
+// both plans and for the baseline, whose own growth shows what copying the same Node objects
+// costs once they outgrow the caches and V8's young generation.
+const perNode = (msOf: (r: Row) => number) => (r: Row) => msOf(r) / r.nodes;
+const [kgPlan, bare, clone] = [perNode((r) => r.p50), perNode((r) => r.bareP50), perNode((r) => r.cloneP50)];
 for (const g of ['location', 'full'] as Granularity[]) {
   for (const locations of [1, 100]) {
     const sel = rows.filter((r) => r.granularity === g && r.locations === locations);
     if (sel.length < 2) continue;
     const [a, z] = [sel[0], sel.at(-1)!];
-    const bare = (r: Row) => r.bareP50 / r.nodes;
-    // The baseline's own growth: copying the same Node objects also costs more per node once
-    // they outgrow the caches and V8's young generation.
-    const clone = (r: Row) => r.cloneP50 / r.nodes;
-    console.log(`linearity ${g}, ${locations} loc: µs/node at ${z.nodes} ÷ at ${a.nodes} = ${f(z.perNodeUs / a.perNodeUs)} (kg plan), ${f(bare(z) / bare(a))} (without description); structuredClone baseline ${f(clone(z) / clone(a))}`);
+    console.log(`linearity ${g}, ${locations} loc: µs/node at ${z.nodes} ÷ at ${a.nodes} = ${f(kgPlan(z) / kgPlan(a))} (kg plan), ${f(bare(z) / bare(a))} (without description); structuredClone baseline ${f(clone(z) / clone(a))}`);
   }
 }
 // The agent's pool-worker path (kg bench's plan-time measurement): snapshot + plan, and a

@@ -170,11 +170,21 @@ export function cidr(ip: IP, bits: number): CIDR {
 // keys) is reused instead of rebuilt.
 const oneAddressMemo = new WeakMap<IP, CIDR>();
 
+/** The prefix length of one address: 32 or 128 (spec §0.4). */
+export function hostBits(ip: IP): number {
+  return ip.v6 ? 128 : 32;
+}
+
+/** A new one-address CIDR of an IP; oneAddress hands out the same one when plans reuse records. */
+export function hostCIDR(ip: IP): CIDR {
+  return cidr(ip, hostBits(ip));
+}
+
 /** The one-address CIDR of an IP: /32 or /128 (spec §0.4). */
 export function oneAddress(ip: IP): CIDR {
-  if (!memoOn()) return cidr(ip, ip.v6 ? 128 : 32);
+  if (!memoOn()) return hostCIDR(ip);
   let c = oneAddressMemo.get(ip);
-  if (c === undefined) oneAddressMemo.set(ip, (c = cidr(ip, ip.v6 ? 128 : 32)));
+  if (c === undefined) oneAddressMemo.set(ip, (c = hostCIDR(ip)));
   return c;
 }
 

@@ -1,7 +1,7 @@
 // Encapsulators (spec §9): how a node reaches its leader and same-location nodes.
 // Only what planning needs lives here (the gateway convention, the tunnel device name and the
 // iptables rules of §8.3); creating tunnels is the dataplane's job.
-import type { CIDR, IP } from './addr.js';
+import { hostBits, type CIDR, type IP } from './addr.js';
 import type { Family, IptablesChain, IptablesRule } from './types.js';
 
 export type Strategy = 'never' | 'crosssubnet' | 'always';
@@ -62,7 +62,7 @@ export function encapsulationRules(
     table: 'filter',
     chain: 'KILO-IPIP',
     // The text alone: no CIDR object per same-location node (5,000 in one location).
-    rule: ['-s', `${ip.s}/${ip.v6 ? 128 : 32}`, '-m', 'comment', '--comment', 'Kilo: allow IPIP traffic', '-j', 'ACCEPT'],
+    rule: ['-s', `${ip.s}/${hostBits(ip)}`, '-m', 'comment', '--comment', 'Kilo: allow IPIP traffic', '-j', 'ACCEPT'],
   }));
   return { chains, append, prepend };
 }

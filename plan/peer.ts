@@ -27,12 +27,12 @@ export interface PeerObject {
 }
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? Math.trunc(v) : 0);
 
 /** A Peer object's name, '' when the object or its name is malformed. */
 export function peerName(p: PeerObject | null | undefined): string {
   return str(p?.metadata?.name);
 }
-const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? Math.trunc(v) : 0);
 
 /**
  * The admission/informer validation of spec §3.3.3. Returns the error text, or null when valid.

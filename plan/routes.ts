@@ -64,7 +64,6 @@ function finish(routes: Route[], masked: boolean): Route[] {
   return out;
 }
 
-
 function rule(src: CIDR | null, dst: CIDR | null, iif: string | null): Rule {
   // Quirk (spec §16.19): no explicit priority; the kernel assigns one.
   return { src: src ? network(src).s : null, dst: dst?.s ?? null, iif, table: KILO_TABLE, priority: null };

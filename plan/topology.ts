@@ -1,7 +1,7 @@
 // The topology algorithm (spec §5). Every node runs this same pure function on the same inputs
 // and must reach the same segments, leaders and WireGuard IPs: it is reproduced step by step,
 // quirks included.
-import { byText, cidr, contains, intersects, isPublic, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
+import { byText, cidr, contains, hostCIDR, intersects, isPublic, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
 import { endpointJSON, newEndpoint, type Endpoint } from './endpoint.js';
 import { NO_TEXT, type MeshNode, type UDPAddr } from './node.js';
 import { memoOn, newSegmentMemo, type SegmentMemo } from './memo.js';
@@ -242,7 +242,7 @@ function allocation(subnet: CIDR, count: number): { readonly ips: readonly (IP |
     const next = nextIP(a.ips.length ? a.ips[a.ips.length - 1] : subnet.ip, subnet);
     if (next) {
       a.ips.push(next);
-      a.ones.push(cidr(next, next.v6 ? 128 : 32));
+      a.ones.push(hostCIDR(next));
     } else a.exhausted = true;
   }
   return a;

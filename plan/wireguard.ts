@@ -20,16 +20,14 @@ export interface WGConf {
   peers: WGPeer[];
 }
 
-// A segment's peer is memoised on the segment object (topology.ts reuses unchanged segments;
-// memo.ts), so a re-plan hands back the same frozen peers and everything derived from them is
-// reused.
-
 /** §6.1: the local leader's device configuration. */
 export function deviceConf(t: Topology, privateKey: string | null, listenPort: number): WGConf {
   const peers: WGPeer[] = [];
   for (const s of t.segments) {
     if (s.location === t.location) continue;
     const endpoint = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
+    // A segment's peer is memoised on the segment object (topology.ts reuses unchanged segments;
+    // memo.ts), so a re-plan hands back the same frozen peers and what is derived from them.
     const cached = memoOn() ? s.memo?.peer : undefined;
     if (cached && cached.endpoint === endpoint && cached.persistentKeepalive === t.persistentKeepalive) {
       peers.push(cached);

@@ -157,8 +157,7 @@ export class Mesh {
 
   async up(): Promise<void> {
     checkPrerequisites();
-    this.claim();
-    mkdirSync(this.state, { recursive: true });
+    this.claim(); // creates the state directory
     mkdirSync(this.mntRoot, { recursive: true });
     // Mount-namespace handles live under a private bind mount, as `ip netns` does for /run/netns.
     if (!readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${this.mntRoot} `)) {
