@@ -36,8 +36,9 @@ export const BUILTIN_TYPES: ResourceType[] = [
   t('rbac.authorization.k8s.io', 'v1', 'roles', 'Role', true),
   t('rbac.authorization.k8s.io', 'v1', 'rolebindings', 'RoleBinding', true),
   t('admissionregistration.k8s.io', 'v1', 'validatingwebhookconfigurations', 'ValidatingWebhookConfiguration', false),
-  // As if the Prometheus Operator's CRDs were installed.
-  t('monitoring.coreos.com', 'v1', 'podmonitors', 'PodMonitor', true, { categories: ['all', 'prometheus-operator'] }),
+  // No custom kinds here (not even the Prometheus Operator's PodMonitor): as on a real server, a
+  // kind exists only once its CustomResourceDefinition does, so discovery does not list it and
+  // kubectl refuses it ("no matches for kind").
 ];
 
 export const INITIAL_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];

@@ -1,8 +1,9 @@
 // The stored-but-not-acted-on kinds: Leases (leader-election style), Namespaces, ConfigMaps,
-// and discovery listing them, over HTTPS.
+// and discovery listing them, over HTTPS; custom kinds only with their CRD.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startApiServer } from '../../loadtest/apiserver/index.js';
+import { loadYamlObjects } from '../../loadtest/apiserver/server.js';
 import { request } from './helpers.js';
 
 test('resources: a Lease is created, renewed with optimistic concurrency, and listed per namespace', async (t) => {
@@ -45,7 +46,7 @@ test('discovery: groups, versions and resources as kubectl and client-node read 
   assert.equal((await request(srv, 'GET', '/api', { token: null })).status, 401);
   const groups = JSON.parse((await request(srv, 'GET', '/apis')).body);
   const names = groups.groups.map((g: any) => g.name).sort();
-  assert.deepEqual(names, ['admissionregistration.k8s.io', 'apiextensions.k8s.io', 'apps', 'batch', 'coordination.k8s.io', 'kilo.squat.ai', 'monitoring.coreos.com', 'rbac.authorization.k8s.io']);
+  assert.deepEqual(names, ['admissionregistration.k8s.io', 'apiextensions.k8s.io', 'apps', 'batch', 'coordination.k8s.io', 'kilo.squat.ai', 'rbac.authorization.k8s.io']);
   const core = JSON.parse((await request(srv, 'GET', '/api/v1')).body);
   const nodes = core.resources.find((r: any) => r.name === 'nodes');
   assert.deepEqual([nodes.kind, nodes.namespaced, nodes.verbs.includes('watch')], ['Node', false, true]);
@@ -54,4 +55,24 @@ test('discovery: groups, versions and resources as kubectl and client-node read 
   assert.equal((await request(srv, 'GET', '/apis/nope.example.com/v1')).status, 404);
   const v2 = await request(srv, 'GET', '/openapi/v2');
   assert.equal(JSON.parse(v2.body).swagger, '2.0');
+});
+
+test('strict kinds: a custom kind exists only with its CRD (discovery, REST), as on a real server', async (t) => {
+  const srv = await startApiServer({ https: true, loadCrds: false });
+  t.after(() => srv.stop());
+  const groups = async () => JSON.parse((await request(srv, 'GET', '/apis')).body).groups.map((g: { name: string }) => g.name);
+  const pm = { apiVersion: 'monitoring.coreos.com/v1', kind: 'PodMonitor', metadata: { name: 'kilo', namespace: 'kube-system' }, spec: {} };
+  const base = '/apis/monitoring.coreos.com/v1/namespaces/kube-system/podmonitors';
+  for (const g of ['monitoring.coreos.com', 'kilo.squat.ai']) assert.ok(!(await groups()).includes(g), `${g} is not served without its CRD`);
+  assert.equal((await request(srv, 'GET', '/apis/monitoring.coreos.com/v1')).status, 404);
+  assert.equal((await request(srv, 'POST', base, { body: pm })).status, 404);
+  assert.equal((await request(srv, 'GET', '/apis/kilo.squat.ai/v1alpha1/peers')).status, 404);
+  const [crd] = loadYamlObjects('test/manifests/fixtures/podmonitor-crd.yaml');
+  assert.equal((await request(srv, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { body: crd })).status, 201);
+  assert.ok((await groups()).includes('monitoring.coreos.com'));
+  assert.equal((await request(srv, 'POST', base, { body: pm })).status, 201);
+  // Deleting the CRD takes its kind (and objects) away again.
+  assert.equal((await request(srv, 'DELETE', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/podmonitors.monitoring.coreos.com')).status, 200);
+  assert.equal((await request(srv, 'GET', `${base}/kilo`)).status, 404);
+  assert.ok(!(await groups()).includes('monitoring.coreos.com'));
 });
