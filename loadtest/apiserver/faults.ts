@@ -38,19 +38,57 @@ export interface FaultTargets {
   restart(opts: RestartOptions): Promise<void>;
 }
 
+/**
+ * A restart as a real kube-apiserver goes through it (each phase optional, all 0 by default:
+ * the old server ends every watch at once and the new one serves at once):
+ *  1. the old server stops accepting connections; open watches keep being served for `graceMs`
+ *     (graceful termination, up to 60 s on a real one) and then end; other requests on its
+ *     connections are answered with `Connection: close`;
+ *  2. nothing listens for `downMs`;
+ *  3. the new server listens, and for `initializingMs` its watch cache initialises: watches and
+ *     the lists it cannot hand to etcd get `429 storage is (re)initializing` with Retry-After
+ *     (KEP-4568, `refusedWhileInitializing`); gets, writes, cheap lists and discovery are served;
+ *  4. its history starts at the restart (unless `keepHistory`), so a watch from an older
+ *     resourceVersion gets 200 and an in-stream ERROR 410, as the watch cache answers it.
+ */
 export interface RestartOptions {
   /** Keep the watch history (default false: a restarted server's watch cache starts empty, so old resourceVersions get 410). */
   keepHistory?: boolean;
   /** How long the port stays closed. */
   downMs?: number;
+  /** How long the old server keeps serving its open watches once the restart began. */
+  graceMs?: number;
+  /** How long the new server answers cache reads with 429 before it serves them. */
+  initializingMs?: number;
+  /** Retry-After of those 429s (a real server asks for 1 s). */
+  retryAfterSeconds?: number;
 }
+
+/**
+ * Whether a watch cache that is (re)initialising refuses this request (KEP-4568, on by default
+ * since Kubernetes 1.31): watches from a resourceVersion (a watch without one is served by etcd)
+ * and lists with a selector or without a limit; gets and writes go to etcd, and so do lists with
+ * a limit and no selector (their cost is bounded).
+ */
+export function refusedWhileInitializing(verb: string, q: URLSearchParams): boolean {
+  if (verb === 'watch') return (q.get('resourceVersion') ?? '') !== '';
+  if (verb !== 'list') return false;
+  const selector = !!q.get('labelSelector') || !!q.get('fieldSelector');
+  return selector || !(Number(q.get('limit') ?? 0) > 0);
+}
+
+/** The Status a kube-apiserver sends while a watch cache initialises (status 429). */
+export const INITIALIZING_MESSAGE = 'storage is (re)initializing';
 
 export class Faults {
   settings: FaultSettings = { ...DEFAULT_FAULTS };
   private errAcc = 0;
   private throttleAcc = 0;
   /** Counts of injected faults, for tests and metrics. */
-  readonly injected = { error: 0, throttle: 0, gone: 0, dropped: 0, restarts: 0 };
+  readonly injected = { error: 0, throttle: 0, gone: 0, dropped: 0, restarts: 0, initializing: 0 };
+  /** Until when (Date.now()) the restarted server's watch cache initialises, and its Retry-After. */
+  private initUntil = 0;
+  private initRetryAfter = 1;
 
   constructor(private readonly targets: FaultTargets) {}
 
@@ -84,6 +122,23 @@ export class Faults {
   async restart(opts: RestartOptions = {}): Promise<void> {
     this.injected.restarts++;
     await this.targets.restart(opts);
+  }
+
+  /** Starts the new server's initialising phase (restart step 3). */
+  startInitializing(ms: number, retryAfterSeconds = 1): void {
+    this.initUntil = Date.now() + ms;
+    this.initRetryAfter = retryAfterSeconds;
+  }
+
+  get initializing(): boolean {
+    return Date.now() < this.initUntil;
+  }
+
+  /** The Retry-After (seconds) if the initialising watch cache refuses this request, else null. */
+  refuseInitializing(verb: string, q: URLSearchParams): number | null {
+    if (!this.initializing || !refusedWhileInitializing(verb, q)) return null;
+    this.injected.initializing++;
+    return this.initRetryAfter;
   }
 
   /** Decides the fate of one API request. */

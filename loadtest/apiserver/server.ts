@@ -21,7 +21,7 @@ import {
   tableColumns,
   tableRow,
 } from './discovery.js';
-import { Faults, type RestartOptions } from './faults.js';
+import { Faults, INITIALIZING_MESSAGE, type RestartOptions } from './faults.js';
 import { renderKubeconfig } from './kubeconfig.js';
 import { SimCounters, buildRegistry } from './metrics.js';
 import { and, fieldSelector, labelSelector, pinnedName, type Selector } from './selectors.js';
@@ -145,6 +145,8 @@ class WatchConn implements StoreWatcher {
   lastRv = 0;
   timer: NodeJS.Timeout | undefined;
   namespace?: string;
+  /** The server generation (restart count) that accepted it: a restart's grace ends it. */
+  gen = 0;
 
   constructor(
     readonly srv: ServerImpl,
@@ -226,8 +228,14 @@ class ServerImpl {
   counters = new SimCounters();
   registry: Registry;
   watches = new Set<WatchConn>();
-  sockets = new Set<Socket>();
+  /** Open connections, with the generation of the server that accepted them. */
+  sockets = new Map<Socket, number>();
   server!: http.Server;
+  /** Restarts so far: requests and watches of an older generation belong to a retiring server. */
+  gen = 0;
+  private readonly genOf = new WeakMap<http.ServerResponse, number>();
+  /** Timers of a restart still in progress (a retiring server's grace, the cache initialisation). */
+  private readonly pending = new Set<NodeJS.Timeout>();
   pki: Pki | undefined;
   token: string | undefined;
   host: string;
@@ -267,7 +275,9 @@ class ServerImpl {
   }
 
   createServer(): http.Server {
+    const gen = this.gen;
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.genOf.set(res, gen);
       this.handle(req, res).catch((err) => this.fail(res, err, 'unknown', ''));
     };
     const s = this.pki
@@ -275,7 +285,7 @@ class ServerImpl {
       : http.createServer(handler);
     s.keepAliveTimeout = 30_000;
     s.on('connection', (sock: Socket) => {
-      this.sockets.add(sock);
+      this.sockets.set(sock, gen);
       sock.on('close', () => this.sockets.delete(sock));
     });
     return s;
@@ -295,23 +305,79 @@ class ServerImpl {
 
   /** Shuts down like a terminating kube-apiserver: watch streams end cleanly, then connections close. */
   async close(): Promise<void> {
-    for (const w of [...this.watches]) w.close(false);
+    for (const t of this.pending) clearTimeout(t);
+    this.pending.clear();
     const closed = new Promise<void>((ok) => this.server.close(() => ok()));
     this.server.closeIdleConnections();
-    // Give the final chunks of the ended streams a moment to leave, then cut what is left.
-    for (let i = 0; i < 20 && this.sockets.size > 0; i++) {
-      if ([...this.sockets].every((s) => s.writableLength === 0)) break;
-      await new Promise((ok) => setTimeout(ok, 10));
-    }
-    for (const s of this.sockets) s.destroy();
+    await this.endConnections(() => true);
     await closed;
   }
 
+  /** Ends the watches of the matching generations cleanly, lets their last chunks leave, then cuts the connections. */
+  private async endConnections(mine: (gen: number) => boolean): Promise<void> {
+    for (const w of [...this.watches]) if (mine(w.gen)) w.close(false);
+    const socks = () => [...this.sockets].filter(([, g]) => mine(g)).map(([sock]) => sock);
+    for (let i = 0; i < 20 && socks().length > 0; i++) {
+      if (socks().every((sock) => sock.writableLength === 0)) break;
+      await new Promise((ok) => setTimeout(ok, 10));
+    }
+    for (const sock of socks()) sock.destroy();
+  }
+
+  private later(ms: number, f: () => void): void {
+    const t = setTimeout(() => {
+      this.pending.delete(t);
+      f();
+    }, ms);
+    this.pending.add(t);
+  }
+
+  /** See RestartOptions for the phases. */
   async restart(o: RestartOptions = {}): Promise<void> {
-    await this.close();
-    if (!o.keepHistory) this.store.clearHistory();
+    const old = this.gen++;
+    if ((o.graceMs ?? 0) > 0) {
+      // The old server stops accepting and drops its idle connections; its open watches keep
+      // going (the store feeds every generation, as etcd feeds both servers' caches) until the
+      // grace ends. Requests still in flight on it are answered with Connection: close.
+      this.server.close();
+      this.server.closeIdleConnections();
+      this.later(o.graceMs!, () => void this.endConnections((g) => g <= old));
+    } else {
+      await this.close();
+    }
     if (o.downMs) await new Promise((r) => setTimeout(r, o.downMs));
     await this.listen(this.port);
+    this.writeIdentityLease();
+    // The new watch cache starts from the state when it has initialised: older resourceVersions
+    // are too old for it (410).
+    const initialised = () => {
+      if (!o.keepHistory) this.store.clearHistory();
+    };
+    if (o.initializingMs) {
+      this.faults.startInitializing(o.initializingMs, o.retryAfterSeconds ?? 1);
+      this.later(o.initializingMs, initialised);
+    } else initialised();
+  }
+
+  /**
+   * A starting kube-apiserver writes its identity Lease (kube-system, KEP-1965), so the cluster's
+   * resourceVersion moves on at every restart, as it does on a real one (where etcd's revision is
+   * shared by every write): no resourceVersion from before a restart is current after it.
+   */
+  private writeIdentityLease(): void {
+    const leases = this.store.type('coordination.k8s.io', 'v1', 'leases');
+    const spec = { holderIdentity: `kgsim-${this.gen}`, leaseDurationSeconds: 3600, renewTime: new Date().toISOString().replace('Z', '000Z') };
+    try {
+      if (this.store.tryGet(leases, 'kube-system', 'apiserver-kgsim')) this.store.patch(leases, 'kube-system', 'apiserver-kgsim', 'merge', { spec });
+      else this.store.create(leases, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'apiserver-kgsim', labels: { 'apiserver.kubernetes.io/identity': 'kube-apiserver' } }, spec }, 'kube-system');
+    } catch {
+      // kube-system deleted by a test: nothing to renew.
+    }
+  }
+
+  /** Response headers, with Connection: close on a retiring server (a real one stops keep-alives when it shuts down). */
+  private headers(res: http.ServerResponse, h: Record<string, string>): Record<string, string> {
+    return this.genOf.get(res) === this.gen ? h : { ...h, connection: 'close' };
   }
 
   sendBookmarks(): void {
@@ -325,7 +391,7 @@ class ServerImpl {
 
   send(res: http.ServerResponse, code: number, body: unknown, contentType = JSON_CT, headers: Record<string, string> = {}): void {
     const buf = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    res.writeHead(code, { 'content-type': contentType, 'content-length': String(buf.length), ...headers });
+    res.writeHead(code, this.headers(res, { 'content-type': contentType, 'content-length': String(buf.length), ...headers }));
     res.end(buf);
     this.counters.bytesSent += buf.length;
   }
@@ -440,6 +506,9 @@ class ServerImpl {
     const verb = isWatch ? 'watch' : this.verbOf(method, r);
     const resource = r.t.resource;
     try {
+      // A restarted server's watch cache that is still initialising (RestartOptions).
+      const wait = this.faults.refuseInitializing(verb, q);
+      if (wait !== null) throw new StatusError(429, 'TooManyRequests', INITIALIZING_MESSAGE, { retryAfterSeconds: wait }, { 'retry-after': String(wait) });
       // Faults act on resource requests only, so discovery keeps working while they are on.
       const d = this.faults.decide(verb === 'list' || verb === 'watch');
       if (this.faults.settings.latencyMs > 0) await new Promise((ok) => setTimeout(ok, this.faults.settings.latencyMs));
@@ -551,7 +620,7 @@ class ServerImpl {
     // Stored objects are already JSON: the list is their concatenation, written with one writev.
     let total = head.length + LIST_TAIL.length + Math.max(0, l.items.length - 1);
     for (const i of l.items) total += i.json.length;
-    res.writeHead(200, { 'content-type': JSON_CT, 'content-length': String(total) });
+    res.writeHead(200, this.headers(res, { 'content-type': JSON_CT, 'content-length': String(total) }));
     res.cork();
     res.write(head);
     l.items.forEach((it, i) => {
@@ -588,7 +657,8 @@ class ServerImpl {
     const stalled = this.faults.settings.stallWatches;
     this.counters.request('watch', r.t.resource, 200);
     this.counters.watchersOpened++;
-    res.writeHead(200, { 'content-type': JSON_CT, 'cache-control': 'no-cache, private', 'transfer-encoding': 'chunked' });
+    w.gen = this.genOf.get(res) ?? this.gen;
+    res.writeHead(200, this.headers(res, { 'content-type': JSON_CT, 'cache-control': 'no-cache, private', 'transfer-encoding': 'chunked' }));
     // A stalled (half-open) watch never even shows its headers.
     if (!stalled) res.flushHeaders();
     res.socket?.setNoDelay(true);
@@ -654,7 +724,11 @@ class ServerImpl {
           this.faults.stall(q.get('on') !== 'false');
           return this.send(res, 200, this.faults.settings);
         case 'POST /_sim/restart': {
-          const opts = { keepHistory: q.get('keepHistory') === 'true', downMs: Number(q.get('downMs') ?? 0) };
+          const num = (k: string) => Number(q.get(k) ?? 0) || 0;
+          const opts: RestartOptions = {
+            keepHistory: q.get('keepHistory') === 'true', downMs: num('downMs'), graceMs: num('graceMs'),
+            initializingMs: num('initializingMs'), retryAfterSeconds: num('retryAfterSeconds') || 1,
+          };
           // Answer first; the restart then closes this very connection.
           res.on('finish', () => void this.faults.restart(opts));
           return this.send(res, 202, { restarting: true, ...opts });
@@ -680,6 +754,8 @@ class ServerImpl {
       bytesSent: this.counters.bytesSent,
       slowWatchersClosed: this.counters.slowWatchersClosed,
       injected: this.faults.injected,
+      generation: this.gen,
+      initializing: this.faults.initializing,
       objects: this.store.objectCounts(),
     };
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { generateNodes, generatePeers, startApiServer, type ApiServer } from '../../loadtest/apiserver/index.js';
-import { waitFor } from './helpers.js';
+import { request, waitFor } from './helpers.js';
 
 interface Seen {
   adds: string[];
@@ -128,4 +128,39 @@ test('client-node: a relist after a 410 reports objects deleted while the watch 
   await inf.start();
   await waitFor('relist with the delete', () => seen.lists === 2 && seen.deletes.includes('node-00000'));
   assert.equal(inf.get('node-00001')!.metadata!.annotations!.n, '3');
+});
+
+test('client-node: through a restart an informer sees the old watch to its end, 429 storage is (re)initializing, then relists on 410', async (t) => {
+  const srv = await startApiServer({ https: true, nodes: generateNodes({ count: 5, realistic: false }) });
+  const { core, inf, seen } = nodeInformer(srv);
+  t.after(async () => {
+    await inf.stop();
+    await srv.stop();
+  });
+  await inf.start();
+  await waitFor('5 adds', () => seen.adds.length === 5);
+  await srv.restart({ graceMs: 800, initializingMs: 2500, retryAfterSeconds: 1 });
+  const merge = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+  // During the grace the informer's watch, on the old server, still delivers.
+  await core.patchNode({ name: 'node-00001', body: { metadata: { annotations: { a: '1' } } } }, merge);
+  await waitFor('the update through the old watch', () => seen.updates.includes('node-00001'));
+  // A typed call sees the initialising cache's 429 with its Status and Retry-After.
+  await assert.rejects(core.listNode(), (e: k8s.ApiException<string>) => {
+    assert.equal(e.code, 429);
+    assert.equal(e.headers['retry-after'], '1');
+    assert.equal(JSON.parse(e.body).message, 'storage is (re)initializing');
+    return true;
+  });
+  // The grace ends: the informer re-watches from its resourceVersion and meets the 429, which
+  // stops client-node's informer (it retries only 410): its user must restart it.
+  await waitFor('the informer error', () => seen.errors.length === 1, 5000);
+  assert.equal((seen.errors[0] as { statusCode?: number }).statusCode, 429);
+  await core.deleteNode({ name: 'node-00002' });
+  await waitFor('the cache initialised', async () => (await request(srv, 'GET', '/api/v1/nodes')).status === 200);
+  await inf.start();
+  // Its resourceVersion is older than the new watch cache: ERROR 410, a relist, the missed delete.
+  await waitFor('relist with the delete', () => seen.lists === 2 && seen.deletes.includes('node-00002'));
+  await core.patchNode({ name: 'node-00003', body: { metadata: { annotations: { a: '2' } } } }, merge);
+  await waitFor('events after the relist', () => inf.get('node-00003')?.metadata?.annotations?.a === '2');
+  assert.equal(inf.list().length, 4);
 });

@@ -161,6 +161,47 @@ test('fault: restart keeps the state; resumed watches get 410 unless history is 
   assert.equal(srv.faults.injected.restarts, 2);
 });
 
+test('fault: restart as a real server restarts — old watches served through the grace, 429 while the cache initialises, then 410', async (t) => {
+  const srv = await startApiServer({ https: true, nodes: small(3) });
+  t.after(() => srv.stop());
+  const rv0 = srv.store.rv;
+  const open = rawWatch(srv, `/api/v1/nodes?watch=1&resourceVersion=${rv0}`);
+  t.after(() => open.close());
+  assert.equal(await open.status, 200);
+  const t0 = Date.now();
+  // Through the admin endpoint: it answers, then restarts.
+  assert.equal((await request(srv, 'POST', '/_sim/restart?graceMs=1500&initializingMs=1500&retryAfterSeconds=2')).status, 202);
+  await waitFor('the new server', async () => JSON.parse((await request(srv, 'GET', '/_sim/stats').catch(() => ({ body: '{}' }))).body).generation === 1);
+  // A write reaches the new server (writes go to etcd), and the old server's open watch sees it.
+  const patched = await request(srv, 'PATCH', '/api/v1/nodes/node-00000', { body: { metadata: { annotations: { a: '1' } } }, contentType: 'application/merge-patch+json' });
+  assert.equal(patched.status, 200);
+  await waitFor('the event on the old watch', () => open.events.length === 1);
+  assert.equal(open.events[0].object.metadata.annotations.a, '1');
+  // What the initialising watch cache refuses, and how: the Status and header a real one sends.
+  const refused = await request(srv, 'GET', `/api/v1/nodes?watch=1&resourceVersion=${rv0}`);
+  assert.equal(refused.status, 429);
+  assert.equal(refused.headers['retry-after'], '2');
+  assert.deepEqual(JSON.parse(refused.body), {
+    kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'storage is (re)initializing', reason: 'TooManyRequests', details: { retryAfterSeconds: 2 }, code: 429,
+  });
+  assert.equal((await request(srv, 'GET', '/api/v1/nodes')).status, 429, 'a list without a limit');
+  assert.equal((await request(srv, 'GET', '/api/v1/nodes?limit=500&labelSelector=a%3Db')).status, 429, 'a list with a selector');
+  assert.equal((await request(srv, 'GET', '/api/v1/nodes?limit=500')).status, 200, 'a paged list without a selector is handed to etcd');
+  assert.equal((await request(srv, 'GET', '/api/v1/nodes/node-00001')).status, 200, 'a get is handed to etcd');
+  assert.equal((await request(srv, 'GET', '/api/v1')).status, 200, 'discovery is served');
+  assert.equal(srv.faults.injected.initializing, 3);
+  // The grace ends the old watch cleanly.
+  assert.equal(await within(5000, open.ended, 'the end of the grace'), true);
+  assert.ok(Date.now() - t0 >= 1400, `old watch served for ${Date.now() - t0} ms`);
+  // Initialised: the old resourceVersion is too old for the new cache (200 + in-stream 410).
+  await waitFor('the cache initialised', async () => (await request(srv, 'GET', '/api/v1/nodes')).status === 200);
+  const resumed = rawWatch(srv, `/api/v1/nodes?watch=1&resourceVersion=${rv0}`);
+  t.after(() => resumed.close());
+  assert.equal(await resumed.status, 200);
+  assert.equal(await within(5000, resumed.ended, 'the 410'), true);
+  assert.deepEqual(resumed.events.map((e) => [e.type, e.object.code, e.object.reason]), [['ERROR', 410, 'Expired']]);
+});
+
 test('admin and metrics: /_sim/stats and Prometheus counters for requests, writes, events and bytes', async (t) => {
   const srv = await startApiServer({ https: true, nodes: small(3) });
   t.after(() => srv.stop());
