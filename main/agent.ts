@@ -15,6 +15,7 @@ import { parsePeer, validatePeer, type PeerObject } from '../plan/peer.js';
 import type { PlanOptions } from '../plan/plan.js';
 import type { PlanSummary } from '../ipc/planner.js';
 import type { ApplyResult } from '../ipc/dataplane.js';
+import { CheckInLoop, type CheckInResult } from './checkin.js';
 import type { Config } from './flags.js';
 import type { Discovered } from './discovery.js';
 import { KubeError } from './kube-error.js';
@@ -129,6 +130,8 @@ export class Agent {
   /** The local node as last written (spec §11.3 "stored local model"). */
   private local: MeshNode | null = null;
   private localObj: NodeObject | null = null;
+  /** The own node's annotations as the API has them (what a check-in diffs against). */
+  private published: Record<string, string> = {};
   private wireGuardIP: string | null = null;
   private discovered = '';
 
@@ -150,6 +153,8 @@ export class Agent {
   private readonly dns = new Map<string, { ip: string | null; at: number }>();
   /** Peers' DNS endpoints (`host:port`) by Peer name: resolved like the nodes'. */
   private readonly peerDns = new Map<string, string>();
+  /** The check-in schedule, with prompt retries of a failed one (main/checkin.ts). */
+  private readonly checkIns: CheckInLoop;
 
   /** Health: watches synced, first apply done, no run of failures. */
   firstApply = false;
@@ -162,6 +167,11 @@ export class Agent {
     this.pacer = new Pacer(o.minSyncIntervalMs, 3, performance.now());
     this.heartbeatEvents = o.metrics.events.labels('node', 'heartbeat');
     this.log = o.log;
+    this.checkIns = new CheckInLoop({
+      periodMs: () => this.checkInPeriodMs(),
+      attempt: () => this.checkIn(),
+      onRetry: (inMs, failures) => this.log.warn('check-in failed; retrying', { node: o.config.hostname, failures, retryInMs: Math.round(inMs) }),
+    });
     const common = {
       client: o.client, log: o.log,
       watchTimeoutSeconds: o.watch?.timeoutSeconds, watchdogMs: o.watch?.watchdogMs, backoffMaxMs: o.watch?.backoffMaxMs,
@@ -217,7 +227,7 @@ export class Agent {
     this.peerReflector.start();
     // Readiness depends on the clock: a lapsed heartbeat changes the mesh without any event.
     this.timers.push(setInterval(() => this.sweep(), 1000));
-    this.scheduleCheckIn();
+    this.checkIns.start();
     // Roaming endpoints are learnt between changes too (handshakes happen without events).
     this.timers.push(setInterval(() => this.refreshObserved(true), this.o.checkInPeriodMs));
     if (this.o.config.resyncPeriodMs > 0) {
@@ -471,24 +481,24 @@ export class Agent {
   }
 
   /** Writes only the owned annotations that differ (a JSON merge patch, as compatible as Go's). */
-  private async publish(current: Record<string, string>, want: Record<string, string>, event: 'local' | 'checkin'): Promise<boolean> {
+  private async publish(current: Record<string, string>, want: Record<string, string>, event: 'local' | 'checkin'): Promise<CheckInResult> {
     const diff: Record<string, string | null> = {};
     for (const k of OWNED) if (current[k] !== want[k]) diff[k] = want[k];
     // The adaptive period is the only owned annotation that can disappear (back to kilo mode):
     // null removes it in a merge patch.
     if (current[A.checkInPeriod] !== want[A.checkInPeriod]) diff[A.checkInPeriod] = want[A.checkInPeriod] ?? null;
-    if (Object.keys(diff).length === 0) return true;
+    if (Object.keys(diff).length === 0) return { ok: true, retryAfterMs: null };
     try {
       await this.o.client.request('PATCH', `/api/v1/nodes/${encodeURIComponent(this.o.config.hostname)}`, {
         body: { metadata: { annotations: diff } },
         contentType: 'application/merge-patch+json',
         timeoutMs: 10_000,
       });
-      return true;
+      return { ok: true, retryAfterMs: null };
     } catch (e) {
       this.o.metrics.errors.labels(event).inc();
       this.log.error('failed to update the local node', { node: this.o.config.hostname, error: (e as Error).message, event });
-      return false;
+      return { ok: false, retryAfterMs: e instanceof KubeError ? e.retryAfterMs : null };
     }
   }
 
@@ -505,10 +515,14 @@ export class Agent {
     const wantAnn = this.annotationsOf(want);
     const cur = obj.metadata?.annotations ?? {};
     const changed = OWNED.some((k) => k !== A.lastSeen && cur[k] !== wantAnn[k]) || cur[A.checkInPeriod] !== wantAnn[A.checkInPeriod];
-    if (changed && !(await this.publish(cur, wantAnn, 'local'))) return;
+    if (changed && !(await this.publish(cur, wantAnn, 'local')).ok) return;
     const before = this.local ? JSON.stringify(this.annotationsOf(this.local)) : '';
     this.local = want;
     this.localObj = { ...obj, metadata: { ...obj.metadata, annotations: withPublished(cur, wantAnn) } };
+    // Unless the patch above went out, the API holds `cur`: the last-seen taken as now() is the
+    // in-memory model's only (§16.47). Taking it as published made a check-in within the same
+    // second (after a relist, say) write nothing, and the node skip a whole period.
+    this.published = changed ? withPublished(cur, wantAnn) : { ...cur };
     this.o.pool.setNode(this.o.config.hostname, this.localObj);
     if (JSON.stringify(wantAnn) !== before) this.schedule('local node');
   }
@@ -523,19 +537,9 @@ export class Agent {
     return this.advertised * 1000;
   }
 
-  private scheduleCheckIn(): void {
-    if (this.stopped) return;
-    const t = setTimeout(() => {
-      this.timers.splice(this.timers.indexOf(t), 1);
-      void this.checkIn().finally(() => this.scheduleCheckIn());
-    }, this.checkInPeriodMs());
-    t.unref();
-    this.timers.push(t);
-  }
-
   /** The 30 s check-in Go agents expect: last-seen (and anything else that moved) published. */
-  private async checkIn(): Promise<void> {
-    if (!this.local || !this.localObj || this.stopped) return;
+  private async checkIn(): Promise<CheckInResult> {
+    if (!this.local || !this.localObj || this.stopped) return { ok: true, retryAfterMs: null };
     const prev = this.local;
     // Adaptive mode: a longer period is advertised in the same write as the last-seen it
     // covers, so that readers stretch this node's window before it goes quiet for longer.
@@ -544,17 +548,19 @@ export class Agent {
     if (p?.mode === 'adaptive') this.advertised = nextAdvertised(p, this.advertised, this.nodes.size + 1);
     const next = withLastSeen(prev, this.now());
     const ann = this.annotationsOf(next);
-    const ok = await this.publish(this.localObj.metadata?.annotations ?? {}, ann, 'checkin');
-    this.o.metrics.heartbeats.labels(ok ? 'ok' : 'error').inc();
-    if (!ok) {
+    const r = await this.publish(this.published, ann, 'checkin');
+    this.o.metrics.heartbeats.labels(r.ok ? 'ok' : 'error').inc();
+    if (!r.ok) {
       this.advertised = advertisedBefore;
-      return; // the previous last-seen stays in memory (spec §11.4)
+      return r; // the previous last-seen stays in memory (spec §11.4); the loop retries soon
     }
     this.local = next;
+    this.published = withPublished(this.published, ann);
     this.localObj = { ...this.localObj, metadata: { ...this.localObj.metadata, annotations: withPublished(this.localObj.metadata?.annotations ?? {}, ann) } };
     // A new period is a change the planner parses (the readiness window); last-seen alone is not.
     if (this.advertised !== advertisedBefore) this.o.pool.setNode(this.o.config.hostname, this.localObj);
     else this.o.pool.setLastSeen(this.o.config.hostname, next.lastSeen, this.localObj);
+    return r;
   }
 
   // ---- planning and applying ------------------------------------------------------------
@@ -802,6 +808,7 @@ export class Agent {
   /** SIGTERM: stop taking events, drain in-flight work, then clean up per --clean-up (spec §11.7). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.checkIns.stop();
     for (const t of this.timers) clearInterval(t);
     if (this.timer) clearTimeout(this.timer);
     await Promise.all([this.nodeReflector.stop(), this.peerReflector.stop()]);
