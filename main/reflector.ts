@@ -62,14 +62,18 @@ export interface ReflectorOptions<T> {
 
 class Gone extends Error {}
 
+// The abort listener goes when the sleep ends either way: the signal lives as long as the
+// reflector, and one listener left per retry grew without bound through a long outage.
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
+    const done = () => {
       clearTimeout(t);
+      signal.removeEventListener('abort', done);
       resolve();
-    }, { once: true });
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 
 export class Reflector<T> {

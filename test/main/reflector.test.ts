@@ -1,5 +1,6 @@
 // The list+watch loop against the API simulator over HTTPS with a token: events, relists after
 // 410 (HTTP and in-stream), restarts after dropped, stalled and throttled watches.
+import { getEventListeners } from 'node:events';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -128,4 +129,15 @@ test('reflector: a metadata-only watch keeps what the list brought (merge) and t
   r.amend('n1', (cur) => ({ ...cur, podCIDR: '10.42.1.0/24' }));
   assert.deepEqual(events.at(-1), { type: 'update', name: 'n1', obj: { name: 'n1', podCIDR: '10.42.1.0/24', x: 'PartialObjectMetadata:' }, old: { name: 'n1', podCIDR: '', x: 'PartialObjectMetadata:' } });
   r.amend('gone', () => { throw new Error('not called for an unknown name'); });
+});
+
+test('reflector: retries through a long outage leave no listener behind on its stop signal', async (t) => {
+  const { api, r } = await setup(t, 1, { backoffInitialMs: 5, backoffMaxMs: 10 });
+  api.faults.set({ errorRate: 1 });
+  api.faults.dropWatches();
+  await until('many failed attempts', () => r.stats.watchErrors >= 50);
+  const signal = (r as unknown as { stopper: AbortController }).stopper.signal;
+  // One at most: the sleep in progress. (It used to be one per retry, for ever.)
+  assert.ok(getEventListeners(signal, 'abort').length <= 1, `${getEventListeners(signal, 'abort').length} abort listeners after ${r.stats.watchErrors} retries`);
+  api.faults.clear();
 });
