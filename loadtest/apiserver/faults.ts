@@ -16,6 +16,8 @@ export interface FaultSettings {
   goneMode: 'http' | 'stream';
   /** Watches (open and new) stop receiving anything but stay open: a half-open connection. */
   stallWatches: boolean;
+  /** Verbs (get, list, watch, create, update, patch, delete, …) the error and throttle faults hit; empty: every verb. */
+  verbs: string[];
 }
 
 export const DEFAULT_FAULTS: FaultSettings = {
@@ -27,6 +29,7 @@ export const DEFAULT_FAULTS: FaultSettings = {
   goneCount: 0,
   goneMode: 'http',
   stallWatches: false,
+  verbs: [],
 };
 
 export type FaultDecision = { kind: 'none' } | { kind: 'error'; status: number } | { kind: 'throttle'; retryAfter: number } | { kind: 'gone'; mode: 'http' | 'stream' };
@@ -142,13 +145,14 @@ export class Faults {
   }
 
   /** Decides the fate of one API request. */
-  decide(isListOrWatch: boolean): FaultDecision {
+  decide(verb: string): FaultDecision {
     const s = this.settings;
-    if (s.goneCount > 0 && isListOrWatch) {
+    if (s.goneCount > 0 && (verb === 'list' || verb === 'watch')) {
       s.goneCount--;
       this.injected.gone++;
       return { kind: 'gone', mode: s.goneMode };
     }
+    if (s.verbs.length > 0 && !s.verbs.includes(verb)) return { kind: 'none' };
     if (s.throttleRate > 0) {
       this.throttleAcc += s.throttleRate;
       if (this.throttleAcc >= 1 - 1e-9) {

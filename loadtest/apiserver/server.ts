@@ -510,7 +510,7 @@ class ServerImpl {
       const wait = this.faults.refuseInitializing(verb, q);
       if (wait !== null) throw new StatusError(429, 'TooManyRequests', INITIALIZING_MESSAGE, { retryAfterSeconds: wait }, { 'retry-after': String(wait) });
       // Faults act on resource requests only, so discovery keeps working while they are on.
-      const d = this.faults.decide(verb === 'list' || verb === 'watch');
+      const d = this.faults.decide(verb);
       if (this.faults.settings.latencyMs > 0) await new Promise((ok) => setTimeout(ok, this.faults.settings.latencyMs));
       if (d.kind === 'error') throw new StatusError(d.status, d.status === 503 ? 'ServiceUnavailable' : 'InternalError', `injected fault: ${d.status}`);
       if (d.kind === 'throttle') {

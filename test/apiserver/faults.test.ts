@@ -77,7 +77,7 @@ test('fault: 429 with Retry-After — raw clients see it, kubectl (client-go) re
   assert.ok(srv.faults.injected.throttle > before, 'kubectl did meet a 429');
 });
 
-test('fault: 500s at a given rate — exactly that fraction fails, and client-node surfaces the code', async (t) => {
+test('fault: 500s at a given rate — exactly that fraction fails, client-node surfaces the code, and a fault can hit chosen verbs only', async (t) => {
   const srv = await startApiServer({ https: true, nodes: small(2) });
   t.after(() => srv.stop());
   srv.faults.set({ errorRate: 0.25 });
@@ -93,6 +93,11 @@ test('fault: 500s at a given rate — exactly that fraction fails, and client-no
   assert.equal((await request(srv, 'GET', '/api/v1')).status, 200);
   assert.equal((await request(srv, 'DELETE', '/_sim/faults')).status, 200);
   assert.equal((await request(srv, 'GET', '/api/v1/nodes')).status, 200);
+  // Limited to some verbs: here only writes of last-seen fail, reads and watches go on.
+  assert.equal((await request(srv, 'POST', '/_sim/faults', { body: { errorRate: 1, errorStatus: 503, verbs: ['patch'] } })).status, 200);
+  assert.equal((await request(srv, 'GET', '/api/v1/nodes/node-00000')).status, 200);
+  const patch = (await request(srv, 'PATCH', '/api/v1/nodes/node-00000', { body: { metadata: { annotations: { a: 'b' } } }, contentType: 'application/merge-patch+json' }));
+  assert.deepEqual([patch.status, JSON.parse(patch.body).reason], [503, 'ServiceUnavailable']);
 });
 
 test('fault: added latency delays every API answer by at least that much', async (t) => {
