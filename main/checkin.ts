@@ -73,8 +73,6 @@ export class CheckInLoop {
   private failures = 0;
   private lastOk: number;
   private readonly now: () => number;
-  /** Attempts made and retries among them (for tests and logs). */
-  readonly stats = { attempts: 0, retries: 0, failures: 0 };
 
   constructor(private readonly o: CheckInLoopOptions) {
     this.now = o.now ?? (() => performance.now());
@@ -101,8 +99,6 @@ export class CheckInLoop {
 
   private async run(): Promise<void> {
     this.timer = null;
-    if (this.failures > 0) this.stats.retries++;
-    this.stats.attempts++;
     let r: CheckInResult;
     try {
       r = await this.o.attempt();
@@ -114,7 +110,6 @@ export class CheckInLoop {
       this.lastOk = this.now();
     } else {
       this.failures++;
-      this.stats.failures++;
     }
     const delay = nextCheckInDelayMs({ periodMs: this.o.periodMs(), failures: this.failures, sinceOkMs: this.now() - this.lastOk, retryAfterMs: r.retryAfterMs, random: this.o.random });
     if (this.failures > 0) this.o.onRetry?.(delay, this.failures);

@@ -51,8 +51,8 @@ export interface FaultTargets {
  *  3. the new server listens, and for `initializingMs` its watch cache initialises: watches and
  *     the lists it cannot hand to etcd get `429 storage is (re)initializing` with Retry-After
  *     (KEP-4568, `refusedWhileInitializing`); gets, writes, cheap lists and discovery are served;
- *  4. its history starts at the restart (unless `keepHistory`), so a watch from an older
- *     resourceVersion gets 200 and an in-stream ERROR 410, as the watch cache answers it.
+ *  4. its watch history starts once it has initialised (unless `keepHistory`), so a watch from
+ *     an older resourceVersion gets 200 and an in-stream ERROR 410, as the watch cache answers it.
  */
 export interface RestartOptions {
   /** Keep the watch history (default false: a restarted server's watch cache starts empty, so old resourceVersions get 410). */
