@@ -203,7 +203,10 @@ test('through a real kg: hostile locations in /graph, Object.prototype formats, 
   const spy = dotSpy();
   t.after(() => spy.done());
   const mesh = new Mesh({ prefix: `kgx${process.pid % 10000}`, nodes: [{ name: 'k1', location: 'home' }], flags: ['--encapsulate', 'never'] });
-  t.after(() => mesh.down());
+  t.after(async () => {
+    await mesh.down();
+    rmSync(mesh.state, { recursive: true, force: true });
+  });
   await mesh.up();
   // Heartbeats from the future: the hostile nodes stay ready for the whole test.
   const later = Math.floor(Date.now() / 1000) + 3600;
