@@ -14,7 +14,7 @@
 //                                --heartbeat=adaptive picks at 5,000 nodes)
 import { spawn, spawnSync } from 'node:child_process';
 import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent.js';
-import { readFileSync } from 'node:fs';
+import { clientPrelude, clockMs, cpuSeconds, f, histogramMean, metric, patchScript, pct, rssMB } from './agent-kit.js';
 import { Mesh } from '../loadtest/mesh/harness.js';
 import { RouteMonitor } from '../loadtest/mesh/monitor.js';
 
@@ -26,27 +26,6 @@ const changes = Number(opt('--changes', '40'));
 const windowS = Number(opt('--window', '30'));
 const heartbeatPeriod = opt('--heartbeat-period', '30');
 const settleS = Number(opt('--settle', '30'));
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-};
-const f = (x: number) => x.toFixed(1);
-const clockMs = () => performance.timeOrigin + performance.now();
-
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, all threads, in ticks
-}
-const rssMB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-const metric = (text: string, re: RegExp) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
-
-/** Script prelude of the benchmark's small clients: `https`, the simulator's `api` address and CA, and the `token`. */
-const clientPrelude = (kubeconfig: string) => `
-  const https = require('https'); const yaml = require('fs').readFileSync(${JSON.stringify(kubeconfig)}, 'utf8');
-  const token = /token: (\\S+)/.exec(yaml)[1]; const server = new URL(/server: (\\S+)/.exec(yaml)[1]);
-  const api = { host: server.hostname, port: server.port, ca: Buffer.from(/certificate-authority-data: (\\S+)/.exec(yaml)[1], 'base64') };`;
 
 /**
  * A minimal watcher: lists one Node for the current resourceVersion, watches Nodes from there
@@ -108,21 +87,10 @@ try {
   const target = 'node-00010';
   const lat: number[] = [];
   const base: number[] = [];
-  // The client connects (TCP + TLS, warmed by a GET on a keep-alive socket) before it takes the
-  // time: the clock starts when the PATCH leaves, not when the client starts its handshake.
-  const patchScript = (cidr: string) => `${clientPrelude(mesh.kubeconfig)}
-    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
-    const base = { ...api, path: '/api/v1/nodes/${target}', agent };
-    const body = JSON.stringify({ metadata: { annotations: { 'kilo.squat.ai/allowed-location-ips': ${JSON.stringify(cidr)} } } });
-    https.get({ ...base, headers: { Authorization: 'Bearer ' + token } }, (warm) => { warm.resume(); warm.on('end', () => {
-      const req = https.request({ ...base, method: 'PATCH', headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/merge-patch+json' } },
-        (res) => { res.resume(); res.on('end', () => process.exit(res.statusCode === 200 ? 0 : 1)); });
-      process.stdout.write(String(performance.timeOrigin + performance.now())); req.end(body);
-    }); });`;
   const before = mesh.http('kg-0', '/metrics').body;
   for (let k = 0; k < changes; k++) {
     const cidr = `172.31.${k}.0/24`;
-    const r = spawnSync('ip', ['netns', 'exec', mesh.apiNs, process.execPath, '-e', patchScript(cidr)], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync('ip', ['netns', 'exec', mesh.apiNs, process.execPath, '-e', patchScript(mesh.kubeconfig, target, { 'kilo.squat.ai/allowed-location-ips': cidr })], { encoding: 'utf8', timeout: 30_000 });
     if (r.status !== 0) throw new Error(`patch failed: ${r.stderr}`);
     const sent = Number(r.stdout);
     const at = await added(`route ${cidr} in the kernel`, cidr, 10_000);
@@ -138,12 +106,7 @@ try {
   mon.stop();
   // Where the time goes, from the agent's own histograms (sum ÷ count over the change loop).
   const after = mesh.http('kg-0', '/metrics').body;
-  const avg = (name: string, labels = '') => {
-    const sum = (t: string) => metric(t, new RegExp(`^${name}_sum${labels.replace(/[{}]/g, '\\$&')} ([0-9.e+-]+)`, 'gm'));
-    const cnt = (t: string) => metric(t, new RegExp(`^${name}_count${labels.replace(/[{}]/g, '\\$&')} ([0-9.e+-]+)`, 'gm'));
-    const n = cnt(after) - cnt(before);
-    return n > 0 ? `${f(((sum(after) - sum(before)) / n) * 1000)} ms (${n})` : 'n/a';
-  };
+  const avg = (name: string, labels = '') => histogramMean(before, after, name, labels);
   const backend = mesh.on('kg-0', ['sh', '-c', 'iptables -V']).trim();
   console.log(`  iptables: ${backend}`);
   console.log(`  inside the agent, mean per reconcile: plan (pool) ${avg('kg_plan_duration_seconds')}, apply (I/O worker call) ${avg('kg_apply_duration_seconds')}, dataplane pass ${avg('kg_dataplane_pass_duration_seconds', '{cause="apply"}')}, event → programmed ${avg('kg_event_to_programmed_seconds')}`);

@@ -47,9 +47,21 @@ export interface PlanTask {
   desired?: { cniPath: string | null; tunnelPrivIface: string | null; baseSeq: number | null };
   /** Include the full plan JSON (kg plan format) in the answer. */
   describe?: boolean;
-  /** Include the topology as Graphviz DOT (spec §14.2). */
-  graph?: boolean;
 }
+
+/**
+ * The agent's `/graph`: the topology alone as Graphviz DOT (spec §13.1.1), no routes, rules or
+ * WireGuard, at most `maxLength` characters.
+ */
+export interface GraphTask {
+  kind: 'graph';
+  v: number;
+  options: PlanOptions;
+  maxLength: number;
+}
+
+/** `dot` is null when the local node is not ready (no graph, as in Go). */
+export type GraphAnswer = { ok: true; dot: string | null } | { ok: false; needSnapshot: true } | { ok: false; error: string; tooLarge?: true };
 
 export interface PlanSummary {
   hostname: string;
@@ -85,7 +97,6 @@ export type PlanAnswer =
       noop?: true;
       seq?: number;
       plan?: string;
-      graph?: string;
       planMs: number;
       parseMs: number;
       /** V8 heap in use by the planner worker that answered. */

@@ -19,6 +19,8 @@ import { CheckInLoop, type CheckInResult } from './checkin.js';
 import type { Config } from './flags.js';
 import type { Discovered } from './discovery.js';
 import { KubeError } from './kube-error.js';
+import { GraphBusyError } from './graph-service.js';
+import { GraphTooLargeError } from '../plan/graph.js';
 import type { KubeClient } from './kube.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -147,6 +149,8 @@ export class Agent {
   /** The sequence number of the desired state the I/O worker holds (null: none or unknown). */
   private ioSeq: number | null = null;
   private forceApply = false;
+  /** Plans asked for so far (graphVersion). */
+  private scheduled = 0;
   private stopped = false;
   private inflight: Promise<void> = Promise.resolve();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -568,6 +572,7 @@ export class Agent {
   /** Asks for a plan; `events` is how many changes this request stands for (0 for a retry). */
   private schedule(reason: string, events = 1): void {
     if (this.stopped) return;
+    this.scheduled++;
     this.pendingEvents += events;
     this.pendingSince ??= performance.now();
     this.o.metrics.pendingChanges.set(this.pendingEvents);
@@ -834,10 +839,30 @@ export class Agent {
     }
   }
 
-  /** Plans the graph of the current cluster for /graph (endpoints not resolved, as in Go). */
-  async graphPlan(): Promise<string | null> {
-    const a = await this.o.pool.plan({ options: this.planOptions(), graph: true });
-    return a.ok && a.graph ? a.graph : null;
+  /**
+   * The version of what /graph shows: it moves with every record the pool took (heartbeats
+   * excepted) and every plan asked for (readiness flips included), so a cached graph is served
+   * until something it shows may have changed.
+   */
+  graphVersion(): number {
+    return this.o.pool.changes + this.scheduled;
+  }
+
+  /**
+   * The DOT of the current cluster for /graph (endpoints not resolved, as in Go; null when this
+   * node is not ready). It waits, up to `waitMs`, until no reconcile runs or is scheduled: a
+   * graph never queues ahead of a reconcile in the planner pool.
+   */
+  async graphDOT(maxLength: number, waitMs = 5_000): Promise<string | null> {
+    const end = performance.now() + waitMs;
+    while (this.running || this.timer) {
+      if (performance.now() > end) throw new GraphBusyError('the planner is busy with reconciles; try again later');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const a = await this.o.pool.graph({ options: this.planOptions(), maxLength });
+    if (a.ok) return a.dot;
+    if ('tooLarge' in a) throw new GraphTooLargeError(maxLength);
+    throw new Error('error' in a ? a.error : 'the planner replica is unavailable');
   }
 }
 

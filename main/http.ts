@@ -1,19 +1,48 @@
 // HTTP on --listen (spec §13.1): the index page, /health, /metrics, /graph. Plain HTTP, no auth,
 // as in Kilo; nothing here serves a key.
 import http from 'node:http';
-import { spawn } from 'node:child_process';
 import type { Registry } from 'prom-client';
+import { GRAPH_LIMITS, GraphService, type GraphLimits, type GraphSource } from './graph-service.js';
 
 export interface HttpDeps {
   registry: Registry;
   health(): { ok: boolean; reason: string };
-  graph(): Promise<string | null>;
+  graph: GraphSource;
 }
 
-const FORMATS: Record<string, string> = {
-  svg: 'image/svg+xml', png: 'image/png', bmp: 'image/bmp', fig: 'application/x-xfig', gif: 'image/gif', json: 'application/json', ps: 'application/postscript',
+/**
+ * Bounds on what one client can hold. Hardening (departs from Kilo): Go's server sets no
+ * timeouts, so a client sending a header byte every few seconds holds a socket forever.
+ */
+export interface ServerLimits {
+  /** Until the request's headers are complete. */
+  headersTimeoutMs: number;
+  /** Until the whole request is received. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** A socket with no traffic either way (a client that stopped reading a reply). */
+  idleTimeoutMs: number;
+  /** How often the two request timeouts are checked. */
+  checkIntervalMs: number;
+  /** Bytes of request line and headers (a longer query gets 431). */
+  maxHeaderSize: number;
+  maxHeadersCount: number;
+  maxConnections: number;
+  graph: GraphLimits;
+}
+
+export const SERVER_LIMITS: ServerLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 120_000,
+  checkIntervalMs: 1_000,
+  maxHeaderSize: 16 << 10,
+  maxHeadersCount: 64,
+  maxConnections: 256,
+  graph: GRAPH_LIMITS,
 };
-const LAYOUTS = new Set(['circo', 'dot', 'neato', 'twopi', 'fdp']);
 
 const INDEX = `<!doctype html>
 <html><head><meta charset="utf-8"><title>Internal Kilo API</title></head>
@@ -25,66 +54,51 @@ const INDEX = `<!doctype html>
 </ul></body></html>
 `;
 
-/** Renders DOT with Graphviz (bounded in time); null when it fails or is not installed. */
-export function renderDOT(dot: string, layout: string, format: string, timeoutMs = 10_000): Promise<Buffer | null> {
-  return new Promise((resolve) => {
-    let p;
-    try {
-      p = spawn('dot', [`-K${layout}`, `-T${format}`], { stdio: ['pipe', 'pipe', 'ignore'] });
-    } catch {
-      return resolve(null);
-    }
-    const out: Buffer[] = [];
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.stdout.on('data', (c: Buffer) => out.push(c));
-    p.on('error', () => {
-      clearTimeout(t);
-      resolve(null);
-    });
-    p.on('close', (code) => {
-      clearTimeout(t);
-      resolve(code === 0 ? Buffer.concat(out) : null);
-    });
-    p.stdin.on('error', () => {});
-    p.stdin.end(dot);
-  });
-}
-
-export function createHttpServer(d: HttpDeps): http.Server {
-  return http.createServer((req, res) => {
+export function createHttpServer(d: HttpDeps, limits: Partial<ServerLimits> = {}): http.Server {
+  const l = { ...SERVER_LIMITS, ...limits };
+  const graph = new GraphService(d.graph, d.registry, l.graph);
+  const server = http.createServer({
+    headersTimeout: l.headersTimeoutMs, requestTimeout: l.requestTimeoutMs, connectionsCheckingInterval: l.checkIntervalMs, maxHeaderSize: l.maxHeaderSize,
+  }, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const send = (status: number, body: string | Buffer, type?: string) => {
-      res.writeHead(status, type ? { 'Content-Type': type } : {});
-      res.end(body);
+    // These are GET endpoints and a body is useless to them: the connection closes after the
+    // reply, and a second later (time for the reply to arrive before the close resets it) stops
+    // draining whatever the client still sends.
+    const body = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    const send = (status: number, data: string | Buffer, headers: http.OutgoingHttpHeaders = {}) => {
+      res.writeHead(status, body ? { ...headers, Connection: 'close' } : headers);
+      res.end(data);
+      if (body) res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref());
     };
+    const type = (t: string | undefined) => (t ? { 'Content-Type': t } : {});
     void (async () => {
       switch (url.pathname) {
         case '/health': {
           const h = d.health();
-          return h.ok ? send(200, '') : send(503, `${h.reason}\n`, 'text/plain; charset=utf-8');
+          return h.ok ? send(200, '') : send(503, `${h.reason}\n`, type('text/plain; charset=utf-8'));
         }
         case '/metrics':
-          return send(200, await d.registry.metrics(), d.registry.contentType);
+          return send(200, await d.registry.metrics(), type(d.registry.contentType));
         case '/debug/':
-          res.writeHead(301, { Location: '/debug/pprof/' });
-          return res.end();
+          return send(301, '', { Location: '/debug/pprof/' });
         case '/graph': {
-          const format = url.searchParams.get('format') || 'svg';
-          const layout = url.searchParams.get('layout') || 'circo';
-          if (format !== 'dot' && format !== 'gv' && !(format in FORMATS)) return send(500, 'unsupported format\n');
-          if (!LAYOUTS.has(layout)) return send(500, 'unsupported layout\n');
-          const dot = await d.graph();
-          if (dot === null) return send(500, 'did not find any valid Kilo nodes in the cluster\n');
-          if (format === 'dot' || format === 'gv') return send(200, dot);
-          const img = await renderDOT(dot, layout, format);
-          return img ? send(200, img, FORMATS[format]) : send(500, 'unable to render graph\n');
+          const r = await graph.get(url.searchParams.get('format') || 'svg', url.searchParams.get('layout') || 'circo');
+          // Raw DOT goes without a content type, as in Go.
+          return send(r.status, r.body, { ...type(r.type), ...(r.retryAfterSeconds ? { 'Retry-After': String(r.retryAfterSeconds) } : {}) });
         }
         default:
           if (url.pathname.startsWith('/debug/pprof')) return send(404, 'pprof is not available in the TypeScript agent\n');
-          return send(200, INDEX, 'text/html; charset=utf-8');
+          return send(200, INDEX, type('text/html; charset=utf-8'));
       }
-    })().catch((e: Error) => send(500, `${e.message}\n`));
+    })().catch((e: Error) => {
+      if (!res.headersSent) send(500, `${e.message}\n`);
+    });
   });
+  server.keepAliveTimeout = l.keepAliveTimeoutMs;
+  server.maxHeadersCount = l.maxHeadersCount;
+  server.maxConnections = l.maxConnections;
+  server.timeout = l.idleTimeoutMs;
+  return server;
 }
 
 /** Go's listen address form: ":1107" (all interfaces), "host:port", "[v6]:port". */

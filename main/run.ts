@@ -88,7 +88,7 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
     await shutdownResources();
     throw e;
   }
-  const server = createHttpServer({ registry: metrics.registry, health: () => agent.health(), graph: () => agent.graphPlan() });
+  const server = createHttpServer({ registry: metrics.registry, health: () => agent.health(), graph: { version: () => agent.graphVersion(), dot: (max) => agent.graphDOT(max) } });
   const { host: listenHost, port } = parseListen(cfg.listen);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new Error(`failed to listen on ${cfg.listen}: ${e.message}`)));

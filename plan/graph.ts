@@ -1,29 +1,75 @@
 // The topology as Graphviz DOT, byte for byte as Kilo's `/graph` and `kgctl graph` write it
-// (spec §14.2), quirks included (the peer label's real line feed).
+// (spec §14.2) for ordinary names, quirks included (the peer label's real line feed).
 import { network } from './addr.js';
 import { endpointString } from './endpoint.js';
-import type { Topology } from './topology.js';
+import { nodeReady } from './node.js';
+import { peerReady } from './peer.js';
+import type { Cluster, PlanOptions } from './plan.js';
+import { newTopology, type Topology } from './topology.js';
 
-const q = (s: string) => `"${s}"`;
+const UNSAFE = /[\\"\x00-\x1f\x7f]/;
+const UNSAFE_ALL = /[\\"\x00-\x1f\x7f]/g;
 
-export function topologyDOT(t: Topology): string {
+/**
+ * `s` as the inside of a Graphviz quoted string. Hardening (departs from Kilo): Kilo only wraps
+ * names in quotes (spec §14.2), so a location annotation holding `"` closed the string and wrote
+ * statements of its own. Backslash and double quote are escaped, a line feed becomes `\n` and any
+ * other control character the text `\xHH` (DOT has no escape for it). Distinct names stay
+ * distinct; ordinary names are unchanged.
+ */
+export function dotEscape(s: string): string {
+  if (!UNSAFE.test(s)) return s;
+  return s.replace(UNSAFE_ALL, (c) => (c === '\\' ? '\\\\' : c === '"' ? '\\"' : c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}
+
+const q = (s: string) => `"${dotEscape(s)}"`;
+const byQuoted = (a: readonly [string, ...unknown[]], b: readonly [string, ...unknown[]]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+/** The DOT text would exceed its bound: refused before it is built (see topologyDOT). */
+export class GraphTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`the graph is too large: its DOT text would exceed ${limit} characters`);
+  }
+}
+
+const MEMBER_EDGE = '[ dir=both ]';
+const PEER_EDGE = '[ dir=both, style=dashed ]';
+
+/**
+ * The DOT text of a topology. `maxLength` bounds it (UTF-16 units): in full granularity the edges
+ * between leaders grow with the square of the nodes (516 million characters and ~20 s of the
+ * planner thread at 5,000 nodes), so their size is computed first and a graph over the bound is
+ * refused without building it.
+ */
+export function topologyDOT(t: Topology, maxLength = Number.POSITIVE_INFINITY): string {
   const out: string[] = [];
-  const st = (s: string) => out.push(`\t${s};`);
+  let size = 0;
+  const st = (s: string) => {
+    size += s.length + 3;
+    if (size > maxLength) throw new GraphTooLargeError(maxLength);
+    out.push(`\t${s};`);
+  };
   out.push('digraph kilo {');
   st(`label=${q(network(t.wireGuardCIDR).s)}`);
   st('labelloc=t');
   st('outputorder=nodesfirst');
   st('overlap=false');
-  const leaders = t.segments.map((s) => s.hostnames[s.leader]);
-  for (const s of t.segments) {
+  const leaders = t.segments.map((s) => q(s.hostnames[s.leader]));
+  const peers = [...t.peers].sort((a, b) => (a.name < b.name ? -1 : 1));
+  const peerNames = peers.map((p) => p.name).sort().map(q);
+  // One edge per pair of leaders and per leader and peer: their total length (each edge line is
+  // its two names, the attributes and 5 characters), known before building any.
+  const sum = (xs: string[]) => xs.reduce((n, x) => n + x.length, 0);
+  const L = leaders.length;
+  const pairs = (L * (L - 1)) / 2;
+  const quadratic = (L - 1) * sum(leaders) + pairs * (MEMBER_EDGE.length + 5) + peerNames.length * sum(leaders) + L * sum(peerNames) + L * peerNames.length * (PEER_EDGE.length + 5);
+  if (size + quadratic > maxLength) throw new GraphTooLargeError(maxLength);
+  for (const [k, s] of t.segments.entries()) {
     const leader = s.hostnames[s.leader];
-    for (const m of s.hostnames.filter((h) => h !== leader).sort((a, b) => (q(a) < q(b) ? -1 : q(a) > q(b) ? 1 : 0))) {
-      st(`${q(leader)}->${q(m)}[ dir=both ]`);
-    }
+    for (const m of s.hostnames.filter((h) => h !== leader).map(q).sort()) st(`${leaders[k]}->${m}${MEMBER_EDGE}`);
   }
-  for (let i = 0; i < leaders.length; i++) for (let j = i + 1; j < leaders.length; j++) st(`${q(leaders[i])}->${q(leaders[j])}[ dir=both ]`);
-  const peerNames = t.peers.map((p) => p.name).sort();
-  for (const l of leaders) for (const p of peerNames) st(`${q(l)}->${q(p)}[ dir=both, style=dashed ]`);
+  for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) st(`${leaders[i]}->${leaders[j]}${MEMBER_EDGE}`);
+  for (const l of leaders) for (const p of peerNames) st(`${l}->${p}${PEER_EDGE}`);
   const subgraphs: [string, string[]][] = [];
   for (const s of t.segments) {
     const stmts = [`label=${q(s.location)}`, 'style="dashed,rounded"'];
@@ -35,21 +81,36 @@ export function topologyDOT(t: Topology): string {
         const ep = endpointString(s.endpoint);
         if (ep) lines.push(ep);
       }
-      return [q(h), `${q(h)} [ label=${q(lines.join('\\n'))}, ${i === s.leader ? 'rank=1, ' : ''}shape=ellipse ]`] as const;
+      const name = q(h);
+      return [name, `${name} [ label="${lines.map(dotEscape).join('\\n')}", ${i === s.leader ? 'rank=1, ' : ''}shape=ellipse ]`] as const;
     });
-    members.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    members.sort(byQuoted);
     stmts.push(...members.map((m) => m[1]));
     subgraphs.push([q(`cluster_location_${s.location}`), stmts]);
   }
-  subgraphs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  subgraphs.sort(byQuoted);
   // Quirk: the peer label ends with a real line feed before its closing quote.
-  const peers = [...t.peers].sort((a, b) => (a.name < b.name ? -1 : 1)).map((p) => `${q(p.name)} [ label="${p.name}\\n${endpointString(p.endpoint)}\n", shape=ellipse ]`);
-  subgraphs.push([q('cluster_peers'), ['label="peers"', 'style="dashed,rounded"', ...peers]]);
+  const peerStmts = peers.map((p) => `${q(p.name)} [ label="${dotEscape(p.name)}\\n${dotEscape(endpointString(p.endpoint))}\n", shape=ellipse ]`);
+  subgraphs.push([q('cluster_peers'), ['label="peers"', 'style="dashed,rounded"', ...peerStmts]]);
   for (const [name, stmts] of subgraphs) {
     out.push(`\tsubgraph ${name} {`);
-    for (const s of stmts) out.push(`\t${s};`);
+    size += name.length + 20;
+    for (const s of stmts) st(s);
     out.push('', '}', ';');
   }
   out.push('', '}');
   return out.join('\n') + '\n';
+}
+
+/**
+ * The agent's `/graph` (spec §13.1.1): the topology of the ready nodes and Peers as seen from
+ * `o.hostname`, endpoints not resolved (as in Go), built once and not memoised (the agent's
+ * re-plans keep their memo). Null when the local node is not ready.
+ */
+export function clusterDOT(c: Cluster, o: Pick<PlanOptions, 'hostname' | 'granularity' | 'subnet' | 'now'>, maxLength?: number): string | null {
+  const nodes = c.nodes.filter((n) => nodeReady(n, o.now));
+  if (!nodes.some((n) => n.name === o.hostname)) return null;
+  const t = newTopology({ nodes, peers: c.peers.filter(peerReady), granularity: o.granularity, hostname: o.hostname, port: 0, subnet: o.subnet });
+  if (!t.ok) throw new Error(`failed to create topology: ${t.error}`);
+  return topologyDOT(t.value, maxLength);
 }

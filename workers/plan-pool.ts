@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { NodeObject } from '../plan/node.js';
 import type { PeerObject } from '../plan/peer.js';
-import type { PlanAnswer, PlanTask, ReplicaDelta } from '../ipc/planner.js';
+import type { GraphAnswer, GraphTask, PlanAnswer, PlanTask, ReplicaDelta } from '../ipc/planner.js';
 
 export interface PlanPoolOptions {
   /** Worker threads; set explicitly because containers misreport CPUs. */
@@ -35,6 +35,8 @@ export class PlanPool {
   /** Heartbeats since the last flush, one entry per node however many arrived (bounded by N). */
   private pendingLastSeen = new Map<string, number>();
   stats = { deltas: 0, snapshots: 0, tasks: 0 };
+  /** Records set or deleted so far, heartbeats excluded: the cluster view's version (/graph's cache). */
+  private changed = 0;
 
   constructor(private readonly o: PlanPoolOptions) {
     const name = `kg-replica-${process.pid}-${randomUUID()}`;
@@ -64,12 +66,18 @@ export class PlanPool {
     return this.v;
   }
 
+  get changes(): number {
+    return this.changed;
+  }
+
   setNode(name: string, obj: NodeObject): void {
+    this.changed++;
     this.nodes.set(name, obj);
     this.pendingNodes.set(name, obj);
   }
 
   deleteNode(name: string): void {
+    this.changed++;
     this.nodes.delete(name);
     this.pendingNodes.set(name, null);
   }
@@ -81,11 +89,13 @@ export class PlanPool {
   }
 
   setPeer(name: string, obj: PeerObject): void {
+    this.changed++;
     this.peers.set(name, obj);
     this.pendingPeers.set(name, obj);
   }
 
   deletePeer(name: string): void {
+    this.changed++;
     this.peers.delete(name);
     this.pendingPeers.set(name, null);
   }
@@ -118,14 +128,23 @@ export class PlanPool {
     this.channel.postMessage({ v: this.v, prev: 0, reset: true, nodes: [...this.nodes.values()], peers: [...this.peers.values()], topologyLabel: this.o.topologyLabel });
   }
 
-  async plan(task: Omit<PlanTask, 'kind' | 'v'>): Promise<PlanAnswer> {
+  plan(task: Omit<PlanTask, 'kind' | 'v'>): Promise<PlanAnswer> {
+    return this.run<PlanAnswer>({ ...task, kind: 'plan' });
+  }
+
+  /** The topology alone as DOT (the agent's /graph), from the same replica as the plans. */
+  graph(task: Omit<GraphTask, 'kind' | 'v'>): Promise<GraphAnswer> {
+    return this.run<GraphAnswer>({ ...task, kind: 'graph' });
+  }
+
+  private async run<A extends PlanAnswer | GraphAnswer>(task: Omit<PlanTask, 'v'> | Omit<GraphTask, 'v'>): Promise<A> {
     const v = this.flush();
     this.stats.tasks++;
-    let a = (await this.pool.run({ ...task, kind: 'plan', v })) as PlanAnswer;
+    let a = (await this.pool.run({ ...task, v })) as A;
     // Bounded: a worker that could not catch up gets a broadcast snapshot, twice at most.
     for (let i = 0; i < 2 && !a.ok && 'needSnapshot' in a; i++) {
       this.broadcastSnapshot();
-      a = (await this.pool.run({ ...task, kind: 'plan', v: this.v })) as PlanAnswer;
+      a = (await this.pool.run({ ...task, v: this.v })) as A;
     }
     return a;
   }

@@ -10,11 +10,11 @@ import { formatDiscoveredEndpoints, nodeReady, parseNode, withLastSeen, type Mes
 import { peerReady, type MeshPeer } from '../plan/peer.js';
 import { parseEndpoint } from '../plan/endpoint.js';
 import { byPublicKey, plan, readPeer, type Cluster } from '../plan/plan.js';
-import type { PlanAnswer, PlanTask, ReplicaDelta } from '../ipc/planner.js';
+import type { GraphAnswer, GraphTask, PlanAnswer, PlanTask, ReplicaDelta } from '../ipc/planner.js';
 import type { DesiredState } from '../ipc/dataplane.js';
 import type { DesiredDelta } from '../diff/desired.js';
 import { byText } from '../plan/addr.js';
-import { topologyDOT } from '../plan/graph.js';
+import { clusterDOT, GraphTooLargeError } from '../plan/graph.js';
 import { discoverNATEndpoints } from '../diff/wireguard.js';
 
 interface Replica {
@@ -208,10 +208,22 @@ function desiredAnswer(task: PlanTask, d: DesiredState): { full?: string; delta?
   return { full: JSON.stringify(d), seq: t.seq };
 }
 
-export default async function run(task: PlanTask): Promise<PlanAnswer> {
-    // Deltas are broadcast just before their task, in order: a short wait covers delivery; longer
+/** The graph alone, from the replica: no plan, so no routes, rules or peers are built for it. */
+function graph(task: GraphTask): GraphAnswer {
+  try {
+    return { ok: true, dot: clusterDOT(cluster(), task.options, task.maxLength) };
+  } catch (e) {
+    return { ok: false, error: (e as Error).message, ...(e instanceof GraphTooLargeError ? { tooLarge: true as const } : {}) };
+  }
+}
+
+export default function run(task: PlanTask): Promise<PlanAnswer>;
+export default function run(task: GraphTask): Promise<GraphAnswer>;
+export default async function run(task: PlanTask | GraphTask): Promise<PlanAnswer | GraphAnswer> {
+  // Deltas are broadcast just before their task, in order: a short wait covers delivery; longer
   // means a gap, and a snapshot is the cure.
   if (!(await reach(task.v, 1_000))) return { ok: false, needSnapshot: true };
+  if (task.kind === 'graph') return graph(task);
   const t0 = performance.now();
   const c = cluster();
   const t1 = performance.now();
@@ -240,7 +252,6 @@ export default async function run(task: PlanTask): Promise<PlanAnswer> {
       },
       ...(task.desired ? desiredAnswer(task, desiredState(task, r)) : {}),
       plan: task.describe ? JSON.stringify(j) : undefined,
-      graph: task.graph && r.topology ? topologyDOT(r.topology) : undefined,
       planMs: performance.now() - t1,
       parseMs: t1 - t0,
       heapBytes: getHeapStatistics().used_heap_size,

@@ -89,7 +89,7 @@ test('http: index, health, metrics, graph formats and layouts', async (t) => {
   const registry = new Registry();
   let healthy = { ok: false, reason: 'watches have not synced' };
   const dot = topologyDOT(planFor(exampleNodes(), examplePeers(), 'alpha').topology!);
-  const server = createHttpServer({ registry, health: () => healthy, graph: async () => dot });
+  const server = createHttpServer({ registry, health: () => healthy, graph: { version: () => 1, dot: async () => dot } });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(() => new Promise<void>((r) => server.close(() => r())));
   const port = (server.address() as { port: number }).port;

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { parseCluster, plan } from '../../plan/plan.js';
 import { PlanPool } from '../../workers/plan-pool.js';
 import { exampleNodes, examplePeers } from '../plan/example.js';
-import { options, NOW } from '../plan/fixture.js';
+import { options, NOW, planFor } from '../plan/fixture.js';
+import { topologyDOT } from '../../plan/graph.js';
 
 test('plan pool: replicas fed by deltas plan like the planner itself', async (t) => {
   const pool = new PlanPool({ threads: 2, topologyLabel: 'topology.kubernetes.io/region' });
@@ -112,4 +113,18 @@ test('plan pool: NAT discovery candidates are the ready keepalive nodes and the 
   const b = await pool.plan({ options: options('alpha') });
   assert.ok(b.ok);
   assert.equal(b.summary.natCandidates, 0);
+});
+
+test('plan pool: /graph tasks give the DOT of the replica, bounded, without a plan', async (t) => {
+  const pool = new PlanPool({ threads: 1, topologyLabel: 'topology.kubernetes.io/region' });
+  t.after(() => pool.close());
+  for (const n of exampleNodes()) pool.setNode(n.metadata!.name!, n);
+  for (const p of examplePeers()) pool.setPeer(p.metadata!.name!, p);
+  assert.equal(pool.changes, 5, 'every record set counts as a change of the view');
+  pool.setLastSeen('alpha', NOW + 1, exampleNodes()[0]);
+  assert.equal(pool.changes, 5, 'a heartbeat does not');
+  const want = topologyDOT(planFor(exampleNodes(), examplePeers(), 'alpha').topology!);
+  assert.deepEqual(await pool.graph({ options: options('alpha'), maxLength: 1 << 20 }), { ok: true, dot: want });
+  assert.deepEqual(await pool.graph({ options: options('alpha'), maxLength: 100 }), { ok: false, error: 'the graph is too large: its DOT text would exceed 100 characters', tooLarge: true });
+  assert.deepEqual(await pool.graph({ options: { ...options('alpha'), now: NOW + 3600 }, maxLength: 1 << 20 }), { ok: true, dot: null }, 'no graph while the local node is not ready');
 });
