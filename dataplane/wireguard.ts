@@ -10,11 +10,13 @@ import type { ChildProcess } from 'node:child_process';
 import type { DesiredPeer, DesiredWireGuard, ObservedState, ReconcilerError, ReconcilerReport, WireGuardMode } from '../ipc/dataplane.js';
 import {
   b64ToHex,
+  checkPeer,
   diffDevice,
   isEmptyDelta,
+  isWgKey,
   parseUapiGet,
   parseWgDump,
-  renderUapiSet,
+  renderUapiSets,
   renderWgSet,
   canonicalEndpoint,
   hexToB64,
@@ -22,8 +24,25 @@ import {
   type DeviceState,
 } from '../diff/wireguard.js';
 import { canonicalCIDR } from '../diff/routes.js';
+import { isInt, show } from '../diff/kernel-input.js';
 import type { Exec } from './exec.js';
-import { detectMtu, linkAfter, planLink, readLink, type LinkInfo, type WantedLink } from './link.js';
+import { checkWantedLink, detectMtu, linkAfter, planLink, readLink, type LinkInfo, type WantedLink } from './link.js';
+import { newReport, Rejections } from './report.js';
+
+/** wireguard-go answers a set it cannot parse with errno=-22 (EINVAL): the same input always fails. */
+const UAPI_EINVAL = -22;
+
+/** The outcome of one write of a delta: ok, or a failure that is `permanent` (EINVAL) or not. */
+type SetOutcome = { ok: true; batches: number } | { ok: false; batches: number; permanent: boolean; message: string };
+
+/** What identifies a desired peer's content (a refused peer is retried once this changes). */
+function peerSig(p: DesiredPeer): string {
+  return JSON.stringify([p.endpoint, p.allowedIPs, p.persistentKeepalive, p.presharedKeySecret ?? null]);
+}
+
+function deltaWrites(d: DeviceDelta): number {
+  return d.peers.length + (d.privateKeyHex !== undefined ? 1 : 0) + (d.listenPort !== undefined ? 1 : 0);
+}
 
 /** Send one UAPI request and read the reply (up to the blank line after `errno=`). */
 export function uapiRequest(socketPath: string, request: string, timeoutMs = 10_000): Promise<string> {
@@ -130,6 +149,14 @@ export class WireGuardReconciler {
   private desired: DesiredWireGuard | null = null;
   private hasDesired = false;
   private autoMtu: number | null = null;
+  /** Keys of desired peers that failed their check in a way that leaves the device's peer as it is. */
+  private held = new Set<string>();
+  /** Peers the device refused for good (EINVAL alone): key → the desired content refused. */
+  private refused = new Map<string, string>();
+  private readonly pending = new Rejections('wireguard');
+  /** The desired head / link last warned about (warnings once per desired change). */
+  private warnedHead: string | null = null;
+  private warnedLink: string | null = null;
   /** Called when wireguard-go exits on its own (the worker schedules a repair). */
   onLost: () => void = () => {};
 
@@ -147,10 +174,25 @@ export class WireGuardReconciler {
   /** Peer keys to look at in the next pass; null = all. */
   private dirty: Set<string> | null = null;
 
+  /** Take in one desired peer, checked (diff/wireguard.ts checkPeer): what is dropped or clamped is reported with the next pass. */
+  private takePeer(p: DesiredPeer): void {
+    const c = checkPeer(p);
+    for (const pr of c.problems) this.pending.add(`peer ${show(p?.publicKey)}`, pr.message, pr.reason);
+    if (c.peer === null) {
+      if (c.hold) this.held.add(p.publicKey);
+      return;
+    }
+    this.held.delete(c.peer.publicKey);
+    this.peers.set(c.peer.publicKey, c.peer);
+  }
+
   setDesired(d: DesiredWireGuard | null): void {
     this.desired = d;
     this.hasDesired = true;
-    this.peers = new Map((d?.peers ?? []).map((p) => [p.publicKey, p]));
+    this.peers = new Map();
+    this.held.clear();
+    for (const p of d?.peers ?? []) this.takePeer(p);
+    for (const k of this.refused.keys()) if (!this.peers.has(k)) this.refused.delete(k);
     this.dirty = null;
   }
 
@@ -159,10 +201,12 @@ export class WireGuardReconciler {
     this.hasDesired = true;
     for (const p of removed) {
       this.peers.delete(p.publicKey);
+      this.held.delete(p.publicKey);
+      this.refused.delete(p.publicKey);
       this.dirty?.add(p.publicKey);
     }
     for (const p of added) {
-      this.peers.set(p.publicKey, p);
+      this.takePeer(p);
       this.dirty?.add(p.publicKey);
     }
     // the peers live in this.peers; the head alone is kept in this.desired
@@ -251,12 +295,20 @@ export class WireGuardReconciler {
     return parseWgDump(r.stdout);
   }
 
-  private async writeDelta(delta: DeviceDelta, peers: readonly DesiredPeer[]): Promise<number> {
+  /**
+   * Write a delta: UAPI messages of bounded size, one after the other (userspace), or `wg set` in
+   * chunks (kernel). Stops at the first failure; what was written before it stays written.
+   */
+  private async trySet(delta: DeviceDelta, peers: readonly DesiredPeer[]): Promise<SetOutcome> {
+    let batches = 0;
     if (this.mode === 'userspace') {
-      const reply = await uapiRequest(this.socketPath, renderUapiSet(delta), 60_000);
-      const errno = /errno=(-?\d+)/.exec(reply)?.[1];
-      if (errno !== '0') throw new Error(`UAPI set: errno=${errno ?? '?'}`);
-      return 1;
+      for (const req of renderUapiSets(delta)) {
+        const reply = await uapiRequest(this.socketPath, req, 60_000);
+        batches++;
+        const errno = Number(/errno=(-?\d+)/.exec(reply)?.[1] ?? NaN);
+        if (errno !== 0) return { ok: false, batches, permanent: errno === UAPI_EINVAL, message: `UAPI set: errno=${Number.isNaN(errno) ? '?' : errno}` };
+      }
+      return { ok: true, batches };
     }
     const allowed = new Map(peers.map((p) => [p.publicKey, p.allowedIPs.map(canonicalCIDR)]));
     const { args, secrets } = renderWgSet(this.opts.interface, delta, allowed);
@@ -268,10 +320,42 @@ export class WireGuardReconciler {
         used.push(secrets[Number(m[1])]);
         return `/dev/fd/${2 + used.length}`;
       });
+      // Secrets go through pipes, never argv or files: a truncated key is not a key, and wg refuses it.
       const r = await this.exec.run('wg', argv, undefined, used);
-      if (r.code !== 0) throw new Error(`wg set: ${r.stderr.trim()}`);
+      batches++;
+      if (r.code !== 0) return { ok: false, batches, permanent: /Invalid argument/i.test(r.stderr), message: `wg set: ${r.stderr.trim()}` };
     }
-    return args.length;
+    return { ok: true, batches };
+  }
+
+  /**
+   * Write `d` after a failed set: the whole part, else each half in turn, down to the peers that
+   * fail alone. A peer the device refuses alone with EINVAL is refused for good (reported, not
+   * retried until it changes); the others are written. Any other failure stops here (transient).
+   */
+  private async bisect(d: DeviceDelta, peers: readonly DesiredPeer[], report: ReconcilerReport): Promise<boolean> {
+    if (isEmptyDelta(d)) return true;
+    const r = await this.trySet(d, peers);
+    report.batches += r.batches;
+    if (r.ok) {
+      applyDeviceDelta(this.device!, d);
+      report.writes += deltaWrites(d);
+      return true;
+    }
+    if (d.peers.length === 1 && d.privateKeyHex === undefined && d.listenPort === undefined && r.permanent) {
+      const key = d.peers[0].publicKey;
+      const want = this.peers.get(key);
+      if (want !== undefined) this.refused.set(key, peerSig(want));
+      report.rejected.push({ kind: 'wireguard', item: `peer ${key}`, message: `${r.message} (not retried until the peer changes)`, reason: 'refused' });
+      return true;
+    }
+    if (d.peers.length <= 1 || !r.permanent) {
+      report.errors.push({ kind: 'wireguard', item: d.peers.length === 1 ? `peer ${d.peers[0].publicKey}` : 'peers', message: r.message });
+      return false;
+    }
+    const mid = d.peers.length >> 1;
+    const first = await this.bisect({ peers: d.peers.slice(0, mid) }, peers, report);
+    return (await this.bisect({ peers: d.peers.slice(mid) }, peers, report)) && first;
   }
 
   /** Link MTU, address and up/down, one ip -batch. `--mtu=auto` is re-detected on re-reading passes. */
@@ -285,9 +369,17 @@ export class WireGuardReconciler {
       if (desired.mtu === 0 && (reread || this.autoMtu === null)) this.autoMtu = await detectMtu(this.exec);
       want = { mtu: desired.mtu > 0 ? desired.mtu : this.autoMtu, address: desired.address, up: true };
     }
+    const checked = checkWantedLink(this.opts.interface, want);
+    const warnId = JSON.stringify([this.opts.interface, want]);
+    if (checked.problems.length > 0 && this.warnedLink !== warnId) {
+      for (const p of checked.problems) report.rejected.push({ kind: 'link', item: this.opts.interface, message: p.message, reason: p.reason });
+    }
+    this.warnedLink = warnId;
+    if (checked.want === null) return;
+    want = checked.want;
     const lines = planLink(link, this.opts.interface, want);
     if (lines.length > 0) {
-      const r = await this.exec.run('ip', ['-force', '-batch', '-'], lines.join('\n') + '\n');
+      const r = await this.exec.batch('ip', ['-force', '-batch', '-'], lines);
       report.batches++;
       if (r.code !== 0) {
         this.link = null;
@@ -306,7 +398,8 @@ export class WireGuardReconciler {
    */
   async reconcile(reread: boolean, alongside?: () => Promise<void>): Promise<ReconcilerReport> {
     const t0 = performance.now();
-    const report: ReconcilerReport = { kind: 'wireguard', writes: 0, batches: 0, read: false, durationMs: 0, errors: [] };
+    const report = newReport('wireguard');
+    this.pending.drain(report);
     let side: Promise<void> | null = null;
     const startSide = (): Promise<void> => (side ??= alongside ? alongside() : Promise.resolve());
     if (!this.hasDesired) {
@@ -335,35 +428,88 @@ export class WireGuardReconciler {
     return report;
   }
 
+  /**
+   * The device head to write, or null when the private key is not a key (nothing can be written;
+   * said once per desired change, without the key). A listen port outside 1-65535 is left out.
+   */
+  private head(desired: DesiredWireGuard, report: ReconcilerReport): { privateKeyHex: string; listenPort?: number } | null {
+    const id = `${isWgKey(desired.privateKey)}|${desired.listenPort}`; // what the warnings depend on (never the key)
+    const warn = this.warnedHead !== id;
+    this.warnedHead = id;
+    if (!isWgKey(desired.privateKey)) {
+      if (warn) report.rejected.push({ kind: 'wireguard', item: this.opts.interface, message: 'the private key is not a WireGuard key: the device is left as it is', reason: 'invalid' });
+      return null;
+    }
+    if (isInt(desired.listenPort, 1, 65535)) return { privateKeyHex: b64ToHex(desired.privateKey), listenPort: desired.listenPort };
+    if (warn) report.rejected.push({ kind: 'wireguard', item: this.opts.interface, message: `listen port ${show(desired.listenPort)} is outside 1-65535: the device keeps its port`, reason: 'invalid' });
+    return { privateKeyHex: b64ToHex(desired.privateKey) };
+  }
+
+  /** Leave out of a delta the peers that must not be written now: held, or refused with the same content. */
+  private writable(delta: DeviceDelta): DeviceDelta {
+    if (this.held.size === 0 && this.refused.size === 0) return delta;
+    const skip = (key: string): boolean => {
+      if (this.held.has(key)) return true;
+      const sig = this.refused.get(key);
+      if (sig === undefined) return false;
+      const want = this.peers.get(key);
+      if (want !== undefined && peerSig(want) === sig) return true;
+      this.refused.delete(key); // the peer changed: try it again
+      return false;
+    };
+    return { ...delta, peers: delta.peers.filter((p) => !skip(p.publicKey)) };
+  }
+
   private async reconcilePeers(desired: DesiredWireGuard, reread: boolean, report: ReconcilerReport): Promise<void> {
+    const head = this.head(desired, report);
+    if (head === null) return;
     if (this.device === null || reread) {
       this.device = await this.readDevice();
       report.read = true;
     }
-    const head = { privateKeyHex: b64ToHex(desired.privateKey), listenPort: desired.listenPort };
-    let delta: DeviceDelta;
-    let touched: DesiredPeer[];
-    if (this.dirty !== null && !report.read) {
-      // only the peers that changed since the last pass
-      const sub: DeviceState = { ...this.device, peers: new Map() };
-      touched = [];
-      for (const k of this.dirty) {
-        const have = this.device.peers.get(k);
+    const diff = (touched: readonly DesiredPeer[], onlyTouched: boolean): DeviceDelta => {
+      const dev = this.device!;
+      if (!onlyTouched) return this.writable(diffDevice(dev, { ...head, peers: touched }, this.lastEndpoints));
+      const sub: DeviceState = { ...dev, peers: new Map() };
+      for (const k of this.dirty!) {
+        const have = dev.peers.get(k);
         if (have) sub.peers.set(k, have);
+      }
+      return this.writable(diffDevice(sub, { ...head, peers: touched }, this.lastEndpoints));
+    };
+    let touched: DesiredPeer[];
+    const incremental = this.dirty !== null && !report.read;
+    if (incremental) {
+      // only the peers that changed since the last pass
+      touched = [];
+      for (const k of this.dirty!) {
         const want = this.peers.get(k);
         if (want) touched.push(want);
       }
-      delta = diffDevice(sub, { ...head, peers: touched }, this.lastEndpoints);
-    } else {
-      touched = this.desiredPeers();
-      delta = diffDevice(this.device, { ...head, peers: touched }, this.lastEndpoints);
-    }
+    } else touched = this.desiredPeers();
+    const delta = diff(touched, incremental);
     this.dirty = new Set();
     if (!isEmptyDelta(delta)) {
       try {
-        report.batches += await this.writeDelta(delta, touched);
-        report.writes += delta.peers.length + (delta.privateKeyHex !== undefined ? 1 : 0) + (delta.listenPort !== undefined ? 1 : 0);
-        applyDeviceDelta(this.device, delta);
+        const r = await this.trySet(delta, touched);
+        report.batches += r.batches;
+        if (r.ok) {
+          report.writes += deltaWrites(delta);
+          applyDeviceDelta(this.device, delta);
+        } else {
+          // Part of it may be written (wireguard-go applies line by line): read the device again,
+          // then write the head and the peers in halves until each failing peer stands alone.
+          this.device = await this.readDevice();
+          report.read = true;
+          const again = diffDevice(this.device, { ...head, peers: this.desiredPeers() }, this.lastEndpoints);
+          const fresh = this.writable(again);
+          const headOk = await this.bisect({ privateKeyHex: fresh.privateKeyHex, listenPort: fresh.listenPort, peers: [] }, [], report);
+          const peersOk = headOk && (await this.bisect({ peers: fresh.peers }, this.desiredPeers(), report));
+          if (!peersOk) {
+            this.device = null;
+            this.dirty = null;
+          }
+        }
         for (const p of delta.peers) if (p.remove) this.lastEndpoints.delete(p.publicKey);
       } catch (e) {
         report.errors.push({ kind: 'wireguard', item: 'peers', message: (e as Error).message ?? String(e) });
@@ -402,7 +548,8 @@ export class WireGuardReconciler {
   /** --clean-up-interface: delete the link (wireguard-go exits with it; we make sure). */
   async cleanUp(deleteInterface: boolean): Promise<ReconcilerReport> {
     const t0 = performance.now();
-    const report: ReconcilerReport = { kind: 'link', writes: 0, batches: 0, read: true, durationMs: 0, errors: [] };
+    const report = newReport('link');
+    report.read = true;
     if (deleteInterface) {
       const link = await readLink(this.exec, this.opts.interface);
       if (link.exists) {
