@@ -350,7 +350,8 @@ export class WireGuardReconciler {
       return true;
     }
     if (d.peers.length <= 1 || !r.permanent) {
-      report.errors.push({ kind: 'wireguard', item: d.peers.length === 1 ? `peer ${d.peers[0].publicKey}` : 'peers', message: r.message });
+      const item = d.peers.length === 0 ? `${this.opts.interface} (private key, listen port)` : d.peers.length === 1 ? `peer ${d.peers[0].publicKey}` : 'peers';
+      report.errors.push({ kind: 'wireguard', item, message: r.message });
       return false;
     }
     const mid = d.peers.length >> 1;
@@ -467,27 +468,20 @@ export class WireGuardReconciler {
       this.device = await this.readDevice();
       report.read = true;
     }
-    const diff = (touched: readonly DesiredPeer[], onlyTouched: boolean): DeviceDelta => {
-      const dev = this.device!;
-      if (!onlyTouched) return this.writable(diffDevice(dev, { ...head, peers: touched }, this.lastEndpoints));
-      const sub: DeviceState = { ...dev, peers: new Map() };
-      for (const k of this.dirty!) {
-        const have = dev.peers.get(k);
-        if (have) sub.peers.set(k, have);
-      }
-      return this.writable(diffDevice(sub, { ...head, peers: touched }, this.lastEndpoints));
-    };
+    let base = this.device;
     let touched: DesiredPeer[];
-    const incremental = this.dirty !== null && !report.read;
-    if (incremental) {
+    if (this.dirty !== null && !report.read) {
       // only the peers that changed since the last pass
+      base = { ...this.device, peers: new Map() };
       touched = [];
-      for (const k of this.dirty!) {
+      for (const k of this.dirty) {
+        const have = this.device.peers.get(k);
+        if (have) base.peers.set(k, have);
         const want = this.peers.get(k);
         if (want) touched.push(want);
       }
     } else touched = this.desiredPeers();
-    const delta = diff(touched, incremental);
+    const delta = this.writable(diffDevice(base, { ...head, peers: touched }, this.lastEndpoints));
     this.dirty = new Set();
     if (!isEmptyDelta(delta)) {
       try {
@@ -501,11 +495,11 @@ export class WireGuardReconciler {
           // then write the head and the peers in halves until each failing peer stands alone.
           this.device = await this.readDevice();
           report.read = true;
-          const again = diffDevice(this.device, { ...head, peers: this.desiredPeers() }, this.lastEndpoints);
-          const fresh = this.writable(again);
+          const fresh = this.writable(diffDevice(this.device, { ...head, peers: this.desiredPeers() }, this.lastEndpoints));
+          // a head that fails (a listen port in use) does not keep the peers from being written
           const headOk = await this.bisect({ privateKeyHex: fresh.privateKeyHex, listenPort: fresh.listenPort, peers: [] }, [], report);
-          const peersOk = headOk && (await this.bisect({ peers: fresh.peers }, this.desiredPeers(), report));
-          if (!peersOk) {
+          const peersOk = await this.bisect({ peers: fresh.peers }, this.desiredPeers(), report);
+          if (!headOk || !peersOk) {
             this.device = null;
             this.dirty = null;
           }

@@ -79,13 +79,12 @@ export function isIPv6(s: string): boolean {
   return s.includes(':');
 }
 
+const CONTROL = /[\x00-\x1f\x7f]/;
+
 /** Index of the first control character (bytes < 0x20 and 0x7f) in `s`, or -1. */
 export function controlAt(s: string): number {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return i;
-  }
-  return -1;
+  const m = CONTROL.exec(s);
+  return m === null ? -1 : m.index;
 }
 
 /** A value as it may appear in a log line: quoted, control characters escaped, bounded. */
@@ -114,26 +113,24 @@ export function ifNameProblem(field: string, v: unknown): string | null {
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; problem: string };
 
-/** A CIDR (a bare address means /32 or /128) in canonical form, host bits masked. */
-export function checkCIDR(field: string, v: unknown): Checked<string> {
+function parsed(field: string, v: unknown, parse: (s: string) => string, what: string): Checked<string> {
   const t = textProblem(field, v, 64);
   if (t !== null) return { ok: false, problem: t };
   try {
-    return { ok: true, value: canonicalCIDR(v as string) };
+    return { ok: true, value: parse(v as string) };
   } catch {
-    return { ok: false, problem: `${field} ${show(v)} is not a CIDR with a valid prefix length` };
+    return { ok: false, problem: `${field} ${show(v)} is not ${what}` };
   }
+}
+
+/** A CIDR (a bare address means /32 or /128) in canonical form, host bits masked. */
+export function checkCIDR(field: string, v: unknown): Checked<string> {
+  return parsed(field, v, canonicalCIDR, 'a CIDR with a valid prefix length');
 }
 
 /** An IP address in canonical form. */
 export function checkIP(field: string, v: unknown): Checked<string> {
-  const t = textProblem(field, v, 64);
-  if (t !== null) return { ok: false, problem: t };
-  try {
-    return { ok: true, value: canonicalIP(v as string) };
-  } catch {
-    return { ok: false, problem: `${field} ${show(v)} is not an IP address` };
-  }
+  return parsed(field, v, canonicalIP, 'an IP address');
 }
 
 /** An interface address `ip/len`: host bits kept (10.4.0.1/16), the address in canonical form. */

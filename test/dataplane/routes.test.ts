@@ -14,15 +14,10 @@ after(cleanupMntRoot);
 
 /** A node with "eth0" (a bridge: no dummy module here) at 172.16.0.1/16 and "kilo0" (a bridge standing in for the link). */
 function setup(tag: string): TestNode {
-  const n = TestNode.create(tag);
-  for (const [dev, addr] of [
+  const n = TestNode.create(tag).bridges([
     ['eth0', '172.16.0.1/16'],
     ['kilo0', '10.4.0.1/16'],
-  ]) {
-    n.ip('link', 'add', dev, 'type', 'bridge');
-    n.ip('addr', 'add', addr, 'dev', dev);
-    n.ip('link', 'set', dev, 'up');
-  }
+  ]);
   n.ip('-6', 'addr', 'add', 'fd00:4::1/64', 'dev', 'kilo0', 'nodad');
   return n;
 }

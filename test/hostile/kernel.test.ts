@@ -28,16 +28,10 @@ const empty = { chains: [], prepend: [], append: [] };
 
 /** A node with "eth0" (172.16.0.1/16) and "br-kg" (10.4.0.1/16), both bridges, up. */
 function setup(tag: string): TestNode {
-  const n = TestNode.create(tag);
-  for (const [dev, addr] of [
+  return TestNode.create(tag).bridges([
     ['eth0', '172.16.0.1/16'],
     ['br-kg', '10.4.0.1/16'],
-  ]) {
-    n.ip('link', 'add', dev, 'type', 'bridge');
-    n.ip('addr', 'add', addr, 'dev', dev);
-    n.ip('link', 'set', dev, 'up');
-  }
-  return n;
+  ]);
 }
 
 const route = (dst: string, gw: string | null, dev = 'br-kg', table: number | null = null): Route => ({ dst, gw, dev, src: null, table, protocol: 'static', onlink: gw !== null });
@@ -310,6 +304,27 @@ test('permanent failures are not retried forever; transient ones keep their boun
   const again = await dp.apply({ interface: 'wg-none', wireguard: null, routes: [route('10.89.0.0/24', '10.4.0.89'), route('10.90.0.0/24', '10.4.0.90'), transient], rules: [], iptables: empty, tunnel: null, cni: null });
   assert.deepEqual([again.errors.length, again.rejected.length], [0, 0]);
   assert.ok(has(routeList(node), /^main 10\.90\.0\.0\/24 10\.4\.0\.90/));
+});
+
+test('WireGuard: a set the device refuses part of (a listen port in use) still writes every peer; the port is retried', async (t) => {
+  requireTool('wireguard-go', 'wg');
+  const node = TestNode.create('wg-busy');
+  const dp = new Dataplane({ nsenter: node.nsenter, uapiDir: node.uapiDir, resyncPeriodMs: 0, routeMonitor: false, iptablesBackend: 'legacy', ipv6: false });
+  t.after(() => closeAll(dp, node));
+  // another WireGuard device holds the port first
+  node.run('wireguard-go', 'kgbusy');
+  assert.ok(await waitFor(() => node.tryRun('wg', 'set', 'kgbusy', 'listen-port', '51999').code === 0, 5000));
+  const me = keyPair();
+  const keys = Array.from({ length: 20 }, () => keyPair().publicKey);
+  const res = await dp.apply(wgState(me.privateKey, keys.map((k, i) => peer(k, [`10.4.1.${i}/32`])), { listenPort: 51999 }));
+  const d = dump(node);
+  assert.equal(d.peers.size, 20, 'every peer is written although the set with the port failed');
+  assert.equal(d.privateKey, me.privateKey);
+  assert.equal(res.errors.length, 1, JSON.stringify(res.errors));
+  assert.match(res.errors[0].message, /errno=-98/);
+  // the port is freed: the bounded retry gets it
+  node.run('wg', 'set', 'kgbusy', 'listen-port', '0');
+  assert.ok(await waitFor(() => dump(node).listenPort === 51999, 8000), 'the listen port is set once it is free');
 });
 
 // ---------------------------------------------------------------------------------------------
