@@ -78,6 +78,52 @@ export function uapiRequest(socketPath: string, request: string, timeoutMs = 10_
   });
 }
 
+/**
+ * Send UAPI `set` messages one after the other on one connection, each in one write and only once
+ * the previous one was answered (so that a writer killed meanwhile leaves no partial message);
+ * stop at the first errno other than 0. Returns how many were answered and the last errno.
+ */
+export function uapiSets(socketPath: string, messages: readonly string[], timeoutMs = 60_000): Promise<{ sent: number; errno: number }> {
+  if (messages.length === 0) return Promise.resolve({ sent: 0, errno: 0 });
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(socketPath);
+    let sent = 0;
+    let buf = '';
+    let settled = false;
+    let timer: NodeJS.Timeout | null = null;
+    const finish = (err: Error | null, errno = 0): void => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      sock.end();
+      if (err) reject(err);
+      else resolve({ sent, errno });
+    };
+    const next = (): void => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        sock.destroy();
+        finish(new Error(`UAPI ${socketPath}: timeout`));
+      }, timeoutMs);
+      sock.write(messages[sent]);
+    };
+    sock.setEncoding('utf8');
+    sock.on('connect', next);
+    sock.on('data', (d: string) => {
+      buf += d;
+      const m = /errno=(-?\d+)\n\n/.exec(buf);
+      if (m === null) return;
+      buf = buf.slice(m.index + m[0].length);
+      sent++;
+      const errno = Number(m[1]);
+      if (errno !== 0 || sent === messages.length) finish(null, errno);
+      else next();
+    });
+    sock.on('error', (e) => finish(new Error(`UAPI ${socketPath}: ${e.message}`)));
+    sock.on('close', () => finish(new Error(`UAPI ${socketPath}: connection closed early`)));
+  });
+}
+
 export type ModeDecision =
   | { action: 'adopt'; mode: 'kernel' | 'userspace' }
   | { action: 'create-kernel' }
@@ -300,18 +346,14 @@ export class WireGuardReconciler {
    * chunks (kernel). Stops at the first failure; what was written before it stays written.
    */
   private async trySet(delta: DeviceDelta, peers: readonly DesiredPeer[]): Promise<SetOutcome> {
-    let batches = 0;
     if (this.mode === 'userspace') {
-      for (const req of renderUapiSets(delta)) {
-        const reply = await uapiRequest(this.socketPath, req, 60_000);
-        batches++;
-        const errno = Number(/errno=(-?\d+)/.exec(reply)?.[1] ?? NaN);
-        if (errno !== 0) return { ok: false, batches, permanent: errno === UAPI_EINVAL, message: `UAPI set: errno=${Number.isNaN(errno) ? '?' : errno}` };
-      }
-      return { ok: true, batches };
+      const r = await uapiSets(this.socketPath, renderUapiSets(delta));
+      if (r.errno !== 0) return { ok: false, batches: r.sent, permanent: r.errno === UAPI_EINVAL, message: `UAPI set: errno=${r.errno}` };
+      return { ok: true, batches: r.sent };
     }
     const allowed = new Map(peers.map((p) => [p.publicKey, p.allowedIPs.map(canonicalCIDR)]));
     const { args, secrets } = renderWgSet(this.opts.interface, delta, allowed);
+    let batches = 0;
     for (const a of args) {
       const used: string[] = [];
       const argv = a.map((x) => {

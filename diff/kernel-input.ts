@@ -4,6 +4,9 @@
 // new command in a line-based format) or out of the kernel's range is refused or clamped here,
 // item by item, so that one bad item is dropped with a warning and the rest of its table is
 // written. Pure functions; the reconcilers (dataplane/) report what they drop.
+//
+// Hardening (departs from Kilo): Go Kilo hands such values to netlink and wgctrl as they are; a bad
+// one fails its whole reconcile (a keepalive of 70000 fails every peer) and is retried forever.
 
 import ipaddr from 'ipaddr.js';
 
