@@ -1,7 +1,8 @@
 // The cost of crash-safe batches (a benchmark, not a test): the same `ip -batch` of N routes and
 // `iptables-restore` of N rules given to the tool through a pipe (the old path) and through a
 // complete, unlinked private file (dataplane/exec.ts batch), interleaved in one process, in a
-// network namespace this program creates and deletes.
+// network namespace this program creates and deletes. Routes go via 50 gateways (a mesh of 50
+// locations): the kernel takes ~0.3 ms per route when every route has a gateway of its own.
 //
 //   node dist/bench/batch-file.js [--routes=10000] [--rules=10000] [--reps=9]
 
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
     node.ip('addr', 'add', '10.4.0.1/16', 'dev', 'kilo0');
     node.ip('link', 'set', 'kilo0', 'up');
     const exec = new Exec(node.nsenter);
-    const routes = Array.from({ length: ROUTES }, (_, i) => `route replace 10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32 via 10.5.${(i >> 8) & 255}.${(i & 255) || 1} dev kilo0 onlink proto ${KG_PROTO}`);
+    const routes = Array.from({ length: ROUTES }, (_, i) => `route replace 10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32 via 10.5.0.${1 + (i % 50)} dev kilo0 onlink proto ${KG_PROTO}`);
     // delivery alone: the same bytes to a consumer that only reads them
     await pair('delivery only (cat > /dev/null)', routes, 'sh', ['-c', 'cat > /dev/null'], exec, async () => {});
     await pair('ip -force -batch', routes, 'ip', ['-force', '-batch', '-'], exec, async () => void (await exec.run('ip', ['route', 'flush', 'proto', String(KG_PROTO)])));
