@@ -114,7 +114,10 @@ export class Exec {
       w = await open(path, 'wx', 0o600); // O_EXCL: never someone else's file
       await this.writeInput(w, text);
       const r = await open(path, 'r');
-      await unlink(path);
+      await unlink(path).catch(async (e: unknown) => {
+        await r.close();
+        throw e;
+      });
       return r;
     } catch (e) {
       await unlink(path).catch(() => {});

@@ -240,8 +240,8 @@ export class IptablesReconciler {
     for (const p of this.patches(family, desired, saved, null)) {
       for (const [chain, lines] of p.chainLines) {
         const one: TablePatch = { table: p.table, lines, ops: p.ops.filter((o) => o.chain === chain), chainLines: new Map() };
-        if (await this.restoreChain(family, one, lines, report)) continue;
-        const message = this.lastError;
+        const message = await this.restoreChain(family, one, report);
+        if (message === null) continue;
         // Which of the chain's rules does iptables refuse on their own? Those are left out (until
         // they change) and the chain is written without them. A chain whose rules all pass the
         // test failed for another reason: an error, retried.
@@ -255,28 +255,22 @@ export class IptablesReconciler {
           report.rejected.push({ kind: 'iptables', item: `${family} ${p.table} ${chain} ${k}`, message: 'iptables refuses this rule (not retried until it changes)', reason: 'refused' });
         }
         const without = diffTable(p.table, desired.get(family)?.get(p.table), saved.get(p.table), this.applied.get(family)?.get(p.table), new Set([chain]), this.skip(family, p.table));
-        if (without !== null && !(await this.restoreChain(family, without, without.lines, report))) {
-          report.errors.push({ kind: 'iptables', item: `${family} ${p.table} ${chain}`, message: this.lastError });
-        }
+        const again = without === null ? null : await this.restoreChain(family, without, report);
+        if (again !== null) report.errors.push({ kind: 'iptables', item: `${family} ${p.table} ${chain}`, message: again });
       }
     }
     this.cache.set(family, null);
   }
 
-  private lastError = '';
-
-  /** One restore of one chain's lines; false (and lastError) when it fails. */
-  private async restoreChain(family: Family, one: TablePatch, lines: readonly string[], report: ReconcilerReport): Promise<boolean> {
+  /** One restore of one table patch; its error message, or null when it was committed. */
+  private async restoreChain(family: Family, one: TablePatch, report: ReconcilerReport): Promise<string | null> {
     const tools = toolsFor(await this.getBackend(), family);
-    const rr = await this.exec.batch(tools.restore, ['--noflush', '--wait'], renderRestore([{ ...one, lines: [...lines] }]));
+    const rr = await this.exec.batch(tools.restore, ['--noflush', '--wait'], renderRestore([one]));
     report.batches++;
-    if (rr.code !== 0) {
-      this.lastError = rr.stderr.trim().split('\n').slice(0, 3).join('; ');
-      return false;
-    }
+    if (rr.code !== 0) return rr.stderr.trim().split('\n').slice(0, 3).join('; ');
     for (const op of one.ops) this.count(family, op);
-    report.writes += lines.length;
-    return true;
+    report.writes += one.lines.length;
+    return null;
   }
 
   /** The desired rules of one chain that `iptables-restore --test` refuses alone (nothing is committed). */
