@@ -18,6 +18,7 @@ import { uapiRequest } from '../dataplane/wireguard.js';
 import { b64ToHex } from '../diff/wireguard.js';
 import { desiredRouteMap, replaceLine } from '../diff/routes.js';
 import { quoteArg } from '../diff/iptables.js';
+import { KG_PROTO } from '../diff/owner.js';
 import { IoClient } from '../workers/io-client.js';
 import type { DesiredState } from '../ipc/dataplane.js';
 import { fixture, wgIP } from './plan-fixture.js';
@@ -119,7 +120,7 @@ async function main(): Promise<void> {
     }
     report('cold apply (in-thread)', stat(cold));
     for (const k of ['wireguard', 'routes', 'iptables']) report(`  cold: ${k}`, stat(coldParts[k]));
-    const held = (JSON.parse(node.ip('-4', '-j', 'route', 'show', 'proto', 'static')) as unknown[]).length;
+    const held = (JSON.parse(node.ip('-4', '-j', 'route', 'show', 'proto', String(KG_PROTO))) as unknown[]).length;
     check(held === nRoutes, `kernel holds ${held} routes, want ${nRoutes}`);
 
     const live: Dataplane = dp!;
@@ -189,7 +190,7 @@ async function main(): Promise<void> {
 
     // ---- raw baselines of the same content -------------------------------------------------------
     const routeLines = [...desiredRouteMap(last.routes).values()].map(replaceLine).join('\n') + '\n';
-    const flushRoutes = (): void => void node.ip('route', 'flush', 'proto', 'static');
+    const flushRoutes = (): void => void node.ip('route', 'flush', 'proto', String(KG_PROTO));
     const rawIp: number[] = [];
     const ourRoutes: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -199,7 +200,6 @@ async function main(): Promise<void> {
       rawIp.push(ms);
       flushRoutes();
       const rr = new RouteReconciler(exec, 1107);
-      rr.setDevices(['kilo0']);
       rr.setDesired(last.routes);
       const [ms2, rep] = await time(() => rr.reconcile(false));
       check(rep.errors.length === 0 && rep.writes === nRoutes + 1, `route cold ${rep.writes}`);
@@ -273,7 +273,7 @@ async function main(): Promise<void> {
     const [goRoutesMs] = await time(async () => {
       for (const r of routes) await exec.run('ip', replaceLine(r).split(' '));
     });
-    check((JSON.parse(node.ip('-4', '-j', 'route', 'show', 'proto', 'static')) as unknown[]).length === routes.length, 'Go-way routes all installed');
+    check((JSON.parse(node.ip('-4', '-j', 'route', 'show', 'proto', String(KG_PROTO))) as unknown[]).length === routes.length, 'Go-way routes all installed');
     report(`Go way: ${routes.length} routes, one process each`, goRoutesMs, `ratio vs raw batch ${(goRoutesMs / stat(rawIp).median).toFixed(0)}x`);
     // ... and per-rule iptables (-C then -A) on a documented subset, extrapolated linearly
     await new IptablesReconciler(exec, { backend: BACKEND, ipv6: false }).cleanUp();

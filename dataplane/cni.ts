@@ -5,6 +5,7 @@ import { readFile, rename, writeFile, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import type { ReconcilerReport } from '../ipc/dataplane.js';
 import { rewriteConflist } from '../plan/cni.js';
+import { newReport } from './report.js';
 
 export class CniReconciler {
   private desired: { path: string; podCIDR: string } | null = null;
@@ -19,7 +20,8 @@ export class CniReconciler {
     const t0 = performance.now();
     const d = this.desired;
     const current = !reread && d !== null && this.verified?.path === d.path && this.verified.podCIDR === d.podCIDR;
-    const report: ReconcilerReport = { kind: 'cni', writes: 0, batches: 0, read: !current, durationMs: 0, errors: [] };
+    const report = newReport('cni');
+    report.read = !current;
     if (d !== null && !current) {
       this.verified = null;
       try {

@@ -1,7 +1,9 @@
 // The dataplane: one reconciler per kernel table, driven one pass at a time (every kernel write is
 // serialised through `run`). A pass diffs the desired state against the cached kernel view (kept
 // in step with our own writes); a resync re-reads the kernel first and repairs drift. Failed
-// writes are retried with exponential backoff; one failing item never blocks the others.
+// writes are retried with exponential backoff; one failing item never blocks the others. Items
+// that can never be written as they are (a control character, a value out of range, a line the
+// kernel refuses for good) are rejections: warnings with a metric, never retried until they change.
 //
 // Usable directly (tests, bench) or inside the I/O worker (workers/io-worker.ts).
 
@@ -32,7 +34,7 @@ const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 30_000;
 
 export function emptyMetrics(): DataplaneMetrics {
-  return { iptablesOperations: {}, writes: {}, batches: {}, errors: {}, resyncs: 0, lastDurationMs: {} };
+  return { iptablesOperations: {}, writes: {}, batches: {}, errors: {}, rejected: {}, resyncs: 0, lastDurationMs: {} };
 }
 
 export class Dataplane {
@@ -125,7 +127,6 @@ export class Dataplane {
       const removedPeers = applySplice(cur.peers, delta.peers);
       this.wireguard.patch(delta.wireguard, removedPeers, delta.peers?.items ?? []);
       const removedRoutes = applySplice(cur.routes, delta.routes);
-      this.routes.setDevices([this.options.interface, delta.interface, ...(delta.tunnel ? [delta.tunnel.dev] : [])]);
       this.routes.patch(removedRoutes, delta.routes?.items ?? []);
       if (delta.rules !== null) {
         cur.rules = delta.rules;
@@ -186,7 +187,6 @@ export class Dataplane {
     };
     this.wireguard.setDesired(d.wireguard);
     this.iptables.setDesired(d.iptables);
-    this.routes.setDevices([this.options.interface, d.interface, ...(d.tunnel ? [d.tunnel.dev] : [])]);
     this.routes.setDesired(d.routes);
     this.rules.setDesired(d.rules);
     this.tunnel.setDesired(d.tunnel);
@@ -223,11 +223,16 @@ export class Dataplane {
 
   private finish(cause: ApplyResult['cause'], reports: ReconcilerReport[], t0: number): ApplyResult {
     const errors = reports.flatMap((r) => r.errors);
+    const rejected = reports.flatMap((r) => r.rejected);
     for (const r of reports) {
       this.m.writes[r.kind] = (this.m.writes[r.kind] ?? 0) + r.writes;
       this.m.batches[r.kind] = (this.m.batches[r.kind] ?? 0) + r.batches;
       this.m.lastDurationMs[r.kind] = r.durationMs;
       if (r.errors.length > 0) this.m.errors[r.kind] = (this.m.errors[r.kind] ?? 0) + r.errors.length;
+    }
+    for (const x of rejected) {
+      const k = `${x.kind}|${x.reason}`;
+      this.m.rejected[k] = (this.m.rejected[k] ?? 0) + (x.count ?? 1);
     }
     const res: ApplyResult = {
       cause,
@@ -236,11 +241,14 @@ export class Dataplane {
       reports,
       writes: reports.reduce((a, r) => a + r.writes, 0),
       errors,
+      rejected,
     };
+    for (const x of rejected) this.log('warn', `${x.kind} ${x.item} ${x.reason === 'clamped' ? 'clamped' : 'not written'}: ${x.message}`);
     for (const e of errors) {
       this.emit({ type: 'error', error: e });
       this.log('error', `${e.kind} ${e.item}: ${e.message}`);
     }
+    // Only transient errors are retried: a rejection is final until its desired item changes.
     if (cause !== 'cleanup') {
       if (errors.length > 0) this.scheduleRetry();
       else this.retryAttempt = 0;

@@ -1,6 +1,9 @@
 // iptables reconciler: one `iptables-save` per family to read, one `iptables-restore --noflush`
-// per family (all changed tables, each committed atomically) to write, with only the changed
-// lines. A failing batch is retried chain by chain so that one bad rule never blocks the rest.
+// per family (all changed tables, each committed atomically; its input written to a file first,
+// dataplane/exec.ts) to write, with only the changed lines. Desired rules that cannot be written
+// (diff/iptables.ts ruleProblem) are dropped with a warning. A failing batch is retried chain by
+// chain; a chain that still fails is searched for the rules iptables refuses on their own
+// (`iptables-restore --test`, in halves): those are left out until they change, the rest is written.
 
 import type { Family, IptablesJSON, IptablesRule } from '../plan/types.js';
 import type { IptablesBackend, ReconcilerError, ReconcilerReport } from '../ipc/dataplane.js';
@@ -17,8 +20,38 @@ import {
   type IptOp,
   type SavedTable,
   type TablePatch,
+  ruleProblem,
+  isBuiltinChain,
 } from '../diff/iptables.js';
+import { show } from '../diff/kernel-input.js';
 import type { Exec } from './exec.js';
+import { newReport, Rejections } from './report.js';
+
+/** At most this many `--test` runs to find the refused rules of one chain (each bad rule costs ~log2 n). */
+const MAX_TESTS = 64;
+
+/**
+ * The keys of `keys` that fail on their own: `test(subset)` says whether a subset passes. Halves
+ * are tried in turn, so b bad rules among n cost about b·log2(n) tests; at most `budget` tests.
+ */
+export async function findRefused(keys: readonly string[], test: (subset: readonly string[]) => Promise<boolean>, budget = MAX_TESTS): Promise<string[]> {
+  let left = budget;
+  const bad: string[] = [];
+  const walk = async (xs: readonly string[]): Promise<void> => {
+    if (xs.length === 0 || left <= 0) return;
+    left--;
+    if (await test(xs)) return;
+    if (xs.length === 1) {
+      bad.push(xs[0]);
+      return;
+    }
+    const mid = xs.length >> 1;
+    await walk(xs.slice(0, mid));
+    await walk(xs.slice(mid));
+  };
+  await walk(keys);
+  return bad;
+}
 
 export interface IptablesTools {
   save: string;
@@ -66,6 +99,22 @@ export class IptablesReconciler {
   private cache = new Map<Family, Map<string, SavedTable> | null>();
   private applied: AppliedIptables = new Map();
   private desired: DesiredIptables | null = null;
+  /** Rules iptables refused on their own, as `family|table|chain|key`: left out while desired. */
+  private refused = new Set<string>();
+  private readonly pending = new Rejections('iptables');
+  /** Each desired rule object is checked once (deltas bring the same objects back as `old`). */
+  private checked = new WeakMap<IptablesRule, boolean>();
+  private readonly accept = (r: IptablesRule): boolean => {
+    let ok = this.checked.get(r);
+    if (ok === undefined) {
+      const problem = ruleProblem(r);
+      ok = problem === null;
+      if (!ok) this.pending.add(`${show(r?.family)} ${show(r?.table)} ${show(r?.chain)} ${show(Array.isArray(r?.rule) ? r.rule.join(' ') : r?.rule)}`, problem!, 'invalid');
+      if (r !== null && typeof r === 'object') this.checked.set(r, ok);
+    }
+    return ok;
+  };
+  private readonly skip = (family: Family, table: string) => (chain: string, key: string): boolean => this.refused.has(`${family}|${table}|${chain}|${key}`);
 
   constructor(
     private readonly exec: Exec,
@@ -100,14 +149,19 @@ export class IptablesReconciler {
   private dirty: Set<string> | null = null;
 
   setDesired(ipt: IptablesJSON): void {
-    this.desired = buildDesired(ipt, this.families);
+    this.desired = buildDesired(ipt, this.families, this.accept);
     this.dirty = null;
+    // a refused rule that is no longer desired is forgotten: if it comes back, it is tried again
+    for (const id of this.refused) {
+      const [f, t, c, ...k] = id.split('|');
+      if (!(this.desired.get(f as Family)?.get(t)?.rules.get(c)?.includes(k.join('|')) ?? false)) this.refused.delete(id);
+    }
   }
 
   /** Incremental update for one splice of the planner's prepend/append list (`old` = before it). */
   patch(part: 'prepend' | 'append', old: readonly IptablesRule[], splice: { start: number; deleteCount: number; items: readonly IptablesRule[] }): void {
     if (this.desired === null) this.desired = buildDesired({ chains: [], prepend: [], append: [] }, this.families);
-    const touched = patchDesired(this.desired, part, old, splice.start, splice.deleteCount, splice.items);
+    const touched = patchDesired(this.desired, part, old, splice.start, splice.deleteCount, splice.items, this.accept);
     if (this.dirty !== null) for (const c of touched) this.dirty.add(c);
   }
 
@@ -117,7 +171,8 @@ export class IptablesReconciler {
    */
   async reconcile(reread: boolean): Promise<ReconcilerReport> {
     const t0 = performance.now();
-    const report: ReconcilerReport = { kind: 'iptables', writes: 0, batches: 0, read: false, durationMs: 0, errors: [] };
+    const report = newReport('iptables');
+    this.pending.drain(report);
     const desired = this.desired ?? buildDesired({ chains: [], prepend: [], append: [] }, this.families);
     // IPv4 and IPv6 are separate kernel tables and tools: side by side.
     await Promise.all(
@@ -152,7 +207,7 @@ export class IptablesReconciler {
     const tables = only ? new Set(only.keys()) : new Set<string>([...dfam.keys(), ...saved.keys()]);
     const out: TablePatch[] = [];
     for (const t of [...tables].sort()) {
-      const p = diffTable(t, dfam.get(t), saved.get(t), afam.get(t), only?.get(t));
+      const p = diffTable(t, dfam.get(t), saved.get(t), afam.get(t), only?.get(t), this.refused.size > 0 ? this.skip(family, t) : undefined);
       if (p) out.push(p);
     }
     return out;
@@ -169,7 +224,7 @@ export class IptablesReconciler {
     const patches = this.patches(family, desired, saved, dirty);
     if (patches.length === 0) return;
     const tools = toolsFor(await this.getBackend(), family);
-    const r = await this.exec.run(tools.restore, ['--noflush', '--wait'], renderRestore(patches));
+    const r = await this.exec.batch(tools.restore, ['--noflush', '--wait'], renderRestore(patches));
     report.batches++;
     if (r.code === 0) {
       for (const p of patches) {
@@ -185,22 +240,58 @@ export class IptablesReconciler {
     for (const p of this.patches(family, desired, saved, null)) {
       for (const [chain, lines] of p.chainLines) {
         const one: TablePatch = { table: p.table, lines, ops: p.ops.filter((o) => o.chain === chain), chainLines: new Map() };
-        const rr = await this.exec.run(tools.restore, ['--noflush', '--wait'], renderRestore([one]));
-        report.batches++;
-        if (rr.code === 0) {
-          for (const op of one.ops) this.count(family, op);
-          report.writes += lines.length;
-        } else {
-          const err: ReconcilerError = { kind: 'iptables', item: `${family} ${p.table} ${chain}`, message: rr.stderr.trim().split('\n').slice(0, 3).join('; ') };
-          report.errors.push(err);
+        const message = await this.restoreChain(family, one, report);
+        if (message === null) continue;
+        // Which of the chain's rules does iptables refuse on their own? Those are left out (until
+        // they change) and the chain is written without them. A chain whose rules all pass the
+        // test failed for another reason: an error, retried.
+        const refused = await this.findRefusedRules(family, p.table, chain, desired, report);
+        if (refused.length === 0) {
+          report.errors.push({ kind: 'iptables', item: `${family} ${p.table} ${chain}`, message } satisfies ReconcilerError);
+          continue;
         }
+        for (const k of refused) {
+          this.refused.add(`${family}|${p.table}|${chain}|${k}`);
+          report.rejected.push({ kind: 'iptables', item: `${family} ${p.table} ${chain} ${k}`, message: 'iptables refuses this rule (not retried until it changes)', reason: 'refused' });
+        }
+        const without = diffTable(p.table, desired.get(family)?.get(p.table), saved.get(p.table), this.applied.get(family)?.get(p.table), new Set([chain]), this.skip(family, p.table));
+        const again = without === null ? null : await this.restoreChain(family, without, report);
+        if (again !== null) report.errors.push({ kind: 'iptables', item: `${family} ${p.table} ${chain}`, message: again });
       }
     }
     this.cache.set(family, null);
   }
 
+  /** One restore of one table patch; its error message, or null when it was committed. */
+  private async restoreChain(family: Family, one: TablePatch, report: ReconcilerReport): Promise<string | null> {
+    const tools = toolsFor(await this.getBackend(), family);
+    const rr = await this.exec.batch(tools.restore, ['--noflush', '--wait'], renderRestore([one]));
+    report.batches++;
+    if (rr.code !== 0) return rr.stderr.trim().split('\n').slice(0, 3).join('; ');
+    for (const op of one.ops) this.count(family, op);
+    report.writes += one.lines.length;
+    return null;
+  }
+
+  /** The desired rules of one chain that `iptables-restore --test` refuses alone (nothing is committed). */
+  private async findRefusedRules(family: Family, table: string, chain: string, desired: DesiredIptables, report: ReconcilerReport): Promise<string[]> {
+    const dt = desired.get(family)?.get(table);
+    const keys = (dt?.rules.get(chain) ?? []).filter((k) => !this.refused.has(`${family}|${table}|${chain}|${k}`));
+    if (keys.length === 0) return [];
+    const tools = toolsFor(await this.getBackend(), family);
+    // declare the table's own chains so that jumps between them resolve in the test
+    const decl = [...new Set([...(dt?.chains ?? []), ...(isBuiltinChain(table, chain) ? [] : [chain])])].map((c) => `:${c} - [0:0]`);
+    return findRefused(keys, async (subset) => {
+      const r = await this.exec.batch(tools.restore, ['--noflush', '--wait', '--test'], [`*${table}`, ...decl, ...subset.map((k) => `-A ${chain} ${k}`), 'COMMIT']);
+      report.batches++;
+      return r.code === 0;
+    });
+  }
+
   /** Remove every chain and rule of ours (spec §8.9 / §11.7); others' rules stay. */
   async cleanUp(): Promise<ReconcilerReport> {
+    this.refused.clear();
+    this.pending.clear();
     this.desired = buildDesired({ chains: [], prepend: [], append: [] }, this.families);
     this.dirty = null;
     const r = await this.reconcile(true);

@@ -2,6 +2,7 @@
 // link to a wanted MTU, address and up/down state. Used for the WireGuard link and the IPIP tunnel.
 
 import type { Exec } from './exec.js';
+import { checkIfAddr, clampInt, ifNameProblem, MTU_MAX, MTU_MIN, show } from '../diff/kernel-input.js';
 
 /** What the link looks like now. */
 export interface LinkInfo {
@@ -67,6 +68,29 @@ export function planLink(link: LinkInfo, dev: string, want: WantedLink): string[
   }
   if (link.up !== want.up) lines.push(`link set ${dev} ${want.up ? 'up' : 'down'}`);
   return lines;
+}
+
+/**
+ * A wanted link made safe to write: an MTU outside the kernel's range is clamped, an address that
+ * is not `ip/len` is left out (the link keeps its addresses). `problems` says what was changed.
+ * A device name that is not a valid interface name cannot be written at all (null).
+ */
+export function checkWantedLink(dev: string, want: WantedLink): { want: WantedLink | null; problems: Array<{ message: string; reason: 'invalid' | 'clamped' }> } {
+  const problems: Array<{ message: string; reason: 'invalid' | 'clamped' }> = [];
+  const bad = ifNameProblem('device', dev);
+  if (bad !== null) return { want: null, problems: [{ message: bad, reason: 'invalid' }] };
+  let { mtu, address } = want;
+  if (mtu !== null) {
+    const c = clampInt(mtu, MTU_MIN, MTU_MAX);
+    if (c.clamped) problems.push({ message: `MTU ${show(mtu)} is outside ${MTU_MIN}-${MTU_MAX}: ${c.value} used`, reason: 'clamped' });
+    mtu = c.value;
+  }
+  if (address !== null) {
+    const c = checkIfAddr('address', address);
+    if (!c.ok) problems.push({ message: `${c.problem}: the link's addresses are left as they are`, reason: 'invalid' });
+    address = c.ok ? c.value : null;
+  }
+  return { want: { ...want, mtu, address }, problems };
 }
 
 /** The link after `planLink`'s lines succeeded. */

@@ -1,56 +1,73 @@
-// Route reconciler: reads `ip -j route show table all proto static` (both families), writes the
-// difference with one `ip -force -batch -`. Failed lines are reported one by one (the rest of the
-// batch still runs) and retried by the worker with backoff.
+// Route reconciler: reads kg's routes (and Go Kilo's static ones, to adopt) in all tables of both
+// families, writes the difference with one `ip -force -batch` from a file (dataplane/exec.ts).
+// Failed lines are reported one by one (the rest of the batch still runs): transient failures
+// are retried by the worker with backoff; a line the kernel refuses for good is not written
+// again until its desired route changes.
 
 import type { Route } from '../plan/types.js';
 import type { ReconcilerReport } from '../ipc/dataplane.js';
 import {
+  checkRoute,
   desiredRouteMap,
   diffRoutes,
   failedBatchLines,
   MAIN_TABLE,
   canonicalCIDR,
-  normalizeRoute,
   ownedRoutes,
   parseIpRoutes,
   routeKey,
   type KRoute,
   type RouteOp,
 } from '../diff/routes.js';
+import { KG_PROTO, RTPROT_STATIC } from '../diff/owner.js';
+import { permanentIpError, show } from '../diff/kernel-input.js';
 import type { Exec } from './exec.js';
+import { newReport, Rejections } from './report.js';
 
-export async function readStaticRoutes(exec: Exec): Promise<KRoute[]> {
-  const [v4, v6] = await Promise.all([
-    exec.run('ip', ['-4', '-j', 'route', 'show', 'table', 'all', 'proto', 'static']),
-    exec.run('ip', ['-6', '-j', 'route', 'show', 'table', 'all', 'proto', 'static']),
-  ]);
-  if (v4.code !== 0) throw new Error(`ip route show: ${v4.stderr.trim()}`);
-  if (v6.code !== 0) throw new Error(`ip -6 route show: ${v6.stderr.trim()}`);
-  return [...parseIpRoutes(v4.stdout, true), ...parseIpRoutes(v6.stdout, true)];
+/** The protocols read: kg's own, and static (Go Kilo's, adopted where they match). */
+const READ_PROTOS = [KG_PROTO, RTPROT_STATIC];
+
+/** kg's and static routes, all tables, both families (one `ip -batch` of two listings per family). */
+export async function readRoutes(exec: Exec): Promise<KRoute[]> {
+  const input = READ_PROTOS.map((p) => `route show table all proto ${p}`).join('\n') + '\n';
+  const out: KRoute[] = [];
+  const runs = await Promise.all(['-4', '-6'].map((f) => exec.run('ip', [f, '-N', '-j', '-batch', '-'], input)));
+  for (const r of runs) {
+    if (r.code !== 0) throw new Error(`ip route show: ${r.stderr.trim()}`);
+    const lists = r.stdout.split('\n').filter((l) => l.trim().length > 0);
+    if (lists.length !== READ_PROTOS.length) throw new Error(`ip route show: expected ${READ_PROTOS.length} listings, got ${lists.length}`);
+    lists.forEach((l, i) => out.push(...parseIpRoutes(l, READ_PROTOS[i])));
+  }
+  return out;
 }
 
 export class RouteReconciler {
   private desired = new Map<string, KRoute>();
   /** Owned kernel routes as last read/written (null = re-read). */
   private cache: Map<string, KRoute> | null = null;
-  /** Keys we wrote (so that leftovers through non-Kilo devices, e.g. eth0, are removed later). */
-  private applied = new Set<string>();
-  private devices = new Set<string>();
+  /** Keys whose desired route failed its check: the kernel's route there is left as it is. */
+  private held = new Set<string>();
+  /** Keys whose route the kernel refused for good → the refused line (not written again while desired unchanged). */
+  private refused = new Map<string, string>();
+  private readonly pending = new Rejections('routes');
 
   constructor(
     private readonly exec: Exec,
     private readonly kiloTable: number,
   ) {}
 
-  setDevices(devs: Iterable<string>): void {
-    this.devices = new Set(devs);
-  }
-
   /** Keys to look at in the next pass; null = all (a full diff). */
   private dirty: Set<string> | null = null;
 
+  private reject(r: Route, problem: string, key: string | null): void {
+    this.pending.add(`route ${show(r?.dst)}`, problem, 'invalid');
+    if (key !== null) this.held.add(key);
+  }
+
   setDesired(routes: readonly Route[]): void {
-    this.desired = desiredRouteMap(routes);
+    this.held.clear();
+    this.desired = desiredRouteMap(routes, (r, problem, key) => this.reject(r, problem, key));
+    for (const k of this.refused.keys()) if (!this.desired.has(k)) this.refused.delete(k);
     this.dirty = null;
   }
 
@@ -58,16 +75,25 @@ export class RouteReconciler {
   patch(removed: readonly Route[], added: readonly Route[]): void {
     const dirty = this.dirty;
     for (const r of removed) {
-      const n = normalizeRoute(r);
-      const k = routeKey(n);
+      const c = checkRoute(r);
+      const k = c.ok ? routeKey(c.route) : c.key;
+      if (k === null) continue;
       this.desired.delete(k);
+      this.held.delete(k);
+      this.refused.delete(k);
       dirty?.add(k);
     }
     for (const r of added) {
-      const n = normalizeRoute(r);
-      const k = routeKey(n);
-      this.desired.set(k, n);
-      dirty?.add(k);
+      const c = checkRoute(r);
+      if (c.ok) {
+        const k = routeKey(c.route);
+        this.desired.set(k, c.route);
+        this.held.delete(k);
+        dirty?.add(k);
+      } else {
+        this.reject(r, c.problem, c.key);
+        if (c.key !== null) dirty?.add(c.key);
+      }
     }
   }
 
@@ -86,24 +112,32 @@ export class RouteReconciler {
     return true;
   }
 
-  private tables(): Set<number> {
-    const t = new Set<number>([this.kiloTable]);
-    for (const r of this.desired.values()) if (r.table !== MAIN_TABLE) t.add(r.table);
-    return t;
+  /** Drop what must not be written now: deletes at held keys, replaces the kernel refused for good. */
+  private writable(ops: RouteOp[]): RouteOp[] {
+    if (this.held.size === 0 && this.refused.size === 0) return ops;
+    return ops.filter((op) => {
+      if (op.kind === 'delete') return !this.held.has(op.key);
+      const line = this.refused.get(op.key);
+      if (line === undefined) return true;
+      if (line === op.line) return false;
+      this.refused.delete(op.key); // the desired route changed: try the new one
+      return true;
+    });
   }
 
   async reconcile(reread: boolean): Promise<ReconcilerReport> {
     const t0 = performance.now();
-    const report: ReconcilerReport = { kind: 'routes', writes: 0, batches: 0, read: false, durationMs: 0, errors: [] };
+    const report = newReport('routes');
+    this.pending.drain(report);
     try {
       let owned = reread ? null : this.cache;
-      const full = owned === null || this.dirty === null;
       let ops: RouteOp[];
       if (owned === null) {
-        const actual = await readStaticRoutes(this.exec);
-        owned = ownedRoutes(actual, this.desired, { devices: this.devices, tables: this.tables(), applied: this.applied });
+        const actual = await readRoutes(this.exec);
+        const o = ownedRoutes(actual, this.desired, this.kiloTable);
+        owned = o.owned;
         report.read = true;
-        ops = diffRoutes(this.desired, owned);
+        ops = diffRoutes(this.desired, owned, o.extra);
       } else if (this.dirty !== null) {
         // only the keys that changed since the last pass
         const want = new Map<string, KRoute>();
@@ -118,44 +152,42 @@ export class RouteReconciler {
       } else {
         ops = diffRoutes(this.desired, owned);
       }
+      ops = this.writable(ops);
       this.dirty = new Set();
       if (ops.length > 0) {
         // deletes first: a route that moved table/attributes never collides with its old self
         ops.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'delete' ? -1 : 1));
-        const r = await this.exec.run('ip', ['-force', '-batch', '-'], ops.map((o) => o.line).join('\n') + '\n');
+        const r = await this.exec.batch('ip', ['-force', '-batch', '-'], ops.map((o) => o.line));
         report.batches++;
         const failed = r.code === 0 ? new Map<number, string>() : failedBatchLines(r.stderr);
         // Routes the kernel refused (a missing device, say) are retried on the next pass, without
         // a re-read of the whole table: at 10,000 routes that read costs more than the pass.
         const retry: string[] = [];
         if (r.code !== 0 && failed.size === 0) failed.set(0, r.stderr.trim() || `ip exited ${r.code}`);
+        const cached = owned;
         ops.forEach((op, i) => {
           const err = failed.get(i + 1);
-          if (err !== undefined) {
-            // a delete of a route that is already gone is success
-            if (op.kind === 'delete' && /No such process|not found/i.test(err)) {
-              owned!.delete(op.key);
-              return;
+          if (err !== undefined && !(op.kind === 'delete' && /No such process|not found/i.test(err))) {
+            if (op.kind === 'replace' && permanentIpError(err, op.line)) {
+              this.refused.set(op.key, op.line);
+              report.rejected.push({ kind: 'routes', item: op.line, message: `${err} (not retried until the route changes)`, reason: 'refused' });
+            } else {
+              report.errors.push({ kind: 'routes', item: op.line, message: err });
+              retry.push(op.key);
             }
-            report.errors.push({ kind: 'routes', item: op.line, message: err });
-            retry.push(op.key);
             return;
           }
-          report.writes++;
+          if (err === undefined) report.writes++;
+          // a delete of a route that is already gone is success
           if (op.kind === 'delete') {
-            owned!.delete(op.key);
-            this.applied.delete(op.key);
-          } else {
-            owned!.set(op.key, op.route);
-            this.applied.add(op.key);
-          }
+            if (cached.get(op.key) === op.route) cached.delete(op.key);
+          } else cached.set(op.key, op.route);
         });
         if (failed.has(0)) report.errors.push({ kind: 'routes', item: 'batch', message: failed.get(0)! });
         // A failure not tied to a line leaves the kernel's state unknown: re-read next time.
         if (failed.has(0)) owned = null;
         else for (const k of retry) this.dirty.add(k);
       }
-      if (full && owned) for (const k of this.desired.keys()) if (owned.has(k)) this.applied.add(k);
       this.cache = owned;
     } catch (e) {
       report.errors.push({ kind: 'routes', item: 'read', message: (e as Error).message });
@@ -169,15 +201,11 @@ export class RouteReconciler {
   /** Remove every route of ours (spec §7.7.4, including table 1107), nothing else. */
   async cleanUp(): Promise<ReconcilerReport> {
     this.desired = new Map();
+    this.held.clear();
+    this.refused.clear();
+    this.pending.clear();
     this.dirty = null;
-    const r = await this.reconcile(true);
-    this.applied.clear();
-    return r;
-  }
-
-  /** Keys of routes we hold (tests / observe). */
-  appliedKeys(): string[] {
-    return [...this.applied];
+    return this.reconcile(true);
   }
 }
 

@@ -1,15 +1,29 @@
-// Policy-rule reconciler: `ip -j rule show` for both families, one `ip -force -batch` per family
-// for the difference. Only rules that look up a Kilo table (1107, or a desired rule's table that
-// is not main/local/default) are Kilo's.
+// Policy-rule reconciler: `ip -N -d -j rule show` for both families, one `ip -force -batch` per
+// family (from a file) for the difference. kg's rules carry its protocol (diff/owner.ts); Go
+// Kilo's (unspec, looking up Kilo's table or equal to a desired rule) are adopted. A rule the
+// kernel refuses for good is not written again until it changes.
 
 import type { Rule } from '../plan/types.js';
 import type { ReconcilerReport } from '../ipc/dataplane.js';
-import { diffRules, failedBatchLines, parseIpRules, type KRule } from '../diff/routes.js';
+import { checkRule, diffRules, failedBatchLines, parseIpRules, ruleKey, type KRule } from '../diff/routes.js';
+import { permanentIpError, show } from '../diff/kernel-input.js';
 import type { Exec } from './exec.js';
+import { newReport, Rejections } from './report.js';
+
+/** Every policy rule of both families, with protocols (-d) as numbers (-N). */
+export async function readRules(exec: Exec): Promise<KRule[]> {
+  const [v4, v6] = await Promise.all([exec.run('ip', ['-4', '-N', '-d', '-j', 'rule', 'show']), exec.run('ip', ['-6', '-N', '-d', '-j', 'rule', 'show'])]);
+  if (v4.code !== 0) throw new Error(`ip rule show: ${v4.stderr.trim()}`);
+  // IPv6 may be disabled: then there simply are no IPv6 rules.
+  return [...parseIpRules(v4.stdout), ...(v6.code === 0 ? parseIpRules(v6.stdout) : [])];
+}
 
 export class RuleReconciler {
-  private desired: Rule[] = [];
+  private desired: KRule[] = [];
   private cache: KRule[] | null = null;
+  /** Rules the kernel refused for good, by key → the refused line. */
+  private refused = new Map<string, string>();
+  private readonly pending = new Rejections('rules');
 
   constructor(
     private readonly exec: Exec,
@@ -17,57 +31,63 @@ export class RuleReconciler {
   ) {}
 
   setDesired(rules: readonly Rule[]): void {
-    this.desired = [...rules];
+    this.desired = [];
+    for (const r of rules) {
+      const c = checkRule(r);
+      if (!c.ok) {
+        this.pending.add(`rule ${show(`${r?.src ?? '-'} ${r?.dst ?? '-'} ${r?.iif ?? '-'} ${r?.table}`)}`, c.problem, 'invalid');
+        continue;
+      }
+      if (c.note !== null) this.pending.add(`rule ${ruleKey(c.rule)}`, c.note, 'clamped');
+      this.desired.push(c.rule);
+    }
+    const keys = new Set(this.desired.map(ruleKey));
+    for (const k of this.refused.keys()) if (!keys.has(k)) this.refused.delete(k);
   }
 
   invalidate(): void {
     this.cache = null;
   }
 
-  private tables(): Set<number> {
-    const t = new Set<number>([this.kiloTable]);
-    for (const r of this.desired) t.add(r.table);
-    return t;
-  }
-
-  private async read(): Promise<KRule[]> {
-    const [v4, v6] = await Promise.all([this.exec.run('ip', ['-4', '-j', 'rule', 'show']), this.exec.run('ip', ['-6', '-j', 'rule', 'show'])]);
-    if (v4.code !== 0) throw new Error(`ip rule show: ${v4.stderr.trim()}`);
-    // IPv6 may be disabled: then there simply are no IPv6 rules.
-    return [...parseIpRules(v4.stdout), ...(v6.code === 0 ? parseIpRules(v6.stdout) : [])];
-  }
-
   async reconcile(reread: boolean): Promise<ReconcilerReport> {
     const t0 = performance.now();
-    const report: ReconcilerReport = { kind: 'rules', writes: 0, batches: 0, read: false, durationMs: 0, errors: [] };
+    const report = newReport('rules');
+    this.pending.drain(report);
     try {
       let actual = reread ? null : this.cache;
       if (actual === null) {
-        actual = await this.read();
+        actual = await readRules(this.exec);
         report.read = true;
       }
-      const ops = diffRules(this.desired, actual, this.tables());
+      const ops = diffRules(this.desired, actual, this.kiloTable).filter((o) => o.kind === 'delete' || this.refused.get(o.key) !== o.line);
       let ok = true;
+      const done = new Set<(typeof ops)[number]>();
       for (const family of ['ipv4', 'ipv6'] as const) {
         const fops = ops.filter((o) => o.family === family).sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'delete' ? -1 : 1));
         if (fops.length === 0) continue;
         const args = family === 'ipv6' ? ['-6', '-force', '-batch', '-'] : ['-force', '-batch', '-'];
-        const r = await this.exec.run('ip', args, fops.map((o) => o.line).join('\n') + '\n');
+        const r = await this.exec.batch('ip', args, fops.map((o) => o.line));
         report.batches++;
         const failed = r.code === 0 ? new Map<number, string>() : failedBatchLines(r.stderr);
         if (r.code !== 0 && failed.size === 0) failed.set(0, r.stderr.trim() || `ip exited ${r.code}`);
         fops.forEach((op, i) => {
           const err = failed.get(i + 1) ?? failed.get(0);
-          if (err !== undefined) {
+          if (err === undefined) {
+            report.writes++;
+            done.add(op);
+          } else if (op.kind === 'add' && !failed.has(0) && permanentIpError(err, op.line)) {
+            this.refused.set(op.key, op.line);
+            report.rejected.push({ kind: 'rules', item: op.line, message: `${err} (not retried until the rule changes)`, reason: 'refused' });
+          } else {
             report.errors.push({ kind: 'rules', item: op.line, message: err });
             ok = false;
-          } else report.writes++;
+          }
         });
       }
       if (ok) {
         // keep the cached view in step (priorities the kernel picked stay unknown: not compared)
-        const deleted = new Set(ops.filter((o) => o.kind === 'delete').map((o) => o.rule));
-        this.cache = [...actual.filter((r) => !deleted.has(r)), ...ops.filter((o) => o.kind === 'add').map((o) => o.rule)];
+        const deleted = new Set(ops.filter((o) => o.kind === 'delete' && done.has(o)).map((o) => o.rule));
+        this.cache = [...actual.filter((r) => !deleted.has(r)), ...ops.filter((o) => o.kind === 'add' && done.has(o)).map((o) => o.rule)];
       } else this.cache = null;
     } catch (e) {
       report.errors.push({ kind: 'rules', item: 'read', message: (e as Error).message });
@@ -79,6 +99,8 @@ export class RuleReconciler {
 
   async cleanUp(): Promise<ReconcilerReport> {
     this.desired = [];
+    this.refused.clear();
+    this.pending.clear();
     return this.reconcile(true);
   }
 }

@@ -10,11 +10,13 @@ import type { ChildProcess } from 'node:child_process';
 import type { DesiredPeer, DesiredWireGuard, ObservedState, ReconcilerError, ReconcilerReport, WireGuardMode } from '../ipc/dataplane.js';
 import {
   b64ToHex,
+  checkPeer,
   diffDevice,
   isEmptyDelta,
+  isWgKey,
   parseUapiGet,
   parseWgDump,
-  renderUapiSet,
+  renderUapiSets,
   renderWgSet,
   canonicalEndpoint,
   hexToB64,
@@ -22,8 +24,25 @@ import {
   type DeviceState,
 } from '../diff/wireguard.js';
 import { canonicalCIDR } from '../diff/routes.js';
+import { isInt, show } from '../diff/kernel-input.js';
 import type { Exec } from './exec.js';
-import { detectMtu, linkAfter, planLink, readLink, type LinkInfo, type WantedLink } from './link.js';
+import { checkWantedLink, detectMtu, linkAfter, planLink, readLink, type LinkInfo, type WantedLink } from './link.js';
+import { newReport, Rejections } from './report.js';
+
+/** wireguard-go answers a set it cannot parse with errno=-22 (EINVAL): the same input always fails. */
+const UAPI_EINVAL = -22;
+
+/** The outcome of one write of a delta: ok, or a failure that is `permanent` (EINVAL) or not. */
+type SetOutcome = { ok: true; batches: number } | { ok: false; batches: number; permanent: boolean; message: string };
+
+/** What identifies a desired peer's content (a refused peer is retried once this changes). */
+function peerSig(p: DesiredPeer): string {
+  return JSON.stringify([p.endpoint, p.allowedIPs, p.persistentKeepalive, p.presharedKeySecret ?? null]);
+}
+
+function deltaWrites(d: DeviceDelta): number {
+  return d.peers.length + (d.privateKeyHex !== undefined ? 1 : 0) + (d.listenPort !== undefined ? 1 : 0);
+}
 
 /** Send one UAPI request and read the reply (up to the blank line after `errno=`). */
 export function uapiRequest(socketPath: string, request: string, timeoutMs = 10_000): Promise<string> {
@@ -56,6 +75,52 @@ export function uapiRequest(socketPath: string, request: string, timeoutMs = 10_
       if (/errno=-?\d+\n\n$/.test(all)) resolve(all);
       else reject(new Error(`UAPI ${socketPath}: connection closed early`));
     });
+  });
+}
+
+/**
+ * Send UAPI `set` messages one after the other on one connection, each in one write and only once
+ * the previous one was answered (so that a writer killed meanwhile leaves no partial message);
+ * stop at the first errno other than 0. Returns how many were answered and the last errno.
+ */
+export function uapiSets(socketPath: string, messages: readonly string[], timeoutMs = 60_000): Promise<{ sent: number; errno: number }> {
+  if (messages.length === 0) return Promise.resolve({ sent: 0, errno: 0 });
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(socketPath);
+    let sent = 0;
+    let buf = '';
+    let settled = false;
+    let timer: NodeJS.Timeout | null = null;
+    const finish = (err: Error | null, errno = 0): void => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      sock.end();
+      if (err) reject(err);
+      else resolve({ sent, errno });
+    };
+    const next = (): void => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        sock.destroy();
+        finish(new Error(`UAPI ${socketPath}: timeout`));
+      }, timeoutMs);
+      sock.write(messages[sent]);
+    };
+    sock.setEncoding('utf8');
+    sock.on('connect', next);
+    sock.on('data', (d: string) => {
+      buf += d;
+      const m = /errno=(-?\d+)\n\n/.exec(buf);
+      if (m === null) return;
+      buf = buf.slice(m.index + m[0].length);
+      sent++;
+      const errno = Number(m[1]);
+      if (errno !== 0 || sent === messages.length) finish(null, errno);
+      else next();
+    });
+    sock.on('error', (e) => finish(new Error(`UAPI ${socketPath}: ${e.message}`)));
+    sock.on('close', () => finish(new Error(`UAPI ${socketPath}: connection closed early`)));
   });
 }
 
@@ -130,6 +195,14 @@ export class WireGuardReconciler {
   private desired: DesiredWireGuard | null = null;
   private hasDesired = false;
   private autoMtu: number | null = null;
+  /** Keys of desired peers that failed their check in a way that leaves the device's peer as it is. */
+  private held = new Set<string>();
+  /** Peers the device refused for good (EINVAL alone): key → the desired content refused. */
+  private refused = new Map<string, string>();
+  private readonly pending = new Rejections('wireguard');
+  /** The desired head / link last warned about (warnings once per desired change). */
+  private warnedHead: string | null = null;
+  private warnedLink: string | null = null;
   /** Called when wireguard-go exits on its own (the worker schedules a repair). */
   onLost: () => void = () => {};
 
@@ -147,10 +220,25 @@ export class WireGuardReconciler {
   /** Peer keys to look at in the next pass; null = all. */
   private dirty: Set<string> | null = null;
 
+  /** Take in one desired peer, checked (diff/wireguard.ts checkPeer): what is dropped or clamped is reported with the next pass. */
+  private takePeer(p: DesiredPeer): void {
+    const c = checkPeer(p);
+    for (const pr of c.problems) this.pending.add(`peer ${show(p?.publicKey)}`, pr.message, pr.reason);
+    if (c.peer === null) {
+      if (c.hold) this.held.add(p.publicKey);
+      return;
+    }
+    this.held.delete(c.peer.publicKey);
+    this.peers.set(c.peer.publicKey, c.peer);
+  }
+
   setDesired(d: DesiredWireGuard | null): void {
     this.desired = d;
     this.hasDesired = true;
-    this.peers = new Map((d?.peers ?? []).map((p) => [p.publicKey, p]));
+    this.peers = new Map();
+    this.held.clear();
+    for (const p of d?.peers ?? []) this.takePeer(p);
+    for (const k of this.refused.keys()) if (!this.peers.has(k)) this.refused.delete(k);
     this.dirty = null;
   }
 
@@ -159,10 +247,12 @@ export class WireGuardReconciler {
     this.hasDesired = true;
     for (const p of removed) {
       this.peers.delete(p.publicKey);
+      this.held.delete(p.publicKey);
+      this.refused.delete(p.publicKey);
       this.dirty?.add(p.publicKey);
     }
     for (const p of added) {
-      this.peers.set(p.publicKey, p);
+      this.takePeer(p);
       this.dirty?.add(p.publicKey);
     }
     // the peers live in this.peers; the head alone is kept in this.desired
@@ -251,15 +341,19 @@ export class WireGuardReconciler {
     return parseWgDump(r.stdout);
   }
 
-  private async writeDelta(delta: DeviceDelta, peers: readonly DesiredPeer[]): Promise<number> {
+  /**
+   * Write a delta: UAPI messages of bounded size, one after the other (userspace), or `wg set` in
+   * chunks (kernel). Stops at the first failure; what was written before it stays written.
+   */
+  private async trySet(delta: DeviceDelta, peers: readonly DesiredPeer[]): Promise<SetOutcome> {
     if (this.mode === 'userspace') {
-      const reply = await uapiRequest(this.socketPath, renderUapiSet(delta), 60_000);
-      const errno = /errno=(-?\d+)/.exec(reply)?.[1];
-      if (errno !== '0') throw new Error(`UAPI set: errno=${errno ?? '?'}`);
-      return 1;
+      const r = await uapiSets(this.socketPath, renderUapiSets(delta));
+      if (r.errno !== 0) return { ok: false, batches: r.sent, permanent: r.errno === UAPI_EINVAL, message: `UAPI set: errno=${r.errno}` };
+      return { ok: true, batches: r.sent };
     }
     const allowed = new Map(peers.map((p) => [p.publicKey, p.allowedIPs.map(canonicalCIDR)]));
     const { args, secrets } = renderWgSet(this.opts.interface, delta, allowed);
+    let batches = 0;
     for (const a of args) {
       const used: string[] = [];
       const argv = a.map((x) => {
@@ -268,10 +362,43 @@ export class WireGuardReconciler {
         used.push(secrets[Number(m[1])]);
         return `/dev/fd/${2 + used.length}`;
       });
+      // Secrets go through pipes, never argv or files: a truncated key is not a key, and wg refuses it.
       const r = await this.exec.run('wg', argv, undefined, used);
-      if (r.code !== 0) throw new Error(`wg set: ${r.stderr.trim()}`);
+      batches++;
+      if (r.code !== 0) return { ok: false, batches, permanent: /Invalid argument/i.test(r.stderr), message: `wg set: ${r.stderr.trim()}` };
     }
-    return args.length;
+    return { ok: true, batches };
+  }
+
+  /**
+   * Write `d` after a failed set: the whole part, else each half in turn, down to the peers that
+   * fail alone. A peer the device refuses alone with EINVAL is refused for good (reported, not
+   * retried until it changes); the others are written. Any other failure stops here (transient).
+   */
+  private async bisect(d: DeviceDelta, peers: readonly DesiredPeer[], report: ReconcilerReport): Promise<boolean> {
+    if (isEmptyDelta(d)) return true;
+    const r = await this.trySet(d, peers);
+    report.batches += r.batches;
+    if (r.ok) {
+      applyDeviceDelta(this.device!, d);
+      report.writes += deltaWrites(d);
+      return true;
+    }
+    if (d.peers.length === 1 && d.privateKeyHex === undefined && d.listenPort === undefined && r.permanent) {
+      const key = d.peers[0].publicKey;
+      const want = this.peers.get(key);
+      if (want !== undefined) this.refused.set(key, peerSig(want));
+      report.rejected.push({ kind: 'wireguard', item: `peer ${key}`, message: `${r.message} (not retried until the peer changes)`, reason: 'refused' });
+      return true;
+    }
+    if (d.peers.length <= 1 || !r.permanent) {
+      const item = d.peers.length === 0 ? `${this.opts.interface} (private key, listen port)` : d.peers.length === 1 ? `peer ${d.peers[0].publicKey}` : 'peers';
+      report.errors.push({ kind: 'wireguard', item, message: r.message });
+      return false;
+    }
+    const mid = d.peers.length >> 1;
+    const first = await this.bisect({ peers: d.peers.slice(0, mid) }, peers, report);
+    return (await this.bisect({ peers: d.peers.slice(mid) }, peers, report)) && first;
   }
 
   /** Link MTU, address and up/down, one ip -batch. `--mtu=auto` is re-detected on re-reading passes. */
@@ -285,9 +412,17 @@ export class WireGuardReconciler {
       if (desired.mtu === 0 && (reread || this.autoMtu === null)) this.autoMtu = await detectMtu(this.exec);
       want = { mtu: desired.mtu > 0 ? desired.mtu : this.autoMtu, address: desired.address, up: true };
     }
+    const checked = checkWantedLink(this.opts.interface, want);
+    const warnId = JSON.stringify([this.opts.interface, want]);
+    if (checked.problems.length > 0 && this.warnedLink !== warnId) {
+      for (const p of checked.problems) report.rejected.push({ kind: 'link', item: this.opts.interface, message: p.message, reason: p.reason });
+    }
+    this.warnedLink = warnId;
+    if (checked.want === null) return;
+    want = checked.want;
     const lines = planLink(link, this.opts.interface, want);
     if (lines.length > 0) {
-      const r = await this.exec.run('ip', ['-force', '-batch', '-'], lines.join('\n') + '\n');
+      const r = await this.exec.batch('ip', ['-force', '-batch', '-'], lines);
       report.batches++;
       if (r.code !== 0) {
         this.link = null;
@@ -306,7 +441,8 @@ export class WireGuardReconciler {
    */
   async reconcile(reread: boolean, alongside?: () => Promise<void>): Promise<ReconcilerReport> {
     const t0 = performance.now();
-    const report: ReconcilerReport = { kind: 'wireguard', writes: 0, batches: 0, read: false, durationMs: 0, errors: [] };
+    const report = newReport('wireguard');
+    this.pending.drain(report);
     let side: Promise<void> | null = null;
     const startSide = (): Promise<void> => (side ??= alongside ? alongside() : Promise.resolve());
     if (!this.hasDesired) {
@@ -335,35 +471,81 @@ export class WireGuardReconciler {
     return report;
   }
 
+  /**
+   * The device head to write, or null when the private key is not a key (nothing can be written;
+   * said once per desired change, without the key). A listen port outside 1-65535 is left out.
+   */
+  private head(desired: DesiredWireGuard, report: ReconcilerReport): { privateKeyHex: string; listenPort?: number } | null {
+    const id = `${isWgKey(desired.privateKey)}|${desired.listenPort}`; // what the warnings depend on (never the key)
+    const warn = this.warnedHead !== id;
+    this.warnedHead = id;
+    if (!isWgKey(desired.privateKey)) {
+      if (warn) report.rejected.push({ kind: 'wireguard', item: this.opts.interface, message: 'the private key is not a WireGuard key: the device is left as it is', reason: 'invalid' });
+      return null;
+    }
+    if (isInt(desired.listenPort, 1, 65535)) return { privateKeyHex: b64ToHex(desired.privateKey), listenPort: desired.listenPort };
+    if (warn) report.rejected.push({ kind: 'wireguard', item: this.opts.interface, message: `listen port ${show(desired.listenPort)} is outside 1-65535: the device keeps its port`, reason: 'invalid' });
+    return { privateKeyHex: b64ToHex(desired.privateKey) };
+  }
+
+  /** Leave out of a delta the peers that must not be written now: held, or refused with the same content. */
+  private writable(delta: DeviceDelta): DeviceDelta {
+    if (this.held.size === 0 && this.refused.size === 0) return delta;
+    const skip = (key: string): boolean => {
+      if (this.held.has(key)) return true;
+      const sig = this.refused.get(key);
+      if (sig === undefined) return false;
+      const want = this.peers.get(key);
+      if (want !== undefined && peerSig(want) === sig) return true;
+      this.refused.delete(key); // the peer changed: try it again
+      return false;
+    };
+    return { ...delta, peers: delta.peers.filter((p) => !skip(p.publicKey)) };
+  }
+
   private async reconcilePeers(desired: DesiredWireGuard, reread: boolean, report: ReconcilerReport): Promise<void> {
+    const head = this.head(desired, report);
+    if (head === null) return;
     if (this.device === null || reread) {
       this.device = await this.readDevice();
       report.read = true;
     }
-    const head = { privateKeyHex: b64ToHex(desired.privateKey), listenPort: desired.listenPort };
-    let delta: DeviceDelta;
+    let base = this.device;
     let touched: DesiredPeer[];
     if (this.dirty !== null && !report.read) {
       // only the peers that changed since the last pass
-      const sub: DeviceState = { ...this.device, peers: new Map() };
+      base = { ...this.device, peers: new Map() };
       touched = [];
       for (const k of this.dirty) {
         const have = this.device.peers.get(k);
-        if (have) sub.peers.set(k, have);
+        if (have) base.peers.set(k, have);
         const want = this.peers.get(k);
         if (want) touched.push(want);
       }
-      delta = diffDevice(sub, { ...head, peers: touched }, this.lastEndpoints);
-    } else {
-      touched = this.desiredPeers();
-      delta = diffDevice(this.device, { ...head, peers: touched }, this.lastEndpoints);
-    }
+    } else touched = this.desiredPeers();
+    const delta = this.writable(diffDevice(base, { ...head, peers: touched }, this.lastEndpoints));
     this.dirty = new Set();
     if (!isEmptyDelta(delta)) {
       try {
-        report.batches += await this.writeDelta(delta, touched);
-        report.writes += delta.peers.length + (delta.privateKeyHex !== undefined ? 1 : 0) + (delta.listenPort !== undefined ? 1 : 0);
-        applyDeviceDelta(this.device, delta);
+        const r = await this.trySet(delta, touched);
+        report.batches += r.batches;
+        if (r.ok) {
+          report.writes += deltaWrites(delta);
+          applyDeviceDelta(this.device, delta);
+        } else {
+          // Part of it may be written (wireguard-go applies line by line): read the device again,
+          // then write the head and the peers in halves until each failing peer stands alone.
+          this.device = await this.readDevice();
+          report.read = true;
+          const fresh = this.writable(diffDevice(this.device, { ...head, peers: this.desiredPeers() }, this.lastEndpoints));
+          // a head that fails (a listen port in use) does not keep the peers from being written
+          const headOk = await this.bisect({ privateKeyHex: fresh.privateKeyHex, listenPort: fresh.listenPort, peers: [] }, [], report);
+          const peersOk = await this.bisect({ peers: fresh.peers }, this.desiredPeers(), report);
+          if (!headOk || !peersOk) {
+            this.device = null;
+            this.dirty = null;
+          }
+        }
         for (const p of delta.peers) if (p.remove) this.lastEndpoints.delete(p.publicKey);
       } catch (e) {
         report.errors.push({ kind: 'wireguard', item: 'peers', message: (e as Error).message ?? String(e) });
@@ -402,7 +584,8 @@ export class WireGuardReconciler {
   /** --clean-up-interface: delete the link (wireguard-go exits with it; we make sure). */
   async cleanUp(deleteInterface: boolean): Promise<ReconcilerReport> {
     const t0 = performance.now();
-    const report: ReconcilerReport = { kind: 'link', writes: 0, batches: 0, read: true, durationMs: 0, errors: [] };
+    const report = newReport('link');
+    report.read = true;
     if (deleteInterface) {
       const link = await readLink(this.exec, this.opts.interface);
       if (link.exists) {

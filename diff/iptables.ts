@@ -10,6 +10,7 @@
 // Everything else belongs to someone else and is never touched.
 
 import type { Family, IptablesJSON, IptablesRule } from '../plan/types.js';
+import { checkCIDR, isIPv6, show, textProblem } from './kernel-input.js';
 
 export const KILO_CHAINS: ReadonlySet<string> = new Set(['KILO-NAT', 'KILO-IPIP']);
 
@@ -146,6 +147,46 @@ export function parseSave(text: string): Map<string, SavedTable> {
   return tables;
 }
 
+/** iptables chain names: at most 28 characters (XT_EXTENSION_MAXNAMELEN - 1), no white space, not an option. */
+export function chainProblem(chain: unknown): string | null {
+  const t = textProblem('chain', chain, 64);
+  if (t !== null) return t;
+  const c = chain as string;
+  if (c.length === 0 || c.length > 28 || /\s/.test(c) || c[0] === '-' || c[0] === '!') return `chain ${show(c)} is not a valid chain name`;
+  return null;
+}
+
+const ADDRESS_OPTS = new Set(['-s', '-d', '--source', '--destination', '--src', '--dst']);
+
+/**
+ * Why a desired rule cannot be written to iptables-restore (null = it can): a family or table
+ * iptables does not have, a bad chain name, an argument with a control character (a newline
+ * would start a rule of its own in restore input: `-I INPUT 1 -j ACCEPT`) or longer than the
+ * kernel keeps (a comment holds 255 bytes), or an address match that is not a CIDR of the rule's
+ * family (iptables would look a name up in DNS).
+ */
+export function ruleProblem(r: IptablesRule): string | null {
+  if (r?.family !== 'ipv4' && r?.family !== 'ipv6') return `family ${show(r?.family)} is not ipv4 or ipv6`;
+  if (typeof r.table !== 'string' || !(r.table in BUILTIN)) return `table ${show(r.table)} is not an iptables table`;
+  const c = chainProblem(r.chain);
+  if (c !== null) return c;
+  if (!Array.isArray(r.rule) || r.rule.length === 0 || r.rule.length > 64) return 'the rule is not a list of 1-64 arguments';
+  for (let i = 0; i < r.rule.length; i++) {
+    const a = r.rule[i];
+    const t = textProblem('argument', a, r.rule[i - 1] === '--comment' ? 255 : 256);
+    if (t !== null) return t;
+    if (ADDRESS_OPTS.has(r.rule[i - 1])) {
+      const cidr = checkCIDR('address', a);
+      if (!cidr.ok) return cidr.problem;
+      if (isIPv6(cidr.value) !== (r.family === 'ipv6')) return `address ${show(a)} is not ${r.family}`;
+    }
+  }
+  return null;
+}
+
+/** Which desired rules to take (the reconciler's check; everything when absent). */
+export type RuleFilter = (r: IptablesRule) => boolean;
+
 /** Desired state of one (family, table). */
 export interface DesiredTable {
   /** Chains Kilo must own (created, flushed to exactly their rules). */
@@ -171,16 +212,16 @@ function tableOf(d: DesiredIptables, family: Family, table: string): DesiredTabl
  * top of their chain (spec plan-format: "prepend rules must stand, in order, at the top"); append
  * rules follow. Duplicate rules in one chain are kept once.
  */
-export function buildDesired(ipt: IptablesJSON, families: readonly Family[] = ['ipv4', 'ipv6']): DesiredIptables {
+export function buildDesired(ipt: IptablesJSON, families: readonly Family[] = ['ipv4', 'ipv6'], accept: RuleFilter = () => true): DesiredIptables {
   const d: DesiredIptables = new Map();
   for (const f of families) d.set(f, new Map());
   for (const c of ipt.chains) {
-    if (!families.includes(c.family)) continue;
+    if (!families.includes(c.family) || !(c.table in BUILTIN) || chainProblem(c.chain) !== null) continue;
     tableOf(d, c.family, c.table).chains.add(c.chain);
   }
   const seen = new Set<string>();
   const add = (r: IptablesRule, prepend: boolean): void => {
-    if (!families.includes(r.family)) return;
+    if (!families.includes(r.family) || !accept(r)) return;
     const t = tableOf(d, r.family, r.table);
     const key = ruleKey(r.rule);
     const id = `${r.family}|${r.table}|${r.chain}|${key}`;
@@ -311,6 +352,8 @@ export function diffTable(
   applied: AppliedTable | undefined,
   /** Restrict the diff to these chains (an incremental pass); undefined = every chain. */
   only?: ReadonlySet<string>,
+  /** Desired rules to leave out (the kernel refused them for good). */
+  skip?: (chain: string, key: string) => boolean,
 ): TablePatch | null {
   const actualChains = actual?.chains ?? new Map<string, string[]>();
   const desiredChains = desired?.chains ?? new Set<string>();
@@ -344,11 +387,12 @@ export function diffTable(
   // Owned custom chains first (so jump targets exist), then shared chains; deleted chains last.
   const order = [...visit].sort((x, y) => Number(!owned(x) || isBuiltinChain(table, x)) - Number(!owned(y) || isBuiltinChain(table, y)));
   for (const chain of order) {
-    const want = desiredRules.get(chain) ?? [];
+    const all = desiredRules.get(chain) ?? [];
+    const want = skip ? all.filter((k) => !skip(chain, k)) : all;
     const have = actualChains.get(chain);
     const isOwned = owned(chain) && !isBuiltinChain(table, chain);
     if (isOwned) {
-      const keep = desiredChains.has(chain) || want.length > 0;
+      const keep = desiredChains.has(chain) || all.length > 0;
       if (!keep) {
         if (have !== undefined) chainDeletes.push(chain);
         continue;
@@ -367,11 +411,12 @@ export function diffTable(
         for (const e of edits) push(chain, e.line, e.op);
       }
     } else {
-      const all = have ?? [];
       const mine = applied?.rules.get(chain);
       const wantSet = new Set(want);
       const isMine = (k: string): boolean => isKiloRuleKey(k) || wantSet.has(k) || (mine?.has(k) ?? false);
-      const edits = chainEdits(chain, all, want, isMine, desired?.prependCount.get(chain) ?? 0, false);
+      const prepends = desired?.prependCount.get(chain) ?? 0;
+      const skipped = skip ? all.slice(0, prepends).filter((k) => skip(chain, k)).length : 0;
+      const edits = chainEdits(chain, have ?? [], want, isMine, prepends - skipped, false);
       for (const e of edits) push(chain, e.line, e.op);
     }
   }
@@ -461,15 +506,11 @@ function chainEdits(
   return edits;
 }
 
-/** Render a restore input for several table patches (one family). */
-export function renderRestore(patches: readonly TablePatch[]): string {
-  let s = '';
-  for (const p of patches) {
-    s += `*${p.table}\n`;
-    for (const l of p.lines) s += l + '\n';
-    s += 'COMMIT\n';
-  }
-  return s;
+/** The lines of a restore input for several table patches (one family). */
+export function renderRestore(patches: readonly TablePatch[]): string[] {
+  const out: string[] = [];
+  for (const p of patches) out.push(`*${p.table}`, ...p.lines, 'COMMIT');
+  return out;
 }
 
 /** The per-table record of what we now own, after a successful apply of `desired`. */
@@ -542,11 +583,14 @@ export function patchDesired(
   start: number,
   deleteCount: number,
   items: readonly IptablesRule[],
+  /** The same filter buildDesired was given: rules it refuses do not count in positions either. */
+  accept: RuleFilter = () => true,
 ): Set<string> {
-  const id = (r: IptablesRule): string => `${r.family}|${r.table}|${r.chain}`;
+  const id = (r: IptablesRule): string => (accept(r) ? `${r.family}|${r.table}|${r.chain}` : '');
   const touched = new Set<string>();
   for (let i = start; i < start + deleteCount; i++) touched.add(id(old[i]));
   for (const r of items) touched.add(id(r));
+  touched.delete('');
   for (const c of touched) {
     const [family, table, chain] = c.split('|') as [Family, string, string];
     const fam = d.get(family);

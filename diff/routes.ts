@@ -1,77 +1,25 @@
 // Pure route and policy-rule diff: desired (planner) vs the kernel's `ip -j route` / `ip -j rule`
 // → `ip -batch` lines. No I/O here.
 //
-// Ownership (spec §7.7, improved): a kernel route is Kilo's when its protocol is static, it lives
-// in a table Kilo uses (main, 1107, any table of a desired route) and it either goes through a
-// Kilo device (the WireGuard link, the tunnel), is desired, or was applied by us before. A policy
-// rule is Kilo's when it looks up a Kilo table other than main (1107). Nothing else is touched.
+// Ownership (diff/owner.ts): a route or rule is kg's when the kernel holds it with kg's protocol
+// (KG_PROTO), in any table. Go Kilo's are adopted: a static route in Kilo's table (1107) or at a
+// desired route's table and destination; an unspec rule that looks up Kilo's table or equals a
+// desired rule. Adopted items are rewritten with KG_PROTO (or removed when not desired).
+// Everything else, whatever its device or table, belongs to someone else and is never touched.
 
-import ipaddr from 'ipaddr.js';
 import type { Route, Rule } from '../plan/types.js';
+import { KG_PROTO, RTPROT_STATIC, RTPROT_UNSPEC, protoNumber } from './owner.js';
+import { canonicalCIDR, canonicalIP, checkCIDR, checkIP, ifNameProblem, isIPv6, isInt, show } from './kernel-input.js';
+
+export { canonicalCIDR, canonicalIP, isIPv6 } from './kernel-input.js';
 
 export const MAIN_TABLE = 254;
+const DEFAULT_TABLE = 253;
+const LOCAL_TABLE = 255;
+/** Route tables and rule priorities are u32 in the kernel; table 0 means "unspecified". */
+const U32_MAX = 0xffffffff;
 
-const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
-/** Memo of canonical forms (the same CIDRs come back in every desired state). */
-const memo = new Map<string, string>();
-const MEMO_MAX = 500_000;
-function remember(k: string, v: string): string {
-  if (memo.size >= MEMO_MAX) memo.clear();
-  memo.set(k, v);
-  return v;
-}
-
-/** `10.5.0.1/24` → `10.5.0.0/24`; bare IPs get /32 or /128; IPv6 in RFC 5952 form. */
-export function canonicalCIDR(s: string): string {
-  const hit = memo.get(s);
-  if (hit !== undefined) return hit;
-  const m = V4.exec(s);
-  if (m) {
-    const o = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
-    const len = m[5] === undefined ? 32 : Number(m[5]);
-    if (o.every((x) => x <= 255) && len <= 32) {
-      const n = ((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]) >>> 0;
-      const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-      const v = (n & mask) >>> 0;
-      return remember(s, `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}/${len}`);
-    }
-  }
-  return remember(s, slowCanonicalCIDR(s));
-}
-
-function slowCanonicalCIDR(s: string): string {
-  const slash = s.indexOf('/');
-  const addrText = slash < 0 ? s : s.slice(0, slash);
-  let addr = ipaddr.parse(addrText);
-  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) addr = (addr as ipaddr.IPv6).toIPv4Address();
-  const max = addr.kind() === 'ipv4' ? 32 : 128;
-  const len = slash < 0 ? max : Number(s.slice(slash + 1));
-  if (!Number.isInteger(len) || len < 0 || len > max) throw new Error(`invalid prefix length in ${s}`);
-  const bytes = addr.toByteArray();
-  for (let b = 0; b < bytes.length; b++) {
-    const keep = Math.max(0, Math.min(8, len - b * 8));
-    bytes[b] &= (0xff << (8 - keep)) & 0xff;
-  }
-  const net = ipaddr.fromByteArray(bytes);
-  return `${net.toString()}/${len}`;
-}
-
-const V4IP = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-export function canonicalIP(s: string): string {
-  const m = V4IP.exec(s);
-  if (m && Number(m[1]) <= 255 && Number(m[2]) <= 255 && Number(m[3]) <= 255 && Number(m[4]) <= 255) {
-    return `${Number(m[1])}.${Number(m[2])}.${Number(m[3])}.${Number(m[4])}`;
-  }
-  let addr = ipaddr.parse(s);
-  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) addr = (addr as ipaddr.IPv6).toIPv4Address();
-  return addr.toString();
-}
-
-export function isIPv6(s: string): boolean {
-  return s.includes(':');
-}
-
-/** A route as read from the kernel (and as desired, after normalisation). */
+/** A route as read from the kernel (and as desired, after checking). */
 export interface KRoute {
   dst: string;
   gw: string | null;
@@ -80,24 +28,59 @@ export interface KRoute {
   /** Numeric table; main = 254. */
   table: number;
   onlink: boolean;
-  /** true when the kernel route has protocol static (always true for desired ones). */
-  static: boolean;
+  /** Routing protocol number (KG_PROTO for desired routes). */
+  proto: number;
+  /** The kernel's metric (priority); null = the default (0 for IPv4, 1024 for IPv6). */
+  metric: number | null;
 }
 
 export function routeKey(r: { table: number; dst: string }): string {
   return `${r.table}|${r.dst}`;
 }
 
-export function normalizeRoute(r: Route): KRoute {
-  return {
-    dst: canonicalCIDR(r.dst),
-    gw: r.gw === null ? null : canonicalIP(r.gw),
-    dev: r.dev,
-    src: r.src === null ? null : canonicalIP(r.src),
-    table: r.table ?? MAIN_TABLE,
-    onlink: r.onlink,
-    static: true,
+/** A desired route checked for the kernel: the route, or why not (with its key when known). */
+export type CheckedRoute = { ok: true; route: KRoute } | { ok: false; problem: string; key: string | null };
+
+/**
+ * Check every field of a desired route before it can become an `ip -batch` line. Each failure
+ * drops the route (a route with a wrong field is not the route the plan meant): a table outside
+ * 1-2^32-1 or the kernel's own local/default tables, a destination that is not a CIDR with a
+ * valid prefix length, a gateway or source that is not an IP of the destination's family, a
+ * device that is not a valid interface name, a control character anywhere.
+ */
+export function checkRoute(r: Route): CheckedRoute {
+  const table = r.table ?? MAIN_TABLE;
+  if (!isInt(table, 1, U32_MAX) || table === LOCAL_TABLE || table === DEFAULT_TABLE) {
+    return { ok: false, problem: `table ${show(r.table)} is out of range (1-${U32_MAX}, not local or default)`, key: null };
+  }
+  const dst = checkCIDR('destination', r.dst);
+  if (!dst.ok) return { ok: false, problem: dst.problem, key: null };
+  const key = routeKey({ table, dst: dst.value });
+  const v6 = isIPv6(dst.value);
+  const addr = (field: string, v: string | null): { ok: true; value: string | null } | { ok: false; problem: string } => {
+    if (v === null || v === undefined) return { ok: true, value: null };
+    const c = checkIP(field, v);
+    if (!c.ok) return c;
+    if (isIPv6(c.value) !== v6) return { ok: false, problem: `${field} ${show(v)} is not of the destination's family` };
+    return c;
   };
+  const gw = addr('gateway', r.gw);
+  if (!gw.ok) return { ok: false, problem: gw.problem, key };
+  const src = addr('source', r.src);
+  if (!src.ok) return { ok: false, problem: src.problem, key };
+  const dev = r.dev ?? '';
+  if (dev !== '') {
+    const p = ifNameProblem('device', dev);
+    if (p !== null) return { ok: false, problem: p, key };
+  } else if (gw.value === null) return { ok: false, problem: 'neither a gateway nor a device', key };
+  return { ok: true, route: { dst: dst.value, gw: gw.value, dev, src: src.value, table, onlink: r.onlink === true, proto: KG_PROTO, metric: null } };
+}
+
+/** A desired route in kernel form; throws when it cannot be written (see checkRoute). */
+export function normalizeRoute(r: Route): KRoute {
+  const c = checkRoute(r);
+  if (!c.ok) throw new Error(`route ${show(r.dst)}: ${c.problem}`);
+  return c.route;
 }
 
 const TABLE_NAMES: Record<string, number> = { main: 254, local: 255, default: 253 };
@@ -110,18 +93,17 @@ function tableNum(t: unknown): number {
 }
 
 /**
- * Parse `ip -j route show table all [proto static]` output. `assumeStatic` = the listing was
- * filtered by `proto static` (ip then omits the protocol field).
+ * Parse `ip [-N] -j route show table all [proto N]` output. `proto`: the listing was filtered by
+ * this protocol (ip then omits the field); else the field is read (a number with -N).
  */
-export function parseIpRoutes(json: string, assumeStatic: boolean): KRoute[] {
+export function parseIpRoutes(json: string, proto?: number): KRoute[] {
   const text = json.trim();
   if (text.length === 0) return [];
   const arr = JSON.parse(text) as Array<Record<string, unknown>>;
   const out: KRoute[] = [];
   for (const o of arr) {
     if (typeof o.dst !== 'string' || o.dst === 'default' || o.nexthops !== undefined) continue;
-    if (o.type !== undefined && o.type !== 'unicast') continue;
-    const proto = o.protocol;
+    if (o.type !== undefined && o.type !== 'unicast' && o.type !== '1') continue;
     const flags = Array.isArray(o.flags) ? (o.flags as string[]) : [];
     out.push({
       dst: canonicalCIDR(o.dst),
@@ -130,36 +112,39 @@ export function parseIpRoutes(json: string, assumeStatic: boolean): KRoute[] {
       src: typeof o.prefsrc === 'string' ? canonicalIP(o.prefsrc) : null,
       table: tableNum(o.table),
       onlink: flags.includes('onlink'),
-      static: assumeStatic ? proto === undefined || proto === 'static' || proto === 4 : proto === 'static' || proto === 4,
+      proto: proto ?? protoNumber(o.protocol),
+      metric: typeof o.metric === 'number' ? o.metric : null,
     });
   }
   return out;
 }
 
-export function sameRoute(a: KRoute, b: KRoute): boolean {
-  return a.dst === b.dst && a.gw === b.gw && a.dev === b.dev && a.src === b.src && a.table === b.table && a.onlink === b.onlink;
+function metricOf(r: KRoute): number {
+  return r.metric ?? (isIPv6(r.dst) ? 1024 : 0);
 }
 
-function routeArgs(r: KRoute): string {
-  let s = r.dst;
+export function sameRoute(a: KRoute, b: KRoute): boolean {
+  return a.dst === b.dst && a.gw === b.gw && a.dev === b.dev && a.src === b.src && a.table === b.table && a.onlink === b.onlink && a.proto === b.proto && metricOf(a) === metricOf(b);
+}
+
+export function replaceLine(r: KRoute): string {
+  let s = `route replace ${r.dst}`;
   if (r.gw !== null) s += ` via ${r.gw}`;
   if (r.dev) s += ` dev ${r.dev}`;
   if (r.onlink) s += ' onlink';
   if (r.src !== null) s += ` src ${r.src}`;
-  s += ' proto static';
+  s += ` proto ${KG_PROTO}`;
   if (r.table !== MAIN_TABLE) s += ` table ${r.table}`;
   return s;
 }
 
-export function replaceLine(r: KRoute): string {
-  return `route replace ${routeArgs(r)}`;
-}
-
+/** Deletes name the route exactly, protocol and metric included: never another one with the same prefix. */
 export function deleteLine(r: KRoute): string {
   let s = `route del ${r.dst}`;
   if (r.gw !== null) s += ` via ${r.gw}`;
   if (r.dev) s += ` dev ${r.dev}`;
-  s += ' proto static';
+  s += ` proto ${r.proto}`;
+  if (r.metric !== null) s += ` metric ${r.metric}`;
   if (r.table !== MAIN_TABLE) s += ` table ${r.table}`;
   return s;
 }
@@ -171,46 +156,57 @@ export interface RouteOp {
   line: string;
 }
 
-export interface RouteOwnership {
-  /** Devices that are Kilo's (WireGuard link, tunnel): static routes through them are ours. */
-  devices: ReadonlySet<string>;
-  /** Tables Kilo uses besides main (1107). */
-  tables: ReadonlySet<number>;
-  /** Keys of routes we applied before. */
-  applied: ReadonlySet<string>;
-}
-
-/** Desired routes keyed; the last of two desired routes with the same table+dst wins. */
-export function desiredRouteMap(routes: readonly Route[]): Map<string, KRoute> {
+/** Desired routes keyed; the last of two desired routes with the same table+dst wins. Routes that fail checkRoute go to `onReject`. */
+export function desiredRouteMap(routes: readonly Route[], onReject: (r: Route, problem: string, key: string | null) => void = () => {}): Map<string, KRoute> {
   const m = new Map<string, KRoute>();
   for (const r of routes) {
-    const k = normalizeRoute(r);
-    m.set(routeKey(k), k);
+    const c = checkRoute(r);
+    if (c.ok) m.set(routeKey(c.route), c.route);
+    else onReject(r, c.problem, c.key);
   }
   return m;
 }
 
-/** Kernel routes that belong to Kilo. */
-export function ownedRoutes(actual: readonly KRoute[], desired: ReadonlyMap<string, KRoute>, own: RouteOwnership): Map<string, KRoute> {
-  const m = new Map<string, KRoute>();
+/** Is this kernel route kg's, or Go Kilo's to adopt? */
+export function isOwnedRoute(r: KRoute, desired: ReadonlyMap<string, KRoute>, kiloTable: number): boolean {
+  if (r.proto === KG_PROTO) return true;
+  return r.proto === RTPROT_STATIC && (r.table === kiloTable || desired.has(routeKey(r)));
+}
+
+/**
+ * The kernel routes that are kg's (or adopted), one per key, and the `extra` ones that share a
+ * key with it (another metric, or a static twin of a kg route): those are removed.
+ */
+export function ownedRoutes(actual: readonly KRoute[], desired: ReadonlyMap<string, KRoute>, kiloTable: number): { owned: Map<string, KRoute>; extra: KRoute[] } {
+  const owned = new Map<string, KRoute>();
+  const extra: KRoute[] = [];
+  const rank = (r: KRoute): number => (r.proto === KG_PROTO ? 2 : 0) + (r.metric === null || r.metric === (isIPv6(r.dst) ? 1024 : 0) ? 1 : 0);
   for (const r of actual) {
-    if (!r.static) continue;
-    if (r.table !== MAIN_TABLE && !own.tables.has(r.table)) continue;
+    if (!isOwnedRoute(r, desired, kiloTable)) continue;
     const key = routeKey(r);
-    if (own.devices.has(r.dev) || desired.has(key) || own.applied.has(key) || own.tables.has(r.table)) m.set(key, r);
+    const cur = owned.get(key);
+    if (cur === undefined) owned.set(key, r);
+    else if (rank(r) > rank(cur)) {
+      extra.push(cur);
+      owned.set(key, r);
+    } else extra.push(r);
   }
-  return m;
+  return { owned, extra };
 }
 
 /** Operations turning the owned kernel routes into the desired ones. */
-export function diffRoutes(desired: ReadonlyMap<string, KRoute>, owned: ReadonlyMap<string, KRoute>): RouteOp[] {
+export function diffRoutes(desired: ReadonlyMap<string, KRoute>, owned: ReadonlyMap<string, KRoute>, extra: readonly KRoute[] = []): RouteOp[] {
   const ops: RouteOp[] = [];
+  for (const r of extra) ops.push({ kind: 'delete', key: routeKey(r), route: r, line: deleteLine(r) });
   for (const [key, r] of owned) {
     if (!desired.has(key)) ops.push({ kind: 'delete', key, route: r, line: deleteLine(r) });
   }
   for (const [key, r] of desired) {
     const a = owned.get(key);
-    if (a === undefined || !sameRoute(a, r)) ops.push({ kind: 'replace', key, route: r, line: replaceLine(r) });
+    if (a !== undefined && sameRoute(a, r)) continue;
+    // `replace` hits the route with the same metric only: one with another metric goes first
+    if (a !== undefined && metricOf(a) !== metricOf(r)) ops.push({ kind: 'delete', key, route: a, line: deleteLine(a) });
+    ops.push({ kind: 'replace', key, route: r, line: replaceLine(r) });
   }
   return ops;
 }
@@ -224,30 +220,67 @@ export interface KRule {
   iif: string | null;
   table: number;
   priority: number | null;
+  /** Protocol number (KG_PROTO for desired rules; 0 = unspec, Go Kilo's). */
+  proto: number;
 }
 
-export function ruleKey(r: KRule): string {
+export function ruleKey(r: { src: string | null; dst: string | null; iif: string | null; table: number }): string {
   return `${r.src ?? '-'}|${r.dst ?? '-'}|${r.iif ?? '-'}|${r.table}`;
 }
 
-export function normalizeRule(r: Rule): KRule {
-  return {
-    src: r.src === null ? null : canonicalCIDR(r.src),
-    dst: r.dst === null ? null : canonicalCIDR(r.dst),
-    iif: r.iif,
-    table: r.table,
-    priority: r.priority,
-  };
+export type CheckedRule = { ok: true; rule: KRule; note: string | null } | { ok: false; problem: string; key: string | null };
+
+/**
+ * Check a desired rule: CIDRs of one family, a valid input interface name, a table in 1-2^32-1,
+ * and at least a source or a destination (a rule with neither would send all traffic to the
+ * table; Go Kilo refuses it too, spec §7.7.1). A priority outside 0-2^32-1 is dropped (the
+ * kernel picks one, as for every Kilo rule) and said in `note`.
+ */
+export function checkRule(r: Rule): CheckedRule {
+  if (!isInt(r.table, 1, U32_MAX)) return { ok: false, problem: `table ${show(r.table)} is out of range (1-${U32_MAX})`, key: null };
+  const cidr = (field: string, v: string | null): { ok: true; value: string | null } | { ok: false; problem: string } => (v === null || v === undefined ? { ok: true, value: null } : checkCIDR(field, v));
+  const src = cidr('source', r.src);
+  if (!src.ok) return { ok: false, problem: src.problem, key: null };
+  const dst = cidr('destination', r.dst);
+  if (!dst.ok) return { ok: false, problem: dst.problem, key: null };
+  if (src.value === null && dst.value === null) return { ok: false, problem: 'neither a source nor a destination', key: null };
+  if (src.value !== null && dst.value !== null && isIPv6(src.value) !== isIPv6(dst.value)) return { ok: false, problem: 'source and destination of different families', key: null };
+  if (r.iif !== null && r.iif !== undefined) {
+    const p = ifNameProblem('input interface', r.iif);
+    if (p !== null) return { ok: false, problem: p, key: null };
+  }
+  const iif = r.iif ?? null;
+  let priority = r.priority ?? null;
+  let note: string | null = null;
+  if (priority !== null && !isInt(priority, 0, U32_MAX)) {
+    note = `priority ${show(priority)} is out of range (0-${U32_MAX}): left to the kernel`;
+    priority = null;
+  }
+  return { ok: true, rule: { src: src.value, dst: dst.value, iif, table: r.table, priority, proto: KG_PROTO }, note };
 }
 
-/** Parse `ip -j rule show` (either family). */
+/** A desired rule in kernel form; throws when it cannot be written (see checkRule). */
+export function normalizeRule(r: Rule): KRule {
+  const c = checkRule(r);
+  if (!c.ok) throw new Error(`rule: ${c.problem}`);
+  return c.rule;
+}
+
+/** Selectors kg does not model: a rule with any of them is someone else's, never equal to ours. */
+const FOREIGN_SELECTORS = ['fwmark', 'oif', 'tos', 'dsfield', 'ipproto', 'sport', 'dport', 'uid_range', 'l3mdev', 'not', 'suppress_prefixlen', 'suppress_ifgroup', 'goto', 'realms', 'flowlabel'];
+
+/**
+ * Parse `ip -N -d -j rule show` (either family). Without -d, ip omits the unspec and kernel
+ * protocols: a rule without the field reads as unspec.
+ */
 export function parseIpRules(json: string): KRule[] {
   const text = json.trim();
   if (text.length === 0) return [];
   const arr = JSON.parse(text) as Array<Record<string, unknown>>;
   const out: KRule[] = [];
   for (const o of arr) {
-    if (o.fwmark !== undefined || o.action !== undefined && o.action !== 'to_tbl') continue;
+    if (FOREIGN_SELECTORS.some((k) => o[k] !== undefined)) continue;
+    if (o.action !== undefined && o.action !== 'to_tbl' && o.action !== '1') continue;
     const cidr = (addr: unknown, len: unknown): string | null => {
       if (typeof addr !== 'string' || addr === 'all') return null;
       const l = typeof len === 'number' ? len : isIPv6(addr) ? 128 : 32;
@@ -259,6 +292,7 @@ export function parseIpRules(json: string): KRule[] {
       iif: typeof o.iif === 'string' ? o.iif : null,
       table: tableNum(o.table),
       priority: typeof o.priority === 'number' ? o.priority : null,
+      proto: o.protocol === undefined ? RTPROT_UNSPEC : protoNumber(o.protocol),
     });
   }
   return out;
@@ -284,34 +318,45 @@ function ruleFamily(r: KRule): 'ipv4' | 'ipv6' {
   return (r.src !== null && isIPv6(r.src)) || (r.dst !== null && isIPv6(r.dst)) ? 'ipv6' : 'ipv4';
 }
 
+export function addRuleLine(r: KRule): string {
+  return `rule add${ruleSelector(r)} lookup ${r.table}${r.priority !== null ? ` pref ${r.priority}` : ''} protocol ${KG_PROTO}`;
+}
+
+/** With its priority and protocol, a delete names exactly the rule that was read. */
+export function deleteRuleLine(r: KRule): string {
+  return `rule del${ruleSelector(r)} lookup ${r.table}${r.priority !== null ? ` pref ${r.priority}` : ''} protocol ${r.proto}`;
+}
+
+/** Is this kernel rule kg's, or Go Kilo's to adopt? */
+export function isOwnedRule(r: KRule, desiredKeys: ReadonlySet<string>, kiloTable: number): boolean {
+  if (r.proto === KG_PROTO) return true;
+  return r.proto === RTPROT_UNSPEC && (r.table === kiloTable || desiredKeys.has(ruleKey(r)));
+}
+
 /**
- * Rules: `tables` are the lookup tables that mark a rule as Kilo's (1107 and the desired ones;
- * never main/local/default). Duplicates of a desired rule are removed down to one.
+ * Rules: only kg's (and adopted) kernel rules are compared; duplicates of a desired rule are
+ * removed down to one; an adopted rule is replaced by the same rule with kg's protocol.
  */
-export function diffRules(desired: readonly Rule[], actual: readonly KRule[], tables: ReadonlySet<number>): RuleOp[] {
+export function diffRules(desired: readonly KRule[], actual: readonly KRule[], kiloTable: number): RuleOp[] {
   const want = new Map<string, KRule>();
-  for (const r of desired) {
-    const k = normalizeRule(r);
-    want.set(ruleKey(k), k);
-  }
+  for (const k of desired) want.set(ruleKey(k), k);
+  const wantKeys = new Set(want.keys());
   const ops: RuleOp[] = [];
   const have = new Set<string>();
   for (const a of actual) {
-    if (!tables.has(a.table) || a.table === MAIN_TABLE || a.table === 255 || a.table === 253) continue;
+    if (!isOwnedRule(a, wantKeys, kiloTable)) continue;
     const key = ruleKey(a);
     const w = want.get(key);
     const priorityOk = w === undefined || w.priority === null || w.priority === a.priority;
-    if (w !== undefined && !have.has(key) && priorityOk) {
+    if (w !== undefined && !have.has(key) && priorityOk && a.proto === KG_PROTO) {
       have.add(key);
       continue;
     }
-    const pref = a.priority !== null ? ` pref ${a.priority}` : '';
-    ops.push({ kind: 'delete', key, rule: a, family: ruleFamily(a), line: `rule del${ruleSelector(a)} lookup ${a.table}${pref}` });
+    ops.push({ kind: 'delete', key, rule: a, family: ruleFamily(a), line: deleteRuleLine(a) });
   }
   for (const [key, r] of want) {
     if (have.has(key)) continue;
-    const pref = r.priority !== null ? ` pref ${r.priority}` : '';
-    ops.push({ kind: 'add', key, rule: r, family: ruleFamily(r), line: `rule add${ruleSelector(r)} lookup ${r.table}${pref}` });
+    ops.push({ kind: 'add', key, rule: r, family: ruleFamily(r), line: addRuleLine(r) });
   }
   return ops;
 }

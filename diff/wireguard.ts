@@ -3,6 +3,7 @@
 
 import ipaddr from 'ipaddr.js';
 import { canonicalCIDR } from './routes.js';
+import { checkCIDR, clampInt, controlAt, show, textProblem } from './kernel-input.js';
 
 export function b64ToHex(b64: string): string {
   const buf = Buffer.from(b64, 'base64');
@@ -34,12 +35,61 @@ export function canonicalEndpoint(ep: string | null): string | null {
   }
   const zone = host.indexOf('%');
   const bare = zone < 0 ? host : host.slice(0, zone);
-  if (!ipaddr.isValid(bare)) return null;
+  // a zone is written as it is: only an interface name's characters (no control character, no space)
+  if (zone >= 0 && !/^%[0-9A-Za-z_.-]{1,15}$/.test(host.slice(zone))) return null;
+  if (!ipaddr.isValid(bare) || !/^[0-9]{1,5}$/.test(port)) return null;
   let addr = ipaddr.parse(bare);
   if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) addr = (addr as ipaddr.IPv6).toIPv4Address();
   const p = Number(port);
   if (!Number.isInteger(p) || p <= 0 || p > 65535) return null;
   return addr.kind() === 'ipv6' ? `[${addr.toString()}${zone < 0 ? '' : host.slice(zone)}]:${p}` : `${addr.toString()}:${p}`;
+}
+
+/** A WireGuard key: the canonical base64 of 32 bytes (Buffer.from would skip stray characters). */
+export function isWgKey(k: unknown): k is string {
+  return typeof k === 'string' && k.length === 44 && Buffer.from(k, 'base64').toString('base64') === k;
+}
+
+/** A DNS `host:port` the agent has not resolved yet: no endpoint for now, and no warning. */
+function unresolvedName(ep: string): boolean {
+  const m = /^([A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62})?)*\.?):(\d{1,5})$/.exec(ep);
+  return m !== null && m[1].length <= 253 && Number(m[5]) >= 1 && Number(m[5]) <= 65535;
+}
+
+export interface PeerProblem {
+  message: string;
+  reason: 'invalid' | 'clamped';
+}
+
+/**
+ * Check a desired peer field by field before it can become UAPI lines or `wg` arguments.
+ * Drop the peer: a public key that is not a key. Drop the peer but leave the device's peer with
+ * that key as it is (`hold`): a preshared key that is not a key (without it the peer could not
+ * talk anyway; its value is never shown). Drop the field: an endpoint that is not `ip:port` with
+ * a port in 1-65535 (a DNS name not resolved yet is no endpoint, silently), an allowed IP that is
+ * not a CIDR. Clamp: a keepalive outside 0-65535 (the device refuses it, errno 22).
+ */
+export function checkPeer<P extends DesiredPeerInput>(p: P): { peer: P | null; hold: boolean; problems: PeerProblem[] } {
+  const problems: PeerProblem[] = [];
+  if (!isWgKey(p?.publicKey)) return { peer: null, hold: false, problems: [{ message: `public key ${show(p?.publicKey)} is not a WireGuard key`, reason: 'invalid' }] };
+  if (p.presharedKeySecret !== undefined && p.presharedKeySecret !== null && p.presharedKeySecret !== '' && !isWgKey(p.presharedKeySecret)) {
+    return { peer: null, hold: true, problems: [{ message: 'the preshared key is not a WireGuard key: the peer is left as it is', reason: 'invalid' }] };
+  }
+  let endpoint: string | null = null;
+  if (p.endpoint !== null && p.endpoint !== undefined && p.endpoint !== '') {
+    const t = textProblem('endpoint', p.endpoint, 300);
+    endpoint = t === null ? canonicalEndpoint(p.endpoint) : null;
+    if (endpoint === null && (t !== null || !unresolvedName(p.endpoint))) problems.push({ message: `${t ?? `endpoint ${show(p.endpoint)} is not ip:port with a port in 1-65535`}: no endpoint set`, reason: 'invalid' });
+  }
+  const allowedIPs: string[] = [];
+  for (const a of Array.isArray(p.allowedIPs) ? p.allowedIPs : []) {
+    const c = checkCIDR('allowed IP', a);
+    if (c.ok) allowedIPs.push(c.value);
+    else problems.push({ message: `${c.problem}: left out`, reason: 'invalid' });
+  }
+  const ka = clampInt(p.persistentKeepalive ?? 0, 0, 65535);
+  if (ka.clamped) problems.push({ message: `persistent keepalive ${show(p.persistentKeepalive)} is outside 0-65535: ${ka.value} used`, reason: 'clamped' });
+  return { peer: { ...p, endpoint, allowedIPs: [...new Set(allowedIPs)], persistentKeepalive: ka.value }, hold: false, problems };
 }
 
 /** A peer as the device holds it. */
@@ -99,12 +149,13 @@ export interface DeviceDelta {
  */
 export function diffDevice(
   device: DeviceState,
-  desired: { privateKeyHex: string; listenPort: number; peers: readonly DesiredPeerInput[] },
+  /** `listenPort` undefined = leave the device's port as it is. */
+  desired: { privateKeyHex: string; listenPort?: number; peers: readonly DesiredPeerInput[] },
   lastDesiredEndpoints: ReadonlyMap<string, string | null>,
 ): DeviceDelta {
   const delta: DeviceDelta = { peers: [] };
   if (device.privateKeyHex !== desired.privateKeyHex) delta.privateKeyHex = desired.privateKeyHex;
-  if (device.listenPort !== desired.listenPort) delta.listenPort = desired.listenPort;
+  if (desired.listenPort !== undefined && device.listenPort !== desired.listenPort) delta.listenPort = desired.listenPort;
   const want = new Set<string>();
   for (const p of desired.peers) {
     if (want.has(p.publicKey)) continue;
@@ -170,28 +221,78 @@ export function isEmptyDelta(d: DeviceDelta): boolean {
   return d.privateKeyHex === undefined && d.listenPort === undefined && d.peers.length === 0;
 }
 
+/** `key=value`, refusing a value that would end the line early (the last guard behind checkPeer). */
+function kv(key: string, value: string | number): string {
+  const v = String(value);
+  if (controlAt(v) >= 0) throw new Error(`refusing to write UAPI ${key}: the value has a control character`);
+  return `${key}=${v}`;
+}
+
+/** The UAPI lines of one peer delta (`allowed` = the allowed-IP lines, split by the caller). */
+function peerLines(p: PeerDelta): { head: string[]; allowed: string[] } {
+  const head = [kv('public_key', b64ToHex(p.publicKey))];
+  if (p.remove) return { head: [...head, 'remove=true'], allowed: [] };
+  if (!p.create) head.push('update_only=true');
+  if (p.presharedKeyHex !== undefined) head.push(kv('preshared_key', p.presharedKeyHex));
+  if (p.endpoint !== undefined) head.push(kv('endpoint', p.endpoint));
+  if (p.persistentKeepalive !== undefined) head.push(kv('persistent_keepalive_interval', p.persistentKeepalive));
+  if (p.replaceAllowedIPs !== undefined) head.push('replace_allowed_ips=true');
+  const allowed = [...(p.replaceAllowedIPs ?? []), ...(p.addAllowedIPs ?? [])].map((a) => kv('allowed_ip', a));
+  return { head, allowed };
+}
+
+/** UAPI messages are cut at this size: each is sent in one write, whole (see renderUapiSets). */
+export const UAPI_MESSAGE_BYTES = 32 * 1024;
+
+/**
+ * Render a delta as UAPI `set=1` requests of at most `maxBytes` each, every one a complete
+ * message ending with its blank line, split between peers (a peer with more allowed IPs than fit
+ * continues in the next message with `update_only`). wireguard-go applies each line as it reads
+ * it, and at the end of the stream it applies a last line even without its newline: a writer
+ * killed mid-message could leave `allowed_ip=10.1.2.0/2` of `…/24`. A small message goes to the
+ * socket in one write, so it arrives whole or not at all.
+ */
+export function renderUapiSets(d: DeviceDelta, maxBytes = UAPI_MESSAGE_BYTES): string[] {
+  const out: string[] = [];
+  let cur: string[] = ['set=1'];
+  let size = 6;
+  let peers = 0;
+  const flush = (): void => {
+    if (cur.length > 1) out.push(cur.join('\n') + '\n\n');
+    cur = ['set=1'];
+    size = 6;
+    peers = 0;
+  };
+  const push = (lines: string[]): void => {
+    for (const l of lines) {
+      cur.push(l);
+      size += l.length + 1;
+    }
+  };
+  if (d.privateKeyHex !== undefined) push([kv('private_key', d.privateKeyHex)]);
+  if (d.listenPort !== undefined) push([kv('listen_port', d.listenPort)]);
+  for (const p of d.peers) {
+    const { head, allowed } = peerLines(p);
+    const need = [...head, ...allowed].reduce((a, l) => a + l.length + 1, 0);
+    if (peers > 0 && size + need > maxBytes) flush();
+    push(head);
+    peers++;
+    for (const l of allowed) {
+      if (size + l.length + 1 > maxBytes && cur.length > head.length + 1) {
+        flush();
+        push([kv('public_key', b64ToHex(p.publicKey)), 'update_only=true']);
+        peers++;
+      }
+      push([l]);
+    }
+  }
+  flush();
+  return out;
+}
+
 /** Render a delta as one UAPI `set=1` request (terminated by the blank line). */
 export function renderUapiSet(d: DeviceDelta): string {
-  const out: string[] = ['set=1'];
-  if (d.privateKeyHex !== undefined) out.push(`private_key=${d.privateKeyHex}`);
-  if (d.listenPort !== undefined) out.push(`listen_port=${d.listenPort}`);
-  for (const p of d.peers) {
-    out.push(`public_key=${b64ToHex(p.publicKey)}`);
-    if (p.remove) {
-      out.push('remove=true');
-      continue;
-    }
-    if (!p.create) out.push('update_only=true');
-    if (p.presharedKeyHex !== undefined) out.push(`preshared_key=${p.presharedKeyHex}`);
-    if (p.endpoint !== undefined) out.push(`endpoint=${p.endpoint}`);
-    if (p.persistentKeepalive !== undefined) out.push(`persistent_keepalive_interval=${p.persistentKeepalive}`);
-    if (p.replaceAllowedIPs !== undefined) {
-      out.push('replace_allowed_ips=true');
-      for (const a of p.replaceAllowedIPs) out.push(`allowed_ip=${a}`);
-    }
-    if (p.addAllowedIPs !== undefined) for (const a of p.addAllowedIPs) out.push(`allowed_ip=${a}`);
-  }
-  return out.join('\n') + '\n\n';
+  return renderUapiSets(d, Infinity)[0] ?? 'set=1\n\n';
 }
 
 /**
@@ -238,6 +339,8 @@ export function renderWgSet(
     }
   }
   if (cur.length > 2 || all.length === 0) all.push(cur);
+  // the last guard behind checkPeer: no argument with a control character reaches `wg`
+  for (const a of all) for (const x of a) if (controlAt(x) >= 0) throw new Error('refusing to run wg set: an argument has a control character');
   return { args: all, secrets };
 }
 

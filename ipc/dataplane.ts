@@ -90,6 +90,22 @@ export interface ReconcilerError {
   message: string;
 }
 
+/**
+ * Why an item was not written as desired, without an error that a retry could cure:
+ * `invalid` = refused before writing (a control character, a value out of the kernel's range);
+ * `clamped` = written with a field brought into range or left out;
+ * `refused` = the kernel refused it for good (the same input always fails): not retried until
+ * the desired item changes.
+ */
+export type RejectReason = 'invalid' | 'clamped' | 'refused';
+export const REJECT_REASONS: readonly RejectReason[] = ['invalid', 'clamped', 'refused'];
+
+export interface Rejection extends ReconcilerError {
+  reason: RejectReason;
+  /** A summary entry stands for this many items (the list per pass is bounded); absent = 1. */
+  count?: number;
+}
+
 export interface ReconcilerReport {
   kind: ReconcilerKind;
   /** Number of kernel objects written (added/changed/removed). */
@@ -99,7 +115,10 @@ export interface ReconcilerReport {
   /** Whether the kernel was re-read in this pass (false = the cached view was trusted). */
   read: boolean;
   durationMs: number;
+  /** Failures a retry may cure (transient): they are retried with bounded backoff. */
   errors: ReconcilerError[];
+  /** Items dropped, clamped or refused for good (each reported once, when it is first seen). */
+  rejected: Rejection[];
 }
 
 export interface ApplyResult {
@@ -111,6 +130,8 @@ export interface ApplyResult {
   /** Total writes across reconcilers. */
   writes: number;
   errors: ReconcilerError[];
+  /** Warnings: items not written as desired, never retried as they are (they do not make `ok` false). */
+  rejected: Rejection[];
   /** Set by applyDelta when the worker does not hold the delta's base state: send it whole. */
   needFullState?: true;
 }
@@ -149,6 +170,8 @@ export interface DataplaneMetrics {
   batches: Record<string, number>;
   /** kg_dataplane_errors_total by reconciler kind. */
   errors: Record<string, number>;
+  /** kg_dataplane_rejected_total: key = `${kind}|${reason}`. */
+  rejected: Record<string, number>;
   /** kg_dataplane_resyncs_total. */
   resyncs: number;
   /** Duration of the last pass per kind, ms. */

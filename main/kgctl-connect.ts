@@ -144,7 +144,6 @@ export async function runConnect(v: FlagValues, nameArg: string | undefined, g: 
   const exec = new Exec();
   const wg = new WireGuardReconciler(exec, { interface: o.iface, createInterface: true, mode: 'auto', wireguardGo: 'wireguard-go', uapiDir: '/var/run/wireguard' });
   const routes = new RouteReconciler(exec, KILO_TABLE);
-  routes.setDevices([o.iface]);
 
   // The link first (address, MTU, up), with no peers yet.
   wg.setDesired({ privateKey: key.privateKey, listenPort: o.port, mtu, address: allowedIP.s, peers: [] });

@@ -261,6 +261,10 @@ export class IoClient {
     delta(cur.writes, prev?.writes, (k, d) => m.writes.labels(k).inc(d));
     delta(cur.batches, prev?.batches, (k, d) => m.batches.labels(k).inc(d));
     delta(cur.errors, prev?.errors, (k, d) => m.errors.labels(k).inc(d));
+    delta(cur.rejected, prev?.rejected, (k, d) => {
+      const [kind, reason] = k.split('|');
+      m.rejected.labels({ kind, reason }).inc(d);
+    });
     const dr = cur.resyncs - (prev?.resyncs ?? 0);
     if (dr > 0) m.resyncs.inc(dr);
     if (cur.heapBytes !== undefined) m.heap.set(cur.heapBytes);
@@ -279,6 +283,12 @@ function makeMetrics(registry: Registry) {
     writes: new Counter({ name: 'kg_dataplane_writes_total', help: 'Kernel objects written (added, changed or removed) by reconciler.', labelNames: ['kind'], registers: reg }),
     batches: new Counter({ name: 'kg_dataplane_batches_total', help: 'Write batches (iptables-restore runs, ip -batch runs, UAPI sets) by reconciler.', labelNames: ['kind'], registers: reg }),
     errors: new Counter({ name: 'kg_dataplane_errors_total', help: 'Failed dataplane writes or reads by reconciler.', labelNames: ['kind'], registers: reg }),
+    rejected: new Counter({
+      name: 'kg_dataplane_rejected_total',
+      help: 'Desired items not written as they are: invalid (dropped before writing), clamped (written with a field brought into range), refused (the kernel refuses them for good; not retried until they change).',
+      labelNames: ['kind', 'reason'],
+      registers: reg,
+    }),
     resyncs: new Counter({ name: 'kg_dataplane_resyncs_total', help: 'Full re-reads of the kernel state (periodic, drift repair, retries).', registers: reg }),
     restarts: new Counter({ name: 'kg_io_worker_restarts_total', help: 'Restarts of the dataplane I/O worker after it died.', registers: reg }),
     // The process metrics count the main thread's heap only; each worker is an isolate of its own.

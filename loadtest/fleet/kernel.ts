@@ -2,18 +2,16 @@
 // its namespaces, with the dataplane's own readers and parsers, for compareKernel().
 import { Exec } from '../../dataplane/exec.js';
 import { detectBackend, toolsFor } from '../../dataplane/iptables.js';
-import { readStaticRoutes } from '../../dataplane/routes.js';
-import { parseIpRules } from '../../diff/routes.js';
+import { readRoutes } from '../../dataplane/routes.js';
+import { readRules } from '../../dataplane/rules.js';
 import { parseWgDump } from '../../diff/wireguard.js';
 import { parseSave } from '../../diff/iptables.js';
 import type { KernelState } from './verify.js';
 
 export async function readKernel(ns: { net: string; mount?: string }, wgInterface = 'kilo0'): Promise<KernelState> {
   const exec = new Exec(ns, 30_000);
-  const routes = await readStaticRoutes(exec);
-  const [r4, r6] = await Promise.all([exec.run('ip', ['-4', '-j', 'rule', 'show']), exec.run('ip', ['-6', '-j', 'rule', 'show'])]);
-  if (r4.code !== 0) throw new Error(`ip rule show: ${r4.stderr.trim()}`);
-  const rules = [...parseIpRules(r4.stdout), ...(r6.code === 0 ? parseIpRules(r6.stdout) : [])];
+  const routes = await readRoutes(exec);
+  const rules = await readRules(exec);
   const wg = await exec.run('wg', ['show', wgInterface, 'dump']);
   // No device (a non-leader, or none yet) reads as null; compareKernel says whether one was due.
   const wireguard = wg.code === 0 ? parseWgDump(wg.stdout) : null;

@@ -24,6 +24,7 @@ import type { PlanJSON } from '../../plan/types.js';
 import { canonicalEndpoint, type DeviceState } from '../../diff/wireguard.js';
 import { desiredRouteMap, normalizeRule, ruleKey as kRuleKey, sameRoute, type KRoute, type KRule } from '../../diff/routes.js';
 import { buildDesired, isKiloRuleKey, type SavedTable } from '../../diff/iptables.js';
+import { KG_PROTO } from '../../diff/owner.js';
 
 /** Routing decision codes (non-negative values are the next hop's node index). */
 export const NO_ROUTE = -1;
@@ -411,7 +412,7 @@ export function mergeReports(parts: readonly VerifyReport[], ms: number): Verify
 
 /** What a node's kernel holds, read in its network namespace (loadtest/fleet/kernel.ts). */
 export interface KernelState {
-  /** Static routes (protocol static), both families. */
+  /** kg's routes (and static ones), both families (dataplane/routes.ts readRoutes). */
   routes: KRoute[];
   /** Policy rules (any table; only Kilo's table is compared). */
   rules: KRule[];
@@ -425,9 +426,9 @@ export interface KernelState {
 export function compareKernel(plan: PlanJSON, k: KernelState, o: { families?: ('ipv4' | 'ipv6')[]; kiloTable?: number } = {}): string[] {
   const out: string[] = [];
   const families = o.families ?? ['ipv4'];
-  // Routes: exactly the planned set of static routes.
+  // Routes: exactly the planned set of kg's routes.
   const want = desiredRouteMap(plan.routes);
-  const have = new Map<string, KRoute>(k.routes.filter((r) => r.static).map((r) => [`${r.table}|${r.dst}`, r] as const));
+  const have = new Map<string, KRoute>(k.routes.filter((r) => r.proto === KG_PROTO).map((r) => [`${r.table}|${r.dst}`, r] as const));
   for (const [key, r] of want as Map<string, KRoute>) {
     const h = have.get(key);
     if (!h) out.push(`route ${r.dst} (table ${r.table}) missing`);

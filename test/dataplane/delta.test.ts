@@ -3,6 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane } from '../../dataplane/dataplane.js';
+import { KG_PROTO } from '../../diff/owner.js';
 import { fixture } from '../../bench/plan-fixture.js';
 import { TestNode, cleanupMntRoot, keyPair, requireTool, waitFor } from './netns.js';
 
@@ -43,7 +44,7 @@ test('deltas: O(changed) passes keep the kernel equal to the desired state (lega
   }
   const peers = node.run('wg', 'show', 'kilo0', 'peers').trim().split('\n');
   assert.equal(peers.length, 39);
-  const routes = JSON.parse(node.ip('-4', '-j', 'route', 'show', 'proto', 'static')) as unknown[];
+  const routes = JSON.parse(node.ip('-4', '-j', 'route', 'show', 'proto', String(KG_PROTO))) as unknown[];
   assert.equal(routes.length, 39 * 3 + 1);
 });
 

@@ -148,17 +148,29 @@ for (const backend of ['legacy', 'nft'] as const) {
   });
 }
 
-test('iptables: one bad rule does not block the others', async (t) => {
+test('iptables: one rule iptables refuses does not block the others, not even in its own chain, and is not retried', async (t) => {
   requireTool('iptables-legacy-restore');
   const node = TestNode.create('ipt-bad');
   t.after(() => node.destroy());
   const r = new IptablesReconciler(new Exec(node.nsenter), { backend: 'legacy', ipv6: false });
   const good = kiloRules(3);
-  good.prepend.push({ family: 'ipv4', table: 'filter', chain: 'FORWARD', rule: ['-j', 'NO-SUCH-CHAIN', ...C('Kilo: broken')] });
+  good.prepend.splice(3, 0, { family: 'ipv4', table: 'filter', chain: 'FORWARD', rule: ['-j', 'NO-SUCH-CHAIN', ...C('Kilo: broken')] });
   r.setDesired(good);
-  const rep = await r.reconcile(false);
-  assert.equal(rep.errors.length, 1);
-  assert.match(rep.errors[0].item, /filter FORWARD/);
+  let rep = await r.reconcile(false);
+  assert.deepEqual(rep.errors, []);
+  assert.equal(rep.rejected.length, 1);
+  assert.equal(rep.rejected[0].reason, 'refused');
+  assert.match(rep.rejected[0].item, /filter FORWARD .*NO-SUCH-CHAIN/);
   const natv4 = save(node, 'legacy', 'ipv4', 'nat');
   assert.equal(chainRules(natv4, 'KILO-NAT').length, 7, 'the nat table was still applied');
+  assert.equal(chainRules(save(node, 'legacy', 'ipv4', 'filter'), 'FORWARD').length, 2, 'the good rules of the same chain too');
+  // a resync re-reads and writes nothing: the refused rule is not tried again while it is desired
+  rep = await r.reconcile(true);
+  assert.deepEqual([rep.errors.length, rep.rejected.length, rep.batches, rep.writes], [0, 0, 0, 0]);
+  // once it changes, it is tried again (and here written: the chain it jumps to exists now)
+  node.run('iptables-legacy', '-w', '-N', 'NO-SUCH-CHAIN');
+  good.prepend[3] = { ...good.prepend[3], rule: ['-j', 'NO-SUCH-CHAIN', ...C('Kilo: fixed')] };
+  r.setDesired(good);
+  rep = await r.reconcile(false);
+  assert.deepEqual([rep.errors.length, rep.rejected.length, rep.writes], [0, 0, 1]);
 });

@@ -81,6 +81,16 @@ export class TestNode {
     return sh('ip', ['-n', this.name, ...args]);
   }
 
+  /** Bridges standing in for devices (this kernel has no dummy links), each with its address, up. */
+  bridges(devs: ReadonlyArray<readonly [string, string]>): this {
+    for (const [dev, addr] of devs) {
+      this.ip('link', 'add', dev, 'type', 'bridge');
+      this.ip('addr', 'add', addr, 'dev', dev);
+      this.ip('link', 'set', dev, 'up');
+    }
+    return this;
+  }
+
   routesJSON(family: '-4' | '-6' = '-4'): Array<Record<string, any>> {
     return JSON.parse(this.ip(family, '-j', 'route', 'show', 'table', 'all') || '[]');
   }

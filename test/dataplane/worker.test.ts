@@ -4,6 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { IoClient } from '../../workers/io-client.js';
+import { KG_PROTO } from '../../diff/owner.js';
 import { fixture } from '../../bench/plan-fixture.js';
 import { TestNode, cleanupMntRoot, keyPair, requireTool, waitFor } from './netns.js';
 
@@ -29,7 +30,7 @@ test('io-worker: apply, no-op resync, metrics, restart after a crash re-reads an
   const desired = fixture({ nodes: 30, privateKey: keyPair().privateKey, ipv6: true });
   let res = await client.apply(desired);
   assert.deepEqual(res.errors, []);
-  const routes = (): number => (JSON.parse(node.ip('-4', '-j', 'route', 'show', 'proto', 'static')) as unknown[]).length;
+  const routes = (): number => (JSON.parse(node.ip('-4', '-j', 'route', 'show', 'proto', String(KG_PROTO))) as unknown[]).length;
   const natRules = (): number => node.run('iptables-nft-save', '-t', 'nat').split('\n').filter((l) => l.startsWith('-A KILO-NAT')).length;
   assert.equal(routes(), 29 * 3);
   assert.equal(natRules(), 30 * 3 + 1);

@@ -13,7 +13,10 @@ import {
   tokenize,
   type SavedTable,
 } from '../../diff/iptables.js';
-import { canonicalCIDR, diffRoutes, diffRules, desiredRouteMap, failedBatchLines, ownedRoutes, parseIpRoutes, parseIpRules } from '../../diff/routes.js';
+import { canonicalCIDR, checkRoute, checkRule, diffRoutes, diffRules, desiredRouteMap, failedBatchLines, normalizeRule, ownedRoutes, parseIpRoutes, parseIpRules, replaceLine } from '../../diff/routes.js';
+import { KG_PROTO, RTPROT_STATIC } from '../../diff/owner.js';
+import { permanentIpError } from '../../diff/kernel-input.js';
+import type { Route } from '../../plan/types.js';
 import { diffDevice, discoverNATEndpoints, parseUapiGet, renderUapiSet, renderWgSet, b64ToHex, type DeviceState } from '../../diff/wireguard.js';
 import { decideMode } from '../../dataplane/wireguard.js';
 import { planTunnel, ipipUnsupported } from '../../dataplane/tunnel.js';
@@ -123,46 +126,105 @@ test('diffTable: clean-up deletes our chains and Kilo-commented rules, never for
   assert.deepEqual(p.lines, ['-D POSTROUTING -s 10.42.0.0/24 -m comment --comment "Kilo: jump to KILO-NAT chain" -j KILO-NAT', '-F KILO-NAT', '-X KILO-NAT']);
 });
 
-test('routes: parse ip -j, ownership, diff', () => {
-  const actual = parseIpRoutes(
+test('routes: parse ip -j, ownership by protocol, adoption of Go Kilo\'s static routes, diff', () => {
+  // kg's routes (protocol 107) in any table and on any device are kg's
+  const mine = parseIpRoutes(
     JSON.stringify([
       { dst: '10.42.2.0/24', gateway: '10.4.0.2', dev: 'kilo0', prefsrc: '172.16.0.1', flags: ['onlink'] },
       { dst: '10.0.1.11', gateway: '10.0.1.11', dev: 'tunl0', table: '1107', flags: ['onlink'] },
-      { dst: '192.168.9.0/24', gateway: '172.16.0.9', dev: 'eth0', flags: [] }, // someone else's static route
+      { dst: '10.77.0.0/24', gateway: '172.16.0.7', dev: 'eth0', flags: [] }, // a device no longer in the plan
     ]),
-    true,
+    KG_PROTO,
   );
-  assert.equal(actual[1].dst, '10.0.1.11/32');
-  assert.equal(actual[1].table, 1107);
+  assert.equal(mine[1].dst, '10.0.1.11/32');
+  assert.equal(mine[1].table, 1107);
+  // static routes: Go Kilo's form, or someone else's
+  const statics = parseIpRoutes(
+    JSON.stringify([
+      { dst: '10.42.3.0/24', gateway: '10.4.0.3', dev: 'kilo0', flags: ['onlink'] }, // = a desired key: adopted
+      { dst: '10.0.1.12', gateway: '10.0.1.12', dev: 'tunl0', table: '1107', flags: [] }, // Kilo's table: adopted
+      { dst: '192.168.9.0/24', gateway: '172.16.0.9', dev: 'kilo0', flags: [] }, // someone else's, through kilo0
+      { dst: '192.168.8.0/24', gateway: '172.16.0.9', dev: 'eth0', table: '100', flags: [] }, // someone else's
+    ]),
+    RTPROT_STATIC,
+  );
+  // an unfiltered listing (ip -N) names the protocol: another table-1107 route of another program
+  const other = parseIpRoutes(JSON.stringify([{ dst: '10.0.1.13', dev: 'eth0', table: '1107', protocol: '3', flags: [] }]));
+  assert.equal(other[0].proto, 3);
   const desired = desiredRouteMap([{ dst: '10.42.3.7/24', gw: '10.4.0.3', dev: 'kilo0', src: '172.16.0.1', table: null, protocol: 'static', onlink: true }]);
   assert.ok(desired.has('254|10.42.3.0/24'), 'host bits masked');
-  const owned = ownedRoutes(actual, desired, { devices: new Set(['kilo0', 'tunl0']), tables: new Set([1107]), applied: new Set() });
-  assert.deepEqual([...owned.keys()].sort(), ['1107|10.0.1.11/32', '254|10.42.2.0/24']);
-  const ops = diffRoutes(desired, owned);
+  const { owned, extra } = ownedRoutes([...mine, ...statics, ...other], desired, 1107);
+  assert.deepEqual([...owned.keys()].sort(), ['1107|10.0.1.11/32', '1107|10.0.1.12/32', '254|10.42.2.0/24', '254|10.42.3.0/24', '254|10.77.0.0/24']);
+  assert.deepEqual(extra, []);
+  const ops = diffRoutes(desired, owned, extra);
   assert.deepEqual(ops.map((o) => o.line).sort(), [
-    'route del 10.0.1.11/32 via 10.0.1.11 dev tunl0 proto static table 1107',
-    'route del 10.42.2.0/24 via 10.4.0.2 dev kilo0 proto static',
-    'route replace 10.42.3.0/24 via 10.4.0.3 dev kilo0 onlink src 172.16.0.1 proto static',
+    'route del 10.0.1.11/32 via 10.0.1.11 dev tunl0 proto 107 table 1107',
+    'route del 10.0.1.12/32 via 10.0.1.12 dev tunl0 proto 4 table 1107',
+    'route del 10.42.2.0/24 via 10.4.0.2 dev kilo0 proto 107',
+    'route del 10.77.0.0/24 via 172.16.0.7 dev eth0 proto 107',
+    'route replace 10.42.3.0/24 via 10.4.0.3 dev kilo0 onlink src 172.16.0.1 proto 107',
   ]);
+  // a kg route and its static twin at one key: the twin goes, precisely (metric and protocol named)
+  const twin = ownedRoutes([...parseIpRoutes(JSON.stringify([{ dst: '10.42.3.0/24', gateway: '10.4.0.3', dev: 'kilo0', metric: 5, flags: ['onlink'] }]), RTPROT_STATIC), { ...desired.get('254|10.42.3.0/24')!, proto: KG_PROTO }], desired, 1107);
+  assert.deepEqual(diffRoutes(desired, twin.owned, twin.extra).map((o) => o.line), ['route del 10.42.3.0/24 via 10.4.0.3 dev kilo0 proto 4 metric 5']);
   assert.equal(canonicalCIDR('fd00:0:0::1/64'), 'fd00::/64');
 });
 
-test('rules: ours are the ones looking up 1107; duplicates trimmed', () => {
+test('routes: every field is checked before it can become a line', () => {
+  const base: Route = { dst: '10.42.3.0/24', gw: '10.4.0.3', dev: 'kilo0', src: null, table: null, protocol: 'static', onlink: true };
+  const bad: Array<[Partial<Route>, RegExp]> = [
+    [{ dev: 'kilo0\nroute del 192.0.2.0/24' }, /control character/],
+    [{ dev: 'a-very-long-interface-name' }, /not a valid interface name/],
+    [{ dst: '10.1.2.0/33' }, /valid prefix length/],
+    [{ dst: '10.1.2.0/' }, /valid prefix length/],
+    [{ dst: '10' }, /valid prefix length/],
+    [{ gw: 'fd00::1' }, /family/],
+    [{ gw: 'gateway.example' }, /not an IP/],
+    [{ src: '10.0.0.1\n' }, /control character/],
+    [{ table: 0 }, /out of range/],
+    [{ table: 2 ** 32 }, /out of range/],
+    [{ table: 255 }, /out of range/],
+    [{ table: 1.5 }, /out of range/],
+    [{ gw: null, dev: '' }, /neither/],
+  ];
+  for (const [patch, why] of bad) {
+    const c = checkRoute({ ...base, ...patch });
+    assert.ok(!c.ok && why.test(c.problem), `${JSON.stringify(patch)} → ${JSON.stringify(c)}`);
+  }
+  const ok = checkRoute({ ...base, table: 1107, gw: '10.4.0.3' });
+  assert.ok(ok.ok && replaceLine(ok.route) === 'route replace 10.42.3.0/24 via 10.4.0.3 dev kilo0 onlink proto 107 table 1107');
+  // a rule with no source and no destination would take all traffic
+  assert.ok(!checkRule({ src: null, dst: null, iif: 'kilo0', table: 1107, priority: null }).ok);
+  const pr = checkRule({ src: '10.1.0.0/16', dst: null, iif: null, table: 1107, priority: 2 ** 33 });
+  assert.ok(pr.ok && pr.rule.priority === null && pr.note !== null);
+  assert.ok(!checkRule({ src: '10.1.0.0/16', dst: null, iif: 'x\ny', table: 1107, priority: null }).ok);
+  assert.equal(permanentIpError('Error: argument "4294967296" is wrong: "table" value is invalid', 'route replace …'), true);
+  assert.equal(permanentIpError('Error: Nexthop has invalid gateway.', 'route replace 10.1.0.0/24 via 10.9.0.1 dev br0 onlink proto 107'), true);
+  assert.equal(permanentIpError('Error: Nexthop has invalid gateway.', 'route replace 10.1.0.0/24 via 10.19.0.7 dev br0 proto 107'), false);
+  assert.equal(permanentIpError('Cannot find device "kilo9"', 'route replace …'), false);
+});
+
+test('rules: kg\'s protocol marks ours; Go Kilo\'s unspec rules in Kilo\'s table are adopted; others untouched', () => {
   const actual = parseIpRules(
     JSON.stringify([
-      { priority: 0, src: 'all', table: 'local' },
-      { priority: 32764, src: 'all', dst: '10.0.1.11', iif: 'kilo0', table: '1107' },
-      { priority: 32763, src: 'all', dst: '10.0.1.11', iif: 'kilo0', table: '1107' },
-      { priority: 32765, src: '10.42.0.0', srclen: 24, dst: '10.0.1.12', table: '1107' },
-      { priority: 100, src: '10.9.0.0', srclen: 16, table: '100' },
-      { priority: 32766, src: 'all', table: 'main' },
+      { priority: 0, src: 'all', table: '255', protocol: '2' },
+      { priority: 32764, src: 'all', dst: '10.0.1.11', iif: 'kilo0', table: '1107', protocol: '107' },
+      { priority: 32763, src: 'all', dst: '10.0.1.11', iif: 'kilo0', table: '1107', protocol: '107' }, // duplicate
+      { priority: 32765, src: '10.42.0.0', srclen: 24, dst: '10.0.1.12', table: '1107', protocol: '0' }, // Go Kilo's, stale
+      { priority: 32762, src: '10.42.0.0', srclen: 24, dst: '10.0.1.13', table: '1107', protocol: '0' }, // Go Kilo's, desired
+      { priority: 32761, src: '10.43.0.0', srclen: 24, table: '1107', protocol: '200' }, // another program's, in 1107
+      { priority: 32760, src: '10.44.0.0', srclen: 24, table: '1107', fwmark: '0x1', protocol: '0' }, // a selector we do not model
+      { priority: 100, src: '10.9.0.0', srclen: 16, table: '100', protocol: '0' },
+      { priority: 32766, src: 'all', table: '254', protocol: '2' },
     ]),
   );
-  const ops = diffRules([{ src: null, dst: '10.0.1.11/32', iif: 'kilo0', table: 1107, priority: null }, { src: '10.42.0.0/24', dst: '10.0.1.13/32', iif: null, table: 1107, priority: null }], actual, new Set([1107]));
+  const want = [{ src: null, dst: '10.0.1.11/32', iif: 'kilo0', table: 1107, priority: null }, { src: '10.42.0.0/24', dst: '10.0.1.13/32', iif: null, table: 1107, priority: null }].map(normalizeRule);
+  const ops = diffRules(want, actual, 1107);
   assert.deepEqual(ops.map((o) => o.line), [
-    'rule del to 10.0.1.11/32 iif kilo0 lookup 1107 pref 32763',
-    'rule del from 10.42.0.0/24 to 10.0.1.12/32 lookup 1107 pref 32765',
-    'rule add from 10.42.0.0/24 to 10.0.1.13/32 lookup 1107',
+    'rule del to 10.0.1.11/32 iif kilo0 lookup 1107 pref 32763 protocol 107',
+    'rule del from 10.42.0.0/24 to 10.0.1.12/32 lookup 1107 pref 32765 protocol 0',
+    'rule del from 10.42.0.0/24 to 10.0.1.13/32 lookup 1107 pref 32762 protocol 0',
+    'rule add from 10.42.0.0/24 to 10.0.1.13/32 lookup 1107 protocol 107',
   ]);
   assert.deepEqual([...failedBatchLines('Cannot find device "nope"\nCommand failed -:2\n')], [[2, 'Cannot find device "nope"']]);
 });

@@ -93,10 +93,10 @@ test('kgctl connect: this machine becomes a Peer and reaches pods through the me
   await t.test('its interface, WireGuard peer and routes follow PeerConf and PeerRoutes', async () => {
     await waitFor('routes into the mesh', () => {
       alive();
-      const routes = inConn(['ip', 'route', 'show', 'proto', 'static']);
+      const routes = inConn(['ip', 'route', 'show', 'proto', '107']);
       return routes.includes('10.244.2.0/24 via 10.4.0.1 dev kilo0') && routes.includes('10.96.0.0/12 via 10.4.0.1 dev kilo0') ? routes : null;
     }, 60_000, 500);
-    const routes = inConn(['ip', 'route', 'show', 'proto', 'static']);
+    const routes = inConn(['ip', 'route', 'show', 'proto', '107']);
     // one location (a), leader a1 (first public endpoint → first by name), WireGuard IP 10.4.0.1
     for (const r of ['10.244.1.0/24 via 10.4.0.1 dev kilo0 onlink', '10.244.2.0/24 via 10.4.0.1 dev kilo0 onlink', '192.168.77.11 via 10.4.0.1 dev kilo0 onlink', '192.168.77.12 via 10.4.0.1 dev kilo0 onlink', '10.4.0.1 dev kilo0']) {
       assert.ok(routes.includes(r), `route ${r} in:\n${routes}`);
@@ -124,17 +124,17 @@ test('kgctl connect: this machine becomes a Peer and reaches pods through the me
 
   await t.test('repairs drift at the resync period: a route deleted by hand comes back', async () => {
     sh('ip', ['-n', CONN_NS, 'route', 'del', '10.244.2.0/24']);
-    await waitFor('the deleted route restored', () => inConn(['ip', 'route', 'show', 'proto', 'static']).includes('10.244.2.0/24 via 10.4.0.1 dev kilo0'), 20_000, 300);
+    await waitFor('the deleted route restored', () => inConn(['ip', 'route', 'show', 'proto', '107']).includes('10.244.2.0/24 via 10.4.0.1 dev kilo0'), 20_000, 300);
     await waitFor('pod a2 reachable again', () => mesh.ping({ ns: CONN_NS }, mesh.node('a2').podIP!), 15_000, 500);
   });
 
   await t.test('follows the cluster: another Peer appears and goes', async () => {
     const other = generateKeyPair();
     mesh.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'kilo.squat.ai/v1alpha1', kind: 'Peer', metadata: { name: 'phone' }, spec: { allowedIPs: ['10.5.0.77/32'], publicKey: other.publicKey } }) });
-    await waitFor('a route to the other peer', () => inConn(['ip', 'route', 'show', 'proto', 'static']).includes('10.5.0.77 dev kilo0'), 20_000, 300);
+    await waitFor('a route to the other peer', () => inConn(['ip', 'route', 'show', 'proto', '107']).includes('10.5.0.77 dev kilo0'), 20_000, 300);
     await waitFor('the other peer in WireGuard', () => wg(['show', 'kilo0', 'peers']).includes(other.publicKey), 20_000, 300);
     mesh.kubectl(['delete', 'peers.kilo.squat.ai', 'phone']);
-    await waitFor('the route to the other peer gone', () => !inConn(['ip', 'route', 'show', 'proto', 'static']).includes('10.5.0.77'), 20_000, 300);
+    await waitFor('the route to the other peer gone', () => !inConn(['ip', 'route', 'show', 'proto', '107']).includes('10.5.0.77'), 20_000, 300);
     await waitFor('the other peer gone from WireGuard', () => !wg(['show', 'kilo0', 'peers']).includes(other.publicKey), 20_000, 300);
   });
 
@@ -143,7 +143,7 @@ test('kgctl connect: this machine becomes a Peer and reaches pods through the me
     const code = await new Promise<number | null>((r) => (kgctl!.exitCode !== null ? r(kgctl!.exitCode) : kgctl!.once('exit', (c) => r(c))));
     assert.equal(code, 0, log);
     assert.equal(inConn(['ip', 'link', 'show', 'kilo0']).trim(), '', 'kilo0 deleted');
-    assert.equal(inConn(['ip', 'route', 'show', 'proto', 'static']).trim(), '', 'no routes left');
+    assert.equal(inConn(['ip', 'route', 'show', 'proto', '107']).trim(), '', 'no routes left');
     assert.ok(!mesh.kubectl(['get', 'peers.kilo.squat.ai', '-o', 'name']).includes('roadwarrior'), 'the Peer it created is deleted');
   });
 });
