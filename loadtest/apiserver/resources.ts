@@ -36,6 +36,8 @@ export const BUILTIN_TYPES: ResourceType[] = [
   t('rbac.authorization.k8s.io', 'v1', 'roles', 'Role', true),
   t('rbac.authorization.k8s.io', 'v1', 'rolebindings', 'RoleBinding', true),
   t('admissionregistration.k8s.io', 'v1', 'validatingwebhookconfigurations', 'ValidatingWebhookConfiguration', false),
+  t('admissionregistration.k8s.io', 'v1', 'validatingadmissionpolicies', 'ValidatingAdmissionPolicy', false),
+  t('admissionregistration.k8s.io', 'v1', 'validatingadmissionpolicybindings', 'ValidatingAdmissionPolicyBinding', false),
   // As if the Prometheus Operator's CRDs were installed.
   t('monitoring.coreos.com', 'v1', 'podmonitors', 'PodMonitor', true, { categories: ['all', 'prometheus-operator'] }),
 ];
