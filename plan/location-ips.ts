@@ -1,5 +1,6 @@
-// Allowed-location-IP filtering (spec §5.8), for every segment at once, in O((n + c) log c):
-// n the allowed IPs of all segments and Peers, c the allowed-location IPs (the candidates).
+// Allowed-location-IP filtering (spec §5.8), for every segment at once, in O((n + c) log c + p·l):
+// c the allowed-location IPs (the candidates), n the allowed IPs of all segments and Peers, p the
+// Peers' allowed IPs and l ≤ 33 (129 with IPv6) the distinct prefix lengths among the candidates.
 //
 // Kilo checks each candidate against every other segment's lists and every Peer: quadratic, so
 // two nodes claiming 10,000 allowed-location IPs each made every agent's plan take seconds. The
@@ -51,6 +52,41 @@ function rank(sorted: readonly Key[], x: Key, inclusive: boolean): number {
 
 const byKey = (keys: readonly Key[]) => (a: number, b: number) => (keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : 0);
 
+/**
+ * Candidates sorted by one key, and a difference array over them: each CIDR added covers the
+ * run of keys inside its block for one binary search each, however many candidates it covers.
+ */
+class Runs {
+  readonly order: number[];
+  private readonly keys: Key[];
+  private readonly cover: Int32Array;
+  constructor(keys: readonly Key[]) {
+    this.order = Array.from({ length: keys.length }, (_, i) => i).sort(byKey(keys));
+    this.keys = this.order.map((i) => keys[i]);
+    this.cover = new Int32Array(keys.length + 1);
+  }
+
+  add(c: CIDR): void {
+    const lo = blockStart(c);
+    const from = rank(this.keys, lo, false);
+    const to = rank(this.keys, blockEnd(lo, c), true);
+    if (from < to) {
+      this.cover[from]++;
+      this.cover[to]--;
+    }
+  }
+
+  /** Marks every candidate some added CIDR covered. */
+  mark(dropped: Uint8Array): void {
+    for (let i = 0, run = 0; i < this.order.length; i++) if ((run += this.cover[i]) > 0) dropped[this.order[i]] = 1;
+  }
+
+  /** The number of sorted keys ≤ x. */
+  atOrBefore(x: Key): number {
+    return rank(this.keys, x, true);
+  }
+}
+
 /** A segment as the filter reads it: allowedIPs WITHOUT its WireGuard IP. */
 export interface FilterSegment {
   readonly allowedLocationIPs: readonly CIDR[];
@@ -97,22 +133,9 @@ export function filterAllowedLocationIPs(
   // §5.8 rule 2, without WireGuard IPs: an allowed IP of any segment covers the candidate's
   // address. Each allowed IP covers a run of the candidates sorted by address: counted with a
   // difference array, so each allowed IP costs one binary search, not one pass over candidates.
-  const byPoint = Array.from({ length: n }, (_, i) => i).sort(byKey(point));
-  const points = byPoint.map((i) => point[i]);
-  const cover = new Int32Array(n + 1);
-  for (const s of segments) {
-    for (const a of s.allowedIPs) {
-      if (!relevant(a)) continue;
-      const lo = blockStart(a);
-      const from = rank(points, lo, false);
-      const to = rank(points, blockEnd(lo, a), true);
-      if (from < to) {
-        cover[from]++;
-        cover[to]--;
-      }
-    }
-  }
-  for (let i = 0, run = 0; i < n; i++) if ((run += cover[i]) > 0) dropped[byPoint[i]] = 1;
+  const byPoint = new Runs(point);
+  for (const s of segments) for (const a of s.allowedIPs) if (relevant(a)) byPoint.add(a);
+  byPoint.mark(dropped);
 
   // Rule 2 with the WireGuard IPs of segments 0…k (allocated consecutively: one key range).
   if (wireGuardIPs.length > 0) {
@@ -126,8 +149,7 @@ export function filterAllowedLocationIPs(
   // Peer block B meets candidate C when C starts inside B (a run of the candidates sorted by
   // start, counted as above) or when C strictly contains B (C's block is one of B's ancestors:
   // looked up by prefix length, among the lengths the candidates have).
-  const byStart = Array.from({ length: n }, (_, i) => i).sort(byKey(start));
-  const starts = byStart.map((i) => start[i]);
+  const byStart = new Runs(start);
   const blocks = new Map<Key, number[]>();
   const lengths = new Set<number>();
   for (let i = 0; i < n; i++) {
@@ -138,25 +160,21 @@ export function filterAllowedLocationIPs(
     lengths.add(cands[i].bits);
   }
   const sortedLengths = [...lengths].sort((a, b) => a - b);
-  cover.fill(0);
   for (const p of peers) {
     for (const b of p.allowedIPs) {
       if (!relevant(b)) continue;
-      const lo = blockStart(b);
-      const from = rank(starts, lo, false);
-      const to = rank(starts, blockEnd(lo, b), true);
-      if (from < to) {
-        cover[from]++;
-        cover[to]--;
-      }
+      byStart.add(b);
       for (const bits of sortedLengths) {
         if (bits >= b.bits) break;
-        const g = blocks.get(blockId(ancestorStart(b, bits), bits));
-        if (g) for (const i of g) dropped[i] = 1;
+        const id = blockId(ancestorStart(b, bits), bits);
+        const g = blocks.get(id);
+        if (!g) continue;
+        for (const i of g) dropped[i] = 1;
+        blocks.delete(id); // marked once, however many Peer blocks it contains
       }
     }
   }
-  for (let i = 0, run = 0; i < n; i++) if ((run += cover[i]) > 0) dropped[byStart[i]] = 1;
+  byStart.mark(dropped);
 
   // Rule 1: another segment's allowed-location IP intersects the candidate, in segment order.
   // A max-of-ends tree over the candidates sorted by start holds the lists as they stand: a
@@ -167,7 +185,7 @@ export function filterAllowedLocationIPs(
   while (size < n) size <<= 1;
   const tree: Key[] = new Array(2 * size).fill(DEAD);
   const pos = new Int32Array(n);
-  for (let r = 0; r < n; r++) pos[byStart[r]] = r;
+  for (let r = 0; r < n; r++) pos[byStart.order[r]] = r;
   const set = (i: number, v: Key) => {
     let x = pos[i] + size;
     tree[x] = v;
@@ -201,7 +219,7 @@ export function filterAllowedLocationIPs(
     for (let i = first; i < last; i++) set(i, DEAD);
     const kept: CIDR[] = [];
     for (let i = first; i < last; i++) {
-      if (!dropped[i] && maxBefore(rank(starts, end[i], true)) >= start[i]) dropped[i] = 1;
+      if (!dropped[i] && maxBefore(byStart.atOrBefore(end[i])) >= start[i]) dropped[i] = 1;
       if (!dropped[i]) kept.push(cands[i]);
     }
     for (let i = first; i < last; i++) if (!dropped[i]) set(i, end[i]);
