@@ -7,8 +7,9 @@
 // result here is the same, order-dependent rule included: segment k sees the segments before it
 // already filtered (and their WireGuard IPs allocated), and the ones after it unfiltered.
 //
-// Addresses become keys on one number line: IPv4 as numbers 0 … 2^32-1, IPv6 as BigInts from
-// 2^128 on (JavaScript compares numbers and BigInts exactly), so the two families never meet.
+// Addresses become keys on one number line: IPv4 as 32-bit signed numbers, shifted by 2^31 so
+// that their order is the addresses' (small integers: no heap number per key), IPv6 as BigInts
+// from 2^128 on (JavaScript compares numbers and BigInts exactly): the families never meet.
 // A CIDR is the block [start, end] of its network (its written address may carry host bits);
 // two CIDRs intersect (spec §0.5) exactly when their blocks overlap.
 import type { CIDR, IP } from './addr.js';
@@ -16,7 +17,10 @@ import type { CIDR, IP } from './addr.js';
 type Key = number | bigint;
 
 const V6_BASE = 1n << 128n;
-const DEAD = -1;
+/** Below every key: an entry that is not in the lists. */
+const DEAD = Number.NEGATIVE_INFINITY;
+const FLIP = 0x80000000 | 0;
+const mask4 = (bits: number) => (bits === 0 ? 0 : -1 << (32 - bits));
 
 function v6Number(b: Uint8Array): bigint {
   const v = new DataView(b.buffer, b.byteOffset, 16);
@@ -24,18 +28,18 @@ function v6Number(b: Uint8Array): bigint {
 }
 
 function pointKey(ip: IP): Key {
-  return ip.v6 ? v6Number(ip.b!) + V6_BASE : ip.n >>> 0;
+  return ip.v6 ? v6Number(ip.b!) + V6_BASE : ip.n ^ FLIP;
 }
 
 /** The first and last address of a CIDR's network, as keys. */
 function blockStart(c: CIDR): Key {
-  if (!c.ip.v6) return c.bits === 0 ? 0 : (c.ip.n & (-1 << (32 - c.bits))) >>> 0;
+  if (!c.ip.v6) return (c.ip.n & mask4(c.bits)) ^ FLIP;
   const host = BigInt(128 - c.bits);
   return ((v6Number(c.ip.b!) >> host) << host) + V6_BASE;
 }
 
 function blockEnd(start: Key, c: CIDR): Key {
-  return c.ip.v6 ? (start as bigint) + (1n << BigInt(128 - c.bits)) - 1n : (start as number) + 2 ** (32 - c.bits) - 1;
+  return c.ip.v6 ? (start as bigint) + (1n << BigInt(128 - c.bits)) - 1n : (c.ip.n | ~mask4(c.bits)) ^ FLIP;
 }
 
 /** The number of keys ≤ x (`inclusive`) or < x, in a sorted array. */
@@ -68,6 +72,9 @@ class Runs {
 
   add(c: CIDR): void {
     const lo = blockStart(c);
+    const keys = this.keys;
+    // Most CIDRs lie wholly outside the candidates' span: no search for them.
+    if (lo > keys[keys.length - 1]) return;
     const from = rank(this.keys, lo, false);
     const to = rank(this.keys, blockEnd(lo, c), true);
     if (from < to) {
@@ -109,7 +116,9 @@ export function filterAllowedLocationIPs(
   let v4 = false;
   let v6 = false;
   for (let k = 0; k < segments.length; k++) {
-    for (const c of segments[k].allowedLocationIPs) {
+    const list = segments[k].allowedLocationIPs;
+    for (let j = 0; j < list.length; j++) {
+      const c = list[j];
       cands.push(c);
       owner.push(k);
       if (c.ip.v6) v6 = true;
@@ -133,8 +142,13 @@ export function filterAllowedLocationIPs(
   // §5.8 rule 2, without WireGuard IPs: an allowed IP of any segment covers the candidate's
   // address. Each allowed IP covers a run of the candidates sorted by address: counted with a
   // difference array, so each allowed IP costs one binary search, not one pass over candidates.
+  // Index loops and a range check first: this loop sees every allowed IP of the cluster (10,000
+  // at 5,000 nodes) even when there are two candidates.
   const byPoint = new Runs(point);
-  for (const s of segments) for (const a of s.allowedIPs) if (relevant(a)) byPoint.add(a);
+  for (let k = 0; k < segments.length; k++) {
+    const allowed = segments[k].allowedIPs;
+    for (let j = 0; j < allowed.length; j++) if (relevant(allowed[j])) byPoint.add(allowed[j]);
+  }
   byPoint.mark(dropped);
 
   // Rule 2 with the WireGuard IPs of segments 0…k (allocated consecutively: one key range).

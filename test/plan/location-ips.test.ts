@@ -46,7 +46,9 @@ function reference(segs: readonly FilterSegment[], wg: readonly IP[], peers: rea
 // A small address universe, so that claims collide, nest and hit WireGuard IPs: IPv4 in
 // 10.0.0.0/16 (with the odd short prefix), IPv6 in fd00::/112, and IPv4-mapped IPv6.
 const bitsV4 = fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 24, max: 32 }) }, { weight: 3, arbitrary: fc.integer({ min: 16, max: 23 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 15 }) });
-const v4 = fc.record({ a: fc.integer({ min: 0, max: 31 }), b: fc.integer({ min: 0, max: 255 }), bits: bitsV4 }).map(({ a, b, bits }) => `10.0.${a}.${b}/${bits}`);
+// Mostly 10.0.0.0/19; sometimes above 128.0.0.0, where the sign bit of a 32-bit number is set.
+const v4 = fc.record({ hi: fc.integer({ min: 0, max: 7 }), a: fc.integer({ min: 0, max: 31 }), b: fc.integer({ min: 0, max: 255 }), bits: bitsV4 })
+  .map(({ hi, a, b, bits }) => (hi === 0 ? `200.0.${a}.${b}/${bits}` : hi === 1 ? `127.255.255.${b}/${bits}` : `10.0.${a}.${b}/${bits}`));
 const v6 = fc.record({ x: fc.integer({ min: 0, max: 0x7ff }), bits: fc.integer({ min: 100, max: 128 }) }).map(({ x, bits }) => `fd00::${x.toString(16)}/${bits}`);
 const mapped = fc.record({ b: fc.integer({ min: 0, max: 255 }), bits: fc.integer({ min: 118, max: 128 }) }).map(({ b, bits }) => `::ffff:10.0.1.${b}/${bits}`);
 const anyCIDR = fc.oneof({ weight: 6, arbitrary: v4 }, { weight: 2, arbitrary: v6 }, { weight: 1, arbitrary: mapped }).map((s) => parseCIDR(s)!);
@@ -111,6 +113,10 @@ test('location-ips: each rule alone, by hand (spec §5.8)', () => {
   assert.deepEqual(run([seg([]), seg(['10.4.0.1/32', '10.4.0.2/32', '10.4.0.3/32'])]), [null, ['10.4.0.3/32']]);
   // Rule 3: a Peer's allowed IP intersecting the claim, either way round.
   assert.deepEqual(run([seg(['10.5.0.0/16', '10.6.1.0/24', '10.7.0.0/24'])], [{ allowedIPs: [c('10.5.3.0/24'), c('10.6.0.0/16')] }]), [['10.7.0.0/24']]);
+  // Blocks across the sign bit of 32 bits: /0 and /1 cover the top half too.
+  assert.deepEqual(run([seg(['200.1.0.0/16', '127.0.0.0/8']), seg(['0.0.0.0/0'])]), [[], ['0.0.0.0/0']]);
+  assert.deepEqual(run([seg(['200.1.0.0/16']), seg(['0.0.0.0/1', '128.0.0.0/1'])]), [[], ['0.0.0.0/1', '128.0.0.0/1']]);
+  assert.deepEqual(run([seg(['255.255.255.255/32', '127.255.255.255/32']), seg(['128.0.0.0/1'])]), [['127.255.255.255/32'], ['128.0.0.0/1']]);
   // Families never meet: ::ffff:10.0.0.0/104 is IPv4 10.0.0.0/8; fd00::/8 does not touch IPv4.
   assert.deepEqual(run([seg(['fd00::/8', '::ffff:10.0.0.0/104']), seg(['10.1.0.0/16'])]), [['fd00::/8'], ['10.1.0.0/16']]);
 });
