@@ -5,7 +5,7 @@
 //   - optionally a baseline build (`--baseline-dist DIR`, e.g. a checkout of the previous commit
 //     built with `npm run build`) loaded into the same process, which has no cap: given the same
 //     20,000, and given the 1,024 per node this build's cap leaves;
-//   - the same cluster without allowed-location IPs, as a floor.
+//   - the same cluster without allowed-location IPs, and with 4 per node (the usual few), in both.
 // Timed plan by plan (a quadratic filter takes seconds, too slow for mitata's sampling).
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -55,6 +55,7 @@ export async function measureALIPs(o: { nodes: number; each: number; baselineDis
   const full = cluster(o.nodes, o.each, o.now);
   const capped = cluster(o.nodes, 1024, o.now);
   const none = cluster(o.nodes, 0, o.now);
+  const few = cluster(o.nodes, 4, o.now);
   const lifted = limitsWith({ maxAllowedLocationIPs: Number.POSITIVE_INFINITY });
   const out: Measurement[] = [];
   const lines: string[] = [];
@@ -62,9 +63,12 @@ export async function measureALIPs(o: { nodes: number; each: number; baselineDis
     const opts = o.options(syntheticName(0), g);
     const cases: [string, Planner, { nodes: NodeObject[]; peers: PeerObject[] }, Parameters<typeof parseCluster>[3]?][] = [
       ['no allowed-location IPs', { parseCluster, plan }, none],
+      ['2 × 4 (the usual few)', { parseCluster, plan }, few],
       [`2 × ${o.each}, cap at default (1,024)`, { parseCluster, plan }, full],
       [`2 × ${o.each}, cap lifted`, { parseCluster, plan }, full, lifted],
       ...(base ? [
+        ['baseline build, no allowed-location IPs', base, none],
+        ['baseline build, 2 × 4', base, few],
         [`baseline build, 2 × ${o.each} (no cap)`, base, full],
         ['baseline build, 2 × 1,024 (what the cap leaves)', base, capped],
       ] as [string, Planner, { nodes: NodeObject[]; peers: PeerObject[] }][] : []),
