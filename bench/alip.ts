@@ -7,9 +7,13 @@
 //     20,000, and given the 1,024 per node this build's cap leaves;
 //   - the same cluster without allowed-location IPs, and with 4 per node (the usual few), in both.
 // Timed plan by plan (a quadratic filter takes seconds, too slow for mitata's sampling).
+// Then the filter alone (plan/location-ips.ts) over 5,000 segments, from 2 to 80,000 claims:
+// its time per claim shows the growth.
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { limitsWith } from '../plan/claims.js';
+import { nextIP, parseCIDR, type CIDR, type IP } from '../plan/addr.js';
+import { filterAllowedLocationIPs } from '../plan/location-ips.js';
 import { parseCluster, plan, type PlanOptions } from '../plan/plan.js';
 import type { NodeObject } from '../plan/node.js';
 import type { PeerObject } from '../plan/peer.js';
@@ -87,5 +91,30 @@ export async function measureALIPs(o: { nodes: number; each: number; baselineDis
   console.log('| granularity | case | p50 ms | min ms | plans | allowed-location IPs kept |');
   console.log('|---|---|---:|---:|---:|---:|');
   for (const l of lines) console.log(l);
+  out.push(...filterScaling(o.nodes, o.budgetMs));
+  return out;
+}
+
+/** The filter alone: `segments` segments (a /24 and a /32 each), 100 Peers, two segments claiming c/2 each. */
+function filterScaling(segments: number, budgetMs: number): Measurement[] {
+  const segs: { allowedLocationIPs: CIDR[]; allowedIPs: CIDR[] }[] = Array.from({ length: segments }, (_, i) => ({
+    allowedLocationIPs: [] as CIDR[], allowedIPs: [parseCIDR(`10.${64 + ((i >> 8) & 127)}.${i & 255}.0/24`)!, parseCIDR(`172.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`)!],
+  }));
+  const subnet = parseCIDR('10.4.0.0/16')!;
+  const wg: IP[] = [];
+  for (let i = 0, ip = subnet.ip; i < segments; i++) wg.push((ip = nextIP(ip, subnet)!));
+  const peers = Array.from({ length: 100 }, (_, j) => ({ allowedIPs: [parseCIDR(`10.250.0.${j}/32`)!] }));
+  const out: Measurement[] = [];
+  console.log(`\nThe allowed-location-IP filter alone, ${segments} segments (${2 * segments} allowed IPs), 100 Peers:`);
+  console.log('| claims | p50 ms | min ms | µs per claim (min) |');
+  console.log('|---:|---:|---:|---:|');
+  for (const c of [2, 200, 2_000, 20_000, 80_000]) {
+    const list = (a: number, b: number) => Array.from({ length: c / 2 }, (_, i) => parseCIDR(`${a}.${b + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`)!).sort((x, y) => (x.s < y.s ? -1 : 1));
+    segs[7].allowedLocationIPs = list(192, 168);
+    segs[segments - 3].allowedLocationIPs = list(100, 64);
+    const r = time(() => filterAllowedLocationIPs(segs, wg, peers), budgetMs / 3, 5);
+    out.push({ name: `alip/filter/${c} claims`, unit: 'ms', p50: r.p50, min: r.min });
+    console.log(`| ${c} | ${r.p50.toFixed(2)} | ${r.min.toFixed(2)} | ${((r.min * 1000) / c).toFixed(2)} |`);
+  }
   return out;
 }
