@@ -7,7 +7,11 @@
 // (as the pool's replica holds them), without the description and with memoisation off, i.e. a
 // re-plan in which every segment changed (JSON name `plan/agent-replan/…`, kept for comparisons).
 //
+// Also (bench/alip.ts): the plan at 5,000 nodes when two nodes claim 10,000 allowed-location
+// IPs each, with the cap at its default and lifted, and against a baseline build if given.
+//
 //   node dist/bench/plan.js [--sizes 100,1000,5000,10000] [--json bench-results.json] [--quick]
+//                           [--baseline-dist OTHER/dist] [--alip-only]
 //
 // Always writes a results file (default bench-results.json) in the comparable format of
 // bench/compare.ts; `node dist/bench/compare.js old.json new.json` flags regressions.
@@ -21,6 +25,7 @@ import { parseCIDR } from '../plan/addr.js';
 import { parseCluster, plan, type PlanOptions } from '../plan/plan.js';
 import type { Granularity } from '../plan/types.js';
 import { syntheticName, syntheticNodes, syntheticPeers } from './synthetic.js';
+import { measureALIPs } from './alip.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string) => {
@@ -29,6 +34,7 @@ const opt = (name: string) => {
 };
 const sizes = (opt('--sizes') ?? '100,1000,5000,10000').split(',').map(Number);
 const quick = args.includes('--quick');
+const alipOnly = args.includes('--alip-only');
 const NOW = 1_764_160_000;
 
 function options(hostname: string, granularity: Granularity): PlanOptions {
@@ -42,7 +48,7 @@ const ms = (ns: number) => ns / 1e6;
 interface Row { nodes: number; locations: number; granularity: Granularity; p50: number; p99: number; min: number; perNodeUs: number; bareP50: number; bareP99: number; cloneP50: number; parsedP50: number; wgPeers: number; routes: number; iptables: number }
 const rows: Row[] = [];
 
-for (const n of sizes) {
+for (const n of alipOnly ? [] : sizes) {
   for (const locations of [1, 100]) {
     const nodes = syntheticNodes({ nodes: n, locations, peers: 0, now: NOW });
     const peers = syntheticPeers({ nodes: n, locations, peers: 100, now: NOW });
@@ -87,7 +93,7 @@ for (const g of ['location', 'full'] as Granularity[]) {
 // The agent's pool-worker path (kg bench's plan-time measurement): snapshot + plan, and a
 // one-node change, in location granularity with 50 locations and 100 Peers.
 const worker: Measurement[] = [];
-for (const n of sizes) {
+for (const n of alipOnly ? [] : sizes) {
   const cfg = { ...parseBenchFlags([]), nodes: n, locations: Math.min(50, n), peers: 100, timeBudgetMs: quick ? 100 : 800 };
   const w = await measureCompute(cfg, loadCluster(cfg));
   const key = `${n} nodes/${cfg.locations} loc/location`;
@@ -95,6 +101,8 @@ for (const n of sizes) {
   worker.push({ name: `worker/incremental/${key}`, unit: 'ms', p50: w.incrementalPlan.p50Ms, p99: w.incrementalPlan.p99Ms, min: w.incrementalPlan.minMs });
   console.log(`pool-worker path, ${key}: full p50 ${f(w.fullPlan.p50Ms)} ms, one-node change p50 ${f(w.incrementalPlan.p50Ms)} ms`);
 }
+
+worker.push(...await measureALIPs({ nodes: 5000, each: 10_000, baselineDist: opt('--baseline-dist'), budgetMs: quick ? 300 : 3000, options, now: NOW }));
 
 const out = opt('--json') ?? 'bench-results.json';
 const measurements: Measurement[] = rows.flatMap((r): Measurement[] => {

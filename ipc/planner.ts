@@ -9,6 +9,7 @@ import type { NodeObject } from '../plan/node.js';
 import type { PeerObject } from '../plan/peer.js';
 import type { PlanOptions } from '../plan/plan.js';
 import type { DesiredDelta } from '../diff/desired.js';
+import type { ClaimLimits } from '../plan/claims.js';
 
 export interface ReplicaDelta {
   /** The version after this delta; `prev` is the version it applies to. */
@@ -23,6 +24,8 @@ export interface ReplicaDelta {
   /** Heartbeat-only changes: name → last-seen seconds. */
   lastSeen?: [string, number][];
   topologyLabel?: string;
+  /** What one node or Peer may claim (--allow-short-prefixes); set with the label. */
+  claims?: ClaimLimits;
 }
 
 export interface PlanTask {

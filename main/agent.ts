@@ -25,6 +25,7 @@ import type { KubeClient } from './kube.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { Pacer } from './pacer.js';
+import { MAX_LOGGED, WarningLog } from './warnings.js';
 import { Reflector, type KubeObject, type ReflectorEvent } from './reflector.js';
 import type { PlanPool } from '../workers/plan-pool.js';
 import type { IoClient } from '../workers/io-client.js';
@@ -165,6 +166,7 @@ export class Agent {
   consecutiveFailures = 0;
   lastSuccess = 0;
   lastSummary: PlanSummary | null = null;
+  private readonly warnings = new WarningLog();
 
   constructor(private readonly o: AgentOptions) {
     this.now = o.now ?? (() => Math.floor(Date.now() / 1000));
@@ -302,8 +304,8 @@ export class Agent {
     }
     // An update that breaks a valid Peer keeps the last valid version (spec §3.3.5): what worked
     // is not lost to a bad edit. A new invalid Peer is reported by the planner as a warning.
-    const invalid = validatePeer(e.obj);
-    if (e.type === 'update' && invalid !== null && validatePeer(e.old) === null) {
+    const invalid = validatePeer(e.obj, this.o.config.claims);
+    if (e.type === 'update' && invalid !== null && validatePeer(e.old, this.o.config.claims) === null) {
       this.o.metrics.annotationWarnings.inc();
       this.log.warn('invalid Peer update ignored; keeping the last valid version', { peer: e.name, error: invalid });
       return;
@@ -313,6 +315,17 @@ export class Agent {
     else this.peerDns.delete(e.name);
     this.o.pool.setPeer(e.name, e.obj);
     this.schedule(`peer ${e.type}`);
+  }
+
+  /** Counts and logs each planner warning once, when it first appears (main/warnings.ts). */
+  private reportWarnings(list: readonly string[]): void {
+    const { added, cleared } = this.warnings.update(list);
+    const m = this.o.metrics;
+    m.annotationWarnings.inc(added.length);
+    m.currentWarnings.set(this.warnings.size);
+    for (const w of added.slice(0, MAX_LOGGED)) this.log.warn('ignored input', { warning: w });
+    if (added.length > MAX_LOGGED) this.log.warn('more ignored input', { more: added.length - MAX_LOGGED, total: this.warnings.size });
+    if (cleared > 0) this.log.info('warnings cleared', { cleared, remaining: this.warnings.size });
   }
 
   private isReady(r: NodeRecord, now = this.readinessNow()): boolean {
@@ -670,7 +683,7 @@ export class Agent {
       m.plans.labels('ok').inc();
       const s = a.summary;
       this.lastSummary = s;
-      m.annotationWarnings.inc(s.warnings.length);
+      this.reportWarnings(s.warnings);
       if (s.discoveredEndpoints !== null) this.discovered = s.discoveredEndpoints;
       if (!s.ready) {
         this.log.info('the local node is not ready; leaving the dataplane as it is', { node: this.o.config.hostname });

@@ -6,6 +6,7 @@ import { network, parseCIDR, type CIDR } from '../plan/addr.js';
 import { STRATEGIES, type Strategy } from '../plan/encapsulation.js';
 import type { Granularity } from '../plan/types.js';
 import { HEARTBEAT_MODES, type HeartbeatMode, type HeartbeatPolicy } from '../plan/heartbeat.js';
+import { limitsWith, MIN_PREFIX, type ClaimLimits } from '../plan/claims.js';
 
 export type FlagType = 'string' | 'bool' | 'int' | 'duration' | 'strings';
 export interface FlagDef {
@@ -21,6 +22,12 @@ export class FlagError extends Error {}
 
 export const LOG_LEVELS = ['all', 'debug', 'info', 'warn', 'error', 'none'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Shared by the agent, `kg plan` and `kg webhook`: the webhook must deny exactly what kg ignores. */
+export const ALLOW_SHORT_PREFIXES_FLAG: FlagDef = {
+  name: 'allow-short-prefixes', type: 'bool', default: false,
+  usage: `Accept allowed-location IPs of Nodes and allowed IPs of Peers with prefixes shorter than /${MIN_PREFIX} (0.0.0.0/0, 0.0.0.0/1, ::/0…); without it a node's are ignored and such a Peer is invalid (kg).`,
+};
 
 /** Every flag of the Go agent (spec §12.2), then kg's own additions. */
 export const AGENT_FLAGS: FlagDef[] = [
@@ -58,6 +65,7 @@ export const AGENT_FLAGS: FlagDef[] = [
   { name: 'heartbeat', type: 'string', default: 'kilo', usage: 'Heartbeat mode: kilo (Go-compatible, every --check-in-period) or adaptive (all-kg clusters only: the period grows with the cluster to stay under --heartbeat-budget writes/s) (kg).' },
   { name: 'heartbeat-budget', type: 'string', default: '15', usage: 'Adaptive heartbeat mode: cluster-wide Node writes per second to stay under (kg).' },
   { name: 'log-format', type: 'string', default: 'json', usage: 'Log format: json or logfmt (kg).' },
+  ALLOW_SHORT_PREFIXES_FLAG,
 ];
 
 /** Extra flags of `kg plan` (see shared/spec/plan-format.md). */
@@ -201,6 +209,8 @@ export interface Config {
   checkInPeriodMs: number;
   heartbeat: HeartbeatPolicy;
   logFormat: 'json' | 'logfmt';
+  /** What one node or Peer may claim (plan/claims.ts), from --allow-short-prefixes. */
+  claims: ClaimLimits;
 }
 
 function cidrFlag(v: string, masked: boolean): CIDR {
@@ -268,6 +278,7 @@ export function toConfig(v: FlagValues, opts: { osHostname?: () => string } = {}
     minSyncIntervalMs: parseDuration(v['min-sync-interval'] as string) ?? 100,
     checkInPeriodMs: checkIn,
     logFormat,
+    claims: limitsWith({ allowShortPrefixes: v['allow-short-prefixes'] as boolean }),
     backend: 'kubernetes',
     cleanUp: v['clean-up'] as boolean,
     cleanUpInterface: v['clean-up-interface'] as boolean,

@@ -45,7 +45,8 @@ export function createMetrics() {
     watchBytes: new Counter({ name: 'kg_watch_bytes_total', help: 'Bytes received on watch streams.', labelNames: ['resource'], registers: [registry] }),
     plans: new Counter({ name: 'kg_plans_total', help: 'Plans computed.', labelNames: ['result'], registers: [registry] }),
     ioQueueDepth: new Gauge({ name: 'kg_io_queue_depth', help: 'Desired states waiting for the I/O worker.', registers: [registry] }),
-    annotationWarnings: new Counter({ name: 'kg_annotation_warnings_total', help: 'Malformed annotations or Peers seen in plans (ignored as Kilo ignores them).', registers: [registry] }),
+    annotationWarnings: new Counter({ name: 'kg_annotation_warnings_total', help: 'Malformed annotations or Peers (ignored as Kilo ignores them), and claims over kg\'s caps; each counted once, when it first appears.', registers: [registry] }),
+    currentWarnings: new Gauge({ name: 'kg_annotation_warnings', help: 'Planner warnings in the last plan (malformed annotations or Peers, claims over the caps).', registers: [registry] }),
     heartbeats: new Counter({ name: 'kg_heartbeats_total', help: 'Heartbeat (check-in) writes of the local node.', labelNames: ['result'], registers: [registry] }),
     dnsFailures: new Counter({ name: 'kg_dns_failures_total', help: 'DNS endpoint resolutions that failed.', registers: [registry] }),
   };

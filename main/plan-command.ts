@@ -58,7 +58,7 @@ export function runPlan(argv: string[]): number {
   if (values.nodes === '-' && values.peers === '-') throw new FlagError('only one of --nodes and --peers can read standard input');
   const nodes = readObjects(values.nodes as string, 'nodes') as NodeObject[];
   const peers = values.peers ? (readObjects(values.peers as string, 'peers') as PeerObject[]) : [];
-  const cluster = parseCluster(nodes, peers, cfg.topologyLabel);
+  const cluster = parseCluster(nodes, peers, cfg.topologyLabel, cfg.claims);
   if (!cluster.nodes.some((n) => n.name === cfg.hostname)) {
     throw new FlagError(`node ${JSON.stringify(cfg.hostname)} is not in ${values.nodes === '-' ? 'standard input' : values.nodes}`);
   }

@@ -37,7 +37,7 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
   const ipv6 = ipv6Enabled();
   // The worker threads start first: they load their modules and the planner's code on their own
   // threads while this one loads the Kubernetes client (the longest import) and reads the host.
-  const pool = new PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel });
+  const pool = new PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel, claims: cfg.claims });
   let onIoRestart = () => {};
   const io = new IoClient(
     // The agent drives resyncs (--resync-period re-plans, then re-reads the kernel when nothing

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import { intersects, parseCIDR, type CIDR } from '../plan/addr.js';
 import { validatePeer, type PeerObject } from '../plan/peer.js';
-import { parseFlags, validateLogLevel, FlagError, type FlagDef } from './flags.js';
+import { ALLOW_SHORT_PREFIXES_FLAG, parseFlags, validateLogLevel, FlagError, type FlagDef } from './flags.js';
+import { DEFAULT_LIMITS, limitsWith, type ClaimLimits } from '../plan/claims.js';
 import { parseListen } from './http.js';
 import { createLogger, type Logger } from './log.js';
 
@@ -20,6 +21,7 @@ export const WEBHOOK_FLAGS: FlagDef[] = [
   { name: 'log-level', type: 'string', default: 'info', usage: 'Log level to use. Possible values: all, debug, info, warn, error, none' },
   { name: 'log-format', type: 'string', default: 'json', usage: 'Log format: json or logfmt (kg).' },
   { name: 'version', type: 'bool', default: false, usage: 'Print version and exit' },
+  ALLOW_SHORT_PREFIXES_FLAG,
 ];
 
 /** AdmissionReview bodies are small; anything bigger than this is refused unread. */
@@ -66,7 +68,7 @@ export interface Verdict {
 const bad = (text: string): Verdict => ({ status: 400, body: text });
 
 /** The admission decision for one request body: pure, so that it is tested without sockets too. */
-export function review(contentType: string | undefined, body: string): Verdict {
+export function review(contentType: string | undefined, body: string, claims: ClaimLimits = DEFAULT_LIMITS): Verdict {
   if (contentType !== 'application/json') return bad(`received Content-Type=${contentType ?? ''}, expected application/json`);
   let ar: unknown;
   try {
@@ -84,7 +86,7 @@ export function review(contentType: string | undefined, body: string): Verdict {
   if (peer.spec !== undefined && (peer.spec === null || typeof peer.spec !== 'object' || Array.isArray(peer.spec))) {
     return bad('could not unmarshal the request object into a Peer: spec is not an object');
   }
-  const err = validatePeer(peer);
+  const err = validatePeer(peer, claims);
   const warnings = err ? [] : overlapWarnings(peer);
   const response = {
     uid: req.uid,
@@ -100,7 +102,7 @@ export function review(contentType: string | undefined, body: string): Verdict {
   };
 }
 
-export function webhookHandler(m: WebhookMetrics, log: Logger): http.RequestListener {
+export function webhookHandler(m: WebhookMetrics, log: Logger, claims: ClaimLimits = DEFAULT_LIMITS): http.RequestListener {
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'https://x');
     if (url.pathname !== '/validate') {
@@ -130,7 +132,7 @@ export function webhookHandler(m: WebhookMetrics, log: Logger): http.RequestList
     req.on('error', (e) => fail(`failed to read the request body: ${e.message}`));
     req.on('end', () => {
       if (failed) return;
-      const v = review(req.headers['content-type'], Buffer.concat(chunks).toString('utf8'));
+      const v = review(req.headers['content-type'], Buffer.concat(chunks).toString('utf8'), claims);
       if (v.status !== 200) return fail(v.body);
       m.admissions.inc({ operation: v.operation ?? '', response: v.allowed ? 'allowed' : 'denied' });
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(v.body);
@@ -144,9 +146,9 @@ export interface WebhookServers {
   close(): Promise<void>;
 }
 
-export async function startWebhook(o: { cert: string | Buffer; key: string | Buffer; listen: string; listenMetrics: string; log: Logger }): Promise<WebhookServers> {
+export async function startWebhook(o: { cert: string | Buffer; key: string | Buffer; listen: string; listenMetrics: string; log: Logger; claims?: ClaimLimits }): Promise<WebhookServers> {
   const m = webhookMetrics();
-  const webhook = https.createServer({ cert: o.cert, key: o.key, minVersion: 'TLSv1.2' }, webhookHandler(m, o.log));
+  const webhook = https.createServer({ cert: o.cert, key: o.key, minVersion: 'TLSv1.2' }, webhookHandler(m, o.log, o.claims));
   webhook.requestTimeout = 30_000;
   webhook.headersTimeout = 10_000;
   const metrics = http.createServer((req, res) => {
@@ -203,7 +205,7 @@ export async function runWebhook(argv: string[], versionText: string): Promise<n
   } catch (e) {
     throw new Error(`failed to read the TLS certificate or key: ${(e as Error).message}`);
   }
-  const s = await startWebhook({ cert, key, listen: values.listen as string, listenMetrics: values['listen-metrics'] as string, log });
+  const s = await startWebhook({ cert, key, listen: values.listen as string, listenMetrics: values['listen-metrics'] as string, log, claims: limitsWith({ allowShortPrefixes: values['allow-short-prefixes'] as boolean }) });
   const port = (x: http.Server) => (x.address() as { port: number } | null)?.port ?? 0;
   log.info('listening', { webhook: values.listen, metrics: values['listen-metrics'], webhookPort: port(s.webhook), metricsPort: port(s.metrics) });
   await new Promise<void>((resolve) => {

@@ -3,6 +3,7 @@ import { hostPort, network, oneAddress, parseCIDR, parseIP, type CIDR, type IP }
 import { endpointJSON, endpointReady, parseEndpoint, type Endpoint } from './endpoint.js';
 import { parseKey } from './key.js';
 import { CHECK_IN_PERIOD_ANNOTATION, READY_WINDOW_SECONDS, readyWindowSeconds } from './heartbeat.js';
+import { DEFAULT_LIMITS, isShortPrefix, MIN_PREFIX, quote, type ClaimLimits } from './claims.js';
 import type { Granularity, NodeJSON } from './types.js';
 
 export { READY_WINDOW_SECONDS };
@@ -172,7 +173,38 @@ function present(ann: Record<string, unknown>, warnings: string[], name: string,
 }
 
 function bad(warnings: string[], name: string, key: string, what: string, value: string): void {
-  warnings.push(`node ${name}: ${key}: ${what} ${JSON.stringify(value)}`);
+  warnings.push(`node ${name}: ${key}: ${what} ${quote(value)}`);
+}
+
+/**
+ * Parses `kilo.squat.ai/allowed-location-ips` (spec §3.1 table): items that do not parse are
+ * dropped as Kilo drops them; short prefixes and items over the cap are dropped too (claims.ts).
+ * Each kind of drop is ONE warning with a count and the first item, however long the list.
+ */
+function parseAllowedLocationIPs(text: string, name: string, limits: ClaimLimits, warnings: string[]): CIDR[] {
+  const list: CIDR[] = [];
+  let invalid = 0;
+  let firstInvalid = '';
+  let short = 0;
+  let firstShort = '';
+  let over = 0;
+  // Quirk (spec §16.37): items are not trimmed, so `a/32, b/32` loses its second item.
+  for (const item of text.split(',')) {
+    const c = parseCIDR(item);
+    if (!c) {
+      if (invalid++ === 0) firstInvalid = item;
+    } else if (isShortPrefix(c, limits)) {
+      if (short++ === 0) firstShort = item;
+    } else if (list.length >= limits.maxAllowedLocationIPs) over++;
+    else list.push(c);
+  }
+  const key = A.allowedLocationIPs;
+  if (invalid === 1) bad(warnings, name, key, 'invalid CIDR', firstInvalid);
+  else if (invalid > 1) warnings.push(`node ${name}: ${key}: ${invalid} invalid CIDRs ignored, first: ${quote(firstInvalid)}`);
+  // Hardening (departs from Kilo): see claims.ts.
+  if (short > 0) warnings.push(`node ${name}: ${key}: ${short === 1 ? 'a prefix' : `${short} prefixes`} shorter than /${MIN_PREFIX} ignored (--allow-short-prefixes allows them), first: ${quote(firstShort)}`);
+  if (over > 0) warnings.push(`node ${name}: ${key}: ${list.length + over} CIDRs, only the first ${limits.maxAllowedLocationIPs} are used`);
+  return list;
 }
 
 /** Shared by the nodes without allowed-location IPs (most of them); records are never mutated. */
@@ -180,15 +212,16 @@ const NO_CIDRS: readonly CIDR[] = Object.freeze([]);
 
 /**
  * Translates a Node object (spec §3.1.1). Malformed values are ignored exactly as Kilo ignores
- * them; each one also yields a warning naming the node, the key and the bad value.
+ * them; each one also yields a warning naming the node, the key and the bad value (quoted
+ * short: claims.ts). What a node may claim is capped by `limits`.
  */
-export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABEL): Parsed<MeshNode> {
+export function parseNode(obj: NodeObject, topologyLabel = DEFAULT_TOPOLOGY_LABEL, limits: ClaimLimits = DEFAULT_LIMITS): Parsed<MeshNode> {
   const warnings: string[] = [];
-  return { value: parseNodeInto(obj, topologyLabel, warnings), warnings };
+  return { value: parseNodeInto(obj, topologyLabel, warnings, limits), warnings };
 }
 
 /** parseNode, with the warnings appended to `warnings` (no wrapper or list per node). */
-export function parseNodeInto(obj: NodeObject, topologyLabel: string, warnings: string[]): MeshNode {
+export function parseNodeInto(obj: NodeObject, topologyLabel: string, warnings: string[], limits: ClaimLimits = DEFAULT_LIMITS): MeshNode {
   // Not an object at all, or a name that is not a string: a record without a name, which the
   // planner reports and ignores (a list's item is never trusted to have the declared shape).
   if (obj === null || typeof obj !== 'object') obj = {};
@@ -207,7 +240,7 @@ export function parseNodeInto(obj: NodeObject, topologyLabel: string, warnings: 
   if (podCIDR !== '') {
     const c = parseCIDR(podCIDR);
     if (c) subnet = network(c);
-    else warnings.push(`node ${name}: spec.podCIDR: invalid CIDR ${JSON.stringify(podCIDR)}`);
+    else bad(warnings, name, 'spec.podCIDR', 'invalid CIDR', podCIDR);
   }
 
   // Quirk (spec §16.1): presence of the key volunteers the node, whatever the value.
@@ -270,14 +303,7 @@ export function parseNodeInto(obj: NodeObject, topologyLabel: string, warnings: 
 
   let allowedLocationIPs = NO_CIDRS;
   if (present(ann, warnings, name, A.allowedLocationIPs) && ann[A.allowedLocationIPs] !== '') {
-    // Quirk (spec §16.37): items are not trimmed, so `a/32, b/32` loses its second item.
-    const list: CIDR[] = [];
-    for (const item of ann[A.allowedLocationIPs].split(',')) {
-      const c = parseCIDR(item);
-      if (c) list.push(c);
-      else bad(warnings, name, A.allowedLocationIPs, 'invalid CIDR', item);
-    }
-    allowedLocationIPs = list;
+    allowedLocationIPs = parseAllowedLocationIPs(ann[A.allowedLocationIPs], name, limits, warnings);
   }
 
   let granularity: Granularity | '' = '';

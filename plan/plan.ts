@@ -13,6 +13,7 @@ import { newTopology, segmentJSON, segmentKey, type Topology } from './topology.
 import type { Granularity, IptablesJSON, PlanJSON, WireGuardJSON } from './types.js';
 import { deviceConf, type WGConf, type WGPeer } from './wireguard.js';
 import { memoOn, withMemo } from './memo.js';
+import { DEFAULT_LIMITS, type ClaimLimits } from './claims.js';
 
 export interface PlanOptions {
   hostname: string;
@@ -67,8 +68,8 @@ export interface PlanResult {
 }
 
 /** A Peer object as kg sees it: invalid ones are dropped by the informer (spec §3.3.5). */
-export function readPeer(o: PeerObject): { peer: MeshPeer } | { warning: string } {
-  const err = validatePeer(o);
+export function readPeer(o: PeerObject, limits: ClaimLimits = DEFAULT_LIMITS): { peer: MeshPeer } | { warning: string } {
+  const err = validatePeer(o, limits);
   return err ? { warning: `peer ${peerName(o)}: invalid, ignored: ${err}` } : { peer: parsePeer(o) };
 }
 
@@ -91,8 +92,11 @@ export function byPublicKey(sorted: readonly MeshPeer[]): { peers: MeshPeer[]; w
   return { peers: [...byKey.values()], warnings };
 }
 
-/** Parses Node and Peer objects; malformed values become warnings, never exceptions. */
-export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly PeerObject[], topologyLabel: string): Cluster {
+/**
+ * Parses Node and Peer objects; malformed values become warnings, never exceptions. What one
+ * node or Peer may claim is capped by `limits` (claims.ts).
+ */
+export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly PeerObject[], topologyLabel: string, limits: ClaimLimits = DEFAULT_LIMITS): Cluster {
   const warnings: string[] = [];
   // Name order (stable for duplicates) keeps warnings independent of the input's order.
   // Records without a wrapper each; the few warnings are kept per record, to be reported in
@@ -101,7 +105,7 @@ export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly
   let nodeWarnings: Map<MeshNode, string[]> | null = null;
   const parsed: MeshNode[] = new Array(nodeObjs.length);
   for (let i = 0; i < nodeObjs.length; i++) {
-    const n = (parsed[i] = parseNodeInto(nodeObjs[i], topologyLabel, scratch));
+    const n = (parsed[i] = parseNodeInto(nodeObjs[i], topologyLabel, scratch, limits));
     if (scratch.length) (nodeWarnings ??= new Map()).set(n, scratch.splice(0));
   }
   // API servers list in name order: check that (linear) before paying for a sort.
@@ -125,7 +129,7 @@ export function parseCluster(nodeObjs: readonly NodeObject[], peerObjs: readonly
   }
   const ready: MeshPeer[] = [];
   for (const o of [...peerObjs].sort((a, b) => byText(peerName(a), peerName(b)))) {
-    const r = readPeer(o);
+    const r = readPeer(o, limits);
     if ('warning' in r) warnings.push(r.warning);
     else ready.push(r.peer);
   }

@@ -1,11 +1,12 @@
 // The topology algorithm (spec §5). Every node runs this same pure function on the same inputs
 // and must reach the same segments, leaders and WireGuard IPs: it is reproduced step by step,
 // quirks included.
-import { byText, cidr, contains, hostCIDR, intersects, isPublic, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
+import { byText, cidr, hostCIDR, isPublic, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
 import { endpointJSON, newEndpoint, type Endpoint } from './endpoint.js';
 import { NO_TEXT, type MeshNode, type UDPAddr } from './node.js';
 import { memoOn, newSegmentMemo, type SegmentMemo } from './memo.js';
 import type { MeshPeer } from './peer.js';
+import { filterAllowedLocationIPs } from './location-ips.js';
 import type { Granularity, SegmentJSON } from './types.js';
 
 export interface Segment {
@@ -105,23 +106,6 @@ export function updateEndpoint(
   if (!keepalive || !key) return endpoint;
   const d = discovered.get(key);
   return d ? newEndpoint(d.ip, d.port) : endpoint;
-}
-
-/**
- * filterAllowedLocationIPs (spec §5.8), run for segment `k` inside the allocation loop: segments
- * before `k` are final (WireGuard IP added, their own list filtered), those after are not yet.
- */
-function filterAllowedLocationIPs(k: number, done: readonly Segment[], bases: readonly SegmentBase[], peers: readonly MeshPeer[]): readonly CIDR[] {
-  const self = done[k];
-  return self.allowedLocationIPs.filter((c) => {
-    for (let t = 0; t < bases.length; t++) {
-      const other = t <= k ? done[t] : bases[t];
-      if (t !== k && other.allowedLocationIPs.some((o) => intersects(c, o))) return false;
-      if (other.allowedIPs.some((a) => contains(a, c.ip))) return false;
-    }
-    for (const p of peers) if (p.allowedIPs.some((a) => intersects(c, a))) return false;
-    return true;
-  });
 }
 
 /**
@@ -314,6 +298,13 @@ export function newTopology(input: TopologyInput): Result<Topology> {
   const discovered = new Map<string, UDPAddr>(input.localDiscoveredEndpoints ?? []);
   let wireGuardCIDR = input.subnet;
   const { ips, ones } = allocation(input.subnet, bases.length);
+  // Allowed-location IPs are filtered for all segments at once (location-ips.ts), before the
+  // allocation loop, which gives the same result as Kilo's filter inside it (spec §5.8).
+  // Without enough addresses the loop below fails before using it.
+  let alips: (readonly CIDR[] | null)[] | null = null;
+  if (ips.length >= bases.length && bases.some((b) => b.allowedLocationIPs.length > 0)) {
+    alips = filterAllowedLocationIPs(bases, ips as readonly IP[], peers);
+  }
   const segments: Segment[] = [];
   for (let k = 0; k < bases.length; k++) {
     // Quirk (spec §16.7): Go hands out one invalid address before failing; we fail at once.
@@ -349,7 +340,7 @@ export function newTopology(input: TopologyInput): Result<Topology> {
       const [key, addr] = b.discovered[i];
       if (!discovered.has(key)) discovered.set(key, addr);
     }
-    if (filtered) seg.allowedLocationIPs = filterAllowedLocationIPs(k, segments, bases, peers);
+    if (filtered && alips) seg.allowedLocationIPs = alips[k]!;
   }
 
   return {

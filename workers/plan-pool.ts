@@ -8,11 +8,14 @@ import { Piscina } from 'piscina';
 import type { NodeObject } from '../plan/node.js';
 import type { PeerObject } from '../plan/peer.js';
 import type { GraphAnswer, GraphTask, PlanAnswer, PlanTask, ReplicaDelta } from '../ipc/planner.js';
+import type { ClaimLimits } from '../plan/claims.js';
 
 export interface PlanPoolOptions {
   /** Worker threads; set explicitly because containers misreport CPUs. */
   threads: number;
   topologyLabel: string;
+  /** What one node or Peer may claim; default plan/claims.ts's DEFAULT_LIMITS. */
+  claims?: ClaimLimits;
 }
 
 /** A sane default thread count: 2, or 1 on a single CPU (os.availableParallelism is not cgroup-aware). */
@@ -107,7 +110,7 @@ export class PlanPool {
     const deletes = <T>(m: Map<string, T | null>) => [...m].filter(([, x]) => x === null).map(([k]) => k);
     // Heartbeats are applied first: a full record sent in the same delta carries its own.
     const d: ReplicaDelta = {
-      prev: this.v, v: this.v + 1, topologyLabel: this.o.topologyLabel,
+      prev: this.v, v: this.v + 1, topologyLabel: this.o.topologyLabel, claims: this.o.claims,
       nodes: upserts(this.pendingNodes), nodeDeletes: deletes(this.pendingNodes),
       peers: upserts(this.pendingPeers), peerDeletes: deletes(this.pendingPeers),
       lastSeen: [...this.pendingLastSeen],
@@ -125,7 +128,7 @@ export class PlanPool {
   private broadcastSnapshot(): void {
     this.flush();
     this.stats.snapshots++;
-    this.channel.postMessage({ v: this.v, prev: 0, reset: true, nodes: [...this.nodes.values()], peers: [...this.peers.values()], topologyLabel: this.o.topologyLabel });
+    this.channel.postMessage({ v: this.v, prev: 0, reset: true, nodes: [...this.nodes.values()], peers: [...this.peers.values()], topologyLabel: this.o.topologyLabel, claims: this.o.claims });
   }
 
   plan(task: Omit<PlanTask, 'kind' | 'v'>): Promise<PlanAnswer> {

@@ -16,11 +16,13 @@ import type { DesiredDelta } from '../diff/desired.js';
 import { byText } from '../plan/addr.js';
 import { clusterDOT, GraphTooLargeError } from '../plan/graph.js';
 import { discoverNATEndpoints } from '../diff/wireguard.js';
+import { DEFAULT_LIMITS, type ClaimLimits } from '../plan/claims.js';
 
 interface Replica {
   v: number;
   stale: boolean;
   topologyLabel: string;
+  claims: ClaimLimits;
   nodes: Map<string, MeshNode>;
   nodeWarnings: Map<string, string[]>;
   peers: Map<string, MeshPeer>;
@@ -30,14 +32,14 @@ interface Replica {
 }
 
 const replica: Replica = {
-  v: 0, stale: true, topologyLabel: 'topology.kubernetes.io/region',
+  v: 0, stale: true, topologyLabel: 'topology.kubernetes.io/region', claims: DEFAULT_LIMITS,
   nodes: new Map(), nodeWarnings: new Map(), peers: new Map(), peerWarnings: new Map(), cluster: null,
 };
 
 const waiters: { v: number; resolve: () => void }[] = [];
 
 function upsertNode(o: NodeObject): void {
-  const r = parseNode(o, replica.topologyLabel);
+  const r = parseNode(o, replica.topologyLabel, replica.claims);
   if (!r.value.name) return;
   replica.nodes.set(r.value.name, r.value);
   if (r.warnings.length) replica.nodeWarnings.set(r.value.name, r.warnings);
@@ -59,6 +61,7 @@ export function applyDelta(d: ReplicaDelta): void {
     return;
   }
   if (d.topologyLabel) replica.topologyLabel = d.topologyLabel;
+  if (d.claims) replica.claims = d.claims;
   for (const [name, lastSeen] of d.lastSeen ?? []) {
     const n = replica.nodes.get(name);
     if (n) replica.nodes.set(name, withLastSeen(n, lastSeen));
@@ -70,7 +73,7 @@ export function applyDelta(d: ReplicaDelta): void {
   }
   for (const o of d.peers ?? []) {
     const name = o.metadata?.name ?? '';
-    const r = readPeer(o);
+    const r = readPeer(o, replica.claims);
     if ('warning' in r) {
       replica.peers.delete(name);
       replica.peerWarnings.set(name, r.warning);

@@ -36,6 +36,8 @@ export const BUILTIN_TYPES: ResourceType[] = [
   t('rbac.authorization.k8s.io', 'v1', 'roles', 'Role', true),
   t('rbac.authorization.k8s.io', 'v1', 'rolebindings', 'RoleBinding', true),
   t('admissionregistration.k8s.io', 'v1', 'validatingwebhookconfigurations', 'ValidatingWebhookConfiguration', false),
+  t('admissionregistration.k8s.io', 'v1', 'validatingadmissionpolicies', 'ValidatingAdmissionPolicy', false),
+  t('admissionregistration.k8s.io', 'v1', 'validatingadmissionpolicybindings', 'ValidatingAdmissionPolicyBinding', false),
   // No custom kinds here (not even the Prometheus Operator's PodMonitor): as on a real server, a
   // kind exists only once its CustomResourceDefinition does, so discovery does not list it and
   // kubectl refuses it ("no matches for kind").

@@ -70,6 +70,28 @@ test('kg plan: malformed annotations are warnings, not failures', () => {
   }
 });
 
+test('kg plan: a node claiming 0.0.0.0/1 is ignored with one warning; --allow-short-prefixes takes it as Kilo does', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kg-plan-'));
+  try {
+    const f = join(dir, 'nodes.json');
+    const node = (name: string, i: number, extra: Record<string, string> = {}) => ({
+      metadata: { name, annotations: { 'kilo.squat.ai/endpoint': `198.51.100.${i}:51820`, 'kilo.squat.ai/key': Buffer.alloc(32, i).toString('base64'), 'kilo.squat.ai/last-seen': '100', 'kilo.squat.ai/location': name, ...extra } },
+      spec: { podCIDR: `10.42.${i}.0/24` },
+    });
+    writeFileSync(f, JSON.stringify({ kind: 'NodeList', items: [node('a', 1), node('b', 2, { 'kilo.squat.ai/allowed-location-ips': '0.0.0.0/1,192.168.7.0/24' })] }));
+    const strict = kg(['plan', '--hostname', 'a', '--nodes', f, '--now', '100']);
+    assert.equal(strict.code, 0, strict.err);
+    const p = JSON.parse(strict.out);
+    assert.deepEqual(p.routes.map((r: { dst: string }) => r.dst).filter((d: string) => !d.startsWith('10.')), ['192.168.7.0/24']);
+    assert.deepEqual(p.warnings, ['node b: kilo.squat.ai/allowed-location-ips: a prefix shorter than /8 ignored (--allow-short-prefixes allows them), first: "0.0.0.0/1"']);
+    const open = JSON.parse(kg(['plan', '--hostname', 'a', '--nodes', f, '--now', '100', '--allow-short-prefixes']).out);
+    assert.deepEqual(open.routes.map((r: { dst: string }) => r.dst).filter((d: string) => !d.startsWith('10.')), ['0.0.0.0/1', '192.168.7.0/24']);
+    assert.deepEqual(open.warnings, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('kg plan: bad input exits non-zero with one clear message', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kg-plan-'));
   try {

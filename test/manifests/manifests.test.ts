@@ -25,6 +25,8 @@ import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import { ValidatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration';
+import { ValidatingAdmissionPolicy } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy';
+import { ValidatingAdmissionPolicyBinding } from 'kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor';
 import { startApiServer } from '../../loadtest/apiserver/index.js';
@@ -58,6 +60,8 @@ const MODELS: Record<string, new (data: any) => Model<unknown>> = {
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration': ValidatingWebhookConfiguration,
+  'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy': ValidatingAdmissionPolicy,
+  'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding': ValidatingAdmissionPolicyBinding,
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
   'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
 };
@@ -86,7 +90,7 @@ function validateObject(o: Obj): string | null {
 }
 
 test('manifests: every object is valid against the Kubernetes OpenAPI schemas (and CRD schemas)', () => {
-  assert.deepEqual(YAML_FILES, ['crds.yaml', 'kilo-k3s.yaml', 'kilo-kubeadm-flannel.yaml', 'kilo-kubeadm-userspace.yaml', 'kilo-kubeadm.yaml', 'peer-validation.yaml', 'podmonitor.yaml']);
+  assert.deepEqual(YAML_FILES, ['crds.yaml', 'kilo-k3s.yaml', 'kilo-kubeadm-flannel.yaml', 'kilo-kubeadm-userspace.yaml', 'kilo-kubeadm.yaml', 'node-policy.yaml', 'peer-validation.yaml', 'podmonitor.yaml']);
   assert.ok(ALL.length >= 30, `${ALL.length} objects`);
   for (const [f, o] of ALL) assert.equal(validateObject(o), null, `${f}: ${o.kind} ${o.metadata?.name}`);
   // The example Peers validate against the CRD schema and against kg's own validation.
