@@ -371,7 +371,7 @@ export class Agent {
     return this.nodeReflector.connected && this.peerReflector.connected;
   }
 
-  private exported = { restarts: [0, 0], relists: [0, 0], bytes: [0, 0] };
+  private exported = { restarts: [0, 0], relists: [0, 0], bytes: [0, 0], invalid: [{} as Record<string, number>, {} as Record<string, number>] };
 
   /** Reflector counters → prom-client (deltas since the last export). */
   private exportWatchMetrics(): void {
@@ -380,10 +380,16 @@ export class Agent {
       const resource = i === 0 ? 'node' : 'peer';
       const e = this.exported;
       if (st.watchRestarts + st.watchErrors > e.restarts[i]) m.watchRestarts.labels(resource).inc(st.watchRestarts + st.watchErrors - e.restarts[i]);
-      if (st.relists + st.lists > e.relists[i]) m.relists.labels(resource).inc(st.relists + st.lists - e.relists[i]);
+      // Every completed list (start-up, 410, invalid response) is one relist; `relists` counts
+      // the 410s that led to one, so adding it counted those twice.
+      if (st.lists > e.relists[i]) m.relists.labels(resource).inc(st.lists - e.relists[i]);
       if (st.bytes > e.bytes[i]) m.watchBytes.labels(resource).inc(st.bytes - e.bytes[i]);
+      for (const [reason, n] of Object.entries(st.invalid)) {
+        if (n > (e.invalid[i][reason] ?? 0)) m.invalidResponses.labels(resource, reason).inc(n - (e.invalid[i][reason] ?? 0));
+        e.invalid[i][reason] = n;
+      }
       e.restarts[i] = st.watchRestarts + st.watchErrors;
-      e.relists[i] = st.relists + st.lists;
+      e.relists[i] = st.lists;
       e.bytes[i] = st.bytes;
     });
   }

@@ -5,3 +5,19 @@ export class KubeError extends Error {
     super(message);
   }
 }
+
+/** Why a list or watch response could not be used: a fixed set (the values of a metric label). */
+export const INVALID_REASONS = [
+  'line_too_long', 'body_too_large', 'not_json', 'not_object', 'unknown_type', 'no_name', 'no_resource_version', 'bad_status',
+] as const;
+export type InvalidReason = (typeof INVALID_REASONS)[number];
+
+/**
+ * A response that is not what the API promises: too large, or a line or body that does not
+ * decode. The message names the reason and the size, never the content.
+ */
+export class InvalidResponseError extends Error {
+  constructor(message: string, readonly reason: InvalidReason, readonly bytes: number) {
+    super(message);
+  }
+}

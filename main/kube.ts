@@ -7,7 +7,9 @@ import https from 'node:https';
 import { existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 
-import { KubeError } from './kube-error.js';
+import { InvalidResponseError, KubeError } from './kube-error.js';
+import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from './lines.js';
+import { shortMessage } from './watch-event.js';
 
 export interface RequestOptions {
   body?: unknown;
@@ -21,6 +23,58 @@ export interface StreamHandlers {
   onBytes?(n: number): void;
   /** The server accepted the stream (200). */
   onOpen?(): void;
+}
+
+export interface KubeClientOptions {
+  /** Longest watch line in bytes (default DEFAULT_MAX_LINE_BYTES); a longer one ends the watch. */
+  maxLineBytes?: number;
+  /**
+   * Largest response body (a list page, a GET, a PATCH answer) in bytes; a larger one is
+   * InvalidResponseError('body_too_large'). The reflector lists in pages of 500, but an unpaged
+   * list of 5,000 whole Nodes as the simulator makes them (~10 KiB each) is 51 MB: 128 MiB
+   * leaves room for a server that ignores `limit` and for Nodes twice that size.
+   */
+  maxResponseBytes?: number;
+}
+
+export const DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024;
+/** Error answers are only read for their message and code. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/**
+ * The whole body, read in linear time (one concatenation at the end) and refused as soon as it
+ * passes `max` bytes (or declares more): the connection is dropped then, not drained.
+ */
+async function readBody(res: http.IncomingMessage, max: number, what: string): Promise<Buffer> {
+  const tooLarge = (n: number) => {
+    res.destroy();
+    return new InvalidResponseError(`${what}: response body larger than ${max} bytes (${n} bytes seen)`, 'body_too_large', n);
+  };
+  const declared = Number(res.headers['content-length']);
+  if (declared > max) throw tooLarge(declared);
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res) {
+    n += (c as Buffer).length;
+    if (n > max) throw tooLarge(n);
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks, n);
+}
+
+/** An error answer as a KubeError: its status decides what callers do, even if its body is junk or huge. */
+async function errorOf(res: http.IncomingMessage, what: string): Promise<KubeError> {
+  const status = res.statusCode ?? 0;
+  let json: unknown = null;
+  let text = '';
+  try {
+    text = (await readBody(res, MAX_ERROR_BODY_BYTES, what)).toString('utf8');
+    json = JSON.parse(text);
+  } catch {
+    /* too large or not JSON: the status alone */
+  }
+  const msg = shortMessage((json as { message?: unknown } | null)?.message, shortMessage(text, http.STATUS_CODES[status] ?? 'error'));
+  return new KubeError(`${what}: ${status} ${msg}`, status, json, retryAfter(res.headers['retry-after']));
 }
 
 /** Builds the configuration the way the Go agent does: --kubeconfig, --master, or in-cluster. */
@@ -66,10 +120,14 @@ function retryAfter(h: string | string[] | undefined): number | null {
 
 export class KubeClient {
   readonly server: URL;
+  readonly maxLineBytes: number;
+  readonly maxResponseBytes: number;
   private agent: http.Agent | undefined;
 
-  constructor(readonly kc: KubeConfig) {
+  constructor(readonly kc: KubeConfig, o: KubeClientOptions = {}) {
     this.server = new URL(kc.getCurrentCluster()!.server);
+    this.maxLineBytes = o.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    this.maxResponseBytes = o.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   }
 
   /** Request options with fresh credentials (tokens and exec plugins refresh here). */
@@ -113,21 +171,15 @@ export class KubeClient {
     const headers: Record<string, string> = body === undefined ? {} : { 'Content-Type': r.contentType ?? 'application/json' };
     const o = await this.options(method, path, headers, r.timeoutMs ?? 30_000);
     const res = await this.send(o, body, r.signal);
-    const chunks: Buffer[] = [];
-    for await (const c of res) chunks.push(c as Buffer);
-    const text = Buffer.concat(chunks).toString('utf8');
-    let json: unknown = null;
-    try {
-      json = text ? JSON.parse(text) : null;
-    } catch {
-      if ((res.statusCode ?? 0) < 300) throw new KubeError(`${method} ${path}: invalid JSON in the response`, res.statusCode ?? 0);
-    }
     const status = res.statusCode ?? 0;
-    if (status < 200 || status >= 300) {
-      const msg = (json as { message?: string } | null)?.message ?? (text.slice(0, 200) || http.STATUS_CODES[status]);
-      throw new KubeError(`${method} ${path}: ${status} ${msg}`, status, json, retryAfter(res.headers['retry-after']));
+    if (status < 200 || status >= 300) throw await errorOf(res, `${method} ${path}`);
+    const bytes = await readBody(res, this.maxResponseBytes, `${method} ${path}`);
+    if (bytes.length === 0) return null as T;
+    try {
+      return JSON.parse(bytes.toString('utf8')) as T;
+    } catch {
+      throw new InvalidResponseError(`${method} ${path}: invalid JSON in the response (${bytes.length} bytes)`, 'not_json', bytes.length);
     }
-    return json as T;
   }
 
   /**
@@ -137,43 +189,40 @@ export class KubeClient {
   async stream(path: string, h: StreamHandlers, signal: AbortSignal, accept?: string): Promise<void> {
     const o = await this.options('GET', path, accept ? { Accept: accept } : {});
     const res = await this.send(o, undefined, signal);
-    const status = res.statusCode ?? 0;
-    if (status !== 200) {
-      const chunks: Buffer[] = [];
-      for await (const c of res) chunks.push(c as Buffer);
-      let json: unknown = null;
-      try {
-        json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      } catch {
-        /* not JSON */
-      }
-      throw new KubeError(`watch ${path}: ${status} ${(json as { message?: string } | null)?.message ?? http.STATUS_CODES[status]}`, status, json, retryAfter(res.headers['retry-after']));
-    }
+    if (res.statusCode !== 200) throw await errorOf(res, `watch ${path}`);
     h.onOpen?.();
-    let rest = '';
+    const lines = new LineSplitter(this.maxLineBytes);
+    const onLine = (line: string) => h.onLine(line);
     await new Promise<void>((resolve, reject) => {
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        h.onBytes?.(Buffer.byteLength(chunk));
-        rest += chunk;
-        let i: number;
-        while ((i = rest.indexOf('\n')) >= 0) {
-          const line = rest.slice(0, i);
-          rest = rest.slice(i + 1);
-          if (line.trim() !== '') h.onLine(line);
+      let done = false;
+      const finish = (e?: Error) => {
+        if (done) return;
+        done = true;
+        if (e) {
+          res.destroy();
+          reject(e);
+        } else resolve();
+      };
+      res.on('data', (chunk: Buffer) => {
+        if (done) return;
+        h.onBytes?.(chunk.length);
+        try {
+          lines.push(chunk, onLine);
+        } catch (e) {
+          finish(e as Error);
         }
       });
-      let ended = false;
       res.on('end', () => {
-        ended = true;
-        if (rest.trim() !== '') h.onLine(rest);
-        resolve();
+        try {
+          lines.end(onLine);
+          finish();
+        } catch (e) {
+          finish(e as Error);
+        }
       });
-      res.on('error', reject);
+      res.on('error', (e) => finish(e));
       // A reset or an abort closes without 'end': that is an error, never a clean finish.
-      res.on('close', () => {
-        if (!ended) reject(signal.aborted ? new Error('watch aborted') : new Error('watch connection closed before its end'));
-      });
+      res.on('close', () => finish(signal.aborted ? new Error('watch aborted') : new Error('watch connection closed before its end')));
     });
   }
 

@@ -3,14 +3,14 @@
 // relists on 410 Gone (HTTP or in-stream), backs off with jitter on other errors (honouring
 // Retry-After), and aborts a watch that has gone silent (a half-open connection). After every
 // relist it emits the difference against what it held, deletes included, so consumers never miss
-// an object that vanished while the watch was down.
+// an object that vanished while the watch was down. A line it cannot decode, or one too long to
+// be an event, ends the watch and relists: the event it held is otherwise lost.
 import type { Logger } from './log.js';
-import { KubeError } from './kube-error.js';
+import { INVALID_REASONS, InvalidResponseError, KubeError, type InvalidReason } from './kube-error.js';
 import type { KubeClient } from './kube.js';
+import { decodeWatchEvent, type KubeObject, type WatchEvent } from './watch-event.js';
 
-export interface KubeObject {
-  metadata?: { name?: string; resourceVersion?: string };
-}
+export type { KubeObject };
 
 export type ReflectorEvent<T> =
   | { type: 'add'; name: string; obj: T }
@@ -27,6 +27,8 @@ export interface ReflectorStats {
   bookmarks: number;
   bytes: number;
   stalls: number;
+  /** Responses that could not be used, by reason; each one relisted. */
+  invalid: Record<InvalidReason, number>;
 }
 
 export interface ReflectorOptions<T> {
@@ -78,12 +80,17 @@ const sleep = (ms: number, signal: AbortSignal) =>
 
 export class Reflector<T> {
   readonly store = new Map<string, T>();
-  readonly stats: ReflectorStats = { lists: 0, relists: 0, watches: 0, watchRestarts: 0, watchErrors: 0, events: 0, bookmarks: 0, bytes: 0, stalls: 0 };
+  readonly stats: ReflectorStats = {
+    lists: 0, relists: 0, watches: 0, watchRestarts: 0, watchErrors: 0, events: 0, bookmarks: 0, bytes: 0, stalls: 0,
+    invalid: Object.fromEntries(INVALID_REASONS.map((r) => [r, 0])) as Record<InvalidReason, number>,
+  };
   private rv = '';
   private synced = false;
   private stopper = new AbortController();
   private loop: Promise<void> | null = null;
   private failures = 0;
+  /** Invalid responses in a row: they back off apart from `failures`, which every good list clears. */
+  private strikes = 0;
   /** Time of the last successful list or watch event (ms since epoch): staleness for /health. */
   lastContact = 0;
   /** False from a failed list/watch until the next list or accepted watch: the API is unreachable. */
@@ -122,10 +129,14 @@ export class Reflector<T> {
   }
 
   private backoff(retryAfterMs: number | null): number {
+    this.failures = Math.min(this.failures + 1, 20);
+    return this.delay(this.failures, retryAfterMs);
+  }
+
+  private delay(attempt: number, retryAfterMs: number | null): number {
     const base = this.o.backoffInitialMs ?? 200;
     const max = this.o.backoffMaxMs ?? 30_000;
-    this.failures = Math.min(this.failures + 1, 20);
-    const exp = Math.min(max, base * 2 ** (this.failures - 1));
+    const exp = Math.min(max, base * 2 ** (attempt - 1));
     // Full jitter keeps a fleet of agents from retrying in lockstep after an API outage.
     const jittered = exp / 2 + Math.random() * (exp / 2);
     return Math.min(max, Math.max(retryAfterMs ?? 0, jittered));
@@ -143,8 +154,24 @@ export class Reflector<T> {
         }
         await this.watch(signal);
         this.failures = 0;
+        this.strikes = 0;
       } catch (e) {
         if (signal.aborted) break;
+        if (e instanceof InvalidResponseError) {
+          // Hardening (departs from Kilo): client-go skips an event type it does not know and
+          // resumes from the last resourceVersion after an undecodable line, which replays the
+          // same line or loses the event. A relist cannot miss it; strikes pace a server that
+          // keeps sending junk (each good list clears `failures`, not these).
+          this.stats.invalid[e.reason]++;
+          this.stats.watchErrors++;
+          this.connected = false;
+          needList = true;
+          this.strikes = Math.min(this.strikes + 1, 20);
+          const wait = this.delay(this.strikes, null);
+          this.o.log.warn('invalid list or watch response; relisting', { path: this.o.path, reason: e.reason, bytes: e.bytes, retryInMs: Math.round(wait) });
+          await sleep(wait, signal);
+          continue;
+        }
         if (e instanceof Gone) {
           this.stats.relists++;
           this.o.log.info('resource version too old; relisting', { path: this.o.path, resourceVersion: this.rv });
@@ -181,7 +208,7 @@ export class Reflector<T> {
         }
         throw e;
       }
-      if (!body || !Array.isArray(body.items)) throw new Error(`list ${this.o.path}: response has no items`);
+      if (!body || !Array.isArray(body.items)) throw new InvalidResponseError(`list ${this.o.path}: response has no items`, 'not_object', 0);
       for (const item of body.items) {
         const name = item?.metadata?.name;
         if (typeof name !== 'string' || name === '') continue;
@@ -191,6 +218,8 @@ export class Reflector<T> {
       cont = body.metadata?.continue ?? '';
       if (!cont) break;
     }
+    // Watching from '' would start at "now" and lose what changed since the list.
+    if (typeof rv !== 'string' || rv === '') throw new InvalidResponseError(`list ${this.o.path}: response has no resourceVersion`, 'no_resource_version', 0);
     this.stats.lists++;
     // Emit the difference: adds and updates for what is listed, deletes for what vanished.
     for (const [name, obj] of seen) {
@@ -246,23 +275,20 @@ export class Reflector<T> {
           pet();
         },
         onLine: (line) => {
-          if (gone) return;
-          let ev: { type?: string; object?: KubeObject & { code?: number; message?: string } };
-          try {
-            ev = JSON.parse(line);
-          } catch {
-            this.o.log.warn('watch: undecodable event ignored', { path: this.o.path, bytes: line.length });
-            return;
-          }
+          if (gone || failure) return;
+          const ev = decodeWatchEvent(line);
           // Errors are recorded and end the stream; throwing from a stream callback would not
           // reach this loop.
           let err: Error | 'gone' | null;
-          try {
-            err = this.handle(ev);
-          } catch (e) {
-            // A consumer or converter bug must not kill the watch: report it and go on.
-            this.o.log.error('watch: event handling failed', { path: this.o.path, error: (e as Error).message });
-            err = null;
+          if ('error' in ev) err = new InvalidResponseError(`watch ${this.o.path}: undecodable event (${ev.error})`, ev.error, Buffer.byteLength(line));
+          else {
+            try {
+              err = this.handle(ev);
+            } catch (e) {
+              // A consumer or converter bug must not kill the watch: report it and go on.
+              this.o.log.error('watch: event handling failed', { path: this.o.path, error: (e as Error).message });
+              err = null;
+            }
           }
           if (err === 'gone') gone = true;
           else if (err) failure = err;
@@ -290,26 +316,21 @@ export class Reflector<T> {
     this.stats.watchRestarts++;
   }
 
-  private handle(ev: { type?: string; object?: KubeObject & { code?: number; message?: string } }): Error | 'gone' | null {
-    const obj = ev.object;
-    const rv = obj?.metadata?.resourceVersion;
+  private handle(ev: WatchEvent): Error | 'gone' | null {
     switch (ev.type) {
       case 'BOOKMARK':
         this.stats.bookmarks++;
-        if (rv) this.rv = rv;
+        this.rv = ev.rv;
         this.lastContact = Date.now();
         return null;
       case 'ERROR':
-        if (obj?.code === 410) return 'gone';
-        return new KubeError(`watch ${this.o.path}: ${obj?.message ?? 'error event'}`, obj?.code ?? 500);
-      case 'ADDED':
-      case 'MODIFIED':
-      case 'DELETED': {
-        const name = obj?.metadata?.name;
-        if (typeof name !== 'string' || name === '') return null;
+        if (ev.code === 410) return 'gone';
+        return new KubeError(`watch ${this.o.path}: ${ev.message}`, ev.code);
+      default: {
+        const name = ev.name;
         this.stats.events++;
         this.lastContact = Date.now();
-        if (rv) this.rv = rv;
+        this.rv = ev.rv;
         const old = this.store.get(name);
         if (ev.type === 'DELETED') {
           if (old === undefined) return null;
@@ -317,15 +338,12 @@ export class Reflector<T> {
           this.o.onEvent({ type: 'delete', name, old });
           return null;
         }
-        const fresh = this.o.slim(obj!);
+        const fresh = this.o.slim(ev.object);
         const rec = this.o.merge ? this.o.merge(fresh, old) : fresh;
         this.store.set(name, rec);
         this.o.onEvent(old === undefined ? { type: 'add', name, obj: rec } : { type: 'update', name, obj: rec, old });
         return null;
       }
-      default:
-        this.o.log.warn('watch: unknown event type ignored', { path: this.o.path, type: String(ev.type) });
-        return null;
     }
   }
 }

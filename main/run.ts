@@ -5,7 +5,7 @@ import { Agent } from './agent.js';
 import { discover, readHost } from './discovery.js';
 import { AGENT_FLAGS, FlagError, parseFlags, toConfig, type Config } from './flags.js';
 import { createHttpServer, parseListen } from './http.js';
-import { loadOrCreateKey } from './keys.js';
+import { loadNodeKey } from './keys.js';
 import type { KubeClient } from './kube.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -31,9 +31,8 @@ export interface RunningAgent {
 /** Starts the agent; resolves once it runs (fatal start-up errors reject). */
 export async function startAgent(cfg: Config, log: Logger, version: string): Promise<RunningAgent> {
   log.info(`Starting Kilo network mesh '${version}'.`, { hostname: cfg.hostname, granularity: cfg.meshGranularity });
-  const keys = loadOrCreateKey(cfg.keyDir);
-  if (keys.generated) log.warn('no valid private key found; generated a new one', { dir: cfg.keyDir });
   const metrics = createMetrics();
+  const keys = loadNodeKey(cfg.keyDir, log, (problem) => metrics.keyFileErrors.labels(problem).inc());
   const ipv6 = ipv6Enabled();
   // The worker threads start first: they load their modules and the planner's code on their own
   // threads while this one loads the Kubernetes client (the longest import) and reads the host.

@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 PKGS=(wireguard-go wireguard-tools iptables nftables ipset iproute2 iputils-ping tcpdump
-      containernetworking-plugins graphviz prometheus openssl util-linux procps curl)
+      containernetworking-plugins graphviz prometheus openssl util-linux procps curl strace)
 # kubectl: Debian's kubernetes-client, unless a kubectl is already installed (some images ship
 # one from another package, and the two conflict on /usr/bin/kubectl).
 command -v kubectl >/dev/null 2>&1 || PKGS+=(kubernetes-client)
