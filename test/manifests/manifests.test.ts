@@ -369,9 +369,10 @@ test('manifests: the Dockerfile builds on Node 20 with packages Debian has, and 
 /**
  * The order a cluster needs (README "Deploy and operate"): the Peer CRD before anything that
  * uses Peers (the agent checks for it at start, the webhook validates Peers), and the
- * Prometheus Operator's CRDs before podmonitor.yaml.
+ * Prometheus Operator's CRDs before podmonitor.yaml. The node policy constrains the agents'
+ * writes and needs nothing first (Kubernetes 1.30+); it follows the agents here.
  */
-const INSTALL_ORDER = ['crds.yaml', 'kilo-kubeadm.yaml', 'kilo-kubeadm-flannel.yaml', 'kilo-kubeadm-userspace.yaml', 'kilo-k3s.yaml', 'peer-validation.yaml', 'podmonitor.yaml'];
+const INSTALL_ORDER = ['crds.yaml', 'kilo-kubeadm.yaml', 'kilo-kubeadm-flannel.yaml', 'kilo-kubeadm-userspace.yaml', 'kilo-k3s.yaml', 'node-policy.yaml', 'peer-validation.yaml', 'podmonitor.yaml'];
 /** What podmonitor.yaml needs first: the operator's CRD (a minimal stand-in here). */
 const PODMONITOR_CRD = join(ROOT, 'test/manifests/fixtures/podmonitor-crd.yaml');
 
