@@ -1,17 +1,20 @@
 // `kg webhook` (spec §12.4): the validating admission webhook for Peers. HTTPS on --listen
 // (POST /validate, AdmissionReview v1), Prometheus metrics on --listen-metrics. A Peer is
 // judged by plan/peer.ts validatePeer, the very check kg's informer applies, so the API server
-// refuses exactly the Peers kg would ignore. Malformed requests get a 400, never a crash.
+// refuses exactly the Peers kg would ignore. The decision is admission.ts; this is its server:
+// every request gets an answer (400 for malformed bodies, 503 past the limits), never a crash.
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
-import { intersects, parseCIDR, type CIDR } from '../plan/addr.js';
-import { validatePeer, type PeerObject } from '../plan/peer.js';
+import { DEFAULT_LIMITS as DEFAULT_CLAIMS, limitsWith, type ClaimLimits } from '../plan/claims.js';
+import { MAX_BODY, capText, review, type Verdict } from './admission.js';
 import { ALLOW_SHORT_PREFIXES_FLAG, parseFlags, validateLogLevel, FlagError, type FlagDef } from './flags.js';
-import { DEFAULT_LIMITS, limitsWith, type ClaimLimits } from '../plan/claims.js';
 import { parseListen } from './http.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, type Fields, type Logger } from './log.js';
+
+// review() lives in admission.ts (pure); exported here too, next to the server that uses it.
+export { review } from './admission.js';
 
 export const WEBHOOK_FLAGS: FlagDef[] = [
   { name: 'cert-file', type: 'string', default: '', usage: 'The path to a certificate file (PEM) for the HTTPS server.' },
@@ -24,8 +27,44 @@ export const WEBHOOK_FLAGS: FlagDef[] = [
   ALLOW_SHORT_PREFIXES_FLAG,
 ];
 
-/** AdmissionReview bodies are small; anything bigger than this is refused unread. */
-const MAX_BODY = 3 << 20;
+/**
+ * What one `kg webhook` process takes in at once, so that its memory stays inside the
+ * Deployment's limit (manifests/peer-validation.yaml) whatever clients send. Hardening (departs
+ * from Kilo): Go's webhook reads any body, any number at a time, with no server timeouts.
+ */
+export interface WebhookLimits {
+  /** Bytes of one body (admission.ts MAX_BODY); larger ones get a 400, unread. */
+  maxBody: number;
+  /** Bytes of bodies held across all requests at once; past it, 503 with Retry-After. */
+  bodyBudget: number;
+  /** Reviews being read or judged at once; past it, 503 with Retry-After. */
+  maxInFlight: number;
+  /** TCP connections; past it, new ones are closed at once. */
+  maxConnections: number;
+  /** A TLS handshake, the request headers, a whole request, and an idle keep-alive connection. */
+  handshakeTimeoutMs: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  /**
+   * After an early answer (too large, too many) the connection is closed for writing, held
+   * this long without reading so that the client sees the answer, then cut.
+   */
+  lingerMs: number;
+}
+
+export const DEFAULT_WEBHOOK_LIMITS: WebhookLimits = {
+  maxBody: MAX_BODY,
+  bodyBudget: 12 << 20,
+  maxInFlight: 64,
+  maxConnections: 128,
+  handshakeTimeoutMs: 5_000,
+  headersTimeoutMs: 5_000,
+  // The API server waits timeoutSeconds (5 in the manifest, at most 30) for an answer.
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 30_000,
+  lingerMs: 2_000,
+};
 
 export function webhookMetrics() {
   const registry = new Registry();
@@ -41,102 +80,152 @@ export function webhookMetrics() {
 export type WebhookMetrics = ReturnType<typeof webhookMetrics>;
 
 /**
- * Overlapping allowed IPs inside one Peer are accepted (Kilo's validation does not check them,
- * spec §3.3.3, and kg de-duplicates exact repeats, §5.6) but reported as admission warnings,
- * which kubectl shows to the user.
+ * The path of a request target, or '' when it does not parse. `new URL` throws on targets such
+ * as `http://[` (absolute form), and a throw in a request listener ends the process.
  */
-export function overlapWarnings(p: PeerObject): string[] {
-  const list = Array.isArray(p.spec?.allowedIPs) ? (p.spec!.allowedIPs as unknown[]) : [];
-  const cidrs = list.map((a) => (typeof a === 'string' ? parseCIDR(a) : null)).filter((c): c is CIDR => c !== null);
-  const out: string[] = [];
-  for (let i = 0; i < cidrs.length; i++) {
-    for (let j = i + 1; j < cidrs.length; j++) {
-      if (intersects(cidrs[i], cidrs[j])) out.push(`allowedIPs ${cidrs[i].s} and ${cidrs[j].s} overlap`);
-    }
-  }
-  return out;
-}
-
-export interface Verdict {
-  status: number;
-  /** JSON response body (200) or an error text (400). */
-  body: string;
-  operation?: string;
-  allowed?: boolean;
-}
-
-const bad = (text: string): Verdict => ({ status: 400, body: text });
-
-/** The admission decision for one request body: pure, so that it is tested without sockets too. */
-export function review(contentType: string | undefined, body: string, claims: ClaimLimits = DEFAULT_LIMITS): Verdict {
-  if (contentType !== 'application/json') return bad(`received Content-Type=${contentType ?? ''}, expected application/json`);
-  let ar: unknown;
+export function requestPath(target: string | undefined): string {
   try {
-    ar = JSON.parse(body);
-  } catch (e) {
-    return bad(`Request could not be decoded: ${(e as Error).message}`);
+    return new URL(target ?? '/', 'https://x').pathname;
+  } catch {
+    return '';
   }
-  if (!ar || typeof ar !== 'object' || Array.isArray(ar)) return bad('Request could not be decoded: not a JSON object');
-  const r = ar as { apiVersion?: unknown; kind?: unknown; request?: unknown };
-  if (r.apiVersion !== 'admission.k8s.io/v1' || r.kind !== 'AdmissionReview') return bad('only API v1 is supported');
-  const req = r.request as { uid?: unknown; operation?: unknown; object?: unknown } | null | undefined;
-  if (!req || typeof req !== 'object' || typeof req.uid !== 'string' || req.uid === '') return bad('Request could not be decoded: request.uid is required');
-  if (!req.object || typeof req.object !== 'object' || Array.isArray(req.object)) return bad('could not unmarshal the request object into a Peer: not a JSON object');
-  const peer = req.object as PeerObject;
-  if (peer.spec !== undefined && (peer.spec === null || typeof peer.spec !== 'object' || Array.isArray(peer.spec))) {
-    return bad('could not unmarshal the request object into a Peer: spec is not an object');
-  }
-  const err = validatePeer(peer, claims);
-  const warnings = err ? [] : overlapWarnings(peer);
-  const response = {
-    uid: req.uid,
-    allowed: err === null,
-    ...(err ? { status: { message: err, code: 403, reason: 'Forbidden' } } : {}),
-    ...(warnings.length ? { warnings } : {}),
-  };
-  return {
-    status: 200,
-    body: JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response }),
-    operation: typeof req.operation === 'string' ? req.operation : '',
-    allowed: err === null,
-  };
 }
 
-export function webhookHandler(m: WebhookMetrics, log: Logger, claims: ClaimLimits = DEFAULT_LIMITS): http.RequestListener {
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'https://x');
-    if (url.pathname !== '/validate') {
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+const HANDLERS = new Set(['/validate', '/healthz']);
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+/** Hardening (departs from Kilo): label values from fixed sets (Go labels any method; it counts /validate only). */
+const requestLabels = (path: string, method: string | undefined) => ({
+  handler: HANDLERS.has(path) ? path : 'other',
+  method: METHODS.has(method ?? '') ? method! : 'other',
+});
+
+/**
+ * A warning logger that writes at most `max` lines per window and says how many it left out:
+ * a flood of bad requests is counted (errors_total), not written line by line.
+ */
+function limitedWarn(log: Logger, max = 10, windowMs = 10_000) {
+  let start = 0;
+  let n = 0;
+  let left = 0;
+  return (msg: string, f: Fields) => {
+    const now = Date.now();
+    if (now - start >= windowMs) {
+      start = now;
+      n = 0;
+    }
+    if (n++ >= max) {
+      left++;
       return;
     }
-    m.requests.inc({ handler: '/validate', method: req.method ?? '' });
-    const chunks: Buffer[] = [];
+    log.warn(msg, left ? { ...f, suppressed: left } : f);
+    left = 0;
+  };
+}
+
+export function webhookHandler(m: WebhookMetrics, log: Logger, limits: WebhookLimits = DEFAULT_WEBHOOK_LIMITS, claims: ClaimLimits = DEFAULT_CLAIMS): http.RequestListener {
+  let inFlight = 0;
+  let buffered = 0;
+  const warn = limitedWarn(log);
+  // Reviews run one per event-loop turn, in arrival order: between two of them the loop
+  // accepts connections, shakes hands and answers /healthz, so bodies that arrive together
+  // delay a probe by one review (~0.1 s for the costliest body), not by all of them. At most
+  // maxInFlight wait.
+  const queue: (() => void)[] = [];
+  let scheduled = false;
+  const pump = () => {
+    scheduled = false;
+    queue.shift()?.();
+    if (queue.length && !scheduled) {
+      scheduled = true;
+      setImmediate(pump);
+    }
+  };
+  const enqueue = (job: () => void) => {
+    queue.push(job);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(pump);
+    }
+  };
+  return (req, res) => {
+    const path = requestPath(req.url);
+    m.requests.inc(requestLabels(path, req.method));
+    // The probes' endpoint: answered by this very server, so a dead listener, a broken TLS
+    // setup or a stuck event loop fails them.
+    if (path === '/healthz') return void res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+    if (path !== '/validate') return void res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+    let chunks: Buffer[] = [];
     let size = 0;
-    let failed = false;
-    const fail = (text: string) => {
-      if (failed) return;
-      failed = true;
-      m.errors.inc();
-      log.warn('bad admission request', { error: text });
-      res.writeHead(400, { 'Content-Type': 'text/plain', Connection: 'close' }).end(text + '\n');
+    let held = 0;
+    let slot = false;
+    let done = false;
+    const release = () => {
+      buffered -= held;
+      held = 0;
+      chunks = [];
+      if (slot) inFlight--;
+      slot = false;
     };
+    const refuse = (status: number, text: string, headers: Record<string, string> = {}) => {
+      if (done) return;
+      done = true;
+      release();
+      m.errors.inc();
+      warn('bad admission request', { status, error: text });
+      if (res.destroyed || res.headersSent) return;
+      if (req.complete) return void res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers }).end(text + '\n');
+      // The rest of the body is not read (reading it only to drop it costs CPU and garbage),
+      // and the connection is closed after the answer. Node closes a Connection: close
+      // response's socket with destroySoon(): at once, with the unread body still in the
+      // kernel, which resets the connection, and the client can lose the answer. Here the
+      // write side is closed instead (the client reads the answer, then the end) and the
+      // socket is destroyed lingerMs later: the lingering close of Go's and nginx's servers.
+      req.pause();
+      const socket = req.socket;
+      socket.destroySoon = () => {
+        socket.end();
+        // Not unref'd: a paused socket keeps no I/O going, and shutdown waits for it.
+        setTimeout(() => socket.destroy(), limits.lingerMs);
+      };
+      res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...headers }).end(text + '\n');
+    };
+    const busy = { 'Retry-After': '1' };
+    req.on('error', (e) => refuse(400, `failed to read the request body: ${e.message}`));
+    res.on('close', release); // answered, or the client went away, or the server cut a slow body
     req.on('data', (c: Buffer) => {
+      if (done) return; // an answer was given: what was still buffered is dropped
       size += c.length;
-      if (size > MAX_BODY) {
-        fail(`request body larger than ${MAX_BODY} bytes`);
-        req.destroy();
-        return;
-      }
+      if (size > limits.maxBody) return refuse(400, `request body larger than ${limits.maxBody} bytes`);
+      if (buffered + c.length > limits.bodyBudget) return refuse(503, 'too many admission review bytes in flight, try again', busy);
       chunks.push(c);
+      held += c.length;
+      buffered += c.length;
     });
-    req.on('error', (e) => fail(`failed to read the request body: ${e.message}`));
     req.on('end', () => {
-      if (failed) return;
-      const v = review(req.headers['content-type'], Buffer.concat(chunks).toString('utf8'), claims);
-      if (v.status !== 200) return fail(v.body);
-      m.admissions.inc({ operation: v.operation ?? '', response: v.allowed ? 'allowed' : 'denied' });
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(v.body);
+      if (!done) enqueue(judge);
     });
+    const judge = () => {
+      if (done || res.destroyed) return; // the client left while the review waited
+      const body = Buffer.concat(chunks).toString('utf8');
+      release();
+      let v: Verdict;
+      try {
+        v = review(req.headers['content-type'], body, claims);
+      } catch (e) {
+        // review() is meant never to throw (the fuzz test holds it to that); if it does, this
+        // request fails and the process lives on.
+        log.error('admission review failed', { error: capText(String((e as Error)?.stack ?? e)) });
+        v = { status: 500, body: 'internal error while reviewing the request' };
+      }
+      if (v.status !== 200) return refuse(v.status, v.body);
+      done = true;
+      m.admissions.inc({ operation: v.operation ?? 'other', response: v.allowed ? 'allowed' : 'denied' });
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(v.body);
+    };
+    if (inFlight >= limits.maxInFlight) return refuse(503, 'too many admission reviews in flight, try again', busy);
+    inFlight++;
+    slot = true;
+    if (Number(req.headers['content-length']) > limits.maxBody) refuse(400, `request body larger than ${limits.maxBody} bytes`);
   };
 }
 
@@ -146,13 +235,28 @@ export interface WebhookServers {
   close(): Promise<void>;
 }
 
-export async function startWebhook(o: { cert: string | Buffer; key: string | Buffer; listen: string; listenMetrics: string; log: Logger; claims?: ClaimLimits }): Promise<WebhookServers> {
+/** Timeouts and caps of one server: slow or idle clients cannot hold sockets for long. */
+function bound(s: http.Server, l: WebhookLimits): void {
+  s.headersTimeout = l.headersTimeoutMs;
+  s.requestTimeout = l.requestTimeoutMs;
+  s.keepAliveTimeout = l.keepAliveTimeoutMs;
+  s.maxHeadersCount = 64;
+  s.maxRequestsPerSocket = 1000;
+  s.maxConnections = l.maxConnections;
+}
+
+export async function startWebhook(o: { cert: string | Buffer; key: string | Buffer; listen: string; listenMetrics: string; log: Logger; limits?: Partial<WebhookLimits>; claims?: ClaimLimits }): Promise<WebhookServers> {
+  const limits = { ...DEFAULT_WEBHOOK_LIMITS, ...o.limits };
   const m = webhookMetrics();
-  const webhook = https.createServer({ cert: o.cert, key: o.key, minVersion: 'TLSv1.2' }, webhookHandler(m, o.log, o.claims));
-  webhook.requestTimeout = 30_000;
-  webhook.headersTimeout = 10_000;
-  const metrics = http.createServer((req, res) => {
-    if (new URL(req.url ?? '/', 'http://x').pathname !== '/metrics') {
+  // Node checks the header and request timeouts every connectionsCheckingInterval (30 s by default).
+  const checking = Math.min(1000, limits.headersTimeoutMs, limits.requestTimeoutMs);
+  const webhook = https.createServer(
+    { cert: o.cert, key: o.key, minVersion: 'TLSv1.2', handshakeTimeout: limits.handshakeTimeoutMs, connectionsCheckingInterval: checking },
+    webhookHandler(m, o.log, limits, o.claims),
+  );
+  bound(webhook, limits);
+  const metrics = http.createServer({ connectionsCheckingInterval: checking }, (req, res) => {
+    if (requestPath(req.url) !== '/metrics') {
       res.writeHead(404).end();
       return;
     }
@@ -161,6 +265,7 @@ export async function startWebhook(o: { cert: string | Buffer; key: string | Buf
       (e: Error) => res.writeHead(500).end(e.message),
     );
   });
+  bound(metrics, { ...limits, maxConnections: 64 });
   const listen = (s: http.Server, addr: string) => new Promise<void>((resolve, reject) => {
     const { host, port } = parseListen(addr);
     s.once('error', reject);
