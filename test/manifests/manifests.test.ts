@@ -34,6 +34,7 @@ import { AGENT_FLAGS, parseFlags, toConfig } from '../../main/flags.js';
 import { loadKubeConfig } from '../../main/kube.js';
 import { createMetrics } from '../../main/metrics.js';
 import { WEBHOOK_FLAGS, webhookMetrics } from '../../main/webhook.js';
+import { manifestWebhook } from '../../bench/webhook.js';
 import { IoClient } from '../../workers/io-client.js';
 import { validatePeer } from '../../plan/peer.js';
 import { kubectlFor } from '../apiserver/helpers.js';
@@ -257,6 +258,23 @@ test('manifests: the webhook\'s configuration, Service, Deployment and certifica
   assert.ok(get('Job', 'kilo-peer-validation-certgen-patch').spec.template.spec.containers[0].args.includes(`--webhook-name=${vwc.metadata.name}`));
   // The certgen ClusterRole may only touch this one webhook configuration.
   assert.deepEqual(get('ClusterRole', 'kilo-peer-validation-certgen').rules[0].resourceNames, [vwc.metadata.name]);
+  // Both probes ask the server that answers reviews, over TLS (test/webhook serves /healthz):
+  // until it serves, the pod is not Ready and the Service has no endpoint.
+  for (const probe of [c.readinessProbe, c.livenessProbe]) {
+    assert.deepEqual(probe.httpGet, { scheme: 'HTTPS', path: '/healthz', port: 'webhook' });
+    assert.ok(probe.timeoutSeconds >= 3, 'a probe may wait behind reviews (~0.1 s each) and other connections');
+  }
+  assert.ok(c.readinessProbe.periodSeconds * c.readinessProbe.failureThreshold <= 30, 'a webhook that stops answering leaves the Service soon');
+  assert.ok(c.livenessProbe.periodSeconds * c.livenessProbe.failureThreshold >= 60, 'a busy webhook is not restarted');
+  // Memory: a request and a limit (measured by bench/webhook.ts, asserted under attack by
+  // test/hostile/webhook.test.ts), V8's heap well inside the limit, options Node accepts.
+  const { memoryLimit, memoryRequest, nodeOptions } = manifestWebhook();
+  assert.ok(memoryRequest > 0 && memoryRequest <= memoryLimit && c.resources.requests.cpu);
+  const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(nodeOptions)?.[1]);
+  assert.ok(heapMiB > 0 && heapMiB * 2 ** 20 <= memoryLimit / 2, `heap ${heapMiB} MiB, limit ${memoryLimit / 2 ** 20} MiB`);
+  const node = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(require("v8").getHeapStatistics().heap_size_limit >> 20))'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: nodeOptions } });
+  assert.equal(node.status, 0, node.stderr);
+  assert.ok(Number(node.stdout) < heapMiB * 1.2, `V8 heap limit ${node.stdout} MiB`);
 });
 
 /** Metric names a PromQL expression reads (functions, label matchers, ranges and grouping stripped). */
