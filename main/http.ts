@@ -60,7 +60,8 @@ export function createHttpServer(d: HttpDeps, limits: Partial<ServerLimits> = {}
   const server = http.createServer({
     headersTimeout: l.headersTimeoutMs, requestTimeout: l.requestTimeoutMs, connectionsCheckingInterval: l.checkIntervalMs, maxHeaderSize: l.maxHeaderSize,
   }, (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // A target that does not parse is answered like an unknown path (index page), never a throw.
+    const url = requestURL(req.url) ?? new URL('http://localhost/');
     // These are GET endpoints and a body is useless to them: the connection closes after the
     // reply, and a second later (time for the reply to arrive before the close resets it) stops
     // draining whatever the client still sends.
@@ -109,4 +110,16 @@ export function parseListen(addr: string): { host: string | undefined; port: num
   const port = Number(addr.slice(i + 1));
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --listen ${JSON.stringify(addr)}: bad port`);
   return { host: host || undefined, port };
+}
+
+/**
+ * A request target as a URL, or null when it does not parse: `new URL` throws on targets such as
+ * `http://[` (absolute form), and a throw in a request listener ends the process.
+ */
+export function requestURL(target: string | undefined): URL | null {
+  try {
+    return new URL(target ?? '/', 'http://localhost');
+  } catch {
+    return null;
+  }
 }

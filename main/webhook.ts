@@ -10,7 +10,7 @@ import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import { DEFAULT_LIMITS as DEFAULT_CLAIMS, limitsWith, type ClaimLimits } from '../plan/claims.js';
 import { MAX_BODY, capText, review, type Verdict } from './admission.js';
 import { ALLOW_SHORT_PREFIXES_FLAG, parseFlags, validateLogLevel, FlagError, type FlagDef } from './flags.js';
-import { parseListen } from './http.js';
+import { parseListen, requestURL } from './http.js';
 import { createLogger, type Fields, type Logger } from './log.js';
 
 // review() lives in admission.ts (pure); exported here too, next to the server that uses it.
@@ -79,18 +79,6 @@ export function webhookMetrics() {
 }
 export type WebhookMetrics = ReturnType<typeof webhookMetrics>;
 
-/**
- * The path of a request target, or '' when it does not parse. `new URL` throws on targets such
- * as `http://[` (absolute form), and a throw in a request listener ends the process.
- */
-export function requestPath(target: string | undefined): string {
-  try {
-    return new URL(target ?? '/', 'https://x').pathname;
-  } catch {
-    return '';
-  }
-}
-
 const HANDLERS = new Set(['/validate', '/healthz']);
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 /** Hardening (departs from Kilo): label values from fixed sets (Go labels any method; it counts /validate only). */
@@ -148,7 +136,7 @@ export function webhookHandler(m: WebhookMetrics, log: Logger, limits: WebhookLi
     }
   };
   return (req, res) => {
-    const path = requestPath(req.url);
+    const path = (requestURL(req.url)?.pathname ?? '');
     m.requests.inc(requestLabels(path, req.method));
     // The probes' endpoint: answered by this very server, so a dead listener, a broken TLS
     // setup or a stuck event loop fails them.
@@ -256,7 +244,7 @@ export async function startWebhook(o: { cert: string | Buffer; key: string | Buf
   );
   bound(webhook, limits);
   const metrics = http.createServer({ connectionsCheckingInterval: checking }, (req, res) => {
-    if (requestPath(req.url) !== '/metrics') {
+    if ((requestURL(req.url)?.pathname ?? '') !== '/metrics') {
       res.writeHead(404).end();
       return;
     }

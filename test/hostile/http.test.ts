@@ -98,6 +98,25 @@ test('formats and layouts come from own-property lists: Object.prototype names a
   assert.equal(s.builds, 0, 'no graph was built');
 });
 
+test('request targets that do not parse (absolute form `http://[`) get an answer and the server lives on', async (t) => {
+  const s = source();
+  const { port, get } = await serve(t, s.graph);
+  for (const target of ['http://[', 'https://[::1/graph', 'http://%zz']) {
+    const answer = await new Promise<string>((resolve) => {
+      const sock = net.connect({ host: '127.0.0.1', port });
+      let b = '';
+      sock.on('data', (c: Buffer) => {
+        b += c.toString();
+        if (b.includes('\r\n\r\n')) sock.destroy();
+      });
+      sock.on('close', () => resolve(b));
+      sock.write(`GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    });
+    assert.match(answer, /^HTTP\/1.1 200/, target);
+  }
+  assert.equal((await get('/health')).status, 200, 'the server still answers');
+});
+
 test('huge query strings: past the header limit a 431; under it, unique junk costs no second build', async (t) => {
   const s = source();
   const { get } = await serve(t, s.graph);
