@@ -4,16 +4,32 @@
 // network namespace this program creates and deletes. Routes go via 50 gateways (a mesh of 50
 // locations): the kernel takes ~0.3 ms per route when every route has a gateway of its own.
 //
-//   node dist/bench/batch-file.js [--routes=10000] [--rules=10000] [--reps=9]
+//   node dist/bench/batch-file.js [--routes=10000] [--rules=10000] [--reps=9]   (--help)
 
 import { Exec } from '../dataplane/exec.js';
 import { KG_PROTO } from '../diff/owner.js';
+import { commandFlags, FlagError, type FlagDef } from '../main/flags.js';
 import { TestNode, cleanupMntRoot, requireTool } from '../test/dataplane/netns.js';
 
-const arg = (name: string, def: number): number => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def);
-const ROUTES = arg('routes', 10_000);
-const RULES = arg('rules', 10_000);
-const REPS = arg('reps', 9);
+const FLAGS: FlagDef[] = [
+  { name: 'routes', type: 'int', default: 10_000, usage: 'Routes in the ip -batch.' },
+  { name: 'rules', type: 'int', default: 10_000, usage: 'Rules in the iptables-restore input.' },
+  { name: 'reps', type: 'int', default: 9, usage: 'Repetitions of each path (interleaved).' },
+  { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
+];
+
+const o = commandFlags(
+  process.argv.slice(2),
+  FLAGS,
+  'node dist/bench/batch-file.js [flags]',
+  'The same ip -batch and iptables-restore input through a pipe and through a private file\n(the crash-safe path), interleaved, in a network namespace this program creates (needs root).',
+  (v) => {
+    for (const n of ['routes', 'rules', 'reps']) if ((v[n] as number) < 1) throw new FlagError(`--${n} must be at least 1`);
+  },
+);
+const ROUTES = o.routes as number;
+const RULES = o.rules as number;
+const REPS = o.reps as number;
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const min = (xs: number[]): number => Math.min(...xs);

@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { flagHelp, FlagError, parseFlags, type FlagDef } from '../main/flags.js';
+import { commandFlags, FlagError, type FlagDef } from '../main/flags.js';
 import { RouteMonitor } from '../loadtest/mesh/monitor.js';
 import { cpuSeconds, f, histogramMean, patchScript, pct } from './agent-kit.js';
 
@@ -30,29 +30,16 @@ const FLAGS: FlagDef[] = [
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
 
-let o: ReturnType<typeof parseFlags>['values'];
-try {
-  const p = parseFlags(process.argv.slice(2), FLAGS);
-  if (p.positionals.length) throw new FlagError(`unexpected argument ${JSON.stringify(p.positionals[0])}`);
-  o = p.values;
-  if (!['location', 'full'].includes(o.granularity as string)) throw new FlagError('--granularity must be location or full');
-  for (const n of ['nodes', 'changes', 'burst']) if ((o[n] as number) < 1) throw new FlagError(`--${n} must be at least 1`);
-} catch (e) {
-  if (!(e instanceof FlagError)) throw e;
-  process.stderr.write(`Error: ${e.message}\n`);
-  process.exit(2);
-}
-if (o.help) {
-  process.stdout.write(`Usage: node dist/bench/graph-burst.js [flags]
-
-Event → programmed latency of one-node changes in a real kg, with no /graph traffic and during a
-burst of concurrent /graph requests (unique query strings); with --baseline, another build too.
-
-Flags:
-${flagHelp(FLAGS)}
-`);
-  process.exit(0);
-}
+const o = commandFlags(
+  process.argv.slice(2),
+  FLAGS,
+  'node dist/bench/graph-burst.js [flags]',
+  'Event → programmed latency of one-node changes in a real kg, with no /graph traffic and during a\nburst of concurrent /graph requests (unique query strings); with --baseline, another build too.',
+  (v) => {
+    if (!['location', 'full'].includes(v.granularity as string)) throw new FlagError('--granularity must be location or full');
+    for (const n of ['nodes', 'changes', 'burst']) if ((v[n] as number) < 1) throw new FlagError(`--${n} must be at least 1`);
+  },
+);
 
 const HERE = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 const N = o.nodes as number;

@@ -16,7 +16,7 @@ import { parseAllDocuments } from 'yaml';
 import { makePki } from '../loadtest/apiserver/index.js';
 import { MAX_BODY, MAX_MEMBERS, overlapWarnings } from '../main/admission.js';
 import { isEntry } from '../main/entry.js';
-import { FlagError, flagHelp, parseFlags, type FlagDef } from '../main/flags.js';
+import { commandFlags, FlagError, type FlagDef } from '../main/flags.js';
 import { generateKeyPair } from '../main/keys.js';
 import { intersects, parseCIDR, type CIDR } from '../plan/addr.js';
 import type { PeerObject } from '../plan/peer.js';
@@ -292,22 +292,10 @@ const FLAGS: FlagDef[] = [
 ];
 
 async function main(argv: string[]): Promise<number> {
-  let values;
-  try {
-    const parsed = parseFlags(argv, FLAGS);
-    if (parsed.positionals.length) throw new FlagError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
-    values = parsed.values;
-    if (!['all', 'overlap', 'attack'].includes(values.mode as string)) throw new FlagError(`--mode ${values.mode} unknown; possible values are: all, overlap, attack`);
-    for (const k of values.kinds as string[]) if (!(ATTACK_KINDS as readonly string[]).includes(k)) throw new FlagError(`--kinds: ${k} unknown; possible values are: ${ATTACK_KINDS.join(', ')}`);
-  } catch (e) {
-    if (!(e instanceof FlagError)) throw e;
-    process.stderr.write(`Error: ${e.message}\nRun with --help for usage.\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`Usage: node dist/bench/webhook.js [flags]\n\nThe overlap check against the old quadratic one, and kg webhook's peak RSS under a\nhostile-body attack against the manifest's memory limit.\n\nFlags:\n${flagHelp(FLAGS)}\n`);
-    return 0;
-  }
+  const values = commandFlags(argv, FLAGS, 'node dist/bench/webhook.js [flags]', "The overlap check against the old quadratic one, and kg webhook's peak RSS under a\nhostile-body attack against the manifest's memory limit.", (v) => {
+    if (!['all', 'overlap', 'attack'].includes(v.mode as string)) throw new FlagError(`--mode ${v.mode} unknown; possible values are: all, overlap, attack`);
+    for (const k of v.kinds as string[]) if (!(ATTACK_KINDS as readonly string[]).includes(k)) throw new FlagError(`--kinds: ${k} unknown; possible values are: ${ATTACK_KINDS.join(', ')}`);
+  });
   const results: Record<string, unknown> = {};
   const say = (s: string) => values.json || console.log(s);
   if (values.mode !== 'attack') {

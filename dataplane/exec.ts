@@ -169,7 +169,8 @@ export function batchDir(): string {
   return dir;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process exists (signal 0; EPERM still means it exists). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

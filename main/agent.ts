@@ -75,13 +75,16 @@ interface NodeRecord {
 
 /** Keeps only what the planner reads: kilo.squat.ai annotations, the topology label, podCIDR. */
 export function slimNode(o: KubeObject & NodeObject, topologyLabel: string): NodeObject {
+  // Only string values are kept: a real API server enforces map[string]string, but a broken or
+  // hostile one may send anything, and the planner and the heartbeat check compare strings.
   const ann: Record<string, string> = {};
   const all = o.metadata?.annotations ?? {};
-  for (const k in all) if (k.startsWith(ANNOTATION_PREFIX)) ann[k] = all[k];
+  for (const k in all) if (k.startsWith(ANNOTATION_PREFIX) && typeof all[k] === 'string') ann[k] = all[k];
   const label = o.metadata?.labels?.[topologyLabel];
+  const podCIDR = o.spec?.podCIDR;
   return {
-    metadata: { name: o.metadata?.name ?? '', annotations: ann, labels: label === undefined ? {} : { [topologyLabel]: label } },
-    spec: { podCIDR: o.spec?.podCIDR ?? '' },
+    metadata: { name: o.metadata?.name ?? '', annotations: ann, labels: typeof label === 'string' ? { [topologyLabel]: label } : {} },
+    spec: { podCIDR: typeof podCIDR === 'string' ? podCIDR : '' },
   };
 }
 

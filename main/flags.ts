@@ -319,3 +319,27 @@ export function flagHelp(defs: readonly FlagDef[]): string {
   const w = Math.max(...rows.map((r) => r[0].length)) + 3;
   return rows.map(([l, r]) => `  ${l.padEnd(w)}${r}`).join('\n');
 }
+
+/**
+ * A script's command line (benchmarks and tools): `--help` prints `Usage: <usage>`, the
+ * description and the flags, then exits 0; an unknown flag, a positional argument or a failed
+ * `check` prints the error and exits 2. Needs a `help` flag in `defs`.
+ */
+export function commandFlags(argv: readonly string[], defs: readonly FlagDef[], usage: string, description: string, check?: (v: FlagValues) => void): FlagValues {
+  let values: FlagValues;
+  try {
+    const p = parseFlags(argv, defs);
+    if (p.positionals.length) throw new FlagError(`unexpected argument ${JSON.stringify(p.positionals[0])}`);
+    values = p.values;
+    if (!values.help) check?.(values);
+  } catch (e) {
+    if (!(e instanceof FlagError)) throw e;
+    process.stderr.write(`Error: ${e.message}\nRun with --help for usage.\n`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(`Usage: ${usage}\n\n${description}\n\nFlags:\n${flagHelp(defs)}\n`);
+    process.exit(0);
+  }
+  return values;
+}

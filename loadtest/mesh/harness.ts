@@ -9,6 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { alive } from '../../dataplane/exec.js';
 
 // This file runs from <outDir>/loadtest/mesh/, so the build it belongs to is two levels up
 // (several builds may coexist, e.g. a developer's dist and a scratch outDir).
@@ -383,15 +384,5 @@ export class Mesh {
       rmSync(this.mntRoot, { recursive: true, force: true });
     }
     rmSync(join(this.state, 'owner.pid'), { force: true });
-  }
-}
-
-/** Whether a process exists (signal 0; EPERM still means it exists). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

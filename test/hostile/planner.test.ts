@@ -19,8 +19,7 @@ import { createLogger } from '../../main/log.js';
 import { createMetrics } from '../../main/metrics.js';
 import { startApiServer } from '../../loadtest/apiserver/index.js';
 import { PlanPool } from '../../workers/plan-pool.js';
-import type { IoClient } from '../../workers/io-client.js';
-import type { ApplyResult } from '../../ipc/dataplane.js';
+import { acceptingIo } from '../main/fake-io.js';
 import { key, NOW, options } from '../plan/fixture.js';
 
 const LABEL = 'topology.kubernetes.io/region';
@@ -95,7 +94,6 @@ test('hostile: two nodes with 10,000 allowed-location IPs each claim 1,024 each 
   assert.equal(p.routes.filter((r) => r.dst.startsWith('172.')).length, 2048);
 });
 
-const OK: ApplyResult = { cause: 'apply', ok: true, durationMs: 0, reports: [], writes: 0, errors: [], rejected: [] };
 
 test('hostile: the agent counts and logs a bad annotation once, not once per plan (before: 10,002 counts per plan)', { timeout: 60_000 }, async (t) => {
   const self = { apiVersion: 'v1', kind: 'Node', metadata: { name: 'self', annotations: {} }, spec: { podCIDR: '10.99.0.0/24' } };
@@ -110,7 +108,7 @@ test('hostile: the agent counts and logs a bad annotation once, not once per pla
   const metrics = createMetrics();
   const pool = new PlanPool({ threads: 1, topologyLabel: cfg.topologyLabel, claims: cfg.claims });
   // The dataplane is not what this test is about: an I/O worker that accepts every state.
-  const io = { resync: async () => OK, applyPrepared: async () => OK, applyFull: async () => OK, observe: async () => ({ peers: [] }), cleanUp: async () => OK } as unknown as IoClient;
+  const io = acceptingIo();
   const lines: string[] = [];
   const log = createLogger({ level: 'warn', write: (l) => lines.push(l) });
   const agent = new Agent({

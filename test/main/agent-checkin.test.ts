@@ -15,8 +15,7 @@ import { generateKeyPair } from '../../main/keys.js';
 import { KubeClient, loadKubeConfig } from '../../main/kube.js';
 import { silentLogger } from '../../main/log.js';
 import { createMetrics } from '../../main/metrics.js';
-import type { ApplyResult } from '../../ipc/dataplane.js';
-import type { IoClient } from '../../workers/io-client.js';
+import { acceptingIo } from './fake-io.js';
 import { PlanPool } from '../../workers/plan-pool.js';
 
 const LAST_SEEN = 'kilo.squat.ai/last-seen';
@@ -40,8 +39,7 @@ async function setup(t: { after: (f: () => Promise<void> | void) => void }) {
   const config = toConfig(parseFlags(['--hostname', 'n1', '--kubeconfig', join(dir, 'kubeconfig'), '--check-in-period', '1s', '--resync-period', '0'], AGENT_FLAGS).values);
   const client = new KubeClient(loadKubeConfig({ kubeconfig: join(dir, 'kubeconfig'), master: '' }));
   const pool = new PlanPool({ threads: 1, topologyLabel: config.topologyLabel });
-  const ok = async (): Promise<ApplyResult> => ({ cause: 'apply', ok: true, durationMs: 0, reports: [], writes: 0, errors: [], rejected: [] });
-  const io = { applyFull: ok, applyPrepared: ok, resync: ok, cleanUp: ok, observe: async () => ({ interface: 'kilo0', mode: null, ownedPid: null, up: false, peers: [] }) } as unknown as IoClient;
+  const io = acceptingIo();
   const keys = generateKeyPair();
   const clock = { s: Math.floor(Date.now() / 1000) };
   const agent = new Agent({

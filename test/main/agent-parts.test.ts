@@ -139,6 +139,12 @@ test('slim node records keep only what the planner reads', () => {
     status: { images: [{ names: ['x'], sizeBytes: 1 }] },
   } as never, 'topology.kubernetes.io/region');
   assert.deepEqual(slim, { metadata: { name: 'n', annotations: { 'kilo.squat.ai/key': 'k' }, labels: { 'topology.kubernetes.io/region': 'r' } }, spec: { podCIDR: '10.0.0.0/24' } });
+  // Values that are not strings (a broken or hostile API server) are left out, never passed on.
+  const odd = slimNode({
+    metadata: { name: 'n', annotations: { 'kilo.squat.ai/key': 5, 'kilo.squat.ai/endpoint': { a: 1 }, 'kilo.squat.ai/location': 'x' }, labels: { 'topology.kubernetes.io/region': ['r'] } },
+    spec: { podCIDR: 7 },
+  } as never, 'topology.kubernetes.io/region');
+  assert.deepEqual(odd, { metadata: { name: 'n', annotations: { 'kilo.squat.ai/location': 'x' }, labels: {} }, spec: { podCIDR: '' } });
 });
 
 /** A slim Node record as the agent holds it. */
