@@ -1,6 +1,6 @@
 // Benchmark: consuming one watch line without a newline, of 64 and 256 MiB, in chunks, with the
 // old splitter (`rest += chunk; rest.indexOf('\n')`, main before issue 15) and the new one
-// (main/lines.ts), each in a child process of its own: wall time and peak RSS above the child's
+// (watch/lines.ts), each in a child process of its own: wall time and peak RSS above the child's
 // level before the first chunk (VmHWM - VmRSS). The new splitter runs twice: with its default
 // limit (it refuses the line at 8 MiB) and with the limit above the line (it holds it all: the
 // linear-time case). The old one is stopped after --old-budget seconds.
@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { StringDecoder } from 'node:string_decoder';
 import { parseArgs } from 'node:util';
-import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from '../main/lines.js';
+import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from '../watch/lines.js';
 
 const HELP = `usage: node dist/bench/watch-lines.js [options]
   --sizes <MiB,...>     line sizes in MiB (default 64,256)
@@ -36,7 +36,7 @@ function child(variant: Variant, size: number, chunkBytes: number, budgetS: numb
   let note = '';
   const lines: string[] = [];
   if (variant === 'old') {
-    // main/kube.ts before: res.setEncoding('utf8') (a StringDecoder), then this, per chunk.
+    // watch/kube.ts before: res.setEncoding('utf8') (a StringDecoder), then this, per chunk.
     const dec = new StringDecoder('utf8');
     let rest = '';
     while (consumed < size) {

@@ -18,15 +18,15 @@ import type { ApplyResult } from '../ipc/dataplane.js';
 import { CheckInLoop, type CheckInResult } from './checkin.js';
 import type { Config } from './flags.js';
 import type { Discovered } from './discovery.js';
-import { KubeError } from './kube-error.js';
+import { KubeError } from '../watch/kube-error.js';
 import { GraphBusyError } from './graph-service.js';
 import { GraphTooLargeError } from '../plan/graph.js';
-import type { KubeClient } from './kube.js';
+import type { KubeClient } from '../watch/kube.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { Pacer } from './pacer.js';
 import { MAX_LOGGED, WarningLog } from './warnings.js';
-import { Reflector, type KubeObject, type ReflectorEvent } from './reflector.js';
+import { Reflector, type KubeObject, type ReflectorEvent } from '../watch/reflector.js';
 import type { PlanPool } from '../workers/plan-pool.js';
 import type { IoClient } from '../workers/io-client.js';
 

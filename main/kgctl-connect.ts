@@ -17,11 +17,11 @@ import { Exec } from '../dataplane/exec.js';
 import { RouteReconciler } from '../dataplane/routes.js';
 import { WireGuardReconciler } from '../dataplane/wireguard.js';
 import { FlagError, parseDuration, validateLogLevel, type FlagValues } from './flags.js';
-import { KubeError } from './kube-error.js';
-import type { KubeClient } from './kube.js';
+import { KubeError } from '../watch/kube-error.js';
+import type { KubeClient } from '../watch/kube.js';
 import { generateKeyPair } from './keys.js';
 import { createLogger, type Logger } from './log.js';
-import { Reflector } from './reflector.js';
+import { Reflector } from '../watch/reflector.js';
 import { PEERS_PATH, checkCRD, client } from './kgctl.js';
 import {
   KgctlError, connectSubnet, parseAllowedIPs, parseListed, peerRoutes, readyNodes, topology, view,

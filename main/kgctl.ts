@@ -11,8 +11,8 @@ import { deviceConf, peerConf, renderINI, segmentAsPeer, type WGPeer } from '../
 import type { NodeObject } from '../plan/node.js';
 import type { PeerObject } from '../plan/peer.js';
 import { flagHelp, FlagError, parseFlags, type FlagDef, type FlagValues } from './flags.js';
-import { KubeError } from './kube-error.js';
-import { KubeClient, loadKubeConfig } from './kube.js';
+import { KubeError } from '../watch/kube-error.js';
+import { KubeClient, loadKubeConfig } from '../watch/kube.js';
 import {
   KgctlError, parseAllowedIPs, parseListed, peerObject, topology, view, withAllowedIPs,
   type GranularityFlag, type Listed,

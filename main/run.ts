@@ -6,7 +6,7 @@ import { discover, readHost } from './discovery.js';
 import { AGENT_FLAGS, FlagError, parseFlags, toConfig, type Config } from './flags.js';
 import { createHttpServer, parseListen } from './http.js';
 import { loadNodeKey } from './keys.js';
-import type { KubeClient } from './kube.js';
+import type { KubeClient } from '../watch/kube.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { tuneHeap } from './memory.js';
@@ -60,7 +60,7 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
   let client: KubeClient;
   let host: Awaited<ReturnType<typeof discover>>;
   try {
-    const kube = await import('./kube.js');
+    const kube = await import('../watch/kube.js');
     client = new kube.KubeClient(kube.loadKubeConfig({ kubeconfig: cfg.kubeconfig, master: cfg.master }));
     host = discover(await readHost(cfg.hostname), { ignore: [cfg.interface, 'kube-bridge'], internalCIDRs: cfg.internalCIDRs });
     log.info('host discovered', { privateIP: host.privateIP?.s ?? null, publicIP: host.publicIP?.s ?? null, privateInterface: host.privateIface, mtu: host.autoMTU });

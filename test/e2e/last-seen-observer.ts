@@ -4,9 +4,9 @@
 // namespace: node last-seen-observer.js <kubeconfig>. Ends on SIGTERM or when stdin closes.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeClient, loadKubeConfig } from '../../main/kube.js';
+import { KubeClient, loadKubeConfig } from '../../watch/kube.js';
 import { silentLogger } from '../../main/log.js';
-import { Reflector } from '../../main/reflector.js';
+import { Reflector } from '../../watch/reflector.js';
 
 export interface Observation {
   t: number;

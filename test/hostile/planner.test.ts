@@ -14,7 +14,7 @@ import { parseCluster, plan } from '../../plan/plan.js';
 import { review } from '../../main/webhook.js';
 import { Agent } from '../../main/agent.js';
 import { AGENT_FLAGS, parseFlags, toConfig } from '../../main/flags.js';
-import { KubeClient, loadKubeConfig } from '../../main/kube.js';
+import { KubeClient, loadKubeConfig } from '../../watch/kube.js';
 import { createLogger } from '../../main/log.js';
 import { createMetrics } from '../../main/metrics.js';
 import { startApiServer } from '../../loadtest/apiserver/index.js';

@@ -4,11 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { INVALID_REASONS, InvalidResponseError } from '../../main/kube-error.js';
-import { LineSplitter } from '../../main/lines.js';
+import { INVALID_REASONS, InvalidResponseError } from '../../watch/kube-error.js';
+import { LineSplitter } from '../../watch/lines.js';
 import { silentLogger } from '../../main/log.js';
-import { Reflector, type ReflectorEvent } from '../../main/reflector.js';
-import { decodeWatchEvent } from '../../main/watch-event.js';
+import { Reflector, type ReflectorEvent } from '../../watch/reflector.js';
+import { decodeWatchEvent } from '../../watch/watch-event.js';
 import { startHostileApi, until, watchHeaders, type Node } from './watch-server.js';
 
 const SEED = Number(process.env.KG_FUZZ_SEED ?? 20150415);

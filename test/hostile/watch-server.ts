@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makePki, renderKubeconfig } from '../../loadtest/apiserver/index.js';
-import { KubeClient, loadKubeConfig, type KubeClientOptions } from '../../main/kube.js';
+import { KubeClient, loadKubeConfig, type KubeClientOptions } from '../../watch/kube.js';
 
 export type Node = { metadata: { name: string; resourceVersion?: string; annotations?: Record<string, string> } };
 /** Answers one request; `n` counts the requests of its kind from 1. */

@@ -6,10 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { generateNodes } from '../../loadtest/apiserver/index.js';
-import { INVALID_REASONS, InvalidResponseError, KubeError, type InvalidReason } from '../../main/kube-error.js';
-import type { KubeClient, KubeClientOptions } from '../../main/kube.js';
+import { INVALID_REASONS, InvalidResponseError, KubeError, type InvalidReason } from '../../watch/kube-error.js';
+import type { KubeClient, KubeClientOptions } from '../../watch/kube.js';
 import { createLogger } from '../../main/log.js';
-import { Reflector, type ReflectorEvent } from '../../main/reflector.js';
+import { Reflector, type ReflectorEvent } from '../../watch/reflector.js';
 import { listBody, node, startHostileApi, until, watchHeaders, writeRepeated, type HostileApi } from './watch-server.js';
 
 const MiB = 1024 * 1024;

@@ -12,7 +12,7 @@ import { Agent } from '../../main/agent.js';
 import { parseCIDR } from '../../plan/addr.js';
 import { AGENT_FLAGS, parseFlags, toConfig } from '../../main/flags.js';
 import { generateKeyPair } from '../../main/keys.js';
-import { KubeClient, loadKubeConfig } from '../../main/kube.js';
+import { KubeClient, loadKubeConfig } from '../../watch/kube.js';
 import { silentLogger } from '../../main/log.js';
 import { createMetrics } from '../../main/metrics.js';
 import { acceptingIo } from './fake-io.js';

@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApiServer, type ApiServer } from '../../loadtest/apiserver/index.js';
-import { KubeClient, loadKubeConfig } from '../../main/kube.js';
+import { KubeClient, loadKubeConfig } from '../../watch/kube.js';
 import { createLogger, silentLogger } from '../../main/log.js';
-import { Reflector, type ReflectorEvent, type ReflectorOptions } from '../../main/reflector.js';
+import { Reflector, type ReflectorEvent, type ReflectorOptions } from '../../watch/reflector.js';
 
 const node = (name: string, ann: Record<string, string> = {}) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name, annotations: ann }, spec: { podCIDR: '10.42.0.0/24' } });
 

@@ -5,7 +5,7 @@
 // relist it emits the difference against what it held, deletes included, so consumers never miss
 // an object that vanished while the watch was down. A line it cannot decode, or one too long to
 // be an event, ends the watch and relists: the event it held is otherwise lost.
-import type { Logger } from './log.js';
+import type { Logger } from '../main/log.js';
 import { INVALID_REASONS, InvalidResponseError, KubeError, type InvalidReason } from './kube-error.js';
 import type { KubeClient } from './kube.js';
 import { decodeWatchEvent, type KubeObject, type WatchEvent } from './watch-event.js';
