@@ -1,0 +1,80 @@
+// The repository's import graph, read from the TypeScript sources as text: every relative
+// specifier of `import … from`, `export … from`, `import '…'` and `import('…')`, type-only
+// imports included (a cycle of types is still a cycle a reader has to untangle).
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, normalize, relative } from 'node:path';
+
+export interface Edge {
+  from: string;
+  to: string;
+  dynamic: boolean;
+}
+
+const SKIP = new Set(['node_modules', 'dist', '.git', '.ci']);
+const SPEC = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)(['"])(\.{1,2}\/[^'"]+)\1/gm;
+
+/** Every .ts file under `root`, as paths relative to it. */
+export function sources(root: string, dir = ''): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(join(root, dir)).sort()) {
+    if (SKIP.has(name)) continue;
+    const p = join(dir, name);
+    if (statSync(join(root, p)).isDirectory()) out.push(...sources(root, p));
+    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(p);
+  }
+  return out;
+}
+
+/** Strips comments so that an import named in a comment is not an edge. */
+function code(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`\\])\/\/.*$/gm, '$1');
+}
+
+export function importGraph(root: string): { files: string[]; edges: Edge[] } {
+  const files = sources(root);
+  const edges: Edge[] = [];
+  for (const f of files) {
+    const text = code(readFileSync(join(root, f), 'utf8'));
+    for (const m of text.matchAll(SPEC)) {
+      const to = normalize(join(dirname(f), m[2])).replace(/\.js$/, '.ts');
+      edges.push({ from: f, to: relative('.', to), dynamic: /import\s*\(\s*$/.test(text.slice(Math.max(0, m.index! - 20), m.index! + m[0].indexOf(m[1]))) });
+    }
+  }
+  return { files, edges };
+}
+
+/** Strongly connected components with more than one file, or a file importing itself (Tarjan). */
+export function cycles(files: readonly string[], edges: readonly Edge[]): string[][] {
+  const next = new Map<string, string[]>(files.map((f) => [f, []]));
+  for (const e of edges) next.get(e.from)?.push(e.to);
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const on = new Set<string>();
+  const out: string[][] = [];
+  let i = 0;
+  const visit = (v: string): void => {
+    index.set(v, i);
+    low.set(v, i++);
+    stack.push(v);
+    on.add(v);
+    for (const w of next.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (on.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) === index.get(v)) {
+      const comp: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop()!;
+        on.delete(w);
+        comp.push(w);
+      } while (w !== v);
+      if (comp.length > 1 || (next.get(v) ?? []).includes(v)) out.push(comp.sort());
+    }
+  };
+  for (const f of files) if (!index.has(f)) visit(f);
+  return out;
+}

@@ -1,0 +1,63 @@
+// The architecture as a test: the pipeline's folders import only downward, product code never
+// reaches test tooling, and no file takes part in an import cycle. docs/design.md explains the
+// layers; this keeps the code and that page in step.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { cycles, importGraph, type Edge } from './imports.js';
+
+// dist/test/layout/ → the repository root (the sources, not the build).
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+process.chdir(ROOT);
+const { files, edges } = importGraph(ROOT);
+const top = (p: string): string => p.split('/')[0];
+
+/** What each product folder may import besides itself (docs/design.md, "Layers"). */
+const MAY_IMPORT: Record<string, readonly string[]> = {
+  plan: [],
+  ipc: ['plan'],
+  diff: ['plan', 'ipc'],
+  dataplane: ['plan', 'ipc', 'diff'],
+  watch: [],
+  workers: ['plan', 'ipc', 'diff', 'dataplane'],
+  main: ['plan', 'ipc', 'diff', 'dataplane', 'watch', 'workers'],
+};
+/** Files every layer may import: the logger, which imports nothing of the project. */
+const ANYWHERE = new Set(['main/log.ts']);
+/** `kg bench` loads the capacity benchmark on demand; the agent never does. */
+const ON_DEMAND: readonly Pick<Edge, 'from' | 'to'>[] = [{ from: 'main/cli.ts', to: 'bench/capacity/command.ts' }];
+
+const show = (es: readonly Edge[]): string => es.map((e) => `${e.from} -> ${e.to}${e.dynamic ? ' (dynamic)' : ''}`).join('\n');
+
+test('the import graph was read: every relative import resolves to a source file', () => {
+  assert.ok(files.length > 150 && edges.length > 500, `${files.length} files, ${edges.length} imports`);
+  const known = new Set(files);
+  assert.equal(show(edges.filter((e) => !known.has(e.to))), '');
+});
+
+test('no import cycles anywhere (type-only imports count)', () => {
+  assert.deepEqual(cycles(files, edges), []);
+});
+
+test('product code never imports test tooling (loadtest/, bench/, test/, scripts/)', () => {
+  const bad = edges.filter((e) => top(e.from) in MAY_IMPORT && !(top(e.to) in MAY_IMPORT) && !ON_DEMAND.some((o) => o.from === e.from && o.to === e.to && e.dynamic));
+  assert.equal(show(bad), '');
+});
+
+test('product folders import only the layers below them', () => {
+  const bad = edges.filter((e) => {
+    const a = top(e.from);
+    const b = top(e.to);
+    if (!(a in MAY_IMPORT) || !(b in MAY_IMPORT) || a === b || ANYWHERE.has(e.to)) return false;
+    return !MAY_IMPORT[a].includes(b);
+  });
+  assert.equal(show(bad), '');
+});
+
+test('the checker finds what it looks for', () => {
+  const f = ['a.ts', 'b.ts', 'c.ts', 'd.ts'];
+  const e = (from: string, to: string): Edge => ({ from, to, dynamic: false });
+  assert.deepEqual(cycles(f, [e('a.ts', 'b.ts'), e('b.ts', 'c.ts'), e('c.ts', 'a.ts'), e('c.ts', 'd.ts')]), [['a.ts', 'b.ts', 'c.ts']]);
+  assert.deepEqual(cycles(f, [e('d.ts', 'd.ts')]), [['d.ts']]);
+  assert.deepEqual(cycles(f, [e('a.ts', 'b.ts'), e('b.ts', 'c.ts')]), []);
+});
