@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { cycles, importGraph, type Edge } from './imports.js';
+import { functionLengths } from './functions.js';
 
 // dist/test/layout/ → the repository root (the sources, not the build).
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -26,6 +27,9 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
 const ANYWHERE = new Set(['main/log.ts']);
 /** `kg bench` loads the capacity benchmark on demand; the agent never does. */
 const ON_DEMAND: readonly Pick<Edge, 'from' | 'to'>[] = [{ from: 'main/cli.ts', to: 'bench/capacity/command.ts' }];
+
+/** Longer functions are split into named steps (issue 16). */
+const MAX_FUNCTION_LINES = 80;
 
 const show = (es: readonly Edge[]): string => es.map((e) => `${e.from} -> ${e.to}${e.dynamic ? ' (dynamic)' : ''}`).join('\n');
 
@@ -60,4 +64,10 @@ test('the checker finds what it looks for', () => {
   assert.deepEqual(cycles(f, [e('a.ts', 'b.ts'), e('b.ts', 'c.ts'), e('c.ts', 'a.ts'), e('c.ts', 'd.ts')]), [['a.ts', 'b.ts', 'c.ts']]);
   assert.deepEqual(cycles(f, [e('d.ts', 'd.ts')]), [['d.ts']]);
   assert.deepEqual(cycles(f, [e('a.ts', 'b.ts'), e('b.ts', 'c.ts')]), []);
+});
+
+test('no function in product code is longer than 80 lines', () => {
+  const product = files.filter((f) => top(f) in MAY_IMPORT);
+  const long = functionLengths(ROOT, product).filter((f) => f.lines > MAX_FUNCTION_LINES);
+  assert.equal(long.map((f) => `${f.file}:${f.line} ${f.name}: ${f.lines} lines`).join('\n'), '');
 });
