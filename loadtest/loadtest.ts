@@ -4,7 +4,7 @@
 // the change's commit in the simulator's store to the kernel route change seen by
 // `ip monitor route`, or the WireGuard peer seen on the device), agent CPU and RSS, events against
 // plans, kernel operations by kind, API requests and watch bytes, and the heartbeat write rate and
-// fan-out; after each scenario it plans every node (workers/fleet.ts) and runs the fleet check
+// fan-out; after each scenario it plans every node (loadtest/fleet/planner.ts) and runs the fleet check
 // (loadtest/fleet/verify.ts), and compares each agent's kernel with its plan.
 // CLI: loadtest/run.ts. Everything is bounded: per-change waits, phases, and a hard timeout.
 import { readFileSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { Mesh } from './mesh/harness.js';
 import { RouteMonitor } from './mesh/monitor.js';
 import { readKernel } from './fleet/kernel.js';
 import { compareKernel, type VerifyReport } from './fleet/verify.js';
-import { fleetPlanOptions, planFleet } from '../workers/fleet.js';
+import { fleetPlanOptions, planFleet } from './fleet/planner.js';
 import { parseCluster, plan } from '../plan/plan.js';
 import { findLeader } from '../plan/topology.js';
 import { checkInPeriodSeconds, heartbeatLoad, readyWindowSeconds, type HeartbeatMode } from '../plan/heartbeat.js';

@@ -4,7 +4,7 @@
 //   node dist/loadtest/fleet/bench.js [--nodes 5000] [--locations 50] [--peers 100] [--granularity location|full] [--threads 2] [--rounds 2]
 import { parseArgs } from 'node:util';
 import { generateNodes, generatePeers } from '../apiserver/generate.js';
-import { fleetPlanOptions, planFleet } from '../../workers/fleet.js';
+import { fleetPlanOptions, planFleet } from './planner.js';
 import type { NodeObject } from '../../plan/node.js';
 import type { PeerObject } from '../../plan/peer.js';
 
