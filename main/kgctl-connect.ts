@@ -22,7 +22,7 @@ import type { KubeClient } from '../watch/kube.js';
 import { generateKeyPair } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import { Reflector } from '../watch/reflector.js';
-import { PEERS_PATH, checkCRD, client } from './kgctl.js';
+import { PEERS_PATH, checkCRD, client } from './kgctl-cluster.js';
 import {
   KgctlError, connectSubnet, parseAllowedIPs, parseListed, peerRoutes, readyNodes, topology, view,
   type GranularityFlag, type Listed,
