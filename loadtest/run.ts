@@ -6,7 +6,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { commandFlags, type FlagDef } from '../main/flags.js';
-import { runLoadTest, SCENARIOS, type LoadTestOptions, type Scenario } from './loadtest.js';
+import { runLoadTest } from './loadtest.js';
+import { SCENARIOS, type LoadTestOptions, type Scenario } from './types.js';
 import { renderReport } from './report.js';
 import { Mesh } from './mesh/harness.js';
 
