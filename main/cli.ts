@@ -92,7 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // Loaded on demand: `kg plan`, `kg version` and the flag checks do not pay for the Kubernetes
-  // client library (~0.5 s of module loading).
+  // client library, the longest of the agent's imports.
   const { runAgent } = await import('./run.js');
   return runAgent(argv, version());
 }
