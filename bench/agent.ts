@@ -15,17 +15,28 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent.js';
 import { clientPrelude, clockMs, cpuSeconds, f, histogramMean, metric, patchScript, pct, rssMB } from './agent-kit.js';
+import { commandFlags, type FlagDef } from '../main/flags.js';
 import { Mesh } from '../loadtest/mesh/harness.js';
 import { RouteMonitor } from '../loadtest/mesh/monitor.js';
 
-const args = process.argv.slice(2);
-const opt = (n: string, d: string) => (args.includes(n) ? args[args.indexOf(n) + 1] : d);
-const N = Number(opt('--nodes', '5000'));
-const granularity = opt('--granularity', 'full');
-const changes = Number(opt('--changes', '40'));
-const windowS = Number(opt('--window', '30'));
-const heartbeatPeriod = opt('--heartbeat-period', '30');
-const settleS = Number(opt('--settle', '30'));
+const FLAGS: FlagDef[] = [
+  { name: 'nodes', type: 'string', default: '5000', usage: 'Cluster size (the agent plus simulated nodes).' },
+  { name: 'granularity', type: 'string', default: 'full', usage: 'Mesh granularity: full or location.' },
+  { name: 'changes', type: 'string', default: '40', usage: 'One-node changes timed for event → programmed.' },
+  { name: 'window', type: 'string', default: '30', usage: 'Seconds of the heartbeat-churn window.' },
+  { name: 'settle', type: 'string', default: '30', usage: 'Seconds after the change loop reported on their own (garbage collection of that loop).' },
+  { name: 'heartbeat-period', type: 'string', default: '30', usage: 'Every simulated node\'s check-in period in seconds (334 is what --heartbeat=adaptive picks at 5,000 nodes).' },
+  { name: 'log-level', type: 'string', default: 'warn', usage: 'The agent\'s --log-level.' },
+  { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
+];
+const o = commandFlags(process.argv.slice(2), FLAGS, 'node dist/bench/agent.js [flags]',
+  'One real kg agent in a network namespace in a simulated cluster: cold start, event → programmed\nlatency of one-node changes, and the CPU of heartbeat churn (needs root, wireguard-go).');
+const N = Number(o.nodes);
+const granularity = o.granularity as string;
+const changes = Number(o.changes);
+const windowS = Number(o.window);
+const heartbeatPeriod = o['heartbeat-period'] as string;
+const settleS = Number(o.settle);
 
 /**
  * A minimal watcher: lists one Node for the current resourceVersion, watches Nodes from there
@@ -49,7 +60,7 @@ const mesh = new Mesh({
   nodes: [{ name: 'kg-0', location: 'bench' }],
   // Resync every 5 min: the churn window then measures heartbeats alone (a resync's own cost is
   // reported from the agent's histograms when one ran).
-  flags: ['--encapsulate', 'never', '--mesh-granularity', granularity, '--log-level', opt('--log-level', 'warn'), '--resync-period', '5m'],
+  flags: ['--encapsulate', 'never', '--mesh-granularity', granularity, '--log-level', o['log-level'] as string, '--resync-period', '5m'],
   apiArgs: ['--nodes', String(N - 1), '--locations', String(Math.max(1, Math.round(N / 100))), '--heartbeat-period', heartbeatPeriod],
 });
 process.on('SIGINT', () => void mesh.down().then(() => process.exit(130)));

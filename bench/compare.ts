@@ -16,6 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { isEntry } from '../main/entry.js';
+import { flagHelp, parseFlags, type FlagDef } from '../main/flags.js';
 
 export interface Measurement {
   /** Stable across commits, e.g. "plan/full/5000 nodes/100 loc/location". */
@@ -150,31 +151,40 @@ export function compare(oldM: Measurement[], newM: Measurement[], threshold: num
   return { rows, onlyOld: oldM.filter((m) => !newNames.has(m.name)).map((m) => m.name), onlyNew: newM.filter((m) => !byName.has(m.name)).map((m) => m.name) };
 }
 
+const FLAGS: FlagDef[] = [
+  { name: 'threshold', type: 'string', default: '0.2', usage: 'A measurement regresses when NEW / OLD > 1 + threshold.' },
+  { name: 'metric', type: 'string', default: 'p50', usage: 'Statistic compared: p50, p99 or min.' },
+  { name: 'baseline', type: 'string', default: '', usage: 'Compare each measurement as a ratio to the measurement with this name prefix, same size, same run.' },
+  { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
+];
+const USAGE = `Usage: node dist/bench/compare.js OLD.json NEW.json [flags]
+
+Compares two benchmark results files (npm run bench, kg bench -o json) and flags regressions.
+Exit status: 0 no regression, 1 at least one regression, 2 bad usage or unreadable input.
+
+Flags:
+${flagHelp(FLAGS)}
+`;
+
 export function main(argv: string[]): number {
-  const files: string[] = [];
-  let threshold = 0.2;
-  let metric: Metric = 'p50';
-  let baseline: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = (): string => {
-      if (a.includes('=')) return a.slice(a.indexOf('=') + 1);
-      if (i + 1 >= argv.length) throw new CompareError(`flag needs an argument: ${a}`);
-      return argv[++i];
-    };
-    if (a.startsWith('--threshold')) {
-      const v = value();
-      threshold = Number(v);
-      if (!/^[0-9]*\.?[0-9]+$/.test(v) || !(threshold >= 0)) throw new CompareError(`invalid --threshold "${v}": expected a fraction such as 0.2 (20 %)`);
-    } else if (a.startsWith('--metric')) {
-      const v = value();
-      if (v !== 'p50' && v !== 'p99' && v !== 'min') throw new CompareError(`invalid --metric "${v}"; possible values are: p50, p99, min`);
-      metric = v;
-    } else if (a.startsWith('--baseline')) {
-      baseline = value();
-    } else if (a.startsWith('-')) throw new CompareError(`unknown flag: ${a}`);
-    else files.push(a);
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags(argv, FLAGS);
+  } catch (e) {
+    throw new CompareError((e as Error).message);
   }
+  const { values, positionals: files } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const v = values.threshold as string;
+  const threshold = Number(v);
+  if (!/^[0-9]*\.?[0-9]+$/.test(v) || !(threshold >= 0)) throw new CompareError(`invalid --threshold "${v}": expected a fraction such as 0.2 (20 %)`);
+  const m = values.metric as string;
+  if (m !== 'p50' && m !== 'p99' && m !== 'min') throw new CompareError(`invalid --metric "${m}"; possible values are: p50, p99, min`);
+  const metric: Metric = m;
+  const baseline = (values.baseline as string) || undefined;
   if (files.length !== 2) throw new CompareError('usage: compare OLD.json NEW.json [--threshold 0.2] [--metric p50|p99|min] [--baseline PREFIX]');
   const r = compare(readResults(files[0]), readResults(files[1]), threshold, metric, baseline);
   if (r.rows.length === 0) throw new CompareError(`${files[0]} and ${files[1]} have no measurement in common`);

@@ -22,15 +22,25 @@ import { KG_PROTO } from '../diff/owner.js';
 import { IoClient } from '../workers/io-client.js';
 import type { DesiredState } from '../ipc/dataplane.js';
 import { fixture, wgIP } from './plan-fixture.js';
+import { commandFlags, type FlagDef } from '../main/flags.js';
 import { TestNode, cleanupMntRoot, keyPair, requireTool } from '../test/dataplane/netns.js';
 
-const arg = (name: string, def: string): string => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
-const NODES = Number(arg('nodes', '5000'));
-const REPS = Number(arg('reps', '15'));
-const BACKEND = arg('backend', 'nft') as 'nft' | 'legacy';
-const GO_IPT_SUBSET = Number(arg('go-iptables-subset', '1000'));
-/** --quick: skip the Go-way cold measurements (per-route and per-rule processes take minutes). */
-const QUICK = process.argv.includes('--quick');
+const FLAGS: FlagDef[] = [
+  { name: 'nodes', type: 'string', default: '5000', usage: 'Nodes of the full-granularity plan applied on one leader.' },
+  { name: 'reps', type: 'string', default: '15', usage: 'Repetitions of each measurement.' },
+  { name: 'backend', type: 'string', default: 'nft', usage: 'iptables backend: nft or legacy.' },
+  { name: 'go-iptables-subset', type: 'string', default: '1000', usage: 'Rules written the Go agent\'s way (one process per rule), then scaled.' },
+  { name: 'quick', type: 'bool', default: false, usage: 'Skip the Go-way cold measurements (per-route and per-rule processes take minutes).' },
+  { name: 'json', type: 'bool', default: false, usage: 'Also print the results as one JSON line.' },
+  { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
+];
+const cli = commandFlags(process.argv.slice(2), FLAGS, 'node dist/bench/dataplane.js [flags]',
+  'A 5,000-node full-granularity plan applied to a real kernel in a scratch network namespace (needs\nroot, wireguard-go): cold apply, one-node change, no-op resync, raw tools, and the Go agent\'s way.');
+const NODES = Number(cli.nodes);
+const REPS = Number(cli.reps);
+const BACKEND = cli.backend as 'nft' | 'legacy';
+const GO_IPT_SUBSET = Number(cli['go-iptables-subset']);
+const QUICK = cli.quick as boolean;
 
 interface Stat {
   min: number;
@@ -297,7 +307,7 @@ async function main(): Promise<void> {
     console.log(
       `  one-node (worker pass, median) ${f(stat(inWorker).median)}, client end to end ${f(stat(viaWorker).median)}; cold (median) ${f(stat(cold).median)}; routes ${(stat(ourRoutes).median / stat(rawIp).median).toFixed(2)}x raw; iptables ${(stat(ourIpt).median / stat(rawIpt).median).toFixed(2)}x raw`,
     );
-    if (process.argv.includes('--json')) console.log(JSON.stringify(results));
+    if (cli.json) console.log(JSON.stringify(results));
     }
   } finally {
     if (dp) {

@@ -26,15 +26,21 @@ import { parseCluster, plan, type PlanOptions } from '../plan/plan.js';
 import type { Granularity } from '../plan/types.js';
 import { syntheticName, syntheticNodes, syntheticPeers } from './synthetic.js';
 import { measureALIPs } from './alip.js';
+import { commandFlags, type FlagDef } from '../main/flags.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const sizes = (opt('--sizes') ?? '100,1000,5000,10000').split(',').map(Number);
-const quick = args.includes('--quick');
-const alipOnly = args.includes('--alip-only');
+const FLAGS: FlagDef[] = [
+  { name: 'sizes', type: 'string', default: '100,1000,5000,10000', usage: 'Comma-separated cluster sizes (nodes).' },
+  { name: 'json', type: 'string', default: 'bench-results.json', usage: 'Results file, in the format bench/compare.ts reads.' },
+  { name: 'quick', type: 'bool', default: false, usage: 'A smaller time budget per measurement (a smoke run, not numbers to compare).' },
+  { name: 'baseline-dist', type: 'string', default: '', usage: 'Another build\'s dist/ to measure the allowed-location-IP plan against.' },
+  { name: 'alip-only', type: 'bool', default: false, usage: 'Only the allowed-location-IP measurements (bench/alip.ts).' },
+  { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
+];
+const args = commandFlags(process.argv.slice(2), FLAGS, 'node dist/bench/plan.js [flags]',
+  'One node\'s full plan at each size, in 1 and 100 locations, for both granularities (mitata), with a\nstructuredClone baseline; writes a results file for bench/compare.js.');
+const sizes = (args.sizes as string).split(',').map(Number);
+const quick = args.quick as boolean;
+const alipOnly = args['alip-only'] as boolean;
 const NOW = 1_764_160_000;
 
 function options(hostname: string, granularity: Granularity): PlanOptions {
@@ -102,9 +108,9 @@ for (const n of alipOnly ? [] : sizes) {
   console.log(`pool-worker path, ${key}: full p50 ${f(w.fullPlan.p50Ms)} ms, one-node change p50 ${f(w.incrementalPlan.p50Ms)} ms`);
 }
 
-worker.push(...await measureALIPs({ nodes: 5000, each: 10_000, baselineDist: opt('--baseline-dist'), budgetMs: quick ? 300 : 3000, options, now: NOW }));
+worker.push(...await measureALIPs({ nodes: 5000, each: 10_000, baselineDist: (args['baseline-dist'] as string) || undefined, budgetMs: quick ? 300 : 3000, options, now: NOW }));
 
-const out = opt('--json') ?? 'bench-results.json';
+const out = args.json as string;
 const measurements: Measurement[] = rows.flatMap((r): Measurement[] => {
   const key = `${r.nodes} nodes/${r.locations} loc/${r.granularity}`;
   return [

@@ -20,9 +20,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { httpHeartbeats } from './apiserver/heartbeat.js';
+import { commandFlags, type FlagDef } from '../main/flags.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const now = () => performance.timeOrigin + performance.now();
@@ -322,24 +322,27 @@ async function step(target: Target, serverPid: number, watchers: number, seconds
   }
 }
 
+const FLAGS: FlagDef[] = [
+  { name: 'nodes', type: 'string', default: '5000', usage: 'Generated ~10 KiB Nodes.' },
+  { name: 'period', type: 'string', default: '30', usage: 'Heartbeat period in seconds (every node patched once per period).' },
+  { name: 'watchers', type: 'string', default: '50', usage: 'Watches held by the fleet processes.' },
+  { name: 'duration', type: 'string', default: '60', usage: 'Seconds of the measured window.' },
+  { name: 'http', type: 'bool', default: false, usage: 'Plain HTTP instead of HTTPS + token.' },
+  { name: 'find-max', type: 'bool', default: false, usage: 'Ramp the watcher count to the largest the server holds.' },
+  { name: 'max-watchers', type: 'string', default: '3200', usage: 'Upper bound of --find-max.' },
+  { name: 'step-duration', type: 'string', default: '30', usage: 'Seconds of each --find-max step.' },
+  { name: 'fleet-procs', type: 'string', default: '2', usage: 'Processes the watchers are spread over.' },
+  // The fleet child's own flags (this program forks itself with --role fleet).
+  { name: 'role', type: 'string', default: 'bench', usage: 'Internal: bench, or fleet for a forked watcher process.' },
+  { name: 'count', type: 'string', default: '', usage: 'Internal (--role fleet): watches to hold.' },
+  { name: 'from-rv', type: 'string', default: '', usage: 'Internal (--role fleet): resourceVersion to watch from.' },
+  { name: 'sample', type: 'string', default: '', usage: 'Internal (--role fleet): true to sample delivery lag.' },
+  { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
+];
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      role: { type: 'string', default: 'bench' },
-      count: { type: 'string' },
-      'from-rv': { type: 'string' },
-      sample: { type: 'string' },
-      'fleet-procs': { type: 'string', default: '2' },
-      nodes: { type: 'string', default: '5000' },
-      period: { type: 'string', default: '30' },
-      watchers: { type: 'string', default: '50' },
-      duration: { type: 'string', default: '60' },
-      http: { type: 'boolean', default: false },
-      'find-max': { type: 'boolean', default: false },
-      'max-watchers': { type: 'string', default: '3200' },
-      'step-duration': { type: 'string', default: '30' },
-    },
-  });
+  const values = commandFlags(process.argv.slice(2), FLAGS, 'node dist/loadtest/apiserver-bench.js [flags]',
+    'The API simulator\'s watch fan-out: N generated Nodes heartbeating once per period, W watchers in\nother processes; events/s, MB/s, server CPU and RSS, delivery lag. --find-max ramps W.') as Record<string, string> & { http: boolean; 'find-max': boolean };
   if (values.role === 'fleet') {
     return fleet(JSON.parse(process.env.SIM_TARGET!) as Target, Number(values.count), Number(values['from-rv']), values.sample === 'true');
   }

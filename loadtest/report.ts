@@ -1,6 +1,6 @@
 // The load test's HTML report: one self-contained page with inline SVG plots (bench/svg.ts).
 import { barChart, esc, histogram, lineChart, type Series } from '../bench/svg.js';
-import type { Results } from './loadtest.js';
+import type { Results } from './types.js';
 
 /** Latency bins on a log scale (1 ms … 30 s), so that a long tail stays visible. */
 function logBins(xs: readonly number[]): { lo: number; hi: number; count: number }[] {

@@ -5,53 +5,44 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { parseArgs } from 'node:util';
-import { runLoadTest, SCENARIOS, type LoadTestOptions, type Scenario } from './loadtest.js';
+import { commandFlags, type FlagDef } from '../main/flags.js';
+import { runLoadTest } from './loadtest.js';
+import { SCENARIOS, type LoadTestOptions, type Scenario } from './types.js';
 import { renderReport } from './report.js';
 import { Mesh } from './mesh/harness.js';
 
-const USAGE = `usage: npm run loadtest -- [options]
-  --nodes N            cluster size, real agents included (default 5000)
-  --locations N        locations of the simulated nodes (default 50)
-  --peers N            Peers (default 100)
-  --agents N           real kg agents, each in its own namespaces (default 1)
-  --scenario LIST      comma-separated: ${SCENARIOS.join(', ')}, or all (default all)
-  --granularity G      location | full (default location)
-  --heartbeat M        kilo | adaptive | both (both: steady runs once per mode; default both)
-  --heartbeat-budget W adaptive mode's cluster-wide writes/s (default 15)
-  --duration S         seconds per scenario (default 60)
-  --rate R             node changes per second in churn (default 10)
-  --soak S             an extra steady phase of S seconds for the RSS trend (default 0)
-  --fleet-threads T    fleet planner pool size (default 2)
-  --fleet each|end     fleet check after every scenario or only at the end (default each)
-  --no-baseline        skip the one-thread fleet plan
-  --timeout S          hard limit for the whole run (default: an estimate from the above)
-  --out DIR            results directory (default /tmp/kg-loadtest/<timestamp>)
-  --prefix P           namespace name prefix (default kglt)`;
-
-const { values } = parseArgs({
-  options: {
-    nodes: { type: 'string', default: '5000' }, locations: { type: 'string', default: '50' }, peers: { type: 'string', default: '100' },
-    agents: { type: 'string', default: '1' }, scenario: { type: 'string', default: 'all' }, granularity: { type: 'string', default: 'location' },
-    heartbeat: { type: 'string', default: 'both' }, 'heartbeat-budget': { type: 'string', default: '15' }, duration: { type: 'string', default: '60' },
-    rate: { type: 'string', default: '10' }, soak: { type: 'string', default: '0' }, 'fleet-threads': { type: 'string', default: '2' },
-    fleet: { type: 'string', default: 'each' }, 'no-baseline': { type: 'boolean', default: false }, timeout: { type: 'string' },
-    out: { type: 'string' }, prefix: { type: 'string', default: 'kglt' }, help: { type: 'boolean', short: 'h', default: false },
-  },
-});
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const FLAGS: FlagDef[] = [
+  { name: 'nodes', type: 'string', default: '5000', usage: 'Cluster size, real agents included.' },
+  { name: 'locations', type: 'string', default: '50', usage: 'Locations of the simulated nodes.' },
+  { name: 'peers', type: 'string', default: '100', usage: 'Peers.' },
+  { name: 'agents', type: 'string', default: '1', usage: 'Real kg agents, each in its own namespaces.' },
+  { name: 'scenario', type: 'string', default: 'all', usage: `Comma-separated: ${SCENARIOS.join(', ')}, or all.` },
+  { name: 'granularity', type: 'string', default: 'location', usage: 'location | full.' },
+  { name: 'heartbeat', type: 'string', default: 'both', usage: 'kilo | adaptive | both (both: steady runs once per mode).' },
+  { name: 'heartbeat-budget', type: 'string', default: '15', usage: 'Adaptive mode\'s cluster-wide writes/s.' },
+  { name: 'duration', type: 'string', default: '60', usage: 'Seconds per scenario.' },
+  { name: 'rate', type: 'string', default: '10', usage: 'Node changes per second in churn.' },
+  { name: 'soak', type: 'string', default: '0', usage: 'An extra steady phase of this many seconds for the RSS trend.' },
+  { name: 'fleet-threads', type: 'string', default: '2', usage: 'Fleet planner pool size.' },
+  { name: 'fleet', type: 'string', default: 'each', usage: 'each|end: fleet check after every scenario or only at the end.' },
+  { name: 'no-baseline', type: 'bool', default: false, usage: 'Skip the one-thread fleet plan.' },
+  { name: 'timeout', type: 'string', default: '', usage: 'Hard limit in seconds for the whole run (default: an estimate from the above).' },
+  { name: 'out', type: 'string', default: '', usage: 'Results directory (default /tmp/kg-loadtest/<timestamp>).' },
+  { name: 'prefix', type: 'string', default: 'kglt', usage: 'Namespace name prefix.' },
+  { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
+];
+const USAGE = 'npm run loadtest -- [flags]   (node dist/loadtest/run.js [flags])';
+const values = commandFlags(process.argv.slice(2), FLAGS, USAGE,
+  'The load test: the API simulator with N nodes, real kg agents in network namespaces, the scenarios\nin turn, a fleet check after each; writes results.json and report.html (needs root, wireguard-go).') as Record<string, string> & { 'no-baseline': boolean };
 const num = (name: string, min: number, max: number): number => {
   const v = Number(values[name as keyof typeof values]);
   if (!Number.isFinite(v) || v < min || v > max) {
-    console.error(`invalid --${name} ${values[name as keyof typeof values]}: expected a number in ${min}..${max}\n${USAGE}`);
+    console.error(`invalid --${name} ${values[name as keyof typeof values]}: expected a number in ${min}..${max}\nRun with --help for usage.`);
     process.exit(2);
   }
   return v;
 };
-const scenarios = values.scenario === 'all' ? [...SCENARIOS] : values.scenario!.split(',').map((s) => s.trim());
+const scenarios = values.scenario === 'all' ? [...SCENARIOS] : values.scenario.split(',').map((s) => s.trim());
 for (const s of scenarios) {
   if (!(SCENARIOS as readonly string[]).includes(s)) {
     console.error(`unknown scenario "${s}"; possible values: ${SCENARIOS.join(', ')}, all`);
@@ -62,7 +53,7 @@ if (values.granularity !== 'location' && values.granularity !== 'full') {
   console.error(`invalid --granularity ${values.granularity}: expected location or full`);
   process.exit(2);
 }
-if (!['kilo', 'adaptive', 'both'].includes(values.heartbeat!)) {
+if (!['kilo', 'adaptive', 'both'].includes(values.heartbeat)) {
   console.error(`invalid --heartbeat ${values.heartbeat}: expected kilo, adaptive or both`);
   process.exit(2);
 }
@@ -70,22 +61,22 @@ if (values.fleet !== 'each' && values.fleet !== 'end') {
   console.error(`invalid --fleet ${values.fleet}: expected each or end`);
   process.exit(2);
 }
-if (!/^[a-z][a-z0-9]{0,7}$/.test(values.prefix!)) {
+if (!/^[a-z][a-z0-9]{0,7}$/.test(values.prefix)) {
   console.error(`invalid --prefix ${values.prefix}: 1-8 lower-case letters and digits`);
   process.exit(2);
 }
 const o: LoadTestOptions = {
   nodes: num('nodes', 2, 20_000), locations: num('locations', 1, 4000), peers: num('peers', 0, 10_000), agents: num('agents', 1, 16),
-  scenarios: scenarios as Scenario[], granularity: values.granularity, heartbeat: values.heartbeat === 'adaptive' ? 'adaptive' : 'kilo',
+  scenarios: scenarios as Scenario[], granularity: values.granularity as 'location' | 'full', heartbeat: values.heartbeat === 'adaptive' ? 'adaptive' : 'kilo',
   compareHeartbeat: values.heartbeat === 'both', heartbeatBudget: num('heartbeat-budget', 0.1, 1e6), durationS: num('duration', 1, 86_400),
   rate: num('rate', 0.1, 1000), fleetEach: values.fleet === 'each', fleetThreads: num('fleet-threads', 1, 64), fleetBaseline: !values['no-baseline'],
-  soakS: num('soak', 0, 86_400), prefix: values.prefix!, log: (l) => console.log(l),
+  soakS: num('soak', 0, 86_400), prefix: values.prefix, log: (l) => console.log(l),
 };
 // Set-up (keys for N nodes, the agents' cold start) plus each phase and its fleet checks.
 const estimate = 300 + o.nodes / 20 + (o.scenarios.length + (o.compareHeartbeat ? 1 : 0)) * (o.durationS + 120 + (o.fleetEach ? o.nodes / 50 : 0)) + o.soakS + o.nodes / 25;
 const timeoutS = values.timeout ? num('timeout', 10, 7 * 86_400) : Math.ceil(estimate);
 // Outside the checkout by default: results are not sources.
-const out = values.out ?? join(tmpdir(), 'kg-loadtest', new Date().toISOString().replace(/[:.]/g, '-'));
+const out = values.out || join(tmpdir(), 'kg-loadtest', new Date().toISOString().replace(/[:.]/g, '-'));
 
 // Tear-down on Ctrl-C and on the hard timeout: a mesh object with the same prefix removes by name.
 let exiting = false;

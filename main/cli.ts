@@ -41,6 +41,12 @@ ${flagHelp([...PLAN_FLAGS, ...AGENT_FLAGS])}
 export async function main(argv: string[]): Promise<number> {
   const help = argv.includes('--help') || argv.includes('-h');
   if (argv[0] === 'version') {
+    if (help) {
+      process.stdout.write('Print the version.\n\nUsage:\n  kg version\n');
+      return 0;
+    }
+    // The agent's flags are accepted and ignored; an unknown one is an error.
+    parseFlags(argv.slice(1), AGENT_FLAGS);
     process.stdout.write(`${version()}\n`);
     return 0;
   }
@@ -86,7 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // Loaded on demand: `kg plan`, `kg version` and the flag checks do not pay for the Kubernetes
-  // client library (~0.5 s of module loading).
+  // client library, the longest of the agent's imports.
   const { runAgent } = await import('./run.js');
   return runAgent(argv, version());
 }

@@ -22,7 +22,7 @@ import type { KubeClient } from '../watch/kube.js';
 import { generateKeyPair } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import { Reflector } from '../watch/reflector.js';
-import { PEERS_PATH, checkCRD, client } from './kgctl.js';
+import { PEERS_PATH, checkCRD, client } from './kgctl-cluster.js';
 import {
   KgctlError, connectSubnet, parseAllowedIPs, parseListed, peerRoutes, readyNodes, topology, view,
   type GranularityFlag, type Listed,
@@ -117,8 +117,8 @@ async function ensurePeer(c: KubeClient, name: string, spec: Record<string, unkn
   return true;
 }
 
-export async function runConnect(v: FlagValues, nameArg: string | undefined, g: { granularity: GranularityFlag; port: number }): Promise<number> {
-  const log = createLogger({ level: validateLogLevel(v['log-level'] as string), caller: 'kgctl' });
+/** The validated flags of `kgctl connect`, and the private key. */
+function connectOptions(v: FlagValues, nameArg: string | undefined, g: { granularity: GranularityFlag; port: number }, log: Logger): { o: ConnectOptions; resyncMs: number; publicKey: string } {
   const name = nameArg ?? osHostname();
   const a = parseCIDR(v['allowed-ip'] as string);
   if (!a) throw new FlagError(`failed to parse ${JSON.stringify(v['allowed-ip'])} as CIDR`);
@@ -132,25 +132,35 @@ export async function runConnect(v: FlagValues, nameArg: string | undefined, g: 
   if (resyncMs < 1000) throw new FlagError('--resync-period must be at least 1s');
   const key = loadPrivateKey(v['private-key'] as string);
   log.info(key.generated ? 'generated a private key' : 'loaded the private key', { publicKey: key.publicKey });
-
   const o: ConnectOptions = {
     name, iface: v.interface as string, port: g.port, mtu, allowedIP: allowedIP.s, extra: v['allowed-ips'] as string[],
     keepalive, granularity: g.granularity, privateKey: key.privateKey,
   };
-  const kube = client(v);
-  await checkCRD(kube);
-  const created = await ensurePeer(kube, name, { allowedIPs: [allowedIP.s], persistentKeepalive: keepalive, publicKey: key.publicKey }, log);
+  return { o, resyncMs, publicKey: key.publicKey };
+}
 
+interface ConnectDataplane {
+  wg: WireGuardReconciler;
+  routes: RouteReconciler;
+}
+
+/** The WireGuard link first (address, MTU, up), with no peers yet; then the routes' reconciler. */
+async function bringUp(o: ConnectOptions, log: Logger): Promise<ConnectDataplane> {
   const exec = new Exec();
   const wg = new WireGuardReconciler(exec, { interface: o.iface, createInterface: true, mode: 'auto', wireguardGo: 'wireguard-go', uapiDir: '/var/run/wireguard' });
   const routes = new RouteReconciler(exec, KILO_TABLE);
-
-  // The link first (address, MTU, up), with no peers yet.
-  wg.setDesired({ privateKey: key.privateKey, listenPort: o.port, mtu, address: allowedIP.s, peers: [] });
+  wg.setDesired({ privateKey: o.privateKey, listenPort: o.port, mtu: o.mtu, address: o.allowedIP, peers: [] });
   const first = await wg.reconcile(true);
   if (first.errors.length) throw new KgctlError(`failed to set up ${o.iface}: ${first.errors.map((e) => e.message).join('; ')}`);
-  log.info('interface up', { interface: o.iface, mode: wg.getMode(), address: allowedIP.s });
+  log.info('interface up', { interface: o.iface, mode: wg.getMode(), address: o.allowedIP });
+  return { wg, routes };
+}
 
+/**
+ * Watches Nodes and Peers and applies the desired device and routes after each change (coalesced)
+ * and every resync period (re-reading the kernel); stop() returns after the sync in progress.
+ */
+function syncLoop(kube: KubeClient, o: ConnectOptions, dp: ConnectDataplane, topologyLabel: string, resyncMs: number, log: Logger): { lastSync(): number; stop(): Promise<void> } {
   const stores = { nodes: new Map<string, NodeObject>(), peers: new Map<string, PeerObject>() };
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> = Promise.resolve();
@@ -160,12 +170,12 @@ export async function runConnect(v: FlagValues, nameArg: string | undefined, g: 
     running = running.then(async () => {
       if (stopping) return;
       try {
-        const l = parseListed([...stores.nodes.values()], [...stores.peers.values()], v['topology-label'] as string);
+        const l = parseListed([...stores.nodes.values()], [...stores.peers.values()], topologyLabel);
         const d = await desiredFor(l, o, Math.floor(Date.now() / 1000));
-        wg.setDesired(d.wg);
-        routes.setDesired(d.routes);
+        dp.wg.setDesired(d.wg);
+        dp.routes.setDesired(d.routes);
         const reports: ReconcilerReport[] = [];
-        reports.push(await wg.reconcile(reread, async () => void reports.push(await routes.reconcile(reread))));
+        reports.push(await dp.wg.reconcile(reread, async () => void reports.push(await dp.routes.reconcile(reread))));
         if (reportErrors(log, reports) === 0) log.debug('in sync', { peers: d.wg.peers.length, routes: d.routes.length });
         lastSync = Date.now();
       } catch (e) {
@@ -198,29 +208,47 @@ export async function runConnect(v: FlagValues, nameArg: string | undefined, g: 
   const resync = setInterval(() => {
     if (nodes.hasSynced && peers.hasSynced) sync(true);
   }, resyncMs);
+  return {
+    lastSync: () => lastSync,
+    async stop() {
+      stopping = true;
+      clearInterval(resync);
+      if (timer) clearTimeout(timer);
+      await Promise.all([nodes.stop(), peers.stop()]);
+      await running;
+    },
+  };
+}
 
+/** With --clean-up: the routes and the interface, and the Peer if this run created it. */
+async function cleanUp(kube: KubeClient, dp: ConnectDataplane, name: string, created: boolean, log: Logger): Promise<void> {
+  reportErrors(log, [await dp.routes.cleanUp(), await dp.wg.cleanUp(true)]);
+  if (!created) return;
+  try {
+    await kube.request('DELETE', `${PEERS_PATH}/${encodeURIComponent(name)}`, { timeoutMs: 10_000 });
+    log.info('deleted the Peer', { peer: name });
+  } catch (e) {
+    log.error('failed to delete the Peer', { peer: name, error: (e as Error).message });
+  }
+}
+
+export async function runConnect(v: FlagValues, nameArg: string | undefined, g: { granularity: GranularityFlag; port: number }): Promise<number> {
+  const log = createLogger({ level: validateLogLevel(v['log-level'] as string), caller: 'kgctl' });
+  const { o, resyncMs, publicKey } = connectOptions(v, nameArg, g, log);
+  const kube = client(v);
+  await checkCRD(kube);
+  const created = await ensurePeer(kube, o.name, { allowedIPs: [o.allowedIP], persistentKeepalive: o.keepalive, publicKey }, log);
+  const dp = await bringUp(o, log);
+  const loop = syncLoop(kube, o, dp, v['topology-label'] as string, resyncMs, log);
   await new Promise<void>((resolve) => {
     const done = () => resolve();
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
   });
+  const lastSync = loop.lastSync();
   log.info('caught interrupt; gracefully cleaning up; see you next time!', { lastSync: lastSync ? new Date(lastSync).toISOString() : null });
-  stopping = true;
-  clearInterval(resync);
-  if (timer) clearTimeout(timer);
-  await Promise.all([nodes.stop(), peers.stop()]);
-  await running;
-  if (v['clean-up']) {
-    reportErrors(log, [await routes.cleanUp(), await wg.cleanUp(true)]);
-    if (created) {
-      try {
-        await kube.request('DELETE', `${PEERS_PATH}/${encodeURIComponent(name)}`, { timeoutMs: 10_000 });
-        log.info('deleted the Peer', { peer: name });
-      } catch (e) {
-        log.error('failed to delete the Peer', { peer: name, error: (e as Error).message });
-      }
-    }
-  }
+  await loop.stop();
+  if (v['clean-up']) await cleanUp(kube, dp, o.name, created, log);
   // Without --clean-up the interface stays; a wireguard-go we started keeps running with it.
   kube.close();
   return 0;

@@ -1,25 +1,17 @@
 #!/usr/bin/env node
 // `kgctl`: Kilo's command-line tool (spec §14): graph, showconf, connect. It reads the cluster
 // through the same Kubernetes client as kg and builds the topology with the same planner.
-import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { exitAfterDrain, isEntry } from './entry.js';
 import { stringify } from 'yaml';
 import { topologyDOT } from '../plan/graph.js';
 import { deviceConf, peerConf, renderINI, segmentAsPeer, type WGPeer } from '../plan/wireguard.js';
-import type { NodeObject } from '../plan/node.js';
-import type { PeerObject } from '../plan/peer.js';
 import { flagHelp, FlagError, parseFlags, type FlagDef, type FlagValues } from './flags.js';
-import { KubeError } from '../watch/kube-error.js';
-import { KubeClient, loadKubeConfig } from '../watch/kube.js';
+import { client, listCluster } from './kgctl-cluster.js';
 import {
-  KgctlError, parseAllowedIPs, parseListed, peerObject, topology, view, withAllowedIPs,
+  KgctlError, parseAllowedIPs, peerObject, topology, view, withAllowedIPs,
   type GranularityFlag, type Listed,
 } from './kgctl-model.js';
-
-export const PEERS_PATH = '/apis/kilo.squat.ai/v1alpha1/peers';
-const CRD_PATH = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/peers.kilo.squat.ai';
 
 /** The package version (read here rather than from cli.ts, which loads the whole agent). */
 function version(): string {
@@ -28,12 +20,6 @@ function version(): string {
   } catch {
     return 'unknown';
   }
-}
-
-function defaultKubeconfig(): string {
-  const env = process.env.KUBECONFIG;
-  if (env && existsSync(env)) return env;
-  return join(homedir(), '.kube', 'config');
 }
 
 /** Persistent flags of every kgctl command (§14.1). */
@@ -99,40 +85,6 @@ export function validateGlobal(v: FlagValues): { granularity: GranularityFlag; p
   return { granularity: g, port };
 }
 
-export function client(v: FlagValues): KubeClient {
-  const path = (v.kubeconfig as string) || defaultKubeconfig();
-  return new KubeClient(loadKubeConfig({ kubeconfig: path, master: '' }));
-}
-
-/** A paged list of a collection; items in the server's order. */
-export async function listAll<T>(c: KubeClient, path: string): Promise<T[]> {
-  const items: T[] = [];
-  let cont = '';
-  for (let page = 0; page < 10_000; page++) {
-    const r = await c.request<{ items?: T[]; metadata?: { continue?: string } }>('GET', `${path}?limit=500${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`);
-    items.push(...(r.items ?? []));
-    cont = r.metadata?.continue ?? '';
-    if (!cont) return items;
-  }
-  throw new Error(`listing ${path}: too many pages`);
-}
-
-/** The Peer CRD must exist, as for kg (spec §3.3.7). */
-export async function checkCRD(c: KubeClient): Promise<void> {
-  try {
-    await c.request('GET', CRD_PATH, { timeoutMs: 15_000 });
-  } catch (e) {
-    if (e instanceof KubeError && (e.status === 404 || e.status === 403)) throw new KgctlError('CRD is not present: apply manifests/crds.yaml (peers.kilo.squat.ai)');
-    throw e;
-  }
-}
-
-export async function listCluster(c: KubeClient, topologyLabel: string): Promise<Listed> {
-  await checkCRD(c);
-  const [nodes, peers] = await Promise.all([listAll<NodeObject>(c, '/api/v1/nodes'), listAll<PeerObject>(c, PEERS_PATH)]);
-  return parseListed(nodes, peers, topologyLabel);
-}
-
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 /** §14.2 */
@@ -188,6 +140,12 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     return cmd === undefined ? 1 : 0;
   }
   if (cmd === 'version' || cmd === '--version') {
+    try {
+      parseFlags(rest, GLOBAL_FLAGS); // persistent flags are accepted; an unknown one is an error
+    } catch (e) {
+      io.err(`Error: ${(e as Error).message}\n`);
+      return 1;
+    }
     io.out(`${version()}\n`);
     return 0;
   }

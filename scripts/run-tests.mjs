@@ -14,7 +14,24 @@ function walk(dir) {
   }
   return out;
 }
+const USAGE = `Usage: [KG_DIST=outDir] node scripts/run-tests.mjs [substring filter ...]
+
+Runs the compiled test files under <outDir>/test (default dist) whose path contains any filter
+(every file without one), one file at a time, with node's test runner.
+
+Flags:
+  -h, --help   Print this help.
+`;
 const filters = process.argv.slice(2);
+if (filters.includes('--help') || filters.includes('-h')) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const flag = filters.find((f) => f.startsWith('-'));
+if (flag) {
+  process.stderr.write(`Error: unknown flag: ${flag}\nRun with --help for usage.\n`);
+  process.exit(2);
+}
 const dist = process.env.KG_DIST ?? 'dist';
 const files = walk(join(dist, 'test')).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 if (files.length === 0) {

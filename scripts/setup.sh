@@ -3,6 +3,14 @@
 # (WireGuard userspace, iproute2, iptables legacy+nft, CNI plugins, kubectl, promtool, graphviz),
 # then the npm dependencies and the build. Idempotent; needs root (or sudo) for apt.
 set -euo pipefail
+
+case "${1:-}" in
+  "") ;;
+  -h|--help)
+    printf 'Usage: scripts/setup.sh\n\nInstalls the system tools kg and its tests drive (apt), the npm dependencies, and builds.\nIdempotent; needs root (or sudo).\n\nFlags:\n  -h, --help   Print this help.\n'
+    exit 0 ;;
+  *) echo "Error: unknown flag: $1" >&2; echo "Run with --help for usage." >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 
 SUDO=""

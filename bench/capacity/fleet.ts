@@ -1,10 +1,10 @@
-// Fleet planning throughput: every node of the cluster planned (workers/fleet.ts planFleet, as the
+// Fleet planning throughput: every node of the cluster planned (loadtest/fleet/planner.ts planFleet, as the
 // fleet check does), in a piscina pool against one thread. It plans N nodes of N each, so it grows
 // with N²: under --fleet=auto it runs only when a calibration (a few plans timed here) predicts
 // both runs fit FLEET_BUDGET_S; --fleet=on forces it.
 import { availableParallelism } from 'node:os';
 import { parseCluster, plan } from '../../plan/plan.js';
-import { planFleet } from '../../workers/fleet.js';
+import { planFleet } from '../../loadtest/fleet/planner.js';
 import { planOptions, type BenchCluster } from './cluster.js';
 import type { BenchConfig } from './options.js';
 

@@ -11,6 +11,7 @@ import { syntheticKey } from '../synthetic.js';
 import { changedNode, loadCluster, planOptions } from './cluster.js';
 import type { BenchConfig } from './options.js';
 import { RESULT_MARK, stat, type KernelResult } from './kernel.js';
+import { commandFlags } from '../../main/flags.js';
 
 const ONE_CHANGE_REPS = 10;
 const NOOP_REPS = 5;
@@ -104,6 +105,9 @@ async function main(): Promise<KernelResult> {
   }
 }
 
+commandFlags(process.argv.slice(2), [{ name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' }],
+  'KG_BENCH_CONFIG=JSON node dist/bench/capacity/kernel-child.js   (started by kg bench, inside its scratch namespaces)',
+  'kg bench\'s kernel write cost, measured inside the scratch network namespace: plans the leader and\napplies it with the real I/O worker, then prints one result line.');
 main().then(
   (r) => {
     process.stdout.write(RESULT_MARK + JSON.stringify(r) + '\n');

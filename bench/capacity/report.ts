@@ -73,7 +73,7 @@ export function sections(r: BenchResult): Section[] {
           [`pool (${f.threads} threads)`, num(Math.round(f.poolPlansPerSecond)), ms(f.poolMs)],
           ['pool / one thread', `${f.speedup.toFixed(2)}x`, ''],
         ],
-        note: 'workers/fleet.ts planFleet: each node\'s plan plus the fleet check\'s compile step',
+        note: 'loadtest/fleet/planner.ts planFleet: each node\'s plan plus the fleet check\'s compile step',
       }
     : { title: 'Fleet planning throughput', head: ['status'], rows: [[`not measured: ${f.reason}`]] });
   return out;

@@ -1,50 +1,43 @@
 #!/usr/bin/env node
 // Starts the Kubernetes API simulator with N generated nodes and writes a kubeconfig.
 //   node dist/loadtest/apiserver/cli.js --nodes 5000 --https --kubeconfig out.yaml --port 0
-import { parseArgs } from 'node:util';
+import { commandFlags, type FlagDef } from '../../main/flags.js';
 import { generateNodes, generatePeers } from './generate.js';
 import { storeHeartbeats } from './heartbeat.js';
 import { startApiServer } from './server.js';
-import { SIMULATOR_OPTIONS } from './options.js';
+import { HELP_FLAG, SIMULATOR_FLAGS } from './options.js';
 
-const { values } = parseArgs({
-  options: {
-    ...SIMULATOR_OPTIONS,
-    token: { type: 'string' },
-    'no-auth': { type: 'boolean', default: false },
-    'heartbeat-period': { type: 'string', description: 'seconds; patch every node\'s last-seen once per period (0: off)' },
-    'bookmark-interval': { type: 'string', description: 'seconds' },
-    'no-crds': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
-
-if (values.help) {
-  console.log(`usage: cli.js [--nodes N] [--peers N] [--locations N] [--https] [--host 127.0.0.1] [--port 0]
-       [--token T | --no-auth] [--kubeconfig FILE] [--history-size N] [--heartbeat-period SECONDS]
-       [--bookmark-interval SECONDS] [--no-crds]
-Prints one JSON line {url, port, kubeconfig, pid} when ready; admin API under /_sim/, metrics at /metrics.`);
-  process.exit(0);
-}
+const FLAGS: FlagDef[] = [
+  ...SIMULATOR_FLAGS,
+  { name: 'token', type: 'string', default: '', usage: 'Bearer token clients must present (default: a random one under HTTPS, none under HTTP).' },
+  { name: 'no-auth', type: 'bool', default: false, usage: 'No authentication.' },
+  { name: 'heartbeat-period', type: 'string', default: '', usage: 'Seconds; patch every node\'s last-seen once per period (0 or unset: off).' },
+  { name: 'bookmark-interval', type: 'string', default: '', usage: 'Seconds between watch bookmarks (default: the simulator\'s).' },
+  { name: 'no-crds', type: 'bool', default: false, usage: 'Do not load the CRDs of manifests/.' },
+  HELP_FLAG,
+];
+const values = commandFlags(process.argv.slice(2), FLAGS, 'node dist/loadtest/apiserver/cli.js [flags]',
+  'The Kubernetes API simulator with N generated nodes. Prints one JSON line {url, port, kubeconfig, pid}\nwhen ready; admin API under /_sim/, metrics at /metrics.');
+const str = (name: string): string | undefined => (values[name] as string) || undefined;
 
 const count = Number(values.nodes);
-const nodes = count > 0 ? generateNodes({ count, locations: values.locations ? Number(values.locations) : undefined }) : [];
+const nodes = count > 0 ? generateNodes({ count, locations: str('locations') ? Number(str('locations')) : undefined }) : [];
 const peers = Number(values.peers) > 0 ? generatePeers({ count: Number(values.peers) }) : [];
 const srv = await startApiServer({
-  https: values.https,
-  host: values.host,
+  https: values.https as boolean,
+  host: values.host as string,
   port: Number(values.port),
-  token: values['no-auth'] ? false : values.token,
+  token: values['no-auth'] ? false : str('token'),
   nodes,
   peers,
   loadCrds: !values['no-crds'],
-  historySize: values['history-size'] ? Number(values['history-size']) : undefined,
-  bookmarkIntervalMs: values['bookmark-interval'] ? Number(values['bookmark-interval']) * 1000 : undefined,
-  kubeconfigPath: values.kubeconfig,
+  historySize: str('history-size') ? Number(str('history-size')) : undefined,
+  bookmarkIntervalMs: str('bookmark-interval') ? Number(str('bookmark-interval')) * 1000 : undefined,
+  kubeconfigPath: str('kubeconfig'),
 });
-const period = Number(values['heartbeat-period'] ?? 0);
+const period = Number(str('heartbeat-period') ?? 0);
 const hb = period > 0 ? storeHeartbeats(srv.store, { names: nodes.map((n) => n.metadata.name!), periodMs: period * 1000 }) : undefined;
-console.log(JSON.stringify({ url: srv.url, port: srv.port, kubeconfig: values.kubeconfig ?? null, token: srv.token ?? null, pid: process.pid }));
+console.log(JSON.stringify({ url: srv.url, port: srv.port, kubeconfig: str('kubeconfig') ?? null, token: srv.token ?? null, pid: process.pid }));
 
 let stopping = false;
 const shutdown = async () => {

@@ -1,5 +1,6 @@
 // Kubernetes API simulator: library entry point.
-export { startApiServer, loadObjects, loadYamlObjects, partialObjectMetadata, CRD_MANIFEST, type ApiServer, type ApiServerOptions } from './server.js';
+export { startApiServer, loadObjects, loadYamlObjects, CRD_MANIFEST, type ApiServer, type ApiServerOptions } from './server.js';
+export { partialObjectMetadata } from './verbs/media.js';
 export { Store, type StoredEvent, type Entry, type ListOptions, type PatchType } from './store.js';
 export { Faults, DEFAULT_FAULTS, type FaultSettings, type RestartOptions } from './faults.js';
 export { generateNodes, generatePeers, wireguardKeyPair, locationNames, type GenerateNodesOptions, type GeneratePeersOptions, type KeyPair } from './generate.js';

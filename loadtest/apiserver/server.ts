@@ -1,4 +1,5 @@
-// The HTTP(S) front end: routing, auth, verbs, watch streams, faults, admin and metrics.
+// The HTTP(S) front end: routing, auth, faults, discovery, admin and metrics; each verb's
+// handling (get, list, watch, create, update, patch, delete) is in verbs/.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -8,26 +9,19 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import type { Registry } from 'prom-client';
-import {
-  SERVER_VERSION,
-  SUBRESOURCES,
-  apiGroup,
-  apiGroupList,
-  apiResourceList,
-  apiVersions,
-  openApiV2Json,
-  openApiV2Protobuf,
-  table,
-  tableColumns,
-  tableRow,
-} from './discovery.js';
+import { SERVER_VERSION, SUBRESOURCES, apiGroup, apiGroupList, apiResourceList, apiVersions, openApiV2Json, openApiV2Protobuf } from './discovery.js';
 import { Faults, INITIALIZING_MESSAGE, type RestartOptions } from './faults.js';
 import { renderKubeconfig } from './kubeconfig.js';
 import { SimCounters, buildRegistry } from './metrics.js';
-import { and, fieldSelector, labelSelector, pinnedName, type Selector } from './selectors.js';
-import { Store, eventLine, parseItem, type PatchType, type StoredEvent, type StoreWatcher } from './store.js';
+import { Store } from './store.js';
 import { makePki, type Pki } from './tls.js';
-import { StatusError, type KubeObject, type ResourceType } from './types.js';
+import { StatusError, type KubeObject } from './types.js';
+import type { Route, VerbContext } from './verbs/context.js';
+import { VERBS, verbOf } from './verbs/index.js';
+import { JSON_CT } from './verbs/media.js';
+import type { WatchConn } from './verbs/watch-conn.js';
+
+const notFound = () => new StatusError(404, 'NotFound', 'the server could not find the requested resource');
 
 export interface ApiServerOptions {
   /** Serve HTTPS with a generated CA (default false). */
@@ -89,140 +83,7 @@ export function loadYamlObjects(file: string): KubeObject[] {
     .filter((o): o is KubeObject => !!o && typeof o === 'object' && !!o.kind);
 }
 
-const JSON_CT = 'application/json';
-const COMMA = Buffer.from(',');
-const LIST_TAIL = Buffer.from(']}');
-
-interface Route {
-  t: ResourceType;
-  ns?: string;
-  name?: string;
-  sub?: string;
-  watchPath: boolean;
-}
-
-function apiVersionOf(t: ResourceType): string {
-  return t.group ? `${t.group}/${t.version}` : t.version;
-}
-
-function wantsTable(req: http.IncomingMessage): boolean {
-  return /as=Table/.test(req.headers.accept ?? '');
-}
-
-/**
- * Metadata-only responses (`Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`),
- * as client-go's metadata informers ask for them: watchers that need no spec or status receive a
- * fraction of the bytes. A client must still accept full objects from servers that ignore it.
- */
-function wantsMetadata(req: http.IncomingMessage): boolean {
-  return /as=PartialObjectMetadata/.test(req.headers.accept ?? '');
-}
-
-/** An object as a metadata-only (PartialObjectMetadata) response carries it. */
-export function partialObjectMetadata(o: KubeObject): object {
-  return { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata };
-}
-
-function metadataOf(json: Buffer): object {
-  return partialObjectMetadata(JSON.parse(json.toString('utf8')) as KubeObject);
-}
-
-// One metadata line per stored event, however many watchers receive it.
-const metadataLines = new WeakMap<StoredEvent, Buffer>();
-function metadataLine(type: string, ev: StoredEvent): Buffer {
-  if (type !== ev.type) return Buffer.from(JSON.stringify({ type, object: metadataOf(ev.json) }) + '\n');
-  let b = metadataLines.get(ev);
-  if (!b) metadataLines.set(ev, (b = Buffer.from(JSON.stringify({ type, object: metadataOf(ev.json) }) + '\n')));
-  return b;
-}
-
-/** One open watch stream. */
-class WatchConn implements StoreWatcher {
-  closed = false;
-  stalled = false;
-  /** Bytes of the initial synthetic events still tolerated in the send buffer. */
-  burst = 0;
-  lastRv = 0;
-  timer: NodeJS.Timeout | undefined;
-  namespace?: string;
-  /** The server generation (restart count) that accepted it: a restart's grace ends it. */
-  gen = 0;
-
-  constructor(
-    readonly srv: ServerImpl,
-    readonly t: ResourceType,
-    readonly res: http.ServerResponse,
-    ns: string | undefined,
-    readonly filter: Selector | undefined,
-    readonly asTable: boolean,
-    readonly bookmarks: boolean,
-    readonly asMetadata = false,
-  ) {
-    this.namespace = ns;
-  }
-
-  write(buf: Buffer, events = 1): void {
-    if (this.closed || this.res.destroyed) return;
-    this.res.write(buf);
-    const c = this.srv.counters;
-    c.watchEventsSent += events;
-    c.watchBytesSent += buf.length;
-    c.bytesSent += buf.length;
-    // A real API server drops a watcher whose buffer fills up rather than slowing everyone down.
-    // The initial-events burst (a whole list's worth) is allowed on top until it has drained.
-    if (this.res.writableLength > this.srv.maxBacklog + this.burst) {
-      c.slowWatchersClosed++;
-      this.res.destroy();
-    }
-  }
-
-  deliver(ev: StoredEvent): void {
-    if (this.closed || this.stalled) return;
-    let type: string = ev.type;
-    if (this.filter) {
-      const meta = (labels: Record<string, string> | undefined) => ({ metadata: { name: ev.name, namespace: ev.namespace, labels } }) as KubeObject;
-      const now = this.filter(meta(ev.labels));
-      if (ev.type === 'MODIFIED') {
-        const before = this.filter(meta(ev.prevLabels));
-        if (now && !before) type = 'ADDED';
-        else if (!now && before) type = 'DELETED';
-        else if (!now) return;
-      } else if (!now) return;
-    }
-    this.lastRv = ev.rv;
-    if (this.asTable) {
-      this.write(this.tableLine(type, JSON.parse(ev.json.toString('utf8')) as KubeObject));
-    } else if (this.asMetadata) {
-      this.write(metadataLine(type, ev));
-    } else {
-      this.write(type === ev.type ? ev.line : eventLine(type, ev.json));
-    }
-  }
-
-  tableLine(type: string, obj: KubeObject): Buffer {
-    const tbl = { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: obj.metadata.resourceVersion }, columnDefinitions: tableColumns(this.t), rows: [tableRow(this.t, obj)] };
-    return Buffer.from(JSON.stringify({ type, object: tbl }) + '\n');
-  }
-
-  bookmark(rv: number, initialEventsEnd = false): void {
-    const md = initialEventsEnd
-      ? `{"resourceVersion":"${rv}","creationTimestamp":null,"annotations":{"k8s.io/initial-events-end":"true"}}`
-      : `{"resourceVersion":"${rv}","creationTimestamp":null}`;
-    this.write(Buffer.from(`{"type":"BOOKMARK","object":{"kind":"${this.t.kind}","apiVersion":"${apiVersionOf(this.t)}","metadata":${md}}}\n`));
-  }
-
-  errorEvent(err: StatusError): void {
-    this.write(Buffer.from(JSON.stringify({ type: 'ERROR', object: err.toStatus() }) + '\n'));
-  }
-
-  close(abrupt = false): void {
-    if (this.closed) return;
-    if (abrupt) this.res.destroy();
-    else this.res.end();
-  }
-}
-
-class ServerImpl {
+class ServerImpl implements VerbContext {
   store: Store;
   faults: Faults;
   counters = new SimCounters();
@@ -376,8 +237,12 @@ class ServerImpl {
   }
 
   /** Response headers, with Connection: close on a retiring server (a real one stops keep-alives when it shuts down). */
-  private headers(res: http.ServerResponse, h: Record<string, string>): Record<string, string> {
+  headers(res: http.ServerResponse, h: Record<string, string>): Record<string, string> {
     return this.genOf.get(res) === this.gen ? h : { ...h, connection: 'close' };
+  }
+
+  generationOf(res: http.ServerResponse): number | undefined {
+    return this.genOf.get(res);
   }
 
   sendBookmarks(): void {
@@ -462,15 +327,23 @@ class ServerImpl {
     }
     if (path === '/metrics') return this.send(res, 200, await this.registry.metrics(), this.registry.contentType);
     if (path.startsWith('/_sim/')) return this.admin(req, res, path, url);
-    // Discovery and OpenAPI.
-    if (path === '/api') return this.send(res, 200, apiVersions(`${this.host}:${this.port}`));
-    if (path === '/apis') return this.send(res, 200, apiGroupList(this.store));
-    if (path === '/openapi/v2' || path === '/swagger.json') {
-      if (/protobuf/.test(req.headers.accept ?? '')) {
-        return this.send(res, 200, openApiV2Protobuf(), 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf');
-      }
-      return this.send(res, 200, openApiV2Json());
-    }
+    if (this.serveRoots(req, res, path)) return;
+    return this.serveApi(req, res, url, path, method);
+  }
+
+  /** Discovery roots and OpenAPI; false when the path is none of them. */
+  private serveRoots(req: http.IncomingMessage, res: http.ServerResponse, path: string): boolean {
+    if (path === '/api') this.send(res, 200, apiVersions(`${this.host}:${this.port}`));
+    else if (path === '/apis') this.send(res, 200, apiGroupList(this.store));
+    else if (path === '/openapi/v2' || path === '/swagger.json') {
+      if (/protobuf/.test(req.headers.accept ?? '')) this.send(res, 200, openApiV2Protobuf(), 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf');
+      else this.send(res, 200, openApiV2Json());
+    } else return false;
+    return true;
+  }
+
+  /** /api/VERSION/… and /apis/GROUP/VERSION/…: group and version discovery, or a resource request. */
+  private serveApi(req: http.IncomingMessage, res: http.ServerResponse, url: URL, path: string, method: string): void | Promise<void> {
     const segs = path.split('/').filter((s) => s !== '').map(decodeURIComponent);
     let group: string;
     let version: string;
@@ -483,228 +356,64 @@ class ServerImpl {
       group = segs[1];
       if (!segs[2]) {
         const g = apiGroup(this.store, group);
-        return g ? this.send(res, 200, g) : this.fail(res, new StatusError(404, 'NotFound', 'the server could not find the requested resource'), 'get', '');
+        return g ? this.send(res, 200, g) : this.fail(res, notFound(), 'get', '');
       }
       version = segs[2];
       rest = segs.slice(3);
     } else {
-      return this.fail(res, new StatusError(404, 'NotFound', 'the server could not find the requested resource'), method.toLowerCase(), '');
+      return this.fail(res, notFound(), method.toLowerCase(), '');
     }
     if (rest.length === 0) {
       const doc = apiResourceList(this.store, group, version);
-      return doc ? this.send(res, 200, doc) : this.fail(res, new StatusError(404, 'NotFound', 'the server could not find the requested resource'), 'get', '');
+      return doc ? this.send(res, 200, doc) : this.fail(res, notFound(), 'get', '');
     }
     const r = this.route(rest, group, version);
     // Subresources are served as the object itself (a status write is a write of the object);
     // anything else (proxy, exec, scale, ...) does not exist here.
     if (r?.sub !== undefined && !(SUBRESOURCES[r.t.resource] ?? []).includes(r.sub)) {
-      return this.fail(res, new StatusError(404, 'NotFound', 'the server could not find the requested resource'), method.toLowerCase(), r.t.resource);
+      return this.fail(res, notFound(), method.toLowerCase(), r.t.resource);
     }
-    if (!r) return this.fail(res, new StatusError(404, 'NotFound', 'the server could not find the requested resource'), method.toLowerCase(), rest[0]);
-    const q = url.searchParams;
+    if (!r) return this.fail(res, notFound(), method.toLowerCase(), rest[0]);
+    return this.serveResource(req, res, r, url.searchParams, method);
+  }
+
+  /** A resource request: faults first, then the verb's handler (verbs/). */
+  private async serveResource(req: http.IncomingMessage, res: http.ServerResponse, r: Route, q: URLSearchParams, method: string): Promise<void> {
     const isWatch = method === 'GET' && (r.watchPath || q.get('watch') === 'true' || q.get('watch') === '1');
-    const verb = isWatch ? 'watch' : this.verbOf(method, r);
-    const resource = r.t.resource;
+    const verb = isWatch ? 'watch' : verbOf(method, r);
     try {
-      // A restarted server's watch cache that is still initialising (RestartOptions).
-      const wait = this.faults.refuseInitializing(verb, q);
-      if (wait !== null) throw new StatusError(429, 'TooManyRequests', INITIALIZING_MESSAGE, { retryAfterSeconds: wait }, { 'retry-after': String(wait) });
-      // Faults act on resource requests only, so discovery keeps working while they are on.
-      const d = this.faults.decide(verb);
-      if (this.faults.settings.latencyMs > 0) await new Promise((ok) => setTimeout(ok, this.faults.settings.latencyMs));
-      if (d.kind === 'error') throw new StatusError(d.status, d.status === 503 ? 'ServiceUnavailable' : 'InternalError', `injected fault: ${d.status}`);
-      if (d.kind === 'throttle') {
-        throw new StatusError(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds: d.retryAfter }, { 'retry-after': String(d.retryAfter) });
-      }
-      if (d.kind === 'gone' && !(verb === 'watch' && d.mode === 'stream')) {
-        throw new StatusError(410, 'Expired', 'too old resource version: injected fault');
-      }
+      const injectGone = await this.injectFaults(verb, q);
       if (q.get('dryRun')) throw new StatusError(400, 'BadRequest', 'dryRun is not supported by this simulator');
-      switch (verb) {
-        case 'watch':
-          return this.watch(req, res, r, q, d.kind === 'gone');
-        case 'list':
-          return this.list(req, res, r, q);
-        case 'get': {
-          const e = this.store.get(r.t, r.ns, r.name!);
-          this.counters.request(verb, resource, 200);
-          if (wantsTable(req)) return this.send(res, 200, table(r.t, [e.obj], e.obj.metadata.resourceVersion ?? ''));
-          if (wantsMetadata(req)) return this.send(res, 200, metadataOf(e.json));
-          return this.send(res, 200, e.json);
-        }
-        case 'create': {
-          const body = (await this.readBody(req)) as KubeObject;
-          if (!body || typeof body !== 'object') throw new StatusError(400, 'BadRequest', 'empty body');
-          if (body.kind && body.kind !== r.t.kind) throw new StatusError(400, 'BadRequest', `the API version in the data (${body.apiVersion}) does not match the expected API version (${apiVersionOf(r.t)})`);
-          const e = this.store.create(r.t, body, r.ns);
-          this.counters.request(verb, resource, 201);
-          return this.send(res, 201, e.json);
-        }
-        case 'update': {
-          const body = (await this.readBody(req)) as KubeObject;
-          if (!body || typeof body !== 'object') throw new StatusError(400, 'BadRequest', 'empty body');
-          const e = this.store.update(r.t, r.ns, r.name!, body);
-          this.counters.request(verb, resource, 200);
-          return this.send(res, 200, e.json);
-        }
-        case 'patch': {
-          const ct = (req.headers['content-type'] ?? '').split(';')[0].trim();
-          const type: PatchType | undefined =
-            ct === 'application/merge-patch+json' ? 'merge' : ct === 'application/strategic-merge-patch+json' ? 'strategic' : ct === 'application/json-patch+json' ? 'json' : undefined;
-          if (!type) {
-            throw new StatusError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json`);
-          }
-          const body = await this.readBody(req);
-          const e = this.store.patch(r.t, r.ns, r.name!, type, body);
-          this.counters.request(verb, resource, 200);
-          return this.send(res, 200, e.json);
-        }
-        case 'delete': {
-          const body = (await this.readBody(req)) as { preconditions?: { resourceVersion?: string; uid?: string } } | undefined;
-          const e = this.store.delete(r.t, r.ns, r.name!, body?.preconditions);
-          this.counters.request(verb, resource, 200);
-          return this.send(res, 200, e.json);
-        }
-        case 'deletecollection': {
-          const filter = and(labelSelector(q.get('labelSelector')), fieldSelector(q.get('fieldSelector')));
-          const l = this.store.list(r.t, { namespace: r.ns, filter });
-          const deleted = l.items.map((i) => parseItem(i)).map((o) => this.store.delete(r.t, o.metadata.namespace, o.metadata.name!).obj);
-          this.counters.request(verb, resource, 200);
-          return this.send(res, 200, { kind: r.t.listKind, apiVersion: apiVersionOf(r.t), metadata: { resourceVersion: String(this.store.rv) }, items: deleted });
-        }
-        default:
-          throw new StatusError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`);
-      }
+      const handler = Object.hasOwn(VERBS, verb) ? VERBS[verb] : undefined;
+      if (!handler) throw new StatusError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`);
+      return await handler(this, { req, res, r, q, injectGone });
     } catch (err) {
-      return this.fail(res, err, verb, resource);
+      return this.fail(res, err, verb, r.t.resource);
     }
   }
 
-  verbOf(method: string, r: Route): string {
-    const item = r.name !== undefined;
-    switch (method) {
-      case 'GET': return item ? 'get' : 'list';
-      case 'POST': return item ? 'unknown' : 'create';
-      case 'PUT': return item ? 'update' : 'unknown';
-      case 'PATCH': return item ? 'patch' : 'unknown';
-      case 'DELETE': return item ? 'delete' : 'deletecollection';
-      default: return 'unknown';
+  /**
+   * Faults act on resource requests only, so discovery keeps working while they are on. Throws
+   * the injected error; true when a 410 is to be delivered inside a watch stream instead.
+   */
+  private async injectFaults(verb: string, q: URLSearchParams): Promise<boolean> {
+    // A restarted server's watch cache that is still initialising (RestartOptions).
+    const wait = this.faults.refuseInitializing(verb, q);
+    if (wait !== null) throw new StatusError(429, 'TooManyRequests', INITIALIZING_MESSAGE, { retryAfterSeconds: wait }, { 'retry-after': String(wait) });
+    const d = this.faults.decide(verb);
+    if (this.faults.settings.latencyMs > 0) await new Promise((ok) => setTimeout(ok, this.faults.settings.latencyMs));
+    if (d.kind === 'error') throw new StatusError(d.status, d.status === 503 ? 'ServiceUnavailable' : 'InternalError', `injected fault: ${d.status}`);
+    if (d.kind === 'throttle') {
+      throw new StatusError(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds: d.retryAfter }, { 'retry-after': String(d.retryAfter) });
     }
+    if (d.kind === 'gone' && !(verb === 'watch' && d.mode === 'stream')) {
+      throw new StatusError(410, 'Expired', 'too old resource version: injected fault');
+    }
+    return d.kind === 'gone';
   }
 
-  list(req: http.IncomingMessage, res: http.ServerResponse, r: Route, q: URLSearchParams): void {
-    const fs = q.get('fieldSelector');
-    const filter = and(labelSelector(q.get('labelSelector')), fieldSelector(fs));
-    const limit = q.get('limit') ? Number(q.get('limit')) : undefined;
-    const l = this.store.list(r.t, {
-      namespace: r.ns,
-      filter,
-      name: pinnedName(fs),
-      limit,
-      continueToken: q.get('continue') ?? undefined,
-      resourceVersion: q.get('resourceVersion') ?? undefined,
-      resourceVersionMatch: q.get('resourceVersionMatch') ?? undefined,
-    });
-    this.counters.request('list', r.t.resource, 200);
-    if (wantsTable(req)) {
-      return this.send(res, 200, table(r.t, l.items.map(parseItem), String(l.rv), true, l.continueToken));
-    }
-    if (wantsMetadata(req)) {
-      const metadata = { resourceVersion: String(l.rv), ...(l.continueToken ? { continue: l.continueToken } : {}), ...(l.remainingItemCount !== undefined ? { remainingItemCount: l.remainingItemCount } : {}) };
-      return this.send(res, 200, { kind: 'PartialObjectMetadataList', apiVersion: 'meta.k8s.io/v1', metadata, items: l.items.map((it) => metadataOf(it.json)) });
-    }
-    const md = [`"resourceVersion":"${l.rv}"`];
-    if (l.continueToken) md.push(`"continue":"${l.continueToken}"`);
-    if (l.remainingItemCount !== undefined) md.push(`"remainingItemCount":${l.remainingItemCount}`);
-    const head = Buffer.from(`{"kind":"${r.t.listKind}","apiVersion":"${apiVersionOf(r.t)}","metadata":{${md.join(',')}},"items":[`);
-    // Stored objects are already JSON: the list is their concatenation, written with one writev.
-    let total = head.length + LIST_TAIL.length + Math.max(0, l.items.length - 1);
-    for (const i of l.items) total += i.json.length;
-    res.writeHead(200, this.headers(res, { 'content-type': JSON_CT, 'content-length': String(total) }));
-    res.cork();
-    res.write(head);
-    l.items.forEach((it, i) => {
-      if (i > 0) res.write(COMMA);
-      res.write(it.json);
-    });
-    res.end(LIST_TAIL);
-    this.counters.bytesSent += total;
-  }
 
-  watch(req: http.IncomingMessage, res: http.ServerResponse, r: Route, q: URLSearchParams, injectGone: boolean): void {
-    let fs = q.get('fieldSelector');
-    if (r.name !== undefined) fs = fs ? `${fs},metadata.name=${r.name}` : `metadata.name=${r.name}`;
-    const filter = and(labelSelector(q.get('labelSelector')), fieldSelector(fs));
-    const rvParam = q.get('resourceVersion') ?? '';
-    const allowBookmarks = q.get('allowWatchBookmarks') === 'true';
-    const sie = q.get('sendInitialEvents');
-    if (sie === 'true') {
-      if (q.get('resourceVersionMatch') !== 'NotOlderThan') {
-        throw new StatusError(422, 'Invalid', 'resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan');
-      }
-      if (!allowBookmarks) throw new StatusError(422, 'Invalid', 'allowWatchBookmarks: Forbidden: sendInitialEvents requires allowWatchBookmarks=true');
-    }
-    let fromRv: number | undefined;
-    if (rvParam !== '' && rvParam !== '0') {
-      fromRv = Number(rvParam);
-      if (!Number.isInteger(fromRv) || fromRv < 0) throw new StatusError(400, 'BadRequest', `invalid resource version: ${rvParam}`);
-    }
-    // rv unset or "0" means "get state and start": synthetic ADDED events for what exists now.
-    const initial = sie === 'true' || (sie === null && fromRv === undefined);
-    const asTable = wantsTable(req);
-    const asMetadata = !asTable && wantsMetadata(req);
-    const w = new WatchConn(this, r.t, res, r.t.namespaced ? r.ns : undefined, filter, asTable, allowBookmarks, asMetadata);
-    const stalled = this.faults.settings.stallWatches;
-    this.counters.request('watch', r.t.resource, 200);
-    this.counters.watchersOpened++;
-    w.gen = this.genOf.get(res) ?? this.gen;
-    res.writeHead(200, this.headers(res, { 'content-type': JSON_CT, 'cache-control': 'no-cache, private', 'transfer-encoding': 'chunked' }));
-    // A stalled (half-open) watch never even shows its headers.
-    if (!stalled) res.flushHeaders();
-    res.socket?.setNoDelay(true);
-    if (injectGone) {
-      w.errorEvent(new StatusError(410, 'Expired', 'too old resource version: injected fault'));
-      res.end();
-      return;
-    }
-    let reg: { backlog: StoredEvent[]; cancel: () => void };
-    try {
-      reg = this.store.watch(r.t, w, fromRv ?? this.store.rv);
-    } catch (err) {
-      // Too old: like the watch cache, answer 200 and an in-stream ERROR 410, then end.
-      w.errorEvent(err instanceof StatusError ? err : new StatusError(500, 'InternalError', String(err)));
-      res.end();
-      return;
-    }
-    this.watches.add(w);
-    this.counters.watchers = this.watches.size;
-    const timeout = q.get('timeoutSeconds') ? Number(q.get('timeoutSeconds')) : this.watchTimeout * (1 + Math.random());
-    w.timer = setTimeout(() => res.end(), Math.max(0, timeout) * 1000);
-    res.on('close', () => {
-      w.closed = true;
-      clearTimeout(w.timer);
-      reg.cancel();
-      this.watches.delete(w);
-      this.counters.watchers = this.watches.size;
-    });
-    if (stalled) {
-      w.stalled = true;
-      return;
-    }
-    if (initial) {
-      const l = this.store.list(r.t, { namespace: w.namespace, filter });
-      for (const it of l.items) w.burst += it.json.length + 32;
-      res.once('drain', () => (w.burst = 0));
-      for (const it of l.items) {
-        if (asTable) w.write(w.tableLine('ADDED', parseItem(it)));
-        else if (asMetadata) w.write(Buffer.from(JSON.stringify({ type: 'ADDED', object: metadataOf(it.json) }) + '\n'));
-        else w.write(eventLine('ADDED', it.json));
-      }
-      if (sie === 'true') w.bookmark(this.store.rv, true);
-    } else {
-      for (const ev of reg.backlog) w.deliver(ev);
-    }
-  }
+
 
   async admin(req: http.IncomingMessage, res: http.ServerResponse, path: string, url: URL): Promise<void> {
     const q = url.searchParams;

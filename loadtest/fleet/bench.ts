@@ -2,20 +2,27 @@
 // Fleet plan + verify on its own: one thread against the pool, on the simulator's generated
 // cluster (the same nodes and Peers as the load test), alternating so both see the same machine.
 //   node dist/loadtest/fleet/bench.js [--nodes 5000] [--locations 50] [--peers 100] [--granularity location|full] [--threads 2] [--rounds 2]
-import { parseArgs } from 'node:util';
+import { commandFlags, type FlagDef } from '../../main/flags.js';
 import { generateNodes, generatePeers } from '../apiserver/generate.js';
-import { fleetPlanOptions, planFleet } from '../../workers/fleet.js';
+import { fleetPlanOptions, planFleet } from './planner.js';
 import type { NodeObject } from '../../plan/node.js';
 import type { PeerObject } from '../../plan/peer.js';
 
-const { values } = parseArgs({ options: {
-  nodes: { type: 'string', default: '5000' }, locations: { type: 'string', default: '50' }, peers: { type: 'string', default: '100' },
-  granularity: { type: 'string', default: 'location' }, threads: { type: 'string', default: '2' }, rounds: { type: 'string', default: '2' },
-} });
+const FLAGS: FlagDef[] = [
+  { name: 'nodes', type: 'string', default: '5000', usage: 'Nodes of the generated cluster.' },
+  { name: 'locations', type: 'string', default: '50', usage: 'Locations the nodes are spread over.' },
+  { name: 'peers', type: 'string', default: '100', usage: 'Peers of the generated cluster.' },
+  { name: 'granularity', type: 'string', default: 'location', usage: 'Mesh granularity: location or full.' },
+  { name: 'threads', type: 'string', default: '2', usage: 'Size of the pool measured against one thread.' },
+  { name: 'rounds', type: 'string', default: '2', usage: 'Rounds of (one thread, pool); the best of each is reported.' },
+  { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
+];
+const values = commandFlags(process.argv.slice(2), FLAGS, 'node dist/loadtest/fleet/bench.js [flags]',
+  'Fleet plan + fleet check of the simulator\'s generated cluster: one thread against the pool, alternating.') as Record<string, string>;
 const n = Number(values.nodes);
 const nodes = generateNodes({ count: n, locations: Number(values.locations), realistic: false }) as NodeObject[];
 const peers = generatePeers({ count: Number(values.peers) }) as PeerObject[];
-const o = fleetPlanOptions(['--mesh-granularity', values.granularity!, '--encapsulate', 'never']);
+const o = fleetPlanOptions(['--mesh-granularity', values.granularity, '--encapsulate', 'never']);
 const s = (ms: number) => (ms / 1000).toFixed(1);
 const best = new Map<number, number>();
 for (let r = 0; r < Number(values.rounds); r++) {

@@ -10,11 +10,20 @@ import { Mesh } from './harness.js';
 import { parseCluster, plan } from '../../plan/plan.js';
 import { planText } from '../../plan/format-text.js';
 import { parseCIDR } from '../../plan/addr.js';
+import { commandFlags, FlagError, type FlagDef } from '../../main/flags.js';
 
-const args = process.argv.slice(2);
-const once = args.includes('--once');
-const granularity = args.includes('--granularity') ? args[args.indexOf('--granularity') + 1] : 'location';
-if (granularity !== 'location' && granularity !== 'full') throw new Error('--granularity must be location or full');
+const FLAGS: FlagDef[] = [
+  { name: 'once', type: 'bool', default: false, usage: 'Print the topology and the ping matrix, then tear the mesh down.' },
+  { name: 'granularity', type: 'string', default: 'location', usage: 'Mesh granularity: location or full.' },
+  { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
+];
+const args = commandFlags(process.argv.slice(2), FLAGS, 'node dist/loadtest/mesh/demo.js [flags]   (npm run demo)',
+  'A local Kilo mesh: the API simulator and 5 real kg agents in network namespaces (needs root,\nwireguard-go), with the topology, a ping matrix, and /metrics and /graph on this machine\'s loopback.',
+  (v) => {
+    if (v.granularity !== 'location' && v.granularity !== 'full') throw new FlagError('--granularity must be location or full');
+  });
+const once = args.once as boolean;
+const granularity = args.granularity as 'location' | 'full';
 
 /** Forwards 127.0.0.1:<port> on this machine to 127.0.0.1:1107 inside a node's namespace. */
 function forward(mesh: Mesh, node: string, port: number): () => void {

@@ -6,38 +6,39 @@
 // change exists at the API server (the start of event → programmed).
 //   started by loadtest/mesh/harness.ts (apiScript) with the simulator's own arguments plus
 //   --nodes N --peers P --locations L --heartbeat kilo|adaptive --heartbeat-budget W --check-in-period S
-import { parseArgs } from 'node:util';
+import { commandFlags } from '../../main/flags.js';
 import { generateNodes, generatePeers, wireguardKeyPair } from '../apiserver/generate.js';
 import { checkInAnnotations, modeHeartbeats, type Heartbeats } from '../apiserver/heartbeat.js';
 import { startApiServer } from '../apiserver/server.js';
-import { SIMULATOR_OPTIONS } from '../apiserver/options.js';
+import { HELP_FLAG, SIMULATOR_FLAGS } from '../apiserver/options.js';
 import type { FaultSettings } from '../apiserver/faults.js';
 import type { KubeObject } from '../apiserver/types.js';
 import { checkInPeriodSeconds, CHECK_IN_PERIOD_ANNOTATION, type HeartbeatMode, type HeartbeatPolicy } from '../../plan/heartbeat.js';
 import type { SimCommand, SimReply, SimStats } from './protocol.js';
 
-const { values } = parseArgs({
-  options: {
-    ...SIMULATOR_OPTIONS,
-    heartbeat: { type: 'string', default: 'kilo' },
-    'heartbeat-budget': { type: 'string', default: '15' },
-    'check-in-period': { type: 'string', default: '30' },
-  },
-});
+const values = commandFlags(process.argv.slice(2), [
+  ...SIMULATOR_FLAGS,
+  { name: 'heartbeat', type: 'string', default: 'kilo', usage: 'Heartbeat mode of the simulated nodes: kilo or adaptive.' },
+  { name: 'heartbeat-budget', type: 'string', default: '15', usage: 'Adaptive mode: cluster-wide Node writes per second.' },
+  { name: 'check-in-period', type: 'string', default: '30', usage: 'The nodes\' check-in period in seconds (the minimum in adaptive mode).' },
+  HELP_FLAG,
+], 'node dist/loadtest/sim/driver.js [flags]   (started by the load test, with an IPC channel)',
+'The load test\'s API simulator process: the simulator with generated nodes and Peers, heartbeats in a\nheartbeat mode, and an IPC channel through which the load test changes the cluster and reads counters.');
+const str = (name: string): string | undefined => (values[name] as string) || undefined;
 
 const clock = () => performance.timeOrigin + performance.now();
 const count = Number(values.nodes);
 const mode = values.heartbeat as HeartbeatMode;
 if (mode !== 'kilo' && mode !== 'adaptive') throw new Error(`--heartbeat ${mode}: expected kilo or adaptive`);
 const policy: HeartbeatPolicy = { mode, minPeriodSeconds: Number(values['check-in-period']), budget: Number(values['heartbeat-budget']) };
-const nodes = count > 0 ? generateNodes({ count, locations: values.locations ? Number(values.locations) : undefined }) : [];
+const nodes = count > 0 ? generateNodes({ count, locations: str('locations') ? Number(str('locations')) : undefined }) : [];
 // Adaptive nodes advertise their period from the start, as their agents would after one check-in.
 const extra = checkInAnnotations(policy, count);
 for (const n of nodes) Object.assign(n.metadata.annotations!, extra);
 const peers = Number(values.peers) > 0 ? generatePeers({ count: Number(values.peers) }) : [];
 const srv = await startApiServer({
-  https: values.https, host: values.host, port: Number(values.port), nodes, peers, loadCrds: true,
-  kubeconfigPath: values.kubeconfig, historySize: values['history-size'] ? Number(values['history-size']) : undefined,
+  https: values.https as boolean, host: values.host as string, port: Number(values.port), nodes, peers, loadCrds: true,
+  kubeconfigPath: str('kubeconfig'), historySize: str('history-size') ? Number(str('history-size')) : undefined,
 });
 const store = srv.store;
 const nodeT = store.nodes();
@@ -153,7 +154,7 @@ process.on('message', (raw) => {
   process.send!(reply);
 });
 // The harness waits for this line.
-console.log(JSON.stringify({ url: srv.url, port: srv.port, kubeconfig: values.kubeconfig ?? null, pid: process.pid, heartbeatPeriodSeconds: hb.periodSeconds }));
+console.log(JSON.stringify({ url: srv.url, port: srv.port, kubeconfig: str('kubeconfig') ?? null, pid: process.pid, heartbeatPeriodSeconds: hb.periodSeconds }));
 
 let stopping = false;
 const shutdown = async () => {

@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { syntheticNodes, syntheticPeers } from '../../bench/synthetic.js';
-import { fleetContext, planRange, type FleetContext } from '../../workers/fleet-worker.js';
-import { fleetPlanOptions, planFleet, verifyPlannedFleet } from '../../workers/fleet.js';
+import { fleetContext, planRange, type FleetContext } from '../../loadtest/fleet/planner-worker.js';
+import { fleetPlanOptions, planFleet, verifyPlannedFleet } from '../../loadtest/fleet/planner.js';
 import { compareKernel, compileNode, compilePeer, verifyFleet, type KernelState } from '../../loadtest/fleet/verify.js';
 import { plan } from '../../plan/plan.js';
 import { peerConf } from '../../plan/wireguard.js';

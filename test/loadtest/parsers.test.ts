@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMonitorLine } from '../../loadtest/mesh/monitor.js';
-import { parseMetrics, percentile } from '../../loadtest/loadtest.js';
+import { parseMetrics, percentile } from '../../loadtest/metrics.js';
 
 test('ip monitor route lines: additions, deletions, host routes; other lines ignored', () => {
   assert.deepEqual(parseMonitorLine('10.64.3.0/24 via 10.4.0.2 dev kilo0 proto static src 192.168.77.11 onlink ', 1), { at: 1, kind: 'add', dst: '10.64.3.0/24' });

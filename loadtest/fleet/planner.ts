@@ -1,6 +1,6 @@
 // The fleet planner: plans every node of a cluster snapshot, for the fleet check and benchmarks.
 //
-//   import { planFleet, fleetPlanOptions, verifyPlannedFleet } from '../workers/fleet.js';
+//   import { planFleet, fleetPlanOptions, verifyPlannedFleet } from './planner.js';
 //   const r = await planFleet(nodes, peers, { threads: 2, ...fleetPlanOptions(['--mesh-granularity', 'location']) });
 //   const report = verifyPlannedFleet(r);          // loadtest/fleet/verify.ts
 //
@@ -11,7 +11,7 @@
 //   `topologyLabel`; `keepPlans`: hostnames whose whole plan JSON to keep (e.g. real agents, to
 //   compare with their kernels); `chunk`: nodes per task.
 // - threads = 1 plans in the calling thread: the single-thread baseline with no pool overhead.
-//   threads > 1 starts a piscina pool of that many workers (workers/fleet-worker.ts); the cluster
+//   threads > 1 starts a piscina pool of that many workers (loadtest/fleet/planner-worker.ts); the cluster
 //   goes to each worker once (workerData), and each task plans a range of node indices.
 // - FleetResult: `index` (node order, readiness, keys, pod CIDRs, ready Peers), one NodeSummary
 //   per node in name order (counts, leader, location, and `compiled`: the node's forwarding
@@ -22,15 +22,15 @@
 //   walks a range of destinations over every node's compiled arrays, held in shared memory.
 //   verifyPlannedFleet(result) runs it in the calling thread instead.
 import { Piscina } from 'piscina';
-import { parseFlags, toConfig, AGENT_FLAGS, PLAN_FLAGS } from '../main/flags.js';
-import type { NodeObject } from '../plan/node.js';
-import type { PeerObject } from '../plan/peer.js';
-import { plan, type PlanOptions } from '../plan/plan.js';
-import { peerConf } from '../plan/wireguard.js';
-import { compilePeer, lookups, mergeReports, verifyFleet, type CompiledNode, type FleetIndex, type VerifyReport } from '../loadtest/fleet/verify.js';
-import { fleetContext, planRange, type FleetContext, type FleetInput, type NodeSummary, type VerifyTask } from './fleet-worker.js';
+import { parseFlags, toConfig, AGENT_FLAGS, PLAN_FLAGS } from '../../main/flags.js';
+import type { NodeObject } from '../../plan/node.js';
+import type { PeerObject } from '../../plan/peer.js';
+import { plan, type PlanOptions } from '../../plan/plan.js';
+import { peerConf } from '../../plan/wireguard.js';
+import { compilePeer, lookups, mergeReports, verifyFleet, type CompiledNode, type FleetIndex, type VerifyReport } from './verify.js';
+import { fleetContext, planRange, type FleetContext, type FleetInput, type NodeSummary, type VerifyTask } from './planner-worker.js';
 
-export type { NodeSummary } from './fleet-worker.js';
+export type { NodeSummary } from './planner-worker.js';
 
 export interface FleetOptions {
   threads: number;
@@ -94,7 +94,7 @@ export async function planFleet(nodes: readonly NodeObject[], peers: readonly Pe
     if (o.verify) report = verifyFleet(ctx.index, ctx.lk, summaries.map((s) => s.compiled), compiledPeers);
     t3 = performance.now();
   } else {
-    const pool = new Piscina({ filename: new URL('./fleet-worker.js', import.meta.url).href, minThreads: o.threads, maxThreads: o.threads, workerData: input, idleTimeout: 1000 });
+    const pool = new Piscina({ filename: new URL('./planner-worker.js', import.meta.url).href, minThreads: o.threads, maxThreads: o.threads, workerData: input, idleTimeout: 1000 });
     try {
       // Small tasks balance the load; several per worker keep the queue busy.
       const chunk = o.chunk ?? Math.max(1, Math.min(200, Math.ceil(N / (o.threads * 16))));

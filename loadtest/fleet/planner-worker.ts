@@ -1,13 +1,13 @@
-// The fleet planner's worker (workers/fleet.ts): plans a range of nodes of one cluster snapshot
+// The fleet planner's worker (loadtest/fleet/planner.ts): plans a range of nodes of one cluster snapshot
 // and compiles each plan for the fleet check (loadtest/fleet/verify.ts). The cluster arrives once
 // per worker in workerData and is parsed once; a task is just a range of node indices.
 import { workerData } from 'node:worker_threads';
-import { nodeReady } from '../plan/node.js';
-import type { NodeObject } from '../plan/node.js';
-import { peerReady, type PeerObject } from '../plan/peer.js';
-import { parseCluster, plan, type Cluster, type PlanOptions } from '../plan/plan.js';
-import type { PlanJSON } from '../plan/types.js';
-import { compileNode, lookups, verifyFleet, type CompiledNode, type FleetIndex, type IndexLookups, type VerifyReport } from '../loadtest/fleet/verify.js';
+import { nodeReady } from '../../plan/node.js';
+import type { NodeObject } from '../../plan/node.js';
+import { peerReady, type PeerObject } from '../../plan/peer.js';
+import { parseCluster, plan, type Cluster, type PlanOptions } from '../../plan/plan.js';
+import type { PlanJSON } from '../../plan/types.js';
+import { compileNode, lookups, verifyFleet, type CompiledNode, type FleetIndex, type IndexLookups, type VerifyReport } from './verify.js';
 
 export interface FleetInput {
   nodes: NodeObject[];
