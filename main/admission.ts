@@ -11,23 +11,11 @@ import { validatePeer, type PeerObject } from '../plan/peer.js';
  * of any storable Peer (object, and oldObject on UPDATE) fits; a larger body is refused unread.
  */
 export const MAX_BODY = 3 << 20;
-/**
- * Hardening (departs from Kilo): JSON nested deeper than this is refused before it is parsed
- * (Go's decoder stops at 10,000; here JSON.stringify and any recursive walk overflow the stack
- * at ~4,000). A Peer's review nests about 12 levels (managedFields included).
- */
+/** Hardening (departs from Kilo): deeper JSON is refused before parsing (recursive walks overflow the stack at ~4,000; a review nests ~12). */
 export const MAX_DEPTH = 64;
-/**
- * Hardening (departs from Kilo): at most this many objects and arrays per body. A Peer's review
- * holds a few dozen; this bounds what parsing costs (an empty `{}` takes 20 times its size in heap).
- */
+/** Hardening (departs from Kilo): objects and arrays per body, bounding what parsing costs (a review holds a few dozen). */
 export const MAX_CONTAINERS = 10_000;
-/**
- * Hardening (departs from Kilo): at most this many object members per body. A Peer's review
- * holds a few hundred (the API server caps its annotations at 256 KiB: under 40,000 even if
- * each is empty). Members are what parsing pays most for: one object of 200,000 takes ~40 MiB
- * of heap while parsed, 100,000 ~20 MiB; list items cost less (a 3 MiB list, at most ~20 MiB).
- */
+/** Hardening (departs from Kilo): object members per body, what parsing pays most for (a review holds a few hundred; README, Security). */
 export const MAX_MEMBERS = 100_000;
 /** Hardening (departs from Kilo): the request UID is echoed back, so a long one is refused (the API server sends a UUID). */
 export const MAX_UID = 256;

@@ -110,14 +110,12 @@ function limitedWarn(log: Logger, max = 10, windowMs = 10_000) {
   };
 }
 
-export function webhookHandler(m: WebhookMetrics, log: Logger, limits: WebhookLimits = DEFAULT_WEBHOOK_LIMITS, claims: ClaimLimits = DEFAULT_CLAIMS): http.RequestListener {
-  let inFlight = 0;
-  let buffered = 0;
-  const warn = limitedWarn(log);
-  // Reviews run one per event-loop turn, in arrival order: between two of them the loop
-  // accepts connections, shakes hands and answers /healthz, so bodies that arrive together
-  // delay a probe by one review (~0.1 s for the costliest body), not by all of them. At most
-  // maxInFlight wait.
+/**
+ * Runs jobs one per event-loop turn, in arrival order: between two reviews the loop accepts
+ * connections, shakes hands and answers /healthz, so bodies that arrive together delay a probe
+ * by one review (~0.1 s for the costliest body), not by all of them.
+ */
+function turnQueue(): (job: () => void) => void {
   const queue: (() => void)[] = [];
   let scheduled = false;
   const pump = () => {
@@ -128,13 +126,40 @@ export function webhookHandler(m: WebhookMetrics, log: Logger, limits: WebhookLi
       setImmediate(pump);
     }
   };
-  const enqueue = (job: () => void) => {
+  return (job) => {
     queue.push(job);
     if (!scheduled) {
       scheduled = true;
       setImmediate(pump);
     }
   };
+}
+
+/** An error answer; a body still arriving is left unread and the connection closed. */
+function answerError(req: http.IncomingMessage, res: http.ServerResponse, status: number, text: string, headers: Record<string, string>, lingerMs: number): void {
+  if (res.destroyed || res.headersSent) return;
+  if (req.complete) return void res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers }).end(text + '\n');
+  // The rest of the body is not read (reading it only to drop it costs CPU and garbage), and
+  // the connection is closed after the answer. Node closes a Connection: close response's
+  // socket with destroySoon(): at once, with the unread body still in the kernel, which resets
+  // the connection, and the client can lose the answer. Here the write side is closed instead
+  // (the client reads the answer, then the end) and the socket is destroyed lingerMs later:
+  // the lingering close of Go's and nginx's servers.
+  req.pause();
+  const socket = req.socket;
+  socket.destroySoon = () => {
+    socket.end();
+    // Not unref'd: a paused socket keeps no I/O going, and shutdown waits for it.
+    setTimeout(() => socket.destroy(), lingerMs);
+  };
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...headers }).end(text + '\n');
+}
+
+export function webhookHandler(m: WebhookMetrics, log: Logger, limits: WebhookLimits = DEFAULT_WEBHOOK_LIMITS, claims: ClaimLimits = DEFAULT_CLAIMS): http.RequestListener {
+  let inFlight = 0;
+  let buffered = 0;
+  const warn = limitedWarn(log);
+  const enqueue = turnQueue();
   return (req, res) => {
     const path = (requestURL(req.url)?.pathname ?? '');
     m.requests.inc(requestLabels(path, req.method));
@@ -160,22 +185,7 @@ export function webhookHandler(m: WebhookMetrics, log: Logger, limits: WebhookLi
       release();
       m.errors.inc();
       warn('bad admission request', { status, error: text });
-      if (res.destroyed || res.headersSent) return;
-      if (req.complete) return void res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers }).end(text + '\n');
-      // The rest of the body is not read (reading it only to drop it costs CPU and garbage),
-      // and the connection is closed after the answer. Node closes a Connection: close
-      // response's socket with destroySoon(): at once, with the unread body still in the
-      // kernel, which resets the connection, and the client can lose the answer. Here the
-      // write side is closed instead (the client reads the answer, then the end) and the
-      // socket is destroyed lingerMs later: the lingering close of Go's and nginx's servers.
-      req.pause();
-      const socket = req.socket;
-      socket.destroySoon = () => {
-        socket.end();
-        // Not unref'd: a paused socket keeps no I/O going, and shutdown waits for it.
-        setTimeout(() => socket.destroy(), limits.lingerMs);
-      };
-      res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...headers }).end(text + '\n');
+      answerError(req, res, status, text, headers, limits.lingerMs);
     };
     const busy = { 'Retry-After': '1' };
     req.on('error', (e) => refuse(400, `failed to read the request body: ${e.message}`));
