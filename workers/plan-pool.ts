@@ -3,7 +3,6 @@
 // fresh or restarted one) answers `needSnapshot`, and the task is re-sent with a snapshot.
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { NodeObject } from '../plan/node.js';
 import type { PeerObject } from '../plan/peer.js';
@@ -16,11 +15,6 @@ export interface PlanPoolOptions {
   topologyLabel: string;
   /** What one node or Peer may claim; default plan/claims.ts's DEFAULT_LIMITS. */
   claims?: ClaimLimits;
-}
-
-/** A sane default thread count: 2, or 1 on a single CPU (os.availableParallelism is not cgroup-aware). */
-export function defaultThreads(): number {
-  return Math.max(1, Math.min(2, availableParallelism()));
 }
 
 export class PlanPool {
@@ -37,7 +31,7 @@ export class PlanPool {
   private pendingPeers = new Map<string, PeerObject | null>();
   /** Heartbeats since the last flush, one entry per node however many arrived (bounded by N). */
   private pendingLastSeen = new Map<string, number>();
-  stats = { deltas: 0, snapshots: 0, tasks: 0 };
+  stats = { deltas: 0, snapshots: 0 };
   /** Records set or deleted so far, heartbeats excluded: the cluster view's version (/graph's cache). */
   private changed = 0;
 
@@ -63,10 +57,6 @@ export class PlanPool {
 
   get threads(): number {
     return this.o.threads;
-  }
-
-  get version(): number {
-    return this.v;
   }
 
   get changes(): number {
@@ -142,7 +132,6 @@ export class PlanPool {
 
   private async run<A extends PlanAnswer | GraphAnswer>(task: Omit<PlanTask, 'v'> | Omit<GraphTask, 'v'>): Promise<A> {
     const v = this.flush();
-    this.stats.tasks++;
     let a = (await this.pool.run({ ...task, v })) as A;
     // Bounded: a worker that could not catch up gets a broadcast snapshot, twice at most.
     for (let i = 0; i < 2 && !a.ok && 'needSnapshot' in a; i++) {
