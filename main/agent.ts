@@ -91,6 +91,13 @@ export class Agent {
     });
     this.scheduler = this.createScheduler();
     [this.nodeReflector, this.peerReflector] = this.createReflectors();
+    o.pool.holdNodesIn(() => this.heldNodes());
+  }
+
+  /** The nodes as the pool was given them: the watched remote ones and the own node as published. */
+  private *heldNodes(): Iterable<NodeObject> {
+    for (const [name, obj] of this.nodeReflector.store) if (name !== this.o.config.hostname) yield obj;
+    if (this.local.obj) yield this.local.obj;
   }
 
   private createScheduler(): Scheduler {

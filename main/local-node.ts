@@ -67,7 +67,12 @@ export class LocalNode {
     });
   }
 
-  /** The own node was seen in the API (null until then: nothing to plan for). */
+  /** The own node as last given to the planner pool (null: not yet). */
+  get obj(): NodeObject | null {
+    return this.localObj;
+  }
+
+  /** The own node was seen in the API (until then there is nothing to plan for). */
   get known(): boolean {
     return this.local !== null;
   }

@@ -21,7 +21,9 @@ export class PlanPool {
   private readonly pool: Piscina;
   private readonly channel: BroadcastChannel;
   private v = 0;
+  /** What snapshots send: the pool's own copy, or the caller's records (holdNodesIn). */
   private readonly nodes = new Map<string, NodeObject>();
+  private nodeSource: (() => Iterable<NodeObject>) | null = null;
   private readonly peers = new Map<string, PeerObject>();
   /**
    * Changes since the last flush, the latest per name (null = deleted): a node changed twice is
@@ -63,21 +65,30 @@ export class PlanPool {
     return this.changed;
   }
 
+  /**
+   * Snapshots take the nodes from `source` (the records the caller already holds, as last given
+   * to setNode/setLastSeen) instead of a copy of the pool's own: each Node is held once.
+   */
+  holdNodesIn(source: () => Iterable<NodeObject>): void {
+    this.nodeSource = source;
+    this.nodes.clear();
+  }
+
   setNode(name: string, obj: NodeObject): void {
     this.changed++;
-    this.nodes.set(name, obj);
+    if (!this.nodeSource) this.nodes.set(name, obj);
     this.pendingNodes.set(name, obj);
   }
 
   deleteNode(name: string): void {
     this.changed++;
-    this.nodes.delete(name);
+    if (!this.nodeSource) this.nodes.delete(name);
     this.pendingNodes.set(name, null);
   }
 
   /** A heartbeat-only change: no re-parse, just the new last-seen, sent with the next flush. */
   setLastSeen(name: string, lastSeen: number, obj: NodeObject): void {
-    this.nodes.set(name, obj);
+    if (!this.nodeSource) this.nodes.set(name, obj);
     this.pendingLastSeen.set(name, lastSeen);
   }
 
@@ -118,7 +129,7 @@ export class PlanPool {
   private broadcastSnapshot(): void {
     this.flush();
     this.stats.snapshots++;
-    this.channel.postMessage({ v: this.v, prev: 0, reset: true, nodes: [...this.nodes.values()], peers: [...this.peers.values()], topologyLabel: this.o.topologyLabel, claims: this.o.claims });
+    this.channel.postMessage({ v: this.v, prev: 0, reset: true, nodes: [...(this.nodeSource?.() ?? this.nodes.values())], peers: [...this.peers.values()], topologyLabel: this.o.topologyLabel, claims: this.o.claims });
   }
 
   plan(task: Omit<PlanTask, 'kind' | 'v'>): Promise<PlanAnswer> {
