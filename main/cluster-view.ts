@@ -86,7 +86,7 @@ export class ClusterView {
   private onOwnNode(e: ReflectorEvent<NodeObject>): void {
     this.o.metrics.events.labels('node', e.type).inc();
     if (e.type !== 'delete') return this.o.onLocal(e.obj);
-    // Quirk: the Go agent tries to patch a deleted node and counts an error.
+    // Quirk (spec §16.32): the Go agent tries to patch a deleted node and counts an error.
     this.o.metrics.errors.labels('local').inc();
     this.o.log.warn('the local node was deleted from the API', { node: e.name });
   }
@@ -108,7 +108,7 @@ export class ClusterView {
       this.o.schedule('peer deleted');
       return;
     }
-    // An update that breaks a valid Peer keeps the last valid version: what worked is not lost
+    // An update that breaks a valid Peer keeps the last valid version (spec §3.3.5): what worked is not lost
     // to a bad edit. A new invalid Peer is reported by the planner as a warning.
     const invalid = validatePeer(e.obj, this.o.claims);
     if (e.type === 'update' && invalid !== null && validatePeer(e.old, this.o.claims) === null) {
@@ -168,7 +168,7 @@ export class ClusterView {
     return this.o.selfReady(now) !== this.plannedSelf;
   }
 
-  /** DNS endpoints of nodes (force-endpoint falling back to endpoint) and Peers, as resolved so far. */
+  /** DNS endpoints of nodes (force-endpoint falling back to endpoint, §3.1.1) and Peers, as resolved so far. */
   resolved(): [string, string][] {
     const want = new Set<string>();
     for (const r of this.nodes.values()) if (r.dns) want.add(r.dns);

@@ -7,9 +7,8 @@ import type { ReflectorStats } from '../watch/reflector.js';
 
 export function createMetrics() {
   const registry = new Registry();
-  // The event-loop-lag histogram samples with a libuv timer: prom-client's default (10 ms) wakes
-  // an idle agent 100 times a second, about 1% of a core on its own. Every 100 ms still sees any
-  // stall that matters to a network agent.
+  // The event-loop-lag histogram samples with a timer: prom-client's default (10 ms) keeps an
+  // idle agent busy; every 100 ms still sees any stall that matters to a network agent.
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   // prom-client names three gauges `*_total`, which the exposition format reserves for counters
   // (promtool rejects them); their `nodejs_active_*` twins without the suffix stay.
