@@ -1,12 +1,7 @@
-// When the own node checks in (spec §11.4). Go's agent writes last-seen every 30 s and readers
-// drop a node whose last-seen is 60 s old (§2.4), so one failed write at the wrong moment (an API
-// server restarting, a load balancer blip) leaves no margin: Go tries again a whole period later,
-// exactly when the window runs out, and every other agent starts dropping the node.
-//
-// Hardening (departs from Kilo): a failed check-in is retried within the period that remains
-// before readers' window (two periods) runs out, with jittered exponential backoff; a success
-// resets the schedule; a long outage falls back to Go's one attempt per period. The writes are
-// Go's (the same merge patch), only their timing differs.
+// When the own node checks in (spec §11.4). Readers drop a node whose last-seen is two periods
+// old (§2.4), and Go retries a failed write only a period later, when that window runs out.
+// Hardening (departs from Kilo): a failed check-in is retried with jittered backoff inside the
+// window; a long outage falls back to Go's one attempt per period. The writes are Go's.
 
 /** The first retry's nominal delay; periods shorter than 16 s scale it down (period / 16). */
 export const CHECK_IN_RETRY_BASE_MS = 1000;

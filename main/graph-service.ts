@@ -1,6 +1,6 @@
 // The agent's /graph (spec §13.1.1) behind a guard. Anyone who reaches --listen may ask for it,
-// and a render of a large mesh is the costliest thing the agent does (circo on 5,000 nodes runs
-// for minutes; the DOT of a full mesh grows with the square of the nodes). So: formats and
+// and a render of a large mesh is the costliest thing the agent does (minutes of circo; the DOT
+// of a full mesh grows with the square of the nodes). So: formats and
 // layouts from fixed lists, one build or render at a time with a short queue (503 beyond it),
 // each result cached per version of the cluster view, and every render bounded in time and size.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,7 +16,7 @@ export const FORMATS: ReadonlyMap<string, string> = new Map([
 export const LAYOUTS: ReadonlySet<string> = new Set(['circo', 'dot', 'neato', 'twopi', 'fdp']);
 
 export interface GraphLimits {
-  /** Longest DOT text built, in characters (5,000 nodes in locations: ~0.8 M). */
+  /** Longest DOT text built, in characters. */
   maxDotLength: number;
   /** Largest rendered output: dot is killed once its output passes this. */
   maxOutputBytes: number;

@@ -3,12 +3,12 @@
 // counters back in replies; prom-client does not aggregate across threads. The I/O worker's
 // counters (kilo_iptables_operations_total, kg_dataplane_*) are registered by workers/io-client.ts.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReflectorStats } from '../watch/reflector.js';
 
 export function createMetrics() {
   const registry = new Registry();
-  // The event-loop-lag histogram samples with a libuv timer: prom-client's default (10 ms) wakes
-  // an idle agent 100 times a second, about 1% of a core on its own. Every 100 ms still sees any
-  // stall that matters to a network agent.
+  // The event-loop-lag histogram samples with a timer: prom-client's default (10 ms) keeps an
+  // idle agent busy; every 100 ms still sees any stall that matters to a network agent.
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   // prom-client names three gauges `*_total`, which the exposition format reserves for counters
   // (promtool rejects them); their `nodejs_active_*` twins without the suffix stay.
@@ -59,3 +59,30 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+type WatchStats = Pick<ReflectorStats, 'watchRestarts' | 'watchErrors' | 'lists' | 'bytes' | 'invalid'>;
+
+/** Reflector counters → prom-client, as the increase since the last export. */
+export class WatchMetricsExport {
+  private readonly last = new Map<string, { restarts: number; lists: number; bytes: number; invalid: Record<string, number> }>();
+
+  constructor(private readonly m: Metrics) {}
+
+  export(resource: 'node' | 'peer', st: WatchStats): void {
+    const m = this.m;
+    let e = this.last.get(resource);
+    if (!e) this.last.set(resource, (e = { restarts: 0, lists: 0, bytes: 0, invalid: {} }));
+    const restarts = st.watchRestarts + st.watchErrors;
+    if (restarts > e.restarts) m.watchRestarts.labels(resource).inc(restarts - e.restarts);
+    // Every completed list (start-up, 410, invalid response) is one relist.
+    if (st.lists > e.lists) m.relists.labels(resource).inc(st.lists - e.lists);
+    if (st.bytes > e.bytes) m.watchBytes.labels(resource).inc(st.bytes - e.bytes);
+    for (const [reason, n] of Object.entries(st.invalid)) {
+      if (n > (e.invalid[reason] ?? 0)) m.invalidResponses.labels(resource, reason).inc(n - (e.invalid[reason] ?? 0));
+      e.invalid[reason] = n;
+    }
+    e.restarts = restarts;
+    e.lists = st.lists;
+    e.bytes = st.bytes;
+  }
+}

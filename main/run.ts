@@ -1,6 +1,5 @@
-import { startProfiling } from './profile.js';
-import { readFileSync } from 'node:fs';
 // `kg` (the agent): start-up in the Go agent's order (spec §11.1), then run until SIGTERM/SIGINT.
+import { readFileSync } from 'node:fs';
 import { Agent } from './agent.js';
 import { discover, readHost } from './discovery.js';
 import { AGENT_FLAGS, FlagError, parseFlags, toConfig, type Config } from './flags.js';
@@ -8,8 +7,9 @@ import { createHttpServer, parseListen } from './http.js';
 import { loadNodeKey } from './keys.js';
 import type { KubeClient } from '../watch/kube.js';
 import { createLogger, type Logger } from './log.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import { tuneHeap } from './memory.js';
+import { startProfiling } from './profile.js';
 import { PlanPool } from '../workers/plan-pool.js';
 import { IoClient } from '../workers/io-client.js';
 
@@ -20,6 +20,24 @@ function ipv6Enabled(): boolean {
   } catch (e) {
     throw new Error(`failed to check IPv6 status: ${(e as Error).message}`);
   }
+}
+
+/** The I/O worker's client, its log lines and write errors going to the agent's log. */
+function createIo(cfg: Config, ipv6: boolean, metrics: Metrics, log: Logger, onRestart: () => void): IoClient {
+  return new IoClient(
+    // The agent drives resyncs (--resync-period re-plans, then re-reads the kernel when nothing
+    // changed): a second timer in the worker would re-read every peer and rule twice.
+    // Its route monitor still repairs route drift at once.
+    { interface: cfg.interface, createInterface: cfg.createInterface, resyncPeriodMs: 0, ipv6 },
+    {
+      registry: metrics.registry,
+      onRestart,
+      onEvent: (ev) => {
+        if (ev.type === 'log') log[ev.level](ev.msg, { component: 'io-worker' });
+        else if (ev.type === 'error') log.warn('dataplane write failed', { kind: ev.error.kind, item: ev.error.item, error: ev.error.message });
+      },
+    },
+  );
 }
 
 export interface RunningAgent {
@@ -38,20 +56,7 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
   // threads while this one loads the Kubernetes client (the longest import) and reads the host.
   const pool = new PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel, claims: cfg.claims });
   let onIoRestart = () => {};
-  const io = new IoClient(
-    // The agent drives resyncs (--resync-period re-plans, then re-reads the kernel when nothing
-    // changed): a second timer in the worker would re-read 5,000 peers and 30,000 rules twice.
-    // Its route monitor still repairs route drift at once.
-    { interface: cfg.interface, createInterface: cfg.createInterface, resyncPeriodMs: 0, ipv6 },
-    {
-      registry: metrics.registry,
-      onRestart: () => onIoRestart(),
-      onEvent: (ev) => {
-        if (ev.type === 'log') log[ev.level](ev.msg, { component: 'io-worker' });
-        else if (ev.type === 'error') log.warn('dataplane write failed', { kind: ev.error.kind, item: ev.error.item, error: ev.error.message });
-      },
-    },
-  );
+  const io = createIo(cfg, ipv6, metrics, log, () => onIoRestart());
   const ioStarted = io.start();
   const closeThreads = async () => {
     await pool.close().catch(() => {});

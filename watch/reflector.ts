@@ -91,8 +91,6 @@ export class Reflector<T> {
   private failures = 0;
   /** Invalid responses in a row: they back off apart from `failures`, which every good list clears. */
   private strikes = 0;
-  /** Time of the last successful list or watch event (ms since epoch): staleness for /health. */
-  lastContact = 0;
   /** False from a failed list/watch until the next list or accepted watch: the API is unreachable. */
   connected = false;
 
@@ -236,7 +234,6 @@ export class Reflector<T> {
     this.rv = rv;
     this.synced = true;
     this.connected = true;
-    this.lastContact = Date.now();
     this.o.onSynced?.();
   }
 
@@ -321,7 +318,6 @@ export class Reflector<T> {
       case 'BOOKMARK':
         this.stats.bookmarks++;
         this.rv = ev.rv;
-        this.lastContact = Date.now();
         return null;
       case 'ERROR':
         if (ev.code === 410) return 'gone';
@@ -329,7 +325,6 @@ export class Reflector<T> {
       default: {
         const name = ev.name;
         this.stats.events++;
-        this.lastContact = Date.now();
         this.rv = ev.rv;
         const old = this.store.get(name);
         if (ev.type === 'DELETED') {

@@ -3,7 +3,6 @@
 // fresh or restarted one) answers `needSnapshot`, and the task is re-sent with a snapshot.
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { NodeObject } from '../plan/node.js';
 import type { PeerObject } from '../plan/peer.js';
@@ -18,16 +17,13 @@ export interface PlanPoolOptions {
   claims?: ClaimLimits;
 }
 
-/** A sane default thread count: 2, or 1 on a single CPU (os.availableParallelism is not cgroup-aware). */
-export function defaultThreads(): number {
-  return Math.max(1, Math.min(2, availableParallelism()));
-}
-
 export class PlanPool {
   private readonly pool: Piscina;
   private readonly channel: BroadcastChannel;
   private v = 0;
+  /** What snapshots send: the pool's own copy, or the caller's records (holdNodesIn). */
   private readonly nodes = new Map<string, NodeObject>();
+  private nodeSource: (() => Iterable<NodeObject>) | null = null;
   private readonly peers = new Map<string, PeerObject>();
   /**
    * Changes since the last flush, the latest per name (null = deleted): a node changed twice is
@@ -37,7 +33,7 @@ export class PlanPool {
   private pendingPeers = new Map<string, PeerObject | null>();
   /** Heartbeats since the last flush, one entry per node however many arrived (bounded by N). */
   private pendingLastSeen = new Map<string, number>();
-  stats = { deltas: 0, snapshots: 0, tasks: 0 };
+  stats = { deltas: 0, snapshots: 0 };
   /** Records set or deleted so far, heartbeats excluded: the cluster view's version (/graph's cache). */
   private changed = 0;
 
@@ -65,29 +61,34 @@ export class PlanPool {
     return this.o.threads;
   }
 
-  get version(): number {
-    return this.v;
-  }
-
   get changes(): number {
     return this.changed;
   }
 
+  /**
+   * Snapshots take the nodes from `source` (the records the caller already holds, as last given
+   * to setNode/setLastSeen) instead of a copy of the pool's own: each Node is held once.
+   */
+  holdNodesIn(source: () => Iterable<NodeObject>): void {
+    this.nodeSource = source;
+    this.nodes.clear();
+  }
+
   setNode(name: string, obj: NodeObject): void {
     this.changed++;
-    this.nodes.set(name, obj);
+    if (!this.nodeSource) this.nodes.set(name, obj);
     this.pendingNodes.set(name, obj);
   }
 
   deleteNode(name: string): void {
     this.changed++;
-    this.nodes.delete(name);
+    if (!this.nodeSource) this.nodes.delete(name);
     this.pendingNodes.set(name, null);
   }
 
   /** A heartbeat-only change: no re-parse, just the new last-seen, sent with the next flush. */
   setLastSeen(name: string, lastSeen: number, obj: NodeObject): void {
-    this.nodes.set(name, obj);
+    if (!this.nodeSource) this.nodes.set(name, obj);
     this.pendingLastSeen.set(name, lastSeen);
   }
 
@@ -128,7 +129,7 @@ export class PlanPool {
   private broadcastSnapshot(): void {
     this.flush();
     this.stats.snapshots++;
-    this.channel.postMessage({ v: this.v, prev: 0, reset: true, nodes: [...this.nodes.values()], peers: [...this.peers.values()], topologyLabel: this.o.topologyLabel, claims: this.o.claims });
+    this.channel.postMessage({ v: this.v, prev: 0, reset: true, nodes: [...(this.nodeSource?.() ?? this.nodes.values())], peers: [...this.peers.values()], topologyLabel: this.o.topologyLabel, claims: this.o.claims });
   }
 
   plan(task: Omit<PlanTask, 'kind' | 'v'>): Promise<PlanAnswer> {
@@ -142,7 +143,6 @@ export class PlanPool {
 
   private async run<A extends PlanAnswer | GraphAnswer>(task: Omit<PlanTask, 'v'> | Omit<GraphTask, 'v'>): Promise<A> {
     const v = this.flush();
-    this.stats.tasks++;
     let a = (await this.pool.run({ ...task, v })) as A;
     // Bounded: a worker that could not catch up gets a broadcast snapshot, twice at most.
     for (let i = 0; i < 2 && !a.ok && 'needSnapshot' in a; i++) {

@@ -8,7 +8,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Store, generateNodes, partialObjectMetadata } from '../../loadtest/apiserver/index.js';
-import { slimNode } from '../../main/agent.js';
+import { slimNode } from '../../main/node-record.js';
 import { A, type NodeObject } from '../../plan/node.js';
 import type { KubeObject } from '../../loadtest/apiserver/index.js';
 import run, { applyDelta } from '../../workers/plan-worker.js';

@@ -10,7 +10,7 @@ import { generateKeyPair, loadOrCreateKey, publicKeyOf } from '../../main/keys.j
 import { createLogger } from '../../main/log.js';
 import { discover, type HostView } from '../../main/discovery.js';
 import { createHttpServer, parseListen } from '../../main/http.js';
-import { heartbeatInPlace, sameButLastSeen, slimNode } from '../../main/agent.js';
+import { heartbeatInPlace, sameButLastSeen, slimNode } from '../../main/node-record.js';
 import { parseCIDR } from '../../plan/addr.js';
 import { topologyDOT } from '../../plan/graph.js';
 import { exampleNodes, examplePeers } from '../plan/example.js';

@@ -8,3 +8,24 @@ const ok = async (): Promise<ApplyResult> => ({ cause: 'apply', ok: true, durati
 export function acceptingIo(): IoClient {
   return { applyFull: ok, applyPrepared: ok, resync: ok, cleanUp: ok, observe: async () => ({ interface: 'kilo0', mode: null, ownedPid: null, up: false, peers: [] }) } as unknown as IoClient;
 }
+
+/** An I/O worker that records each call and answers `next` (accepting by default), or throws it. */
+export function recordingIo() {
+  const calls: string[] = [];
+  const next: (Partial<ApplyResult> | Error)[] = [];
+  const answer = async (call: string): Promise<ApplyResult> => {
+    calls.push(call);
+    const n = next.shift();
+    if (n instanceof Error) throw n;
+    return { ...(await ok()), ...n };
+  };
+  return {
+    calls,
+    next,
+    io: {
+      applyFull: (_: string, seq: number) => answer(`full ${seq}`),
+      applyPrepared: (d: { base: number }) => answer(`delta from ${d.base}`),
+      resync: () => answer('resync'),
+    },
+  };
+}
