@@ -7,7 +7,7 @@
 // prefix). So `batch` writes the input to a file in a private directory first, and only then
 // starts the tool with that file, complete and already unlinked, as its standard input.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
@@ -177,10 +177,4 @@ export function alive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-/** Throws a clear error when a required tool is not installed. */
-export function requireTools(tools: readonly string[]): void {
-  const missing = tools.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' }).status !== 0);
-  if (missing.length > 0) throw new Error(`required tools missing: ${missing.join(', ')} (apt-get install wireguard-go wireguard-tools iptables iproute2)`);
 }

@@ -4,30 +4,8 @@
 // prefix and suffix trimmed, items compared by identity, then by key): O(N) pointer compares on
 // the sender, O(changed) everywhere after.
 
-import type { DesiredPeer, DesiredState } from '../ipc/dataplane.js';
+import type { DesiredDelta, DesiredPeer, DesiredState, Splice } from '../ipc/dataplane.js';
 import type { IptablesRule, Route } from '../plan/types.js';
-
-export interface Splice<T> {
-  start: number;
-  deleteCount: number;
-  items: T[];
-}
-
-export interface DesiredDelta {
-  /** Sequence number of the state this delta applies to; the result has seq + 1. */
-  base: number;
-  interface: string;
-  /** The WireGuard head (key, port, MTU, address) or null (non-leader); peers travel separately. */
-  wireguard: Omit<NonNullable<DesiredState['wireguard']>, 'peers'> | null;
-  peers: Splice<DesiredPeer> | null;
-  routes: Splice<Route> | null;
-  rules: DesiredState['rules'] | null;
-  chains: DesiredState['iptables']['chains'] | null;
-  prepend: Splice<IptablesRule> | null;
-  append: Splice<IptablesRule> | null;
-  tunnel: DesiredState['tunnel'];
-  cni: DesiredState['cni'];
-}
 
 // Keys are needed only where items differ by identity (spliceOf); they are memoised per frozen
 // item, so an item that moved between plans is keyed once.

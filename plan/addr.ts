@@ -229,11 +229,6 @@ export function intersects(a: CIDR, b: CIDR): boolean {
   return contains(a, b.ip) || contains(b, a.ip);
 }
 
-export function ipEqual(a: IP | null | undefined, b: IP | null | undefined): boolean {
-  if (!a || !b) return !a && !b;
-  return a.s === b.s;
-}
-
 /** The next address, or null when it leaves `within` (spec §5.5, without Go's overflow quirk). */
 export function nextIP(ip: IP, within: CIDR): IP | null {
   let next: IP;
