@@ -1,7 +1,6 @@
 // Routes and policy rules (spec §7), for leaders and non-leaders.
-import { contains, network, oneAddress, type CIDR, type IP } from './addr.js';
+import { contains, network, oneAddress as oneAddressOf, type CIDR, type IP } from './addr.js';
 import type { Encapsulator } from './encapsulation.js';
-import { memoOn } from './memo.js';
 import type { Endpoint } from './endpoint.js';
 import { updateEndpoint, type Segment, type Topology } from './topology.js';
 import type { Route, Rule } from './types.js';
@@ -15,6 +14,8 @@ export interface RouteOptions {
   privIface: string;
   local: boolean;
   enc: Encapsulator;
+  /** Reuse route objects across plans (memo.ts). */
+  memo?: boolean;
 }
 
 /**
@@ -26,7 +27,7 @@ export interface RouteOptions {
  * Positional arguments, not a draft object: a 10,000-node plan builds 10,000 routes, and each
  * intermediate object was garbage that the next scavenge had to copy.
  */
-function toRoute(rdst: CIDR, rgw: IP | null, rdev: string | null, rsrc: IP | null, table: number | null, onlink: boolean): Route {
+function toRoute(rdst: CIDR, rgw: IP | null, rdev: string | null, rsrc: IP | null, table: number | null, onlink: boolean, memo: boolean): Route {
   const dst = network(rdst).s;
   const gw = rgw?.s ?? null;
   // The no-op encapsulator has no device (Go uses link index 0); such routes name none.
@@ -34,7 +35,7 @@ function toRoute(rdst: CIDR, rgw: IP | null, rdev: string | null, rsrc: IP | nul
   const src = rsrc?.s ?? null;
   // Memoised on the destination's (long-lived) CIDR object, like the iptables rules: a re-plan
   // returns the same route objects, and their diff keys are reused (diff/desired.ts).
-  if (!memoOn()) return { dst, gw, dev, src, table, protocol: 'static', onlink };
+  if (!memo) return { dst, gw, dev, src, table, protocol: 'static', onlink };
   const variants = routeMemo.get(rdst);
   if (variants) {
     for (const v of variants) if (v.gw === gw && v.dev === dev && v.src === src && v.table === table && v.onlink === onlink && v.dst === dst) return v;
@@ -72,8 +73,10 @@ function rule(src: CIDR | null, dst: CIDR | null, iif: string | null): Rule {
 export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: Rule[] } {
   const out: Route[] = [];
   let masked = false;
+  const memo = o.memo === true;
+  const oneAddress = (ip: IP): CIDR => oneAddressOf(ip, memo);
   const add = (dst: CIDR, gw: IP | null, dev: string | null, src: IP | null, table: number | null, onlink: boolean): void => {
-    const r = toRoute(dst, gw, dev, src, table, onlink);
+    const r = toRoute(dst, gw, dev, src, table, onlink, memo);
     if (r.dst !== dst.s) masked = true;
     out.push(r);
   };
@@ -132,7 +135,7 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
     for (const s of t.segments) {
       if (s.location !== t.location) {
         // Without memoisation (one-shot plans), no deps list and closure per segment.
-        if (memoOn()) remote(s, [gw, o.privIface, strategy, privateIP, tunl], () => remoteViaLeader(s));
+        if (memo) remote(s, [gw, o.privIface, strategy, privateIP, tunl], () => remoteViaLeader(s));
         else remoteViaLeader(s);
         continue;
       }
@@ -199,7 +202,7 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
       continue;
     }
     const ep = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
-    if (memoOn()) remote(s, [ep, o.kiloIface, src], () => remoteViaSegment(s, ep));
+    if (memo) remote(s, [ep, o.kiloIface, src], () => remoteViaSegment(s, ep));
     else remoteViaSegment(s, ep);
   }
   for (const p of t.peers) {

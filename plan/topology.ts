@@ -4,7 +4,7 @@
 import { byText, cidr, hostCIDR, isPublic, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
 import { endpointJSON, newEndpoint, type Endpoint } from './endpoint.js';
 import { NO_TEXT, type MeshNode, type UDPAddr } from './node.js';
-import { memoOn, newSegmentMemo, type SegmentMemo } from './memo.js';
+import { newSegmentMemo, type SegmentMemo } from './memo.js';
 import type { MeshPeer } from './peer.js';
 import { filterAllowedLocationIPs } from './location-ips.js';
 import type { Granularity, SegmentJSON } from './types.js';
@@ -55,6 +55,8 @@ export interface TopologyInput {
   subnet: CIDR;
   /** The local node's discovered endpoints (from its WireGuard device in the agent). */
   localDiscoveredEndpoints?: ReadonlyMap<string, UDPAddr> | null;
+  /** Reuse segments and their derived data across plans of the same records (memo.ts). */
+  memo?: boolean;
 }
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -137,11 +139,10 @@ function sameMembers(a: readonly MeshNode[], b: readonly MeshNode[]): boolean {
   return true;
 }
 
-function segmentBase(location: string, members: readonly MeshNode[]): SegmentBase {
-  const memo = memoOn();
+function segmentBase(location: string, members: readonly MeshNode[], memo: boolean): SegmentBase {
   const cached = memo ? baseMemo.get(members[0]) : undefined;
   if (cached && cached.location === location && sameMembers(cached.members, members)) return cached;
-  const base = members.length === 1 ? loneBase(location, members[0], members) : groupBase(location, members);
+  const base = members.length === 1 ? loneBase(location, members[0], members, memo) : groupBase(location, members, memo);
   if (memo) {
     base.members = [...members];
     baseMemo.set(members[0], base);
@@ -161,8 +162,8 @@ const NO_CNI_IP: readonly (CIDR | null)[] = Object.freeze([null]);
  * what can be shared with the record: at 10,000 segments this was the planner's largest
  * allocation, and its garbage the largest part of a plan's time.
  */
-function loneBase(location: string, m: MeshNode, members: readonly MeshNode[]): SegmentBase {
-  const own = m.internalIP ? m.internal32 ?? oneAddress(m.internalIP.ip) : null;
+function loneBase(location: string, m: MeshNode, members: readonly MeshNode[], memo: boolean): SegmentBase {
+  const own = m.internalIP ? m.internal32 ?? oneAddress(m.internalIP.ip, memo) : null;
   const allowedIPs: CIDR[] = m.subnet ? (own ? [m.subnet, own] : [m.subnet]) : own ? [own] : [];
   // One node's allowed-location IPs, de-duplicated and sorted as groupBase does; a list of zero
   // or one is already both, and is shared (segments reassign the list, never mutate it).
@@ -179,7 +180,7 @@ function loneBase(location: string, m: MeshNode, members: readonly MeshNode[]): 
   };
 }
 
-function groupBase(location: string, members: readonly MeshNode[]): SegmentBase {
+function groupBase(location: string, members: readonly MeshNode[], memo: boolean): SegmentBase {
   const leader = findLeader(members);
   const allowedIPs: CIDR[] = [];
   let alipSeen: Set<string> | null = null; // most segments have no allowed-location IPs
@@ -193,7 +194,7 @@ function groupBase(location: string, members: readonly MeshNode[]): SegmentBase 
     if (m.discoveredEndpoints) for (const e of m.discoveredEndpoints) discovered.push(e);
     if (m.subnet) allowedIPs.push(m.subnet);
     if (m.internalIP) {
-      allowedIPs.push(m.internal32 ?? oneAddress(m.internalIP.ip));
+      allowedIPs.push(m.internal32 ?? oneAddress(m.internalIP.ip, memo));
       privateIPs.push(m.internalIP.ip);
     }
     for (const a of m.allowedLocationIPs) {
@@ -260,6 +261,7 @@ function sortedByLocation(bases: SegmentBase[]): SegmentBase[] {
 }
 
 export function newTopology(input: TopologyInput): Result<Topology> {
+  const memo = input.memo === true;
   const nodes = uniqueByName(input.nodes);
   const local = nodes.find((n) => n.name === input.hostname);
   if (!local) return { ok: false, error: `node ${JSON.stringify(input.hostname)} is not among the ready nodes` };
@@ -273,13 +275,13 @@ export function newTopology(input: TopologyInput): Result<Topology> {
   };
   const add = (location: string, members: MeshNode[]) => {
     if (members.length > 1) members.sort((a, b) => byText(a.name, b.name));
-    push(segmentBase(location, members));
+    push(segmentBase(location, members, memo));
   };
   if (input.granularity === 'full') {
     // Every node is its own segment (segmentKey is its node key): no grouping needed, and
     // without memoisation no members list either.
-    if (memoOn()) for (const n of nodes) add(n.nodeKey, [n]);
-    else for (const n of nodes) push(loneBase(n.nodeKey, n, NO_MEMBERS));
+    if (memo) for (const n of nodes) add(n.nodeKey, [n]);
+    else for (const n of nodes) push(loneBase(n.nodeKey, n, NO_MEMBERS, false));
   } else {
     const groups = new Map<string, MeshNode[]>();
     for (const n of nodes) {
@@ -314,7 +316,7 @@ export function newTopology(input: TopologyInput): Result<Topology> {
     const filtered = b.allowedLocationIPs.length > 0;
     let seg: Segment;
     if (!filtered && b.last && b.last.ip === ip) seg = b.last.seg; // only ever set with memoisation on
-    else if (!memoOn()) {
+    else if (!memo) {
       // A one-shot plan keeps no base: the base becomes the segment, one object instead of two
       // per segment. Later bases keep their allowed IPs without a WireGuard IP until their turn,
       // which is what the allowed-location-IP filter below reads (as Kilo's loop does).
