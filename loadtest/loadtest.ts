@@ -17,7 +17,7 @@ import { parseCluster, plan } from '../plan/plan.js';
 import { findLeader } from '../plan/topology.js';
 import { checkInPeriodSeconds, heartbeatLoad, readyWindowSeconds, type HeartbeatMode } from '../plan/heartbeat.js';
 import { uapiRequest } from '../dataplane/wireguard.js';
-import { b64ToHex } from '../diff/wireguard.js';
+import { b64ToHex } from '../dataplane/uapi.js';
 import type { NodeObject } from '../plan/node.js';
 import type { PeerObject } from '../plan/peer.js';
 import type { SimCommand, SimReply, SimStats } from './sim/protocol.js';

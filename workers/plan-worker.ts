@@ -14,7 +14,7 @@ import type { GraphAnswer, GraphTask, PlanAnswer, PlanTask, ReplicaDelta } from 
 import type { DesiredDelta, DesiredState } from '../ipc/dataplane.js';
 import { byText } from '../plan/addr.js';
 import { clusterDOT, GraphTooLargeError } from '../plan/graph.js';
-import { discoverNATEndpoints } from '../diff/wireguard.js';
+import { discoverNATEndpoints } from '../plan/nat.js';
 import { DEFAULT_LIMITS, type ClaimLimits } from '../plan/claims.js';
 
 interface Replica {

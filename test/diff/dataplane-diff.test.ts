@@ -2,22 +2,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  align,
-  applyPatchToSaved,
-  buildDesired,
-  canonicalArgs,
-  diffTable,
-  parseSave,
-  quoteArg,
-  tokenize,
-  type SavedTable,
-} from '../../diff/iptables.js';
-import { canonicalCIDR, checkRoute, checkRule, diffRoutes, diffRules, desiredRouteMap, failedBatchLines, normalizeRule, ownedRoutes, parseIpRoutes, parseIpRules, replaceLine } from '../../diff/routes.js';
-import { KG_PROTO, RTPROT_STATIC } from '../../diff/owner.js';
-import { permanentIpError } from '../../diff/kernel-input.js';
+import { applyPatchToSaved, canonicalArgs, parseSave, quoteArg, tokenize, type SavedTable } from '../../dataplane/iptables-save.js';
+import { align, buildDesired, diffTable } from '../../diff/iptables.js';
+import { canonicalCIDR } from '../../dataplane/kernel-input.js';
+import { checkRoute, checkRule, failedBatchLines, normalizeRule, parseIpRoutes, parseIpRules, replaceLine } from '../../dataplane/ip-format.js';
+import { diffRoutes, diffRules, desiredRouteMap, ownedRoutes } from '../../diff/routes.js';
+import { KG_PROTO, RTPROT_STATIC } from '../../dataplane/owner.js';
+import { permanentIpError } from '../../dataplane/kernel-input.js';
 import type { Route } from '../../plan/types.js';
-import { diffDevice, discoverNATEndpoints, parseUapiGet, renderUapiSet, renderWgSet, b64ToHex, type DeviceState } from '../../diff/wireguard.js';
+import { parseUapiGet, renderUapiSet, renderWgSet, b64ToHex, type DeviceState } from '../../dataplane/uapi.js';
+import { discoverNATEndpoints } from '../../plan/nat.js';
+import { diffDevice } from '../../diff/wireguard.js';
 import { decideMode } from '../../dataplane/wireguard.js';
 import { planTunnel, ipipUnsupported } from '../../dataplane/tunnel.js';
 
