@@ -186,6 +186,43 @@ function tunnelAddress(enc: Encapsulator, local: boolean, subnet: CIDR | null, m
   return first ? { dev: enc.tunnel, address: oneAddress(first, memo).s } : null;
 }
 
+/** The ready nodes and Peers, their DNS endpoints resolved when the caller resolved them. */
+function readyRecords(nodes: readonly MeshNode[], peers: readonly MeshPeer[], now: number, resolved: PlanExtras['resolved']): { readyNodes: MeshNode[]; readyPeers: MeshPeer[] } {
+  const resolve = <T extends { endpoint: MeshNode['endpoint'] }>(x: T): T => {
+    const e = x.endpoint;
+    if (!e || !e.dns || e.ip || !resolved) return x;
+    const ip = resolved.get(e.dns);
+    return ip ? { ...x, endpoint: withResolved(e, ip) } : x;
+  };
+  // Resolution only when there are resolved names (the agent); no copy of 5,000 records otherwise.
+  const readyNodes = nodes.filter((n) => nodeReady(n, now));
+  const readyPeers = peers.filter(peerReady);
+  if (resolved?.size) {
+    for (let i = 0; i < readyNodes.length; i++) readyNodes[i] = resolve(readyNodes[i]);
+    for (let i = 0; i < readyPeers.length; i++) readyPeers[i] = resolve(readyPeers[i]);
+  }
+  return { readyNodes, readyPeers };
+}
+
+/** kg computes nothing while its own node is not ready (spec §11.5 step 4). */
+function notReadyJSON(base: Pick<PlanJSON, 'format' | 'hostname' | 'granularity' | 'nodes' | 'peers'>, local: MeshNode, o: PlanOptions, wireguard: WireGuardJSON, warnings: string[]): PlanJSON {
+  warnings.push(`node ${local.name}: not ready; kg would leave the dataplane as it is`);
+  return {
+    ...base,
+    location: segmentKey(local, o.granularity),
+    leader: false,
+    wireGuardCIDR: o.subnet.s,
+    segments: [],
+    routes: [],
+    rules: [],
+    wireguard,
+    iptables: EMPTY_IPTABLES,
+    cni: null,
+    tunnel: null,
+    warnings,
+  };
+}
+
 export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}): PlanResult {
   const memo = extras.reuse === true;
   const warnings = [...cluster.warnings];
@@ -194,19 +231,7 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
   const local = nodes.find((n) => n.name === o.hostname);
   if (!local) throw new Error(`node ${JSON.stringify(o.hostname)} is not in the list of nodes`);
 
-  const resolve = <T extends { endpoint: MeshNode['endpoint'] }>(x: T): T => {
-    const e = x.endpoint;
-    if (!e || !e.dns || e.ip || !extras.resolved) return x;
-    const ip = extras.resolved.get(e.dns);
-    return ip ? { ...x, endpoint: withResolved(e, ip) } : x;
-  };
-  // Resolution only when there are resolved names (the agent); no copy of 5,000 records otherwise.
-  const readyNodes = nodes.filter((n) => nodeReady(n, o.now));
-  const readyPeers = peers.filter(peerReady);
-  if (extras.resolved?.size) {
-    for (let i = 0; i < readyNodes.length; i++) readyNodes[i] = resolve(readyNodes[i]);
-    for (let i = 0; i < readyPeers.length; i++) readyPeers[i] = resolve(readyPeers[i]);
-  }
+  const { readyNodes, readyPeers } = readyRecords(nodes, peers, o.now, extras.resolved);
 
   const describe = extras.describe !== false;
   const base = {
@@ -221,27 +246,7 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
   const publicKey = local.key ?? '';
 
   if (!nodeReady(local, o.now)) {
-    // kg computes nothing while its own node is not ready (spec §11.5 step 4).
-    warnings.push(`node ${local.name}: not ready; kg would leave the dataplane as it is`);
-    return {
-      json: {
-        ...base,
-        location: segmentKey(local, o.granularity),
-        leader: false,
-        wireGuardCIDR: o.subnet.s,
-        segments: [],
-        routes: [],
-        rules: [],
-        wireguard: wireguardJSON(o, null, publicKey, listenPort, memo),
-        iptables: EMPTY_IPTABLES,
-        cni: null,
-        tunnel: null,
-        warnings,
-      },
-      topology: null,
-      device: null,
-      ...counts,
-    };
+    return { json: notReadyJSON(base, local, o, wireguardJSON(o, null, publicKey, listenPort, memo), warnings), topology: null, device: null, ...counts };
   }
 
   const t = newTopology({

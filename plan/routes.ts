@@ -70,7 +70,8 @@ function rule(src: CIDR | null, dst: CIDR | null, iif: string | null): Rule {
   return { src: src ? network(src).s : null, dst: dst?.s ?? null, iif, table: KILO_TABLE, priority: null };
 }
 
-export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: Rule[] } {
+/** What the routes of one plan are built with: the list, its masking flag, the per-segment memo, §7.2. */
+function routeBuilder(t: Topology, o: RouteOptions) {
   const out: Route[] = [];
   let masked = false;
   const memo = o.memo === true;
@@ -116,49 +117,58 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
   const crossesSubnet = (ip: IP) =>
     strategy === 'always' || (strategy === 'crosssubnet' && !(privateIP && contains(privateIP, ip)));
 
-  if (!t.leader) {
-    // §7.3: everything goes to the local segment's leader.
-    let gw: IP | null = null;
-    for (const s of t.segments) {
-      if (s.location !== t.location) continue;
-      const ep = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
-      gw = enc.gw(ep?.ip ?? null, s.privateIPs[s.leader] ?? null, s.cniCompatibilityIPs[s.leader], s.cidrs[s.leader]);
-      break;
+  const result = (): { routes: Route[]; rules: Rule[] } => ({ routes: finish(out, masked), rules });
+  return { add, addEncap, remote, crossesSubnet, oneAddress, rules, result, memo, enc, strategy, privateIP, tunl };
+}
+
+type RouteBuilder = ReturnType<typeof routeBuilder>;
+
+/** §7.3: a non-leader sends everything to its segment's leader. */
+function nonLeaderRoutes(t: Topology, o: RouteOptions, b: RouteBuilder): { routes: Route[]; rules: Rule[] } {
+  const { add, addEncap, remote, crossesSubnet, oneAddress, rules, memo, enc, strategy, privateIP, tunl } = b;
+  let gw: IP | null = null;
+  for (const s of t.segments) {
+    if (s.location !== t.location) continue;
+    const ep = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
+    gw = enc.gw(ep?.ip ?? null, s.privateIPs[s.leader] ?? null, s.cniCompatibilityIPs[s.leader], s.cidrs[s.leader]);
+    break;
+  }
+  const viaLeader = (dst: CIDR): void => addEncap(dst, gw, o.privIface, null, null, true);
+  const remoteViaLeader = (s: Segment): void => {
+    viaLeader(s.wireGuard32);
+    for (const c of s.cidrs) if (c) viaLeader(c);
+    for (const p of s.privateIPs) viaLeader(oneAddress(p));
+    for (let i = 0; i < s.allowedLocationIPs.length; i++) viaLeader(s.allowedLocationIPs[i]); // no iterator per segment
+  };
+  for (const s of t.segments) {
+    if (s.location !== t.location) {
+      // Without memoisation (one-shot plans), no deps list and closure per segment.
+      if (memo) remote(s, [gw, o.privIface, strategy, privateIP, tunl], () => remoteViaLeader(s));
+      else remoteViaLeader(s);
+      continue;
     }
-    const viaLeader = (dst: CIDR): void => addEncap(dst, gw, o.privIface, null, null, true);
-    const remoteViaLeader = (s: Segment): void => {
-      viaLeader(s.wireGuard32);
-      for (const c of s.cidrs) if (c) viaLeader(c);
-      for (const p of s.privateIPs) viaLeader(oneAddress(p));
-      for (let i = 0; i < s.allowedLocationIPs.length; i++) viaLeader(s.allowedLocationIPs[i]); // no iterator per segment
-    };
-    for (const s of t.segments) {
-      if (s.location !== t.location) {
-        // Without memoisation (one-shot plans), no deps list and closure per segment.
-        if (memo) remote(s, [gw, o.privIface, strategy, privateIP, tunl], () => remoteViaLeader(s));
-        else remoteViaLeader(s);
-        continue;
-      }
-      viaLeader(s.wireGuard32);
-      if (o.local) {
-        for (let i = 0; i < s.cidrs.length; i++) {
-          const pip = s.privateIPs[i];
-          if (!pip || (privateIP && pip.s === privateIP.ip.s)) continue;
-          const nodeGw = enc.gw(null, pip, s.cniCompatibilityIPs[i], s.cidrs[i]);
-          const cidr = s.cidrs[i];
-          if (cidr) addEncap(cidr, nodeGw, o.privIface, null, null, true);
-          if (crossesSubnet(pip)) {
-            add(oneAddress(pip), nodeGw, tunl, privateIP?.ip ?? null, KILO_TABLE, true);
-            rules.push(rule(t.subnet, oneAddress(pip), null));
-          }
+    viaLeader(s.wireGuard32);
+    if (o.local) {
+      for (let i = 0; i < s.cidrs.length; i++) {
+        const pip = s.privateIPs[i];
+        if (!pip || (privateIP && pip.s === privateIP.ip.s)) continue;
+        const nodeGw = enc.gw(null, pip, s.cniCompatibilityIPs[i], s.cidrs[i]);
+        const cidr = s.cidrs[i];
+        if (cidr) addEncap(cidr, nodeGw, o.privIface, null, null, true);
+        if (crossesSubnet(pip)) {
+          add(oneAddress(pip), nodeGw, tunl, privateIP?.ip ?? null, KILO_TABLE, true);
+          rules.push(rule(t.subnet, oneAddress(pip), null));
         }
       }
     }
-    for (const p of t.peers) for (const a of p.allowedIPs) viaLeader(a);
-    return { routes: finish(out, masked), rules };
   }
+  for (const p of t.peers) for (const a of p.allowedIPs) viaLeader(a);
+  return b.result();
+}
 
-  // §7.4: the leader routes other segments through WireGuard.
+/** §7.4: the leader routes other segments through WireGuard. */
+function leaderRoutes(t: Topology, o: RouteOptions, b: RouteBuilder): { routes: Route[]; rules: Rule[] } {
+  const { add, addEncap, remote, crossesSubnet, oneAddress, rules, memo, enc, strategy, privateIP, tunl } = b;
   const src = privateIP?.ip ?? null;
   const remoteViaSegment = (s: Segment, ep: Endpoint | null): void => {
     const epIP = ep?.ip?.s;
@@ -208,5 +218,10 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
   for (const p of t.peers) {
     for (const a of p.allowedIPs) add(a, null, o.kiloIface, src, null, false);
   }
-  return { routes: finish(out, masked), rules };
+  return b.result();
+}
+
+export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: Rule[] } {
+  const b = routeBuilder(t, o);
+  return t.leader ? leaderRoutes(t, o, b) : nonLeaderRoutes(t, o, b);
 }

@@ -233,6 +233,30 @@ function allocation(subnet: CIDR, count: number): { readonly ips: readonly (IP |
   return a;
 }
 
+/** Base `b` with its WireGuard IP: the segment of the last plan when nothing moved (memo only). */
+function segmentWithIP(b: SegmentBase, ip: IP, one: CIDR, memo: boolean): Segment {
+  const filtered = b.allowedLocationIPs.length > 0;
+  if (!filtered && b.last && b.last.ip === ip) return b.last.seg; // only ever set with memoisation on
+  if (!memo) {
+    // A one-shot plan keeps no base: the base becomes the segment, one object instead of two
+    // per segment. Later bases keep their allowed IPs without a WireGuard IP until their turn,
+    // which is what the allowed-location-IP filter reads (as Kilo's loop does).
+    b.allowedIPs = withLast(b.allowedIPs, one);
+    b.wireGuardIP = ip;
+    b.wireGuard32 = one;
+    return b as Segment;
+  }
+  const seg: Segment = {
+    location: b.location, leader: b.leader, hostnames: b.hostnames, endpoint: b.endpoint, key: b.key, persistentKeepalive: b.persistentKeepalive,
+    allowedIPs: withLast(b.allowedIPs, one), allowedLocationIPs: b.allowedLocationIPs,
+    cidrs: b.cidrs, privateIPs: b.privateIPs, cniCompatibilityIPs: b.cniCompatibilityIPs, wireGuardIP: ip, wireGuard32: one,
+    memo: newSegmentMemo(),
+  };
+  // Segments with allowed-location IPs depend on the others (the filter): never reused.
+  if (!filtered) b.last = { ip, seg };
+  return seg;
+}
+
 /** `xs` and then `x`, in an array of exactly that size (one grown by push would have room for 17). */
 function withLast<T>(xs: readonly T[], x: T): T[] {
   const out: T[] = new Array(xs.length + 1);
@@ -260,24 +284,19 @@ function sortedByLocation(bases: SegmentBase[]): SegmentBase[] {
   return bases;
 }
 
-export function newTopology(input: TopologyInput): Result<Topology> {
-  const memo = input.memo === true;
-  const nodes = uniqueByName(input.nodes);
-  const local = nodes.find((n) => n.name === input.hostname);
-  if (!local) return { ok: false, error: `node ${JSON.stringify(input.hostname)} is not among the ready nodes` };
-  const localLocation = segmentKey(local, input.granularity);
-
+/** The segment bases in location order, and whether `hostname` leads the local one. */
+function segmentBases(nodes: readonly MeshNode[], granularity: Granularity, localLocation: string, hostname: string, memo: boolean): { bases: SegmentBase[]; isLeader: boolean } {
   let isLeader = false;
   const bases: SegmentBase[] = [];
   const push = (base: SegmentBase) => {
-    if (base.location === localLocation && base.hostnames[base.leader] === input.hostname) isLeader = true;
+    if (base.location === localLocation && base.hostnames[base.leader] === hostname) isLeader = true;
     bases.push(base);
   };
   const add = (location: string, members: MeshNode[]) => {
     if (members.length > 1) members.sort((a, b) => byText(a.name, b.name));
     push(segmentBase(location, members, memo));
   };
-  if (input.granularity === 'full') {
+  if (granularity === 'full') {
     // Every node is its own segment (segmentKey is its node key): no grouping needed, and
     // without memoisation no members list either.
     if (memo) for (const n of nodes) add(n.nodeKey, [n]);
@@ -285,7 +304,7 @@ export function newTopology(input: TopologyInput): Result<Topology> {
   } else {
     const groups = new Map<string, MeshNode[]>();
     for (const n of nodes) {
-      const k = segmentKey(n, input.granularity);
+      const k = segmentKey(n, granularity);
       let g = groups.get(k);
       if (!g) groups.set(k, (g = []));
       g.push(n);
@@ -294,6 +313,16 @@ export function newTopology(input: TopologyInput): Result<Topology> {
   }
   // Node keys sort as the names do, so in full granularity this is a linear check.
   sortedByLocation(bases);
+  return { bases, isLeader };
+}
+
+export function newTopology(input: TopologyInput): Result<Topology> {
+  const memo = input.memo === true;
+  const nodes = uniqueByName(input.nodes);
+  const local = nodes.find((n) => n.name === input.hostname);
+  if (!local) return { ok: false, error: `node ${JSON.stringify(input.hostname)} is not among the ready nodes` };
+  const localLocation = segmentKey(local, input.granularity);
+  const { bases, isLeader } = segmentBases(nodes, input.granularity, localLocation, input.hostname, memo);
 
   const peers = deduplicatePeerIPs([...input.peers].sort((a, b) => byText(a.name, b.name)));
 
@@ -314,26 +343,7 @@ export function newTopology(input: TopologyInput): Result<Topology> {
     if (!ip) return { ok: false, error: 'failed to allocate an IP address; ran out of IP addresses' };
     const b = bases[k];
     const filtered = b.allowedLocationIPs.length > 0;
-    let seg: Segment;
-    if (!filtered && b.last && b.last.ip === ip) seg = b.last.seg; // only ever set with memoisation on
-    else if (!memo) {
-      // A one-shot plan keeps no base: the base becomes the segment, one object instead of two
-      // per segment. Later bases keep their allowed IPs without a WireGuard IP until their turn,
-      // which is what the allowed-location-IP filter below reads (as Kilo's loop does).
-      b.allowedIPs = withLast(b.allowedIPs, ones[k]);
-      b.wireGuardIP = ip;
-      b.wireGuard32 = ones[k];
-      seg = b as Segment;
-    } else {
-      seg = {
-        location: b.location, leader: b.leader, hostnames: b.hostnames, endpoint: b.endpoint, key: b.key, persistentKeepalive: b.persistentKeepalive,
-        allowedIPs: withLast(b.allowedIPs, ones[k]), allowedLocationIPs: b.allowedLocationIPs,
-        cidrs: b.cidrs, privateIPs: b.privateIPs, cniCompatibilityIPs: b.cniCompatibilityIPs, wireGuardIP: ip, wireGuard32: ones[k],
-        memo: newSegmentMemo(),
-      };
-      // Segments with allowed-location IPs depend on the others (the filter): never reused.
-      if (!filtered) b.last = { ip, seg };
-    }
+    const seg = segmentWithIP(b, ip, ones[k], memo);
     segments.push(seg);
     if (isLeader && seg.location === localLocation) wireGuardCIDR = cidr(ip, input.subnet.bits);
     // Index loops over the per-segment lists: for-of over the shared frozen empty ones allocated
