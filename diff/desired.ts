@@ -1,8 +1,6 @@
-// Desired-state deltas between threads. The agent plans whole states; sending a whole 5,000-node
-// state to the I/O worker costs a structured clone of ~35,000 objects and a full re-normalisation
-// there. Instead the sender keeps the lists it sent last and sends, per list, one splice (common
-// prefix and suffix trimmed, items compared by identity, then by key): O(N) pointer compares on
-// the sender, O(changed) everywhere after.
+// The desired→desired delta, made by the plan worker (its one owner): per list, one splice against
+// the lists sent last (items compared by identity, then by key), so that a one-node change costs
+// O(changed) to move and to apply instead of a whole state.
 
 import type { DesiredDelta, DesiredPeer, DesiredState, Splice } from '../ipc/dataplane.js';
 import type { IptablesRule, Route } from '../plan/types.js';

@@ -8,9 +8,8 @@ import type { WGPeer } from './wg-peer.js';
 
 /**
  * What routes, iptables and WireGuard derive from one reused segment, kept on the segment itself
- * (`Segment.memo`): a re-plan then reads one property per segment and module. Three WeakMaps
- * keyed by segment cost three hash probes per segment, and on a worker that idles between
- * changes each probe was a cache miss: 15,000 of them per re-plan at 5,000 segments.
+ * (`Segment.memo`): one property read per segment and module, where WeakMaps keyed by segment
+ * missed the cache on a worker idle between changes.
  */
 export interface SegmentMemo {
   /** The segment's routes as a remote segment, with what else they depend on. */

@@ -23,9 +23,7 @@ export interface RouteOptions {
  * (`10.5.0.1/24`) to the kernel as route destinations, which the kernel rejects with EINVAL and
  * which aborts the whole route update. We route to the network (`10.5.0.0/24`), which is what
  * such a route means and what the kernel would hold; annotations, WireGuard and iptables keep the
- * host bits.
- * Positional arguments, not a draft object: a 10,000-node plan builds 10,000 routes, and each
- * intermediate object was garbage that the next scavenge had to copy.
+ * host bits. Positional arguments, not a draft object: no garbage object per route.
  */
 function toRoute(rdst: CIDR, rgw: IP | null, rdev: string | null, rsrc: IP | null, table: number | null, onlink: boolean, memo: boolean): Route {
   const dst = network(rdst).s;

@@ -158,9 +158,8 @@ const NO_CNI_IP: readonly (CIDR | null)[] = Object.freeze([null]);
 
 /**
  * A one-node segment (every segment in full granularity): the same fields as groupBase builds,
- * in arrays of their exact size (an array grown by push starts with room for 17 items), sharing
- * what can be shared with the record: at 10,000 segments this was the planner's largest
- * allocation, and its garbage the largest part of a plan's time.
+ * in arrays of their exact size, sharing what can be shared with the record (in full granularity
+ * these are the planner's largest allocation).
  */
 function loneBase(location: string, m: MeshNode, members: readonly MeshNode[], memo: boolean): SegmentBase {
   const own = m.internalIP ? m.internal32 ?? oneAddress(m.internalIP.ip, memo) : null;
