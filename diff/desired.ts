@@ -63,13 +63,30 @@ const sent = (d: DesiredState): Sent => ({
   peers: [...(d.wireguard?.peers ?? [])], routes: [...d.routes], prepend: [...d.iptables.prepend], append: [...d.iptables.append], rest: restKey(d),
 });
 
+/** What to send for a new state: the whole state, a delta, or nothing (the receiver's state stands). */
+export type DesiredMessage = { full: DesiredState; seq: number } | { delta: DesiredDelta; seq: number } | { noop: true; seq: number };
+
+/** Sender side: numbers the states it sends and makes deltas against the last one. */
 export class DeltaTracker {
   private last: Sent | null = null;
   seq = 0;
 
-  /** Forget the last state (the receiver lost it): the next call needs a full send. */
-  reset(): void {
-    this.last = null;
+  /**
+   * The message for `d` when the receiver holds the state numbered `held` (null: none). A delta
+   * only against this tracker's last state; a delta that changes nothing is a no-op, and the
+   * receiver's number stands.
+   */
+  next(d: DesiredState, held: number | null): DesiredMessage {
+    if (this.last === null || held !== this.seq) {
+      this.full(d);
+      return { full: d, seq: this.seq };
+    }
+    const delta = this.delta(d);
+    if (!delta.peers && !delta.routes && !delta.prepend && !delta.append && !delta.rules) {
+      this.seq--;
+      return { noop: true, seq: this.seq };
+    }
+    return { delta, seq: this.seq };
   }
 
   get hasBase(): boolean {
