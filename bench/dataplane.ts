@@ -15,14 +15,17 @@ import { Exec } from '../dataplane/exec.js';
 import { IptablesReconciler, toolsFor } from '../dataplane/iptables.js';
 import { RouteReconciler } from '../dataplane/routes.js';
 import { uapiRequest } from '../dataplane/wireguard.js';
-import { b64ToHex } from '../diff/wireguard.js';
-import { desiredRouteMap, replaceLine } from '../diff/routes.js';
-import { quoteArg } from '../diff/iptables.js';
-import { KG_PROTO } from '../diff/owner.js';
+import { b64ToHex } from '../dataplane/uapi.js';
+import { replaceLine } from '../dataplane/ip-format.js';
+import { desiredRouteMap } from '../diff/routes.js';
+import { quoteArg } from '../dataplane/iptables-save.js';
+import { DeltaTracker } from '../diff/desired.js';
+import { KG_PROTO } from '../dataplane/owner.js';
 import { IoClient } from '../workers/io-client.js';
 import type { DesiredState } from '../ipc/dataplane.js';
 import { fixture, wgIP } from './plan-fixture.js';
 import { commandFlags, type FlagDef } from '../main/flags.js';
+import { stateApplier } from '../test/dataplane/deltas.js';
 import { TestNode, cleanupMntRoot, keyPair, requireTool } from '../test/dataplane/netns.js';
 
 const FLAGS: FlagDef[] = [
@@ -116,6 +119,7 @@ async function main(): Promise<void> {
     // ---- cold apply (fresh Dataplane, empty kernel) -----------------------------------------
     const cold: number[] = [];
     const coldParts: Record<string, number[]> = {};
+    let applyState: ReturnType<typeof stateApplier> | null = null;
     for (let i = 0; i < 3; i++) {
       if (dp) {
         await dp.cleanUp({ interface: true });
@@ -123,7 +127,8 @@ async function main(): Promise<void> {
       }
       const d = new Dataplane(opts);
       dp = d;
-      const [ms, res] = await time(() => d.applyState(base));
+      const apply = (applyState = stateApplier(d));
+      const [ms, res] = await time(() => apply(base));
       check(res.ok, JSON.stringify(res.errors.slice(0, 3)));
       cold.push(ms);
       for (const r of res.reports) (coldParts[r.kind] ??= []).push(r.durationMs);
@@ -134,6 +139,7 @@ async function main(): Promise<void> {
     check(held === nRoutes, `kernel holds ${held} routes, want ${nRoutes}`);
 
     const live: Dataplane = dp!;
+    const liveApply = applyState!;
     // ---- no-op resync ---------------------------------------------------------------------------
     const noop: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -148,7 +154,7 @@ async function main(): Promise<void> {
     const one: number[] = [];
     const oneParts: Record<string, number[]> = {};
     for (let i = 0; i <= REPS; i++) {
-      const [ms, res] = await time(() => live.applyState(plans[i]));
+      const [ms, res] = await time(() => liveApply(plans[i]));
       check(res.ok, JSON.stringify(res.errors.slice(0, 3)));
       if (i === 0) continue; // the first adds; the rest each change node 2's extra address
       check(res.writes <= 8, `one-node change wrote ${res.writes}`);
@@ -165,14 +171,17 @@ async function main(): Promise<void> {
     const client = new IoClient(opts);
     await client.start();
     let last = plans[REPS];
-    let r0 = await client.apply(last);
+    // The sender's side of the delta (the plan worker's DeltaTracker), here on the main thread.
+    const tracker = new DeltaTracker();
+    tracker.full(last);
+    let r0 = await client.applyFull(last, tracker.seq);
     check(r0.ok && r0.writes === 0, `worker adopt: ${r0.writes} writes`);
     const viaWorker: number[] = [];
     const inWorker: number[] = [];
     const workerPlans = Array.from({ length: REPS }, (_, i) => plan(100 + i));
     for (let i = 0; i < REPS; i++) {
       last = workerPlans[i];
-      const [ms, res] = await time(() => client.apply(last));
+      const [ms, res] = await time(() => client.applyPrepared(tracker.delta(last)));
       check(res.ok && !res.needFullState, JSON.stringify(res.errors.slice(0, 3)));
       viaWorker.push(ms);
       inWorker.push(res.durationMs);

@@ -15,6 +15,7 @@ import {
   type DataplaneEvent,
   type DataplaneMetrics,
   type DataplaneOptions,
+  type DesiredDelta,
   type DesiredPeer,
   type DesiredState,
   type ObservedState,
@@ -27,7 +28,7 @@ import { RuleReconciler } from './rules.js';
 import { WireGuardReconciler } from './wireguard.js';
 import { TunnelReconciler } from './tunnel.js';
 import { CniReconciler } from './cni.js';
-import { applySplice, DeltaTracker, type DesiredDelta } from '../diff/desired.js';
+import { applySplice } from '../diff/desired.js';
 import type { IptablesChain, IptablesRule, Route, Rule } from '../plan/types.js';
 
 const RETRY_MIN_MS = 100;
@@ -60,7 +61,6 @@ export class Dataplane {
   /** The desired lists as last applied (deltas splice into them) and their sequence number. */
   private cur: { interface: string; peers: DesiredPeer[]; routes: Route[]; rules: Rule[]; chains: IptablesChain[]; prepend: IptablesRule[]; append: IptablesRule[] } | null = null;
   private seq = 0;
-  private readonly tracker = new DeltaTracker();
 
   constructor(
     options: Partial<DataplaneOptions> = {},
@@ -103,7 +103,7 @@ export class Dataplane {
     return p;
   }
 
-  /** Apply a whole desired state. `seq` numbers it for later deltas (workers/io-client.ts). */
+  /** Apply a whole desired state. `seq` numbers it for later deltas (its sender's DeltaTracker). */
   apply(desired: DesiredState, seq?: number): Promise<ApplyResult> {
     return this.serial(async () => {
       this.setDesired(desired);
@@ -151,22 +151,6 @@ export class Dataplane {
       this.cni.setDesired(delta.cni);
       this.seq = delta.base + 1;
       return this.pass('apply', false);
-    });
-  }
-
-  /**
-   * In-thread convenience with the same cost model as the worker client: the first call applies
-   * the whole state, later calls send a delta computed from cheap keys.
-   */
-  applyState(desired: DesiredState): Promise<ApplyResult> {
-    if (!this.tracker.hasBase) {
-      this.tracker.full(desired);
-      return this.apply(desired, this.tracker.seq);
-    }
-    return this.applyDelta(this.tracker.delta(desired)).then((r) => {
-      if (!r.needFullState) return r;
-      this.tracker.full(desired);
-      return this.apply(desired, this.tracker.seq);
     });
   }
 
@@ -333,7 +317,6 @@ export class Dataplane {
       const t0 = performance.now();
       this.hasDesired = false;
       this.cur = null;
-      this.tracker.reset();
       const reports: ReconcilerReport[] = [];
       reports.push(await this.iptables.cleanUp());
       reports.push(await this.routes.cleanUp());

@@ -7,14 +7,14 @@
 // prefix). So `batch` writes the input to a file in a private directory first, and only then
 // starts the tool with that file, complete and already unlinked, as its standard input.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { controlAt } from '../diff/kernel-input.js';
+import { controlAt } from './kernel-input.js';
 
 export interface ExecResult {
   code: number;
@@ -177,10 +177,4 @@ export function alive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-/** Throws a clear error when a required tool is not installed. */
-export function requireTools(tools: readonly string[]): void {
-  const missing = tools.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' }).status !== 0);
-  if (missing.length > 0) throw new Error(`required tools missing: ${missing.join(', ')} (apt-get install wireguard-go wireguard-tools iptables iproute2)`);
 }

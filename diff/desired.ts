@@ -1,33 +1,9 @@
-// Desired-state deltas between threads. The agent plans whole states; sending a whole 5,000-node
-// state to the I/O worker costs a structured clone of ~35,000 objects and a full re-normalisation
-// there. Instead the sender keeps the lists it sent last and sends, per list, one splice (common
-// prefix and suffix trimmed, items compared by identity, then by key): O(N) pointer compares on
-// the sender, O(changed) everywhere after.
+// The desired→desired delta, made by the plan worker (its one owner): per list, one splice against
+// the lists sent last (items compared by identity, then by key), so that a one-node change costs
+// O(changed) to move and to apply instead of a whole state.
 
-import type { DesiredPeer, DesiredState } from '../ipc/dataplane.js';
+import type { DesiredDelta, DesiredPeer, DesiredState, Splice } from '../ipc/dataplane.js';
 import type { IptablesRule, Route } from '../plan/types.js';
-
-export interface Splice<T> {
-  start: number;
-  deleteCount: number;
-  items: T[];
-}
-
-export interface DesiredDelta {
-  /** Sequence number of the state this delta applies to; the result has seq + 1. */
-  base: number;
-  interface: string;
-  /** The WireGuard head (key, port, MTU, address) or null (non-leader); peers travel separately. */
-  wireguard: Omit<NonNullable<DesiredState['wireguard']>, 'peers'> | null;
-  peers: Splice<DesiredPeer> | null;
-  routes: Splice<Route> | null;
-  rules: DesiredState['rules'] | null;
-  chains: DesiredState['iptables']['chains'] | null;
-  prepend: Splice<IptablesRule> | null;
-  append: Splice<IptablesRule> | null;
-  tunnel: DesiredState['tunnel'];
-  cni: DesiredState['cni'];
-}
 
 // Keys are needed only where items differ by identity (spliceOf); they are memoised per frozen
 // item, so an item that moved between plans is keyed once.
@@ -87,13 +63,30 @@ const sent = (d: DesiredState): Sent => ({
   peers: [...(d.wireguard?.peers ?? [])], routes: [...d.routes], prepend: [...d.iptables.prepend], append: [...d.iptables.append], rest: restKey(d),
 });
 
+/** What to send for a new state: the whole state, a delta, or nothing (the receiver's state stands). */
+export type DesiredMessage = { full: DesiredState; seq: number } | { delta: DesiredDelta; seq: number } | { noop: true; seq: number };
+
+/** Sender side: numbers the states it sends and makes deltas against the last one. */
 export class DeltaTracker {
   private last: Sent | null = null;
   seq = 0;
 
-  /** Forget the last state (the receiver lost it): the next call needs a full send. */
-  reset(): void {
-    this.last = null;
+  /**
+   * The message for `d` when the receiver holds the state numbered `held` (null: none). A delta
+   * only against this tracker's last state; a delta that changes nothing is a no-op, and the
+   * receiver's number stands.
+   */
+  next(d: DesiredState, held: number | null): DesiredMessage {
+    if (this.last === null || held !== this.seq) {
+      this.full(d);
+      return { full: d, seq: this.seq };
+    }
+    const delta = this.delta(d);
+    if (!delta.peers && !delta.routes && !delta.prepend && !delta.append && !delta.rules) {
+      this.seq--;
+      return { noop: true, seq: this.seq };
+    }
+    return { delta, seq: this.seq };
   }
 
   get hasBase(): boolean {

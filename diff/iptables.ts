@@ -1,5 +1,6 @@
 // Pure iptables diff: desired rule sets (the planner's IptablesJSON) against what `iptables-save`
-// shows → the lines of one `iptables-restore --noflush` input per family. No I/O here.
+// shows (dataplane/iptables-save.ts) → table patches, rendered as one `iptables-restore
+// --noflush` input per family. Also the incremental update of the desired chains for a delta.
 //
 // Ownership (what kg may change or delete):
 //  * a chain listed in `chains`, previously applied by us, or one of Kilo's chain names
@@ -10,179 +11,7 @@
 // Everything else belongs to someone else and is never touched.
 
 import type { Family, IptablesJSON, IptablesRule } from '../plan/types.js';
-import { checkCIDR, isIPv6, show, textProblem } from './kernel-input.js';
-
-export const KILO_CHAINS: ReadonlySet<string> = new Set(['KILO-NAT', 'KILO-IPIP']);
-
-const BUILTIN: Record<string, ReadonlySet<string>> = {
-  filter: new Set(['INPUT', 'FORWARD', 'OUTPUT']),
-  nat: new Set(['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING']),
-  mangle: new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']),
-  raw: new Set(['PREROUTING', 'OUTPUT']),
-  security: new Set(['INPUT', 'FORWARD', 'OUTPUT']),
-};
-
-export function isBuiltinChain(table: string, chain: string): boolean {
-  return BUILTIN[table]?.has(chain) ?? false;
-}
-
-/** Split one iptables-save line into arguments (double quotes, backslash escapes). */
-export function tokenize(line: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let inQ = false;
-  let has = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (inQ) {
-      if (c === '\\' && i + 1 < line.length && (line[i + 1] === '"' || line[i + 1] === '\\')) {
-        cur += line[++i];
-      } else if (c === '"') inQ = false;
-      else cur += c;
-    } else if (c === '"') {
-      inQ = true;
-      has = true;
-    } else if (c === ' ' || c === '\t') {
-      if (has || cur.length > 0) out.push(cur);
-      cur = '';
-      has = false;
-    } else {
-      cur += c;
-    }
-  }
-  if (has || cur.length > 0) out.push(cur);
-  return out;
-}
-
-/** Quote one argument for iptables-restore input. */
-export function quoteArg(a: string): string {
-  if (a.length > 0 && !/[\s"'\\]/.test(a)) return a;
-  return '"' + a.replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"';
-}
-
-const PROTO_NAMES: Record<string, string> = { '1': 'icmp', '4': 'ipencap', '6': 'tcp', '17': 'udp', '41': 'ipv6', '58': 'ipv6-icmp' };
-const HEADER_OPTS = ['-s', '-d', '-i', '-o', '-p'];
-
-/**
- * Put a rule's arguments in the order iptables-save prints them: the header matches
- * (`-s -d -i -o -p`, each with an optional leading `!`) first, then the rest in the given order.
- * So a planner rule written as `-m comment --comment X -s C -j ACCEPT` still matches the kernel.
- */
-export function canonicalArgs(args: readonly string[]): string[] {
-  const header = new Map<string, string[]>();
-  const rest: string[] = [];
-  let i = 0;
-  let seenTarget = false;
-  while (i < args.length) {
-    const neg = args[i] === '!' && i + 1 < args.length && HEADER_OPTS.includes(args[i + 1]);
-    const opt = neg ? args[i + 1] : args[i];
-    if (!seenTarget && HEADER_OPTS.includes(opt) && !header.has(opt) && i + (neg ? 2 : 1) < args.length) {
-      let val = args[i + (neg ? 2 : 1)];
-      if (opt === '-p') val = PROTO_NAMES[val] ?? val;
-      header.set(opt, neg ? ['!', opt, val] : [opt, val]);
-      i += neg ? 3 : 2;
-      continue;
-    }
-    if (args[i] === '-j' || args[i] === '-g') seenTarget = true;
-    rest.push(args[i]);
-    i++;
-  }
-  const out: string[] = [];
-  for (const o of HEADER_OPTS) {
-    const h = header.get(o);
-    if (h) out.push(...h);
-  }
-  out.push(...rest);
-  return out;
-}
-
-const keyMemo = new Map<string, string>();
-/** The rule key: its canonical arguments rendered as iptables-restore reads them. */
-export function ruleKey(args: readonly string[]): string {
-  const raw = args.join('\u0001');
-  const hit = keyMemo.get(raw);
-  if (hit !== undefined) return hit;
-  if (keyMemo.size >= 500_000) keyMemo.clear();
-  const k = canonicalArgs(args).map(quoteArg).join(' ');
-  keyMemo.set(raw, k);
-  return k;
-}
-
-export function isKiloRuleKey(key: string): boolean {
-  return key.includes('--comment "Kilo:') || key.includes('--comment Kilo:');
-}
-
-/** One table of `iptables-save` output. */
-export interface SavedTable {
-  /** chain name → rule keys in order. Every chain the table has is present. */
-  chains: Map<string, string[]>;
-}
-
-/** Parse `iptables-save` output (any number of tables). */
-export function parseSave(text: string): Map<string, SavedTable> {
-  const tables = new Map<string, SavedTable>();
-  let cur: SavedTable | null = null;
-  for (const raw of text.split('\n')) {
-    const line = raw.trimEnd();
-    if (line.length === 0 || line[0] === '#') continue;
-    if (line[0] === '*') {
-      cur = { chains: new Map() };
-      tables.set(line.slice(1).trim(), cur);
-    } else if (cur === null) {
-      continue;
-    } else if (line[0] === ':') {
-      const name = line.slice(1).split(' ')[0];
-      if (!cur.chains.has(name)) cur.chains.set(name, []);
-    } else if (line.startsWith('-A ')) {
-      const sp = line.indexOf(' ', 3);
-      const chain = sp < 0 ? line.slice(3) : line.slice(3, sp);
-      const args = sp < 0 ? [] : tokenize(line.slice(sp + 1));
-      let list = cur.chains.get(chain);
-      if (!list) cur.chains.set(chain, (list = []));
-      list.push(ruleKey(args));
-    } else if (line === 'COMMIT') {
-      cur = null;
-    }
-  }
-  return tables;
-}
-
-/** iptables chain names: at most 28 characters (XT_EXTENSION_MAXNAMELEN - 1), no white space, not an option. */
-export function chainProblem(chain: unknown): string | null {
-  const t = textProblem('chain', chain, 64);
-  if (t !== null) return t;
-  const c = chain as string;
-  if (c.length === 0 || c.length > 28 || /\s/.test(c) || c[0] === '-' || c[0] === '!') return `chain ${show(c)} is not a valid chain name`;
-  return null;
-}
-
-const ADDRESS_OPTS = new Set(['-s', '-d', '--source', '--destination', '--src', '--dst']);
-
-/**
- * Why a desired rule cannot be written to iptables-restore (null = it can): a family or table
- * iptables does not have, a bad chain name, an argument with a control character (a newline
- * would start a rule of its own in restore input: `-I INPUT 1 -j ACCEPT`) or longer than the
- * kernel keeps (a comment holds 255 bytes), or an address match that is not a CIDR of the rule's
- * family (iptables would look a name up in DNS).
- */
-export function ruleProblem(r: IptablesRule): string | null {
-  if (r?.family !== 'ipv4' && r?.family !== 'ipv6') return `family ${show(r?.family)} is not ipv4 or ipv6`;
-  if (typeof r.table !== 'string' || !(r.table in BUILTIN)) return `table ${show(r.table)} is not an iptables table`;
-  const c = chainProblem(r.chain);
-  if (c !== null) return c;
-  if (!Array.isArray(r.rule) || r.rule.length === 0 || r.rule.length > 64) return 'the rule is not a list of 1-64 arguments';
-  for (let i = 0; i < r.rule.length; i++) {
-    const a = r.rule[i];
-    const t = textProblem('argument', a, r.rule[i - 1] === '--comment' ? 255 : 256);
-    if (t !== null) return t;
-    if (ADDRESS_OPTS.has(r.rule[i - 1])) {
-      const cidr = checkCIDR('address', a);
-      if (!cidr.ok) return cidr.problem;
-      if (isIPv6(cidr.value) !== (r.family === 'ipv6')) return `address ${show(a)} is not ${r.family}`;
-    }
-  }
-  return null;
-}
+import { BUILTIN, chainProblem, isBuiltinChain, isKiloRuleKey, KILO_CHAINS, ruleKey, type IptOp, type IptOperation, type SavedTable, type TablePatch } from '../dataplane/iptables-save.js';
 
 /** Which desired rules to take (the reconciler's check; everything when absent). */
 export type RuleFilter = (r: IptablesRule) => boolean;
@@ -267,6 +96,168 @@ export function align(a: readonly string[], b: readonly string[]): { keepA: Uint
   return { keepA, keepB };
 }
 
+/** What we applied last time, per family/table: owned chains and our rules per shared chain. */
+export interface AppliedTable {
+  chains: Set<string>;
+  rules: Map<string, Set<string>>;
+}
+
+export type AppliedIptables = Map<Family, Map<string, AppliedTable>>;
+
+/** Rewrite an owned chain whole when the edit script is at least this share of its length. */
+const REWRITE_RATIO = 0.5;
+
+/** Chains a full diff visits: desired ones, ones with desired rules, and existing ones that are owned or hold rules of ours. */
+function chainsToVisit(
+  desiredChains: ReadonlySet<string>,
+  desiredRules: ReadonlyMap<string, string[]>,
+  actualChains: ReadonlyMap<string, string[]>,
+  applied: AppliedTable | undefined,
+  owned: (c: string) => boolean,
+): Set<string> {
+  const visit = new Set<string>([...desiredChains, ...desiredRules.keys()]);
+  for (const [c, rules] of actualChains) {
+    if (owned(c)) visit.add(c);
+    else {
+      const mine = applied?.rules.get(c);
+      if (rules.some((k) => isKiloRuleKey(k) || (mine?.has(k) ?? false))) visit.add(c);
+    }
+  }
+  return visit;
+}
+
+/** An owned chain that stays: created, edited, or rewritten whole when the edit script is long. */
+function ownedChainEdits(chain: string, have: readonly string[] | undefined, want: readonly string[]): Edit[] {
+  const whole = (head: IptOperation): Edit[] => [{ line: `:${chain} - [0:0]`, op: head }, ...want.map((k): Edit => ({ line: `-A ${chain} ${k}`, op: 'AppendUnique' }))];
+  if (have === undefined) return whole('NewChain');
+  const edits = chainEdits(chain, have, want, () => true, 0, true);
+  if (edits.length === 0) return edits;
+  return edits.length >= Math.max(1, want.length * REWRITE_RATIO) ? whole('ClearChain') : edits;
+}
+
+/**
+ * Diff one table. `actual` null = the table is unknown to the kernel (treated as empty).
+ * Returns null when nothing must change.
+ */
+export function diffTable(
+  table: string,
+  desired: DesiredTable | undefined,
+  actual: SavedTable | undefined,
+  applied: AppliedTable | undefined,
+  /** Restrict the diff to these chains (an incremental pass); undefined = every chain. */
+  only?: ReadonlySet<string>,
+  /** Desired rules to leave out (the kernel refused them for good). */
+  skip?: (chain: string, key: string) => boolean,
+): TablePatch | null {
+  const actualChains = actual?.chains ?? new Map<string, string[]>();
+  const desiredChains = desired?.chains ?? new Set<string>();
+  const desiredRules = desired?.rules ?? new Map<string, string[]>();
+  const owned = (c: string): boolean =>
+    desiredChains.has(c) || KILO_CHAINS.has(c) || (applied?.chains.has(c) ?? false);
+
+  const ruleLines: string[] = [];
+  const chainDeletes: string[] = [];
+  const ops: IptOp[] = [];
+  const chainLines = new Map<string, string[]>();
+  const push = (chain: string, line: string, op: IptOperation): void => {
+    ruleLines.push(line);
+    ops.push({ operation: op, table, chain });
+    let l = chainLines.get(chain);
+    if (!l) chainLines.set(chain, (l = []));
+    l.push(line);
+  };
+
+  const visit = only ?? chainsToVisit(desiredChains, desiredRules, actualChains, applied, owned);
+  // Owned custom chains first (so jump targets exist), then shared chains; deleted chains last.
+  const order = [...visit].sort((x, y) => Number(!owned(x) || isBuiltinChain(table, x)) - Number(!owned(y) || isBuiltinChain(table, y)));
+  for (const chain of order) {
+    const all = desiredRules.get(chain) ?? [];
+    const want = skip ? all.filter((k) => !skip(chain, k)) : all;
+    const have = actualChains.get(chain);
+    const isOwned = owned(chain) && !isBuiltinChain(table, chain);
+    if (isOwned) {
+      const keep = desiredChains.has(chain) || all.length > 0;
+      if (!keep) {
+        if (have !== undefined) chainDeletes.push(chain);
+        continue;
+      }
+      for (const e of ownedChainEdits(chain, have, want)) push(chain, e.line, e.op);
+    } else {
+      const mine = applied?.rules.get(chain);
+      const wantSet = new Set(want);
+      const isMine = (k: string): boolean => isKiloRuleKey(k) || wantSet.has(k) || (mine?.has(k) ?? false);
+      const prepends = desired?.prependCount.get(chain) ?? 0;
+      const skipped = skip ? all.slice(0, prepends).filter((k) => skip(chain, k)).length : 0;
+      const edits = chainEdits(chain, have ?? [], want, isMine, prepends - skipped, false);
+      for (const e of edits) push(chain, e.line, e.op);
+    }
+  }
+  // Our rules (jumps included) are gone before the chains they target are deleted.
+  const lines = [...ruleLines];
+  for (const chain of chainDeletes) {
+    lines.push(`-F ${chain}`, `-X ${chain}`);
+    ops.push({ operation: 'ClearChain', table, chain }, { operation: 'DeleteChain', table, chain });
+    let l = chainLines.get(chain);
+    if (!l) chainLines.set(chain, (l = []));
+    l.push(`-F ${chain}`, `-X ${chain}`);
+  }
+  if (lines.length === 0) return null;
+  return { table, lines, ops, chainLines };
+}
+
+/** The per-table record of what we now own, after a successful apply of `desired`. */
+export function appliedFrom(desired: DesiredIptables): AppliedIptables {
+  const out: AppliedIptables = new Map();
+  for (const [f, tables] of desired) {
+    const m = new Map<string, AppliedTable>();
+    for (const [t, d] of tables) {
+      const rules = new Map<string, Set<string>>();
+      for (const [c, keys] of d.rules) if (!d.chains.has(c)) rules.set(c, new Set(keys));
+      m.set(t, { chains: new Set(d.chains), rules });
+    }
+    out.set(f, m);
+  }
+  return out;
+}
+
+/**
+ * Incremental update of the desired chains for one splice of the planner's prepend or append
+ * list (`old` = the list before the splice). Returns the chains touched, as `family|table|chain`.
+ */
+export function patchDesired(
+  d: DesiredIptables,
+  part: 'prepend' | 'append',
+  old: readonly IptablesRule[],
+  start: number,
+  deleteCount: number,
+  items: readonly IptablesRule[],
+  /** The same filter buildDesired was given: rules it refuses do not count in positions either. */
+  accept: RuleFilter = () => true,
+): Set<string> {
+  const id = (r: IptablesRule): string => (accept(r) ? `${r.family}|${r.table}|${r.chain}` : '');
+  const touched = new Set<string>();
+  for (let i = start; i < start + deleteCount; i++) touched.add(id(old[i]));
+  for (const r of items) touched.add(id(r));
+  touched.delete('');
+  for (const c of touched) {
+    const [family, table, chain] = c.split('|') as [Family, string, string];
+    const fam = d.get(family);
+    if (!fam) continue; // a family we do not manage
+    let before = 0;
+    for (let i = 0; i < start; i++) if (id(old[i]) === c) before++;
+    let removed = 0;
+    for (let i = start; i < start + deleteCount; i++) if (id(old[i]) === c) removed++;
+    const add = items.filter((r) => id(r) === c).map((r) => ruleKey(r.rule));
+    const t = tableOf(d, family, table);
+    let list = t.rules.get(chain);
+    if (!list) t.rules.set(chain, (list = []));
+    const pc = t.prependCount.get(chain) ?? 0;
+    list.splice(part === 'prepend' ? before : pc + before, removed, ...add);
+    if (part === 'prepend') t.prependCount.set(chain, pc + add.length - removed);
+  }
+  return touched;
+}
+
 function alignLIS(a: readonly string[], b: readonly string[]): { keepA: Uint8Array; keepB: Uint8Array } {
   const occ = new Map<string, number[]>();
   for (let i = 0; i < a.length; i++) {
@@ -311,131 +302,6 @@ function alignLIS(a: readonly string[], b: readonly string[]): { keepA: Uint8Arr
     k = prev[k];
   }
   return { keepA, keepB };
-}
-
-/** One iptables operation, named as Kilo's kilo_iptables_operations_total names them. */
-export type IptOperation = 'AppendUnique' | 'InsertUnique' | 'Delete' | 'ClearChain' | 'DeleteChain' | 'NewChain' | 'ListChains';
-
-export interface IptOp {
-  operation: IptOperation;
-  table: string;
-  chain: string;
-}
-
-export interface TablePatch {
-  table: string;
-  /** Lines between `*table` and `COMMIT`, in order. */
-  lines: string[];
-  ops: IptOp[];
-  /** Chains this patch concerns (for isolating a failing chain). */
-  chainLines: Map<string, string[]>;
-}
-
-/** What we applied last time, per family/table: owned chains and our rules per shared chain. */
-export interface AppliedTable {
-  chains: Set<string>;
-  rules: Map<string, Set<string>>;
-}
-export type AppliedIptables = Map<Family, Map<string, AppliedTable>>;
-
-/** Rewrite an owned chain whole when the edit script is at least this share of its length. */
-const REWRITE_RATIO = 0.5;
-
-/**
- * Diff one table. `actual` null = the table is unknown to the kernel (treated as empty).
- * Returns null when nothing must change.
- */
-export function diffTable(
-  table: string,
-  desired: DesiredTable | undefined,
-  actual: SavedTable | undefined,
-  applied: AppliedTable | undefined,
-  /** Restrict the diff to these chains (an incremental pass); undefined = every chain. */
-  only?: ReadonlySet<string>,
-  /** Desired rules to leave out (the kernel refused them for good). */
-  skip?: (chain: string, key: string) => boolean,
-): TablePatch | null {
-  const actualChains = actual?.chains ?? new Map<string, string[]>();
-  const desiredChains = desired?.chains ?? new Set<string>();
-  const desiredRules = desired?.rules ?? new Map<string, string[]>();
-  const owned = (c: string): boolean =>
-    desiredChains.has(c) || KILO_CHAINS.has(c) || (applied?.chains.has(c) ?? false);
-
-  const ruleLines: string[] = [];
-  const chainDeletes: string[] = [];
-  const ops: IptOp[] = [];
-  const chainLines = new Map<string, string[]>();
-  const push = (chain: string, line: string, op: IptOperation): void => {
-    ruleLines.push(line);
-    ops.push({ operation: op, table, chain });
-    let l = chainLines.get(chain);
-    if (!l) chainLines.set(chain, (l = []));
-    l.push(line);
-  };
-
-  // chains to visit: desired chains, chains with desired rules, existing owned chains, existing
-  // chains holding rules of ours.
-  const visit = new Set<string>(only ?? [...desiredChains, ...desiredRules.keys()]);
-  for (const [c, rules] of only ? [] : actualChains) {
-    if (owned(c)) visit.add(c);
-    else {
-      const mine = applied?.rules.get(c);
-      if (rules.some((k) => isKiloRuleKey(k) || (mine?.has(k) ?? false))) visit.add(c);
-    }
-  }
-
-  // Owned custom chains first (so jump targets exist), then shared chains; deleted chains last.
-  const order = [...visit].sort((x, y) => Number(!owned(x) || isBuiltinChain(table, x)) - Number(!owned(y) || isBuiltinChain(table, y)));
-  for (const chain of order) {
-    const all = desiredRules.get(chain) ?? [];
-    const want = skip ? all.filter((k) => !skip(chain, k)) : all;
-    const have = actualChains.get(chain);
-    const isOwned = owned(chain) && !isBuiltinChain(table, chain);
-    if (isOwned) {
-      const keep = desiredChains.has(chain) || all.length > 0;
-      if (!keep) {
-        if (have !== undefined) chainDeletes.push(chain);
-        continue;
-      }
-      if (have === undefined) {
-        push(chain, `:${chain} - [0:0]`, 'NewChain');
-        for (const k of want) push(chain, `-A ${chain} ${k}`, 'AppendUnique');
-        continue;
-      }
-      const edits = chainEdits(chain, have, want, () => true, 0, true);
-      if (edits.length === 0) continue;
-      if (edits.length >= Math.max(1, want.length * REWRITE_RATIO)) {
-        push(chain, `:${chain} - [0:0]`, 'ClearChain');
-        for (const k of want) push(chain, `-A ${chain} ${k}`, 'AppendUnique');
-      } else {
-        for (const e of edits) push(chain, e.line, e.op);
-      }
-    } else {
-      const mine = applied?.rules.get(chain);
-      const wantSet = new Set(want);
-      const isMine = (k: string): boolean => isKiloRuleKey(k) || wantSet.has(k) || (mine?.has(k) ?? false);
-      const prepends = desired?.prependCount.get(chain) ?? 0;
-      const skipped = skip ? all.slice(0, prepends).filter((k) => skip(chain, k)).length : 0;
-      const edits = chainEdits(chain, have ?? [], want, isMine, prepends - skipped, false);
-      for (const e of edits) push(chain, e.line, e.op);
-    }
-  }
-  // Our rules (jumps included) are gone before the chains they target are deleted.
-  const lines = [...ruleLines];
-  for (const chain of chainDeletes) {
-    lines.push(`-F ${chain}`, `-X ${chain}`);
-    ops.push({ operation: 'ClearChain', table, chain }, { operation: 'DeleteChain', table, chain });
-    let l = chainLines.get(chain);
-    if (!l) chainLines.set(chain, (l = []));
-    l.push(`-F ${chain}`, `-X ${chain}`);
-  }
-  if (lines.length === 0) return null;
-  return { table, lines, ops, chainLines };
-}
-
-interface Edit {
-  line: string;
-  op: IptOperation;
 }
 
 /**
@@ -506,106 +372,7 @@ function chainEdits(
   return edits;
 }
 
-/** The lines of a restore input for several table patches (one family). */
-export function renderRestore(patches: readonly TablePatch[]): string[] {
-  const out: string[] = [];
-  for (const p of patches) out.push(`*${p.table}`, ...p.lines, 'COMMIT');
-  return out;
-}
-
-/** The per-table record of what we now own, after a successful apply of `desired`. */
-export function appliedFrom(desired: DesiredIptables): AppliedIptables {
-  const out: AppliedIptables = new Map();
-  for (const [f, tables] of desired) {
-    const m = new Map<string, AppliedTable>();
-    for (const [t, d] of tables) {
-      const rules = new Map<string, Set<string>>();
-      for (const [c, keys] of d.rules) if (!d.chains.has(c)) rules.set(c, new Set(keys));
-      m.set(t, { chains: new Set(d.chains), rules });
-    }
-    out.set(f, m);
-  }
-  return out;
-}
-
-/** Apply a patch to a parsed table in memory (keeps a cached view in step with the kernel). */
-export function applyPatchToSaved(saved: SavedTable, patch: TablePatch): void {
-  for (const line of patch.lines) {
-    if (line[0] === ':') {
-      const name = line.slice(1).split(' ')[0];
-      saved.chains.set(name, []);
-      continue;
-    }
-    const sp1 = line.indexOf(' ');
-    const cmd = line.slice(0, sp1);
-    const rest = line.slice(sp1 + 1);
-    const sp2 = rest.indexOf(' ');
-    const chain = sp2 < 0 ? rest : rest.slice(0, sp2);
-    const arg = sp2 < 0 ? '' : rest.slice(sp2 + 1);
-    let list = saved.chains.get(chain);
-    if (!list && cmd !== '-X') saved.chains.set(chain, (list = []));
-    switch (cmd) {
-      case '-A':
-        list!.push(arg);
-        break;
-      case '-I': {
-        const sp = arg.indexOf(' ');
-        const n = Number(arg.slice(0, sp));
-        list!.splice(n - 1, 0, arg.slice(sp + 1));
-        break;
-      }
-      case '-D': {
-        if (/^\d+$/.test(arg)) list!.splice(Number(arg) - 1, 1);
-        else {
-          const at = list!.indexOf(arg);
-          if (at >= 0) list!.splice(at, 1);
-        }
-        break;
-      }
-      case '-F':
-        saved.chains.set(chain, []);
-        break;
-      case '-X':
-        saved.chains.delete(chain);
-        break;
-    }
-  }
-}
-
-/**
- * Incremental update of the desired chains for one splice of the planner's prepend or append
- * list (`old` = the list before the splice). Returns the chains touched, as `family|table|chain`.
- */
-export function patchDesired(
-  d: DesiredIptables,
-  part: 'prepend' | 'append',
-  old: readonly IptablesRule[],
-  start: number,
-  deleteCount: number,
-  items: readonly IptablesRule[],
-  /** The same filter buildDesired was given: rules it refuses do not count in positions either. */
-  accept: RuleFilter = () => true,
-): Set<string> {
-  const id = (r: IptablesRule): string => (accept(r) ? `${r.family}|${r.table}|${r.chain}` : '');
-  const touched = new Set<string>();
-  for (let i = start; i < start + deleteCount; i++) touched.add(id(old[i]));
-  for (const r of items) touched.add(id(r));
-  touched.delete('');
-  for (const c of touched) {
-    const [family, table, chain] = c.split('|') as [Family, string, string];
-    const fam = d.get(family);
-    if (!fam) continue; // a family we do not manage
-    let before = 0;
-    for (let i = 0; i < start; i++) if (id(old[i]) === c) before++;
-    let removed = 0;
-    for (let i = start; i < start + deleteCount; i++) if (id(old[i]) === c) removed++;
-    const add = items.filter((r) => id(r) === c).map((r) => ruleKey(r.rule));
-    const t = tableOf(d, family, table);
-    let list = t.rules.get(chain);
-    if (!list) t.rules.set(chain, (list = []));
-    const pc = t.prependCount.get(chain) ?? 0;
-    list.splice(part === 'prepend' ? before : pc + before, removed, ...add);
-    if (part === 'prepend') t.prependCount.set(chain, pc + add.length - removed);
-  }
-  return touched;
+interface Edit {
+  line: string;
+  op: IptOperation;
 }

@@ -1,8 +1,7 @@
 // Messages between the main thread and the dataplane I/O worker (workers/io-worker.ts).
 // Everything here is plain data: it crosses the thread boundary by structured clone.
 
-import type { IptablesJSON, Route, Rule, WireGuardPeer } from '../plan/types.js';
-import type { DesiredDelta } from '../diff/desired.js';
+import type { IptablesJSON, IptablesRule, Route, Rule, WireGuardPeer } from '../plan/types.js';
 
 /** A peer as the worker must configure it: the plan's peer plus the secret the plan redacts. */
 export interface DesiredPeer extends WireGuardPeer {
@@ -32,6 +31,33 @@ export interface DesiredState {
   /** IPIP tunnel (spec §9.3/§9.7): device name and the address it must carry (null = none). */
   tunnel: { dev: string; address: string | null; privIface?: string | null } | null;
   cni: { path: string; podCIDR: string } | null;
+}
+
+/** One splice of a list: remove `deleteCount` items at `start`, insert `items` there. */
+export interface Splice<T> {
+  start: number;
+  deleteCount: number;
+  items: T[];
+}
+
+/**
+ * The change from one desired state to the next (made by the plan worker, diff/desired.ts).
+ * The I/O worker splices it into the state it holds, so a one-node change costs O(changed).
+ */
+export interface DesiredDelta {
+  /** Sequence number of the state this delta applies to; the result has seq + 1. */
+  base: number;
+  interface: string;
+  /** The WireGuard head (key, port, MTU, address) or null (non-leader); peers travel separately. */
+  wireguard: Omit<DesiredWireGuard, 'peers'> | null;
+  peers: Splice<DesiredPeer> | null;
+  routes: Splice<Route> | null;
+  rules: Rule[] | null;
+  chains: IptablesJSON['chains'] | null;
+  prepend: Splice<IptablesRule> | null;
+  append: Splice<IptablesRule> | null;
+  tunnel: DesiredState['tunnel'];
+  cni: DesiredState['cni'];
 }
 
 export type IptablesBackend = 'legacy' | 'nft';
@@ -98,7 +124,6 @@ export interface ReconcilerError {
  * the desired item changes.
  */
 export type RejectReason = 'invalid' | 'clamped' | 'refused';
-export const REJECT_REASONS: readonly RejectReason[] = ['invalid', 'clamped', 'refused'];
 
 export interface Rejection extends ReconcilerError {
   reason: RejectReason;
@@ -195,10 +220,12 @@ export type DataplaneEvent =
 export interface IoWorkerApi {
   /** Push events travel over the MessagePort passed as workerData.events (see workers/io-client.ts). */
   init(options: Partial<DataplaneOptions>): Promise<void>;
-  /** Apply a whole desired state, numbered `seq` (deltas name it as their base). */
-  /** A whole state, as an object or as its JSON text (parsed in the worker: one string copy to move). */
+  /**
+   * Apply a whole desired state, numbered `seq` (deltas name it as their base): an object or its
+   * JSON text (parsed in the worker: one string copy to move).
+   */
   apply(desired: DesiredState | string, seq: number): Promise<ApplyResult>;
-  /** Apply a delta against the state numbered `delta.base` (see diff/desired.ts). */
+  /** Apply a delta against the state numbered `delta.base` (made by diff/desired.ts). */
   applyDelta(delta: DesiredDelta): Promise<ApplyResult>;
   resync(): Promise<ApplyResult>;
   observe(): Promise<ObservedState>;

@@ -8,7 +8,7 @@
 import type { NodeObject } from '../plan/node.js';
 import type { PeerObject } from '../plan/peer.js';
 import type { PlanOptions } from '../plan/plan.js';
-import type { DesiredDelta } from '../diff/desired.js';
+import type { DesiredDelta } from './dataplane.js';
 import type { ClaimLimits } from '../plan/claims.js';
 
 export interface ReplicaDelta {

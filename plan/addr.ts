@@ -4,7 +4,6 @@
 // ipaddr.js formats IPv6 (RFC 5952), but it also accepts forms Go rejects (`010.0.0.1`, `127.1`,
 // zones, hex/octal IPv4 parts), so parsing is done here with Go's grammar.
 import ipaddr from 'ipaddr.js';
-import { memoOn } from './memo.js';
 
 export interface IP {
   readonly v6: boolean;
@@ -180,9 +179,9 @@ export function hostCIDR(ip: IP): CIDR {
   return cidr(ip, hostBits(ip));
 }
 
-/** The one-address CIDR of an IP: /32 or /128 (spec §0.4). */
-export function oneAddress(ip: IP): CIDR {
-  if (!memoOn()) return hostCIDR(ip);
+/** The one-address CIDR of an IP: /32 or /128 (spec §0.4); with `memo`, the same one per IP object. */
+export function oneAddress(ip: IP, memo = false): CIDR {
+  if (!memo) return hostCIDR(ip);
   let c = oneAddressMemo.get(ip);
   if (c === undefined) oneAddressMemo.set(ip, (c = hostCIDR(ip)));
   return c;
@@ -227,11 +226,6 @@ export function contains(c: CIDR, ip: IP): boolean {
 
 export function intersects(a: CIDR, b: CIDR): boolean {
   return contains(a, b.ip) || contains(b, a.ip);
-}
-
-export function ipEqual(a: IP | null | undefined, b: IP | null | undefined): boolean {
-  if (!a || !b) return !a && !b;
-  return a.s === b.s;
 }
 
 /** The next address, or null when it leaves `within` (spec §5.5, without Go's overflow quirk). */

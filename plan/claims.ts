@@ -16,12 +16,7 @@ export interface ClaimLimits {
   readonly allowShortPrefixes: boolean;
 }
 
-/**
- * 1,024 each: Kilo's users list a handful of location subnets per node and a few addresses per
- * Peer, so this leaves two orders of magnitude of headroom; it bounds what one node adds to
- * every agent's routes and WireGuard allowed IPs to about a tenth of what 5,000 nodes need
- * (10,000 routes), and what the API server already allows (256 KiB of annotations, ~14,000 CIDRs).
- */
+/** 1,024 each: far above what Kilo's users list, far below what one node could otherwise add to every agent's plan. */
 export const DEFAULT_LIMITS: ClaimLimits = Object.freeze({ maxAllowedLocationIPs: 1024, maxPeerAllowedIPs: 1024, allowShortPrefixes: false });
 
 /**

@@ -37,9 +37,8 @@ const PEER_EDGE = '[ dir=both, style=dashed ]';
 
 /**
  * The DOT text of a topology. `maxLength` bounds it (UTF-16 units): in full granularity the edges
- * between leaders grow with the square of the nodes (516 million characters and ~20 s of the
- * planner thread at 5,000 nodes), so their size is computed first and a graph over the bound is
- * refused without building it.
+ * between leaders grow with the square of the nodes, so their size is computed first and a graph
+ * over the bound is refused without building it.
  */
 export function topologyDOT(t: Topology, maxLength = Number.POSITIVE_INFINITY): string {
   const out: string[] = [];

@@ -1,17 +1,8 @@
 // Heartbeat (check-in) policy: how often a node publishes kilo.squat.ai/last-seen, and how long
-// readers wait before they call it not ready. Pure, shared by the agent, the load test and
-// `kg bench` so that all three speak of the same modes.
-//
-// Mode `kilo` (default) is Go Kilo's: a check-in every 30 s and a fixed 60 s readiness window
-// (spec §2.4.1, §11.4). At 5,000 nodes that is ~167 Node writes/s, each fanned out to every
-// Node watcher (every agent), i.e. ~833,000 watch events/s cluster-wide.
-//
-// Mode `adaptive` is for clusters where every agent is this kg: the period grows with the
-// cluster so that the whole cluster stays under a write budget (--heartbeat-budget writes/s),
-// between --check-in-period and MAX_CHECK_IN_SECONDS. The node advertises its period in the
-// kilo.squat.ai/check-in-period annotation and kg readers stretch that node's readiness
-// window to twice the advertised period. A Go agent ignores the annotation and keeps its 60 s
-// window, so it would drop an adaptive node between check-ins: adaptive is all-kg only.
+// readers wait before they call it not ready; shared by the agent, the load test and `kg bench`.
+// `kilo` (default) is Go Kilo's fixed 30 s / 60 s (spec §2.4.1, §11.4). `adaptive` (all-kg
+// clusters only: a Go agent ignores the advertised period) keeps the cluster under a write
+// budget (README, "Heartbeat modes", has the numbers).
 
 /** kg's own annotation: the node's check-in period in whole seconds (absent = Kilo's 30 s). */
 export const CHECK_IN_PERIOD_ANNOTATION = 'kilo.squat.ai/check-in-period';

@@ -2,7 +2,6 @@
 // included), so that a TS kg can take over a host a Go kg managed and the reverse.
 import { oneAddress, type CIDR } from './addr.js';
 import { encapsulationRules, type Encapsulator } from './encapsulation.js';
-import { memoOn } from './memo.js';
 import type { Segment, Topology } from './topology.js';
 import type { Family, IptablesChain, IptablesJSON, IptablesRule } from './types.js';
 
@@ -14,6 +13,8 @@ export interface IptablesOptions {
   local: boolean;
   /** The local node's `location`, for the §8.3 IPIP allow list. */
   localNodeLocation: string;
+  /** Reuse rule objects across plans (memo.ts). */
+  memo?: boolean;
 }
 
 const fam = (c: CIDR): Family => (c.ip.v6 ? 'ipv6' : 'ipv4');
@@ -37,15 +38,15 @@ function remember(m: RuleMemo, c: CIDR, r: IptablesRule): IptablesRule {
 }
 const returnMemo = new Map<string, RuleMemo>([WG_RETURN, KNOWN_RETURN, PEER_RETURN].map((t) => [t, new WeakMap()]));
 const jumpMemo = { '-s': new WeakMap() as RuleMemo, '-d': new WeakMap() as RuleMemo };
-function natReturn(d: CIDR, text: string): IptablesRule {
-  const m = memoOn() ? returnMemo.get(text)! : null;
+function natReturn(d: CIDR, text: string, memo: boolean): IptablesRule {
+  const m = memo ? returnMemo.get(text)! : null;
   const hit = m?.get(d);
   if (hit) return hit;
   const r: IptablesRule = { family: fam(d), table: 'nat', chain: 'KILO-NAT', rule: ['-d', d.s, '-m', 'comment', '--comment', text, '-j', 'RETURN'] };
   return m ? remember(m, d, r) : r;
 }
-function natJump(dir: '-s' | '-d', c: CIDR): IptablesRule {
-  const m = memoOn() ? jumpMemo[dir] : null;
+function natJump(dir: '-s' | '-d', c: CIDR, memo: boolean): IptablesRule {
+  const m = memo ? jumpMemo[dir] : null;
   const hit = m?.get(c);
   if (hit) return hit;
   const r: IptablesRule = { family: fam(c), table: 'nat', chain: 'POSTROUTING', rule: [dir, c.s, '-m', 'comment', '--comment', JUMP_NAT, '-j', 'KILO-NAT'] };
@@ -55,17 +56,17 @@ function natJump(dir: '-s' | '-d', c: CIDR): IptablesRule {
 // A segment's own rules depend on the segment alone: a reused segment (topology.ts) hands back
 // its list (memo.ts), one property read instead of one lookup per address.
 /** Writes segment `s`'s own rules into `out` from index `at`; returns the next index. */
-function segmentReturns(s: Segment, out: IptablesRule[], at: number): number {
-  const hit = memoOn() ? s.memo?.rules : undefined;
+function segmentReturns(s: Segment, out: IptablesRule[], at: number, memo: boolean): number {
+  const hit = memo ? s.memo?.rules : undefined;
   if (hit) {
     for (let i = 0; i < hit.length; i++) out[at++] = hit[i];
     return at;
   }
   const start = at;
   // "WireGuared" is Kilo's spelling; the string is the rule's identity, so it stays.
-  out[at++] = natReturn(s.wireGuard32, WG_RETURN);
-  for (let i = 0; i < s.allowedIPs.length; i++) out[at++] = natReturn(s.allowedIPs[i], KNOWN_RETURN);
-  if (memoOn() && s.memo) s.memo.rules = out.slice(start, at);
+  out[at++] = natReturn(s.wireGuard32, WG_RETURN, memo);
+  for (let i = 0; i < s.allowedIPs.length; i++) out[at++] = natReturn(s.allowedIPs[i], KNOWN_RETURN, memo);
+  if (memo && s.memo) s.memo.rules = out.slice(start, at);
   return at;
 }
 
@@ -74,6 +75,7 @@ function r(family: Family, table: string, chain: string, rule: string[]): Iptabl
 }
 
 export function iptablesRules(t: Topology, o: IptablesOptions): IptablesJSON {
+  const memo = o.memo === true;
   const chains: IptablesChain[] = [];
   const append: IptablesRule[] = [];
   const prepend: IptablesRule[] = [];
@@ -114,8 +116,8 @@ export function iptablesRules(t: Topology, o: IptablesOptions): IptablesJSON {
           fwd(a, '-d', 'Kilo: forward packets to allowed location IPs');
         }
         for (const p of own.privateIPs) {
-          fwd(oneAddress(p), '-s', 'Kilo: forward packets from private IPs');
-          fwd(oneAddress(p), '-d', 'Kilo: forward packets to private IPs');
+          fwd(oneAddress(p, memo), '-s', 'Kilo: forward packets from private IPs');
+          fwd(oneAddress(p, memo), '-d', 'Kilo: forward packets to private IPs');
         }
       }
     } else if (o.forwardRules) {
@@ -133,16 +135,16 @@ export function iptablesRules(t: Topology, o: IptablesOptions): IptablesJSON {
   let n = 0;
   for (const x of prepend) rules[n++] = x;
   for (const s of t.segments) {
-    n = segmentReturns(s, rules, n);
+    n = segmentReturns(s, rules, n, memo);
     if (s.location === t.location) {
       // Allowed-location IPs are deliberately not exempted from NAT (spec §8.2).
-      for (const l of s.allowedLocationIPs) rules[n++] = natJump('-d', l);
+      for (const l of s.allowedLocationIPs) rules[n++] = natJump('-d', l, memo);
     }
   }
   for (const p of t.peers) {
     for (const a of p.allowedIPs) {
-      rules[n++] = natJump('-s', a);
-      rules[n++] = natReturn(a, PEER_RETURN);
+      rules[n++] = natJump('-s', a, memo);
+      rules[n++] = natReturn(a, PEER_RETURN, memo);
     }
   }
   return { chains, prepend: rules, append };

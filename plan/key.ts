@@ -34,8 +34,3 @@ export function publicKeyOf(privateKey: string): string {
   const priv = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, Buffer.from(privateKey, 'base64')]), format: 'der', type: 'pkcs8' });
   return Buffer.from(createPublicKey(priv).export({ format: 'jwk' }).x!, 'base64url').toString('base64');
 }
-
-/** Hex form of a base64 key, as WireGuard's UAPI wants it. */
-export function keyHex(base64: string): string {
-  return Buffer.from(base64, 'base64').toString('hex');
-}

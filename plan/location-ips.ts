@@ -100,17 +100,20 @@ export interface FilterSegment {
   readonly allowedIPs: readonly CIDR[];
 }
 
-/**
- * The filtered allowed-location IPs of each segment (null for a segment that has none), in
- * segment order. `wireGuardIPs[k]` is segment k's WireGuard IP; they are allocated one after
- * the other (topology.ts), so the ones of segments 0…k form one range of keys.
- */
-export function filterAllowedLocationIPs(
-  segments: readonly FilterSegment[],
-  wireGuardIPs: readonly IP[],
-  peers: readonly { readonly allowedIPs: readonly CIDR[] }[],
-): (readonly CIDR[] | null)[] {
-  // The candidates, numbered in segment order.
+/** The candidates (every segment's allowed-location IPs, numbered in segment order) as keys. */
+interface Candidates {
+  readonly cands: CIDR[];
+  /** The segment of each candidate. */
+  readonly owner: number[];
+  readonly start: Key[];
+  readonly end: Key[];
+  readonly point: Key[];
+  readonly dropped: Uint8Array;
+  /** Whether a CIDR's family has candidates at all. */
+  readonly relevant: (c: CIDR) => boolean;
+}
+
+function candidates(segments: readonly FilterSegment[]): Candidates {
   const cands: CIDR[] = [];
   const owner: number[] = [];
   let v4 = false;
@@ -125,9 +128,7 @@ export function filterAllowedLocationIPs(
       else v4 = true;
     }
   }
-  const out: (readonly CIDR[] | null)[] = new Array(segments.length).fill(null);
   const n = cands.length;
-  if (n === 0) return out;
   const start: Key[] = new Array(n);
   const end: Key[] = new Array(n);
   const point: Key[] = new Array(n);
@@ -136,37 +137,63 @@ export function filterAllowedLocationIPs(
     end[i] = blockEnd(start[i], cands[i]);
     point[i] = pointKey(cands[i].ip);
   }
-  const dropped = new Uint8Array(n);
-  const relevant = (c: CIDR) => (c.ip.v6 ? v6 : v4);
+  return { cands, owner, start, end, point, dropped: new Uint8Array(n), relevant: (c: CIDR) => (c.ip.v6 ? v6 : v4) };
+}
 
-  // §5.8 rule 2, without WireGuard IPs: an allowed IP of any segment covers the candidate's
-  // address. Each allowed IP covers a run of the candidates sorted by address: counted with a
-  // difference array, so each allowed IP costs one binary search, not one pass over candidates.
-  // Index loops and a range check first: this loop sees every allowed IP of the cluster (10,000
-  // at 5,000 nodes) even when there are two candidates.
+/**
+ * The filtered allowed-location IPs of each segment (null for a segment that has none), in
+ * segment order. `wireGuardIPs[k]` is segment k's WireGuard IP; they are allocated one after
+ * the other (topology.ts), so the ones of segments 0…k form one range of keys.
+ */
+export function filterAllowedLocationIPs(
+  segments: readonly FilterSegment[],
+  wireGuardIPs: readonly IP[],
+  peers: readonly { readonly allowedIPs: readonly CIDR[] }[],
+): (readonly CIDR[] | null)[] {
+  const out: (readonly CIDR[] | null)[] = new Array(segments.length).fill(null);
+  const c = candidates(segments);
+  if (c.cands.length === 0) return out;
+  dropCoveredByAllowedIPs(c, segments, wireGuardIPs);
+  const byStart = new Runs(c.start);
+  dropMeetingPeers(c, byStart, peers);
+  keepInSegmentOrder(c, byStart, out);
+  return out;
+}
+
+/**
+ * §5.8 rule 2: an allowed IP of any segment covers the candidate's address. Each allowed IP covers
+ * a run of the candidates sorted by address: counted with a difference array, so each allowed IP
+ * costs one binary search, not one pass over candidates. Index loops and a range check first:
+ * this loop sees every allowed IP of the cluster even when there are two candidates.
+ */
+function dropCoveredByAllowedIPs(c: Candidates, segments: readonly FilterSegment[], wireGuardIPs: readonly IP[]): void {
+  const { point, owner, dropped, relevant } = c;
   const byPoint = new Runs(point);
   for (let k = 0; k < segments.length; k++) {
     const allowed = segments[k].allowedIPs;
     for (let j = 0; j < allowed.length; j++) if (relevant(allowed[j])) byPoint.add(allowed[j]);
   }
   byPoint.mark(dropped);
-
-  // Rule 2 with the WireGuard IPs of segments 0…k (allocated consecutively: one key range).
+  // With the WireGuard IPs of segments 0…k (allocated consecutively: one key range).
   if (wireGuardIPs.length > 0) {
     const first = pointKey(wireGuardIPs[0]);
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < point.length; i++) {
       if (!dropped[i] && point[i] >= first && point[i] <= pointKey(wireGuardIPs[owner[i]])) dropped[i] = 1;
     }
   }
+}
 
-  // Rule 3: a Peer's allowed IP intersects the candidate. Blocks are nested or disjoint, so a
-  // Peer block B meets candidate C when C starts inside B (a run of the candidates sorted by
-  // start, counted as above) or when C strictly contains B (C's block is one of B's ancestors:
-  // looked up by prefix length, among the lengths the candidates have).
-  const byStart = new Runs(start);
+/**
+ * Rule 3: a Peer's allowed IP intersects the candidate. Blocks are nested or disjoint, so a
+ * Peer block B meets candidate C when C starts inside B (a run of the candidates sorted by
+ * start, counted as above) or when C strictly contains B (C's block is one of B's ancestors:
+ * looked up by prefix length, among the lengths the candidates have).
+ */
+function dropMeetingPeers(c: Candidates, byStart: Runs, peers: readonly { readonly allowedIPs: readonly CIDR[] }[]): void {
+  const { cands, start, dropped, relevant } = c;
   const blocks = new Map<Key, number[]>();
   const lengths = new Set<number>();
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < cands.length; i++) {
     const id = blockId(start[i], cands[i].bits);
     const g = blocks.get(id);
     if (g) g.push(i);
@@ -189,29 +216,38 @@ export function filterAllowedLocationIPs(
     }
   }
   byStart.mark(dropped);
+}
 
-  // Rule 1: another segment's allowed-location IP intersects the candidate, in segment order.
-  // A max-of-ends tree over the candidates sorted by start holds the lists as they stand: a
-  // segment's own entries leave it while it is checked, and only its survivors come back.
-  // C meets a live entry E iff E.start ≤ C.end and E.end ≥ C.start: the largest end among the
-  // entries starting at or before C.end decides.
-  let size = 1;
-  while (size < n) size <<= 1;
-  const tree: Key[] = new Array(2 * size).fill(DEAD);
-  const pos = new Int32Array(n);
-  for (let r = 0; r < n; r++) pos[byStart.order[r]] = r;
-  const set = (i: number, v: Key) => {
-    let x = pos[i] + size;
+/** A max-of-ends tree over the candidates sorted by start (`order`: sorted position → candidate). */
+class MaxTree {
+  private readonly size: number;
+  private readonly tree: Key[];
+  private readonly pos: Int32Array;
+  constructor(order: readonly number[], end: readonly Key[]) {
+    const n = order.length;
+    let size = 1;
+    while (size < n) size <<= 1;
+    this.size = size;
+    const tree: Key[] = (this.tree = new Array(2 * size).fill(DEAD));
+    this.pos = new Int32Array(n);
+    for (let r = 0; r < n; r++) this.pos[order[r]] = r;
+    for (let i = 0; i < n; i++) tree[this.pos[i] + size] = end[i];
+    for (let x = size - 1; x >= 1; x--) tree[x] = tree[2 * x] > tree[2 * x + 1] ? tree[2 * x] : tree[2 * x + 1];
+  }
+
+  set(i: number, v: Key): void {
+    const tree = this.tree;
+    let x = this.pos[i] + this.size;
     tree[x] = v;
     for (x >>= 1; x >= 1; x >>= 1) tree[x] = tree[2 * x] > tree[2 * x + 1] ? tree[2 * x] : tree[2 * x + 1];
-  };
-  for (let i = 0; i < n; i++) tree[pos[i] + size] = end[i];
-  for (let x = size - 1; x >= 1; x--) tree[x] = tree[2 * x] > tree[2 * x + 1] ? tree[2 * x] : tree[2 * x + 1];
+  }
+
   /** The largest end among sorted positions 0 … r-1. */
-  const maxBefore = (r: number): Key => {
+  maxBefore(r: number): Key {
+    const tree = this.tree;
     let best: Key = DEAD;
-    let lo = size;
-    let hi = size + r; // [lo, hi)
+    let lo = this.size;
+    let hi = this.size + r; // [lo, hi)
     while (lo < hi) {
       if (lo & 1) {
         if (tree[lo] > best) best = tree[lo];
@@ -225,22 +261,33 @@ export function filterAllowedLocationIPs(
       hi >>= 1;
     }
     return best;
-  };
+  }
+}
+
+/**
+ * Rule 1: another segment's allowed-location IP intersects the candidate, in segment order. The
+ * tree holds the lists as they stand: a segment's own entries leave it while it is checked, and
+ * only its survivors come back. C meets a live entry E iff E.start ≤ C.end and E.end ≥ C.start:
+ * the largest end among the entries starting at or before C.end decides.
+ */
+function keepInSegmentOrder(c: Candidates, byStart: Runs, out: (readonly CIDR[] | null)[]): void {
+  const { cands, owner, start, end, dropped } = c;
+  const n = cands.length;
+  const tree = new MaxTree(byStart.order, end);
   for (let first = 0; first < n; ) {
     const k = owner[first];
     let last = first;
     while (last < n && owner[last] === k) last++;
-    for (let i = first; i < last; i++) set(i, DEAD);
+    for (let i = first; i < last; i++) tree.set(i, DEAD);
     const kept: CIDR[] = [];
     for (let i = first; i < last; i++) {
-      if (!dropped[i] && maxBefore(byStart.atOrBefore(end[i])) >= start[i]) dropped[i] = 1;
+      if (!dropped[i] && tree.maxBefore(byStart.atOrBefore(end[i])) >= start[i]) dropped[i] = 1;
       if (!dropped[i]) kept.push(cands[i]);
     }
-    for (let i = first; i < last; i++) if (!dropped[i]) set(i, end[i]);
+    for (let i = first; i < last; i++) if (!dropped[i]) tree.set(i, end[i]);
     out[k] = kept;
     first = last;
   }
-  return out;
 }
 
 /** A block's identity in a map: start and prefix length in one key. */

@@ -176,6 +176,46 @@ function bad(warnings: string[], name: string, key: string, what: string, value:
   warnings.push(`node ${name}: ${key}: ${what} ${quote(value)}`);
 }
 
+/** An endpoint annotation; an empty value is no endpoint, an invalid one a warning. */
+function endpointAnnotation(ann: Record<string, string>, warnings: string[], name: string, k: string): Endpoint | null {
+  if (!present(ann, warnings, name, k)) return null;
+  const e = parseEndpoint(ann[k]);
+  if (!e && ann[k] !== '') bad(warnings, name, k, 'invalid endpoint', ann[k]);
+  return e;
+}
+
+/** An integer annotation: 0 when absent or invalid (with a warning). */
+function intAnnotation(ann: Record<string, string>, warnings: string[], name: string, k: string): number {
+  if (!present(ann, warnings, name, k)) return 0;
+  const n = parseInt64(ann[k]);
+  if (n === null) bad(warnings, name, k, 'invalid integer', ann[k]);
+  return n ?? 0;
+}
+
+/** A CIDR annotation; empty counts as absent. */
+function cidrAnnotation(ann: Record<string, string>, warnings: string[], name: string, k: string): CIDR | null {
+  if (!present(ann, warnings, name, k) || ann[k] === '') return null;
+  const c = parseCIDR(ann[k]);
+  if (!c) bad(warnings, name, k, 'invalid CIDR', ann[k]);
+  return c;
+}
+
+/** The forced internal IP (`-` or empty: none at all), else the annotated one. */
+function internalIPAnnotations(ann: Record<string, string>, warnings: string[], name: string): { internalIP: CIDR | null; noInternalIP: boolean } {
+  if (present(ann, warnings, name, A.forceInternalIP)) {
+    const v = ann[A.forceInternalIP];
+    if (v === '' || v === '-') return { internalIP: null, noInternalIP: true };
+    const forced = parseCIDR(v);
+    if (forced) return { internalIP: forced, noInternalIP: false };
+    bad(warnings, name, A.forceInternalIP, 'invalid CIDR', v);
+  }
+  if (!present(ann, warnings, name, A.internalIP)) return { internalIP: null, noInternalIP: false };
+  const v = ann[A.internalIP];
+  const internalIP = v === '' ? null : parseCIDR(v);
+  if (!internalIP && v !== '') bad(warnings, name, A.internalIP, 'invalid CIDR', v);
+  return { internalIP, noInternalIP: false };
+}
+
 /**
  * Parses `kilo.squat.ai/allowed-location-ips` (spec §3.1 table): items that do not parse are
  * dropped as Kilo drops them; short prefixes and items over the cap are dropped too (claims.ts).
@@ -249,46 +289,14 @@ export function parseNodeInto(obj: NodeObject, topologyLabel: string, warnings: 
   const label = labels[topologyLabel];
   const location = present(ann, warnings, name, A.location) ? ann[A.location] : typeof label === 'string' ? label : '';
 
-  let endpoint: Endpoint | null = null;
-  if (present(ann, warnings, name, A.forceEndpoint)) {
-    endpoint = parseEndpoint(ann[A.forceEndpoint]);
-    if (!endpoint && ann[A.forceEndpoint] !== '') bad(warnings, name, A.forceEndpoint, 'invalid endpoint', ann[A.forceEndpoint]);
-  }
-  if (!endpoint && present(ann, warnings, name, A.endpoint)) {
-    endpoint = parseEndpoint(ann[A.endpoint]);
-    if (!endpoint && ann[A.endpoint] !== '') bad(warnings, name, A.endpoint, 'invalid endpoint', ann[A.endpoint]);
-  }
+  let endpoint = endpointAnnotation(ann, warnings, name, A.forceEndpoint);
+  if (!endpoint) endpoint = endpointAnnotation(ann, warnings, name, A.endpoint);
 
-  let internalIP: CIDR | null = null;
-  let noInternalIP = false;
-  if (present(ann, warnings, name, A.forceInternalIP)) {
-    const v = ann[A.forceInternalIP];
-    if (v === '' || v === '-') noInternalIP = true;
-    else {
-      internalIP = parseCIDR(v);
-      if (!internalIP) bad(warnings, name, A.forceInternalIP, 'invalid CIDR', v);
-    }
-  }
-  if (!internalIP && !noInternalIP && present(ann, warnings, name, A.internalIP)) {
-    const v = ann[A.internalIP];
-    internalIP = v === '' ? null : parseCIDR(v);
-    if (!internalIP && v !== '') bad(warnings, name, A.internalIP, 'invalid CIDR', v);
-  }
+  const { internalIP, noInternalIP } = internalIPAnnotations(ann, warnings, name);
 
-  let persistentKeepalive = 0;
-  if (present(ann, warnings, name, A.persistentKeepalive)) {
-    // Quirk (spec §16.36): negative values are accepted and propagated.
-    const n = parseInt64(ann[A.persistentKeepalive]);
-    if (n === null) bad(warnings, name, A.persistentKeepalive, 'invalid integer', ann[A.persistentKeepalive]);
-    persistentKeepalive = n ?? 0;
-  }
-
-  let lastSeen = 0;
-  if (present(ann, warnings, name, A.lastSeen)) {
-    const n = parseInt64(ann[A.lastSeen]);
-    if (n === null) bad(warnings, name, A.lastSeen, 'invalid integer', ann[A.lastSeen]);
-    lastSeen = n ?? 0;
-  }
+  // Quirk (spec §16.36): negative keepalives are accepted and propagated.
+  const persistentKeepalive = intAnnotation(ann, warnings, name, A.persistentKeepalive);
+  const lastSeen = intAnnotation(ann, warnings, name, A.lastSeen);
   let readyWindow = READY_WINDOW_SECONDS;
   if (present(ann, warnings, name, A.checkInPeriod)) {
     readyWindow = readyWindowSeconds(ann[A.checkInPeriod]);
@@ -319,17 +327,8 @@ export function parseNodeInto(obj: NodeObject, topologyLabel: string, warnings: 
     if (!key && ann[A.key] !== '') bad(warnings, name, A.key, 'invalid WireGuard key', ann[A.key]);
   }
 
-  let cniCompatibilityIP: CIDR | null = null;
-  if (present(ann, warnings, name, A.cniCompatibilityIP) && ann[A.cniCompatibilityIP] !== '') {
-    cniCompatibilityIP = parseCIDR(ann[A.cniCompatibilityIP]);
-    if (!cniCompatibilityIP) bad(warnings, name, A.cniCompatibilityIP, 'invalid CIDR', ann[A.cniCompatibilityIP]);
-  }
-
-  let wireGuardIP: CIDR | null = null;
-  if (present(ann, warnings, name, A.wireGuardIP) && ann[A.wireGuardIP] !== '') {
-    wireGuardIP = parseCIDR(ann[A.wireGuardIP]);
-    if (!wireGuardIP) bad(warnings, name, A.wireGuardIP, 'invalid CIDR', ann[A.wireGuardIP]);
-  }
+  const cniCompatibilityIP = cidrAnnotation(ann, warnings, name, A.cniCompatibilityIP);
+  const wireGuardIP = cidrAnnotation(ann, warnings, name, A.wireGuardIP);
 
   return meshNode({
     name, endpoint, key, internalIP, noInternalIP, cniCompatibilityIP, lastSeen, readyWindow, leader, location,

@@ -11,8 +11,8 @@ import { parsePeer, peerJSON, peerName, peerReady, validatePeer, type MeshPeer, 
 import { routes as buildRoutes } from './routes.js';
 import { newTopology, segmentJSON, segmentKey, type Topology } from './topology.js';
 import type { Granularity, IptablesJSON, PlanJSON, WireGuardJSON } from './types.js';
-import { deviceConf, type WGConf, type WGPeer } from './wireguard.js';
-import { memoOn, withMemo } from './memo.js';
+import { deviceConf, type WGConf } from './wireguard.js';
+import type { WGPeer } from './wg-peer.js';
 import { DEFAULT_LIMITS, type ClaimLimits } from './claims.js';
 
 export interface PlanOptions {
@@ -53,7 +53,7 @@ export interface PlanExtras {
   describe?: boolean;
   /**
    * The records are long-lived and will be planned again (the agent's replica): memoise what is
-   * derived from them across plans (memo.ts). Off for one-shot plans.
+   * derived from them across plans (memo.ts; passed down as `memo`). Off for one-shot plans.
    */
   reuse?: boolean;
 }
@@ -146,7 +146,7 @@ function sortedByName<T extends { name: string }>(xs: readonly T[]): readonly T[
 
 const EMPTY_IPTABLES: IptablesJSON = { chains: [], prepend: [], append: [] };
 
-function wireguardJSON(o: PlanOptions, conf: WGConf | null, publicKey: string, listenPort: number): WireGuardJSON {
+function wireguardJSON(o: PlanOptions, conf: WGConf | null, publicKey: string, listenPort: number, memo: boolean): WireGuardJSON {
   return {
     applied: conf !== null,
     interface: o.interface,
@@ -154,14 +154,14 @@ function wireguardJSON(o: PlanOptions, conf: WGConf | null, publicKey: string, l
     publicKey,
     // `auto` detects the underlay's MTU - 80 on the host; offline the Go fallback applies.
     mtu: o.mtu === 'auto' ? 1420 : o.mtu,
-    peers: (conf?.peers ?? []).map(peerJSONOf),
+    peers: (conf?.peers ?? []).map((p) => peerJSONOf(p, memo)),
   };
 }
 
 // Memoised on the (frozen, reused) WireGuard peer: see deviceConf.
 const peerJSONMemo = new WeakMap<WGPeer, WireGuardJSON['peers'][number]>();
-function peerJSONOf(p: WGPeer): WireGuardJSON['peers'][number] {
-  let j = memoOn() ? peerJSONMemo.get(p) : undefined;
+function peerJSONOf(p: WGPeer, memo: boolean): WireGuardJSON['peers'][number] {
+  let j = memo ? peerJSONMemo.get(p) : undefined;
   if (j !== undefined) return j;
   j = {
     publicKey: p.publicKey,
@@ -170,7 +170,7 @@ function peerJSONOf(p: WGPeer): WireGuardJSON['peers'][number] {
     persistentKeepalive: p.persistentKeepalive,
     presharedKey: p.presharedKey !== null,
   };
-  if (memoOn() && Object.isFrozen(p)) {
+  if (memo && Object.isFrozen(p)) {
     Object.freeze(j.allowedIPs);
     peerJSONMemo.set(p, Object.freeze(j));
   }
@@ -178,38 +178,60 @@ function peerJSONOf(p: WGPeer): WireGuardJSON['peers'][number] {
 }
 
 /** §9.7: with --local and encapsulation, the tunnel gets the pod CIDR's first address (/32). */
-function tunnelAddress(enc: Encapsulator, local: boolean, subnet: CIDR | null): { dev: string; address: string } | null {
+function tunnelAddress(enc: Encapsulator, local: boolean, subnet: CIDR | null, memo: boolean): { dev: string; address: string } | null {
   if (enc.strategy === 'never' || !local || !subnet || !enc.tunnel) return null;
   // Flannel's Set is a no-op: its device belongs to flannel.
   if (enc.kind !== 'ipip' && enc.kind !== 'cilium') return null;
   const first = nextIP(subnet.ip, subnet);
-  return first ? { dev: enc.tunnel, address: oneAddress(first).s } : null;
+  return first ? { dev: enc.tunnel, address: oneAddress(first, memo).s } : null;
+}
+
+/** The ready nodes and Peers, their DNS endpoints resolved when the caller resolved them. */
+function readyRecords(nodes: readonly MeshNode[], peers: readonly MeshPeer[], now: number, resolved: PlanExtras['resolved']): { readyNodes: MeshNode[]; readyPeers: MeshPeer[] } {
+  const resolve = <T extends { endpoint: MeshNode['endpoint'] }>(x: T): T => {
+    const e = x.endpoint;
+    if (!e || !e.dns || e.ip || !resolved) return x;
+    const ip = resolved.get(e.dns);
+    return ip ? { ...x, endpoint: withResolved(e, ip) } : x;
+  };
+  // Resolution only when there are resolved names (the agent); no copy of 5,000 records otherwise.
+  const readyNodes = nodes.filter((n) => nodeReady(n, now));
+  const readyPeers = peers.filter(peerReady);
+  if (resolved?.size) {
+    for (let i = 0; i < readyNodes.length; i++) readyNodes[i] = resolve(readyNodes[i]);
+    for (let i = 0; i < readyPeers.length; i++) readyPeers[i] = resolve(readyPeers[i]);
+  }
+  return { readyNodes, readyPeers };
+}
+
+/** kg computes nothing while its own node is not ready (spec §11.5 step 4). */
+function notReadyJSON(base: Pick<PlanJSON, 'format' | 'hostname' | 'granularity' | 'nodes' | 'peers'>, local: MeshNode, o: PlanOptions, wireguard: WireGuardJSON, warnings: string[]): PlanJSON {
+  warnings.push(`node ${local.name}: not ready; kg would leave the dataplane as it is`);
+  return {
+    ...base,
+    location: segmentKey(local, o.granularity),
+    leader: false,
+    wireGuardCIDR: o.subnet.s,
+    segments: [],
+    routes: [],
+    rules: [],
+    wireguard,
+    iptables: EMPTY_IPTABLES,
+    cni: null,
+    tunnel: null,
+    warnings,
+  };
 }
 
 export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}): PlanResult {
-  return withMemo(extras.reuse === true, () => planNow(cluster, o, extras));
-}
-
-function planNow(cluster: Cluster, o: PlanOptions, extras: PlanExtras): PlanResult {
+  const memo = extras.reuse === true;
   const warnings = [...cluster.warnings];
   const nodes = sortedByName(cluster.nodes);
   const peers = sortedByName(cluster.peers);
   const local = nodes.find((n) => n.name === o.hostname);
   if (!local) throw new Error(`node ${JSON.stringify(o.hostname)} is not in the list of nodes`);
 
-  const resolve = <T extends { endpoint: MeshNode['endpoint'] }>(x: T): T => {
-    const e = x.endpoint;
-    if (!e || !e.dns || e.ip || !extras.resolved) return x;
-    const ip = extras.resolved.get(e.dns);
-    return ip ? { ...x, endpoint: withResolved(e, ip) } : x;
-  };
-  // Resolution only when there are resolved names (the agent); no copy of 5,000 records otherwise.
-  const readyNodes = nodes.filter((n) => nodeReady(n, o.now));
-  const readyPeers = peers.filter(peerReady);
-  if (extras.resolved?.size) {
-    for (let i = 0; i < readyNodes.length; i++) readyNodes[i] = resolve(readyNodes[i]);
-    for (let i = 0; i < readyPeers.length; i++) readyPeers[i] = resolve(readyPeers[i]);
-  }
+  const { readyNodes, readyPeers } = readyRecords(nodes, peers, o.now, extras.resolved);
 
   const describe = extras.describe !== false;
   const base = {
@@ -224,27 +246,7 @@ function planNow(cluster: Cluster, o: PlanOptions, extras: PlanExtras): PlanResu
   const publicKey = local.key ?? '';
 
   if (!nodeReady(local, o.now)) {
-    // kg computes nothing while its own node is not ready (spec §11.5 step 4).
-    warnings.push(`node ${local.name}: not ready; kg would leave the dataplane as it is`);
-    return {
-      json: {
-        ...base,
-        location: segmentKey(local, o.granularity),
-        leader: false,
-        wireGuardCIDR: o.subnet.s,
-        segments: [],
-        routes: [],
-        rules: [],
-        wireguard: wireguardJSON(o, null, publicKey, listenPort),
-        iptables: EMPTY_IPTABLES,
-        cni: null,
-        tunnel: null,
-        warnings,
-      },
-      topology: null,
-      device: null,
-      ...counts,
-    };
+    return { json: notReadyJSON(base, local, o, wireguardJSON(o, null, publicKey, listenPort, memo), warnings), topology: null, device: null, ...counts };
   }
 
   const t = newTopology({
@@ -255,6 +257,7 @@ function planNow(cluster: Cluster, o: PlanOptions, extras: PlanExtras): PlanResu
     port: listenPort,
     subnet: o.subnet,
     localDiscoveredEndpoints: extras.localDiscoveredEndpoints ?? local.discoveredEndpoints,
+    memo,
   });
   if (!t.ok) throw new Error(`failed to create topology: ${t.error}`);
   const topo = t.value;
@@ -265,7 +268,7 @@ function planNow(cluster: Cluster, o: PlanOptions, extras: PlanExtras): PlanResu
     hasPrivateIP: local.internalIP !== null,
     tunnelInterface: o.tunnelInterface,
   });
-  const r = buildRoutes(topo, { kiloIface: o.interface, privIface: o.privateInterface, local: o.local, enc });
+  const r = buildRoutes(topo, { kiloIface: o.interface, privIface: o.privateInterface, local: o.local, enc, memo });
   const iptables = iptablesRules(topo, {
     cni: o.cni,
     forwardRules: o.iptablesForwardRules,
@@ -273,8 +276,9 @@ function planNow(cluster: Cluster, o: PlanOptions, extras: PlanExtras): PlanResu
     enc,
     local: o.local,
     localNodeLocation: local.location,
+    memo,
   });
-  const device = topo.leader ? deviceConf(topo, extras.privateKey ?? null, listenPort) : null;
+  const device = topo.leader ? deviceConf(topo, extras.privateKey ?? null, listenPort, memo) : null;
 
   return {
     json: {
@@ -285,10 +289,10 @@ function planNow(cluster: Cluster, o: PlanOptions, extras: PlanExtras): PlanResu
       segments: describe ? topo.segments.map(segmentJSON) : [],
       routes: r.routes,
       rules: r.rules,
-      wireguard: wireguardJSON(o, device, publicKey, listenPort),
+      wireguard: wireguardJSON(o, device, publicKey, listenPort, memo),
       iptables,
       cni: o.cni && local.subnet ? stockConflist(local.subnet.s) : null,
-      tunnel: tunnelAddress(enc, o.local, local.subnet),
+      tunnel: tunnelAddress(enc, o.local, local.subnet, memo),
       warnings,
     },
     topology: topo,

@@ -1,7 +1,6 @@
 // Routes and policy rules (spec §7), for leaders and non-leaders.
-import { contains, network, oneAddress, type CIDR, type IP } from './addr.js';
+import { contains, network, oneAddress as oneAddressOf, type CIDR, type IP } from './addr.js';
 import type { Encapsulator } from './encapsulation.js';
-import { memoOn } from './memo.js';
 import type { Endpoint } from './endpoint.js';
 import { updateEndpoint, type Segment, type Topology } from './topology.js';
 import type { Route, Rule } from './types.js';
@@ -15,6 +14,8 @@ export interface RouteOptions {
   privIface: string;
   local: boolean;
   enc: Encapsulator;
+  /** Reuse route objects across plans (memo.ts). */
+  memo?: boolean;
 }
 
 /**
@@ -22,11 +23,9 @@ export interface RouteOptions {
  * (`10.5.0.1/24`) to the kernel as route destinations, which the kernel rejects with EINVAL and
  * which aborts the whole route update. We route to the network (`10.5.0.0/24`), which is what
  * such a route means and what the kernel would hold; annotations, WireGuard and iptables keep the
- * host bits.
- * Positional arguments, not a draft object: a 10,000-node plan builds 10,000 routes, and each
- * intermediate object was garbage that the next scavenge had to copy.
+ * host bits. Positional arguments, not a draft object: no garbage object per route.
  */
-function toRoute(rdst: CIDR, rgw: IP | null, rdev: string | null, rsrc: IP | null, table: number | null, onlink: boolean): Route {
+function toRoute(rdst: CIDR, rgw: IP | null, rdev: string | null, rsrc: IP | null, table: number | null, onlink: boolean, memo: boolean): Route {
   const dst = network(rdst).s;
   const gw = rgw?.s ?? null;
   // The no-op encapsulator has no device (Go uses link index 0); such routes name none.
@@ -34,7 +33,7 @@ function toRoute(rdst: CIDR, rgw: IP | null, rdev: string | null, rsrc: IP | nul
   const src = rsrc?.s ?? null;
   // Memoised on the destination's (long-lived) CIDR object, like the iptables rules: a re-plan
   // returns the same route objects, and their diff keys are reused (diff/desired.ts).
-  if (!memoOn()) return { dst, gw, dev, src, table, protocol: 'static', onlink };
+  if (!memo) return { dst, gw, dev, src, table, protocol: 'static', onlink };
   const variants = routeMemo.get(rdst);
   if (variants) {
     for (const v of variants) if (v.gw === gw && v.dev === dev && v.src === src && v.table === table && v.onlink === onlink && v.dst === dst) return v;
@@ -69,11 +68,14 @@ function rule(src: CIDR | null, dst: CIDR | null, iif: string | null): Rule {
   return { src: src ? network(src).s : null, dst: dst?.s ?? null, iif, table: KILO_TABLE, priority: null };
 }
 
-export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: Rule[] } {
+/** What the routes of one plan are built with: the list, its masking flag, the per-segment memo, §7.2. */
+function routeBuilder(t: Topology, o: RouteOptions) {
   const out: Route[] = [];
   let masked = false;
+  const memo = o.memo === true;
+  const oneAddress = (ip: IP): CIDR => oneAddressOf(ip, memo);
   const add = (dst: CIDR, gw: IP | null, dev: string | null, src: IP | null, table: number | null, onlink: boolean): void => {
-    const r = toRoute(dst, gw, dev, src, table, onlink);
+    const r = toRoute(dst, gw, dev, src, table, onlink, memo);
     if (r.dst !== dst.s) masked = true;
     out.push(r);
   };
@@ -113,49 +115,58 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
   const crossesSubnet = (ip: IP) =>
     strategy === 'always' || (strategy === 'crosssubnet' && !(privateIP && contains(privateIP, ip)));
 
-  if (!t.leader) {
-    // §7.3: everything goes to the local segment's leader.
-    let gw: IP | null = null;
-    for (const s of t.segments) {
-      if (s.location !== t.location) continue;
-      const ep = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
-      gw = enc.gw(ep?.ip ?? null, s.privateIPs[s.leader] ?? null, s.cniCompatibilityIPs[s.leader], s.cidrs[s.leader]);
-      break;
+  const result = (): { routes: Route[]; rules: Rule[] } => ({ routes: finish(out, masked), rules });
+  return { add, addEncap, remote, crossesSubnet, oneAddress, rules, result, memo, enc, strategy, privateIP, tunl };
+}
+
+type RouteBuilder = ReturnType<typeof routeBuilder>;
+
+/** §7.3: a non-leader sends everything to its segment's leader. */
+function nonLeaderRoutes(t: Topology, o: RouteOptions, b: RouteBuilder): { routes: Route[]; rules: Rule[] } {
+  const { add, addEncap, remote, crossesSubnet, oneAddress, rules, memo, enc, strategy, privateIP, tunl } = b;
+  let gw: IP | null = null;
+  for (const s of t.segments) {
+    if (s.location !== t.location) continue;
+    const ep = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
+    gw = enc.gw(ep?.ip ?? null, s.privateIPs[s.leader] ?? null, s.cniCompatibilityIPs[s.leader], s.cidrs[s.leader]);
+    break;
+  }
+  const viaLeader = (dst: CIDR): void => addEncap(dst, gw, o.privIface, null, null, true);
+  const remoteViaLeader = (s: Segment): void => {
+    viaLeader(s.wireGuard32);
+    for (const c of s.cidrs) if (c) viaLeader(c);
+    for (const p of s.privateIPs) viaLeader(oneAddress(p));
+    for (let i = 0; i < s.allowedLocationIPs.length; i++) viaLeader(s.allowedLocationIPs[i]); // no iterator per segment
+  };
+  for (const s of t.segments) {
+    if (s.location !== t.location) {
+      // Without memoisation (one-shot plans), no deps list and closure per segment.
+      if (memo) remote(s, [gw, o.privIface, strategy, privateIP, tunl], () => remoteViaLeader(s));
+      else remoteViaLeader(s);
+      continue;
     }
-    const viaLeader = (dst: CIDR): void => addEncap(dst, gw, o.privIface, null, null, true);
-    const remoteViaLeader = (s: Segment): void => {
-      viaLeader(s.wireGuard32);
-      for (const c of s.cidrs) if (c) viaLeader(c);
-      for (const p of s.privateIPs) viaLeader(oneAddress(p));
-      for (let i = 0; i < s.allowedLocationIPs.length; i++) viaLeader(s.allowedLocationIPs[i]); // no iterator per segment
-    };
-    for (const s of t.segments) {
-      if (s.location !== t.location) {
-        // Without memoisation (one-shot plans), no deps list and closure per segment.
-        if (memoOn()) remote(s, [gw, o.privIface, strategy, privateIP, tunl], () => remoteViaLeader(s));
-        else remoteViaLeader(s);
-        continue;
-      }
-      viaLeader(s.wireGuard32);
-      if (o.local) {
-        for (let i = 0; i < s.cidrs.length; i++) {
-          const pip = s.privateIPs[i];
-          if (!pip || (privateIP && pip.s === privateIP.ip.s)) continue;
-          const nodeGw = enc.gw(null, pip, s.cniCompatibilityIPs[i], s.cidrs[i]);
-          const cidr = s.cidrs[i];
-          if (cidr) addEncap(cidr, nodeGw, o.privIface, null, null, true);
-          if (crossesSubnet(pip)) {
-            add(oneAddress(pip), nodeGw, tunl, privateIP?.ip ?? null, KILO_TABLE, true);
-            rules.push(rule(t.subnet, oneAddress(pip), null));
-          }
+    viaLeader(s.wireGuard32);
+    if (o.local) {
+      for (let i = 0; i < s.cidrs.length; i++) {
+        const pip = s.privateIPs[i];
+        if (!pip || (privateIP && pip.s === privateIP.ip.s)) continue;
+        const nodeGw = enc.gw(null, pip, s.cniCompatibilityIPs[i], s.cidrs[i]);
+        const cidr = s.cidrs[i];
+        if (cidr) addEncap(cidr, nodeGw, o.privIface, null, null, true);
+        if (crossesSubnet(pip)) {
+          add(oneAddress(pip), nodeGw, tunl, privateIP?.ip ?? null, KILO_TABLE, true);
+          rules.push(rule(t.subnet, oneAddress(pip), null));
         }
       }
     }
-    for (const p of t.peers) for (const a of p.allowedIPs) viaLeader(a);
-    return { routes: finish(out, masked), rules };
   }
+  for (const p of t.peers) for (const a of p.allowedIPs) viaLeader(a);
+  return b.result();
+}
 
-  // §7.4: the leader routes other segments through WireGuard.
+/** §7.4: the leader routes other segments through WireGuard. */
+function leaderRoutes(t: Topology, o: RouteOptions, b: RouteBuilder): { routes: Route[]; rules: Rule[] } {
+  const { add, addEncap, remote, crossesSubnet, oneAddress, rules, memo, enc, strategy, privateIP, tunl } = b;
   const src = privateIP?.ip ?? null;
   const remoteViaSegment = (s: Segment, ep: Endpoint | null): void => {
     const epIP = ep?.ip?.s;
@@ -199,11 +210,16 @@ export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: 
       continue;
     }
     const ep = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
-    if (memoOn()) remote(s, [ep, o.kiloIface, src], () => remoteViaSegment(s, ep));
+    if (memo) remote(s, [ep, o.kiloIface, src], () => remoteViaSegment(s, ep));
     else remoteViaSegment(s, ep);
   }
   for (const p of t.peers) {
     for (const a of p.allowedIPs) add(a, null, o.kiloIface, src, null, false);
   }
-  return { routes: finish(out, masked), rules };
+  return b.result();
+}
+
+export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: Rule[] } {
+  const b = routeBuilder(t, o);
+  return t.leader ? leaderRoutes(t, o, b) : nonLeaderRoutes(t, o, b);
 }

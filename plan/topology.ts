@@ -4,7 +4,7 @@
 import { byText, cidr, hostCIDR, isPublic, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
 import { endpointJSON, newEndpoint, type Endpoint } from './endpoint.js';
 import { NO_TEXT, type MeshNode, type UDPAddr } from './node.js';
-import { memoOn, newSegmentMemo, type SegmentMemo } from './memo.js';
+import { newSegmentMemo, type SegmentMemo } from './memo.js';
 import type { MeshPeer } from './peer.js';
 import { filterAllowedLocationIPs } from './location-ips.js';
 import type { Granularity, SegmentJSON } from './types.js';
@@ -55,6 +55,8 @@ export interface TopologyInput {
   subnet: CIDR;
   /** The local node's discovered endpoints (from its WireGuard device in the agent). */
   localDiscoveredEndpoints?: ReadonlyMap<string, UDPAddr> | null;
+  /** Reuse segments and their derived data across plans of the same records (memo.ts). */
+  memo?: boolean;
 }
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -137,11 +139,10 @@ function sameMembers(a: readonly MeshNode[], b: readonly MeshNode[]): boolean {
   return true;
 }
 
-function segmentBase(location: string, members: readonly MeshNode[]): SegmentBase {
-  const memo = memoOn();
+function segmentBase(location: string, members: readonly MeshNode[], memo: boolean): SegmentBase {
   const cached = memo ? baseMemo.get(members[0]) : undefined;
   if (cached && cached.location === location && sameMembers(cached.members, members)) return cached;
-  const base = members.length === 1 ? loneBase(location, members[0], members) : groupBase(location, members);
+  const base = members.length === 1 ? loneBase(location, members[0], members, memo) : groupBase(location, members, memo);
   if (memo) {
     base.members = [...members];
     baseMemo.set(members[0], base);
@@ -157,12 +158,11 @@ const NO_CNI_IP: readonly (CIDR | null)[] = Object.freeze([null]);
 
 /**
  * A one-node segment (every segment in full granularity): the same fields as groupBase builds,
- * in arrays of their exact size (an array grown by push starts with room for 17 items), sharing
- * what can be shared with the record: at 10,000 segments this was the planner's largest
- * allocation, and its garbage the largest part of a plan's time.
+ * in arrays of their exact size, sharing what can be shared with the record (in full granularity
+ * these are the planner's largest allocation).
  */
-function loneBase(location: string, m: MeshNode, members: readonly MeshNode[]): SegmentBase {
-  const own = m.internalIP ? m.internal32 ?? oneAddress(m.internalIP.ip) : null;
+function loneBase(location: string, m: MeshNode, members: readonly MeshNode[], memo: boolean): SegmentBase {
+  const own = m.internalIP ? m.internal32 ?? oneAddress(m.internalIP.ip, memo) : null;
   const allowedIPs: CIDR[] = m.subnet ? (own ? [m.subnet, own] : [m.subnet]) : own ? [own] : [];
   // One node's allowed-location IPs, de-duplicated and sorted as groupBase does; a list of zero
   // or one is already both, and is shared (segments reassign the list, never mutate it).
@@ -179,7 +179,7 @@ function loneBase(location: string, m: MeshNode, members: readonly MeshNode[]): 
   };
 }
 
-function groupBase(location: string, members: readonly MeshNode[]): SegmentBase {
+function groupBase(location: string, members: readonly MeshNode[], memo: boolean): SegmentBase {
   const leader = findLeader(members);
   const allowedIPs: CIDR[] = [];
   let alipSeen: Set<string> | null = null; // most segments have no allowed-location IPs
@@ -193,7 +193,7 @@ function groupBase(location: string, members: readonly MeshNode[]): SegmentBase 
     if (m.discoveredEndpoints) for (const e of m.discoveredEndpoints) discovered.push(e);
     if (m.subnet) allowedIPs.push(m.subnet);
     if (m.internalIP) {
-      allowedIPs.push(m.internal32 ?? oneAddress(m.internalIP.ip));
+      allowedIPs.push(m.internal32 ?? oneAddress(m.internalIP.ip, memo));
       privateIPs.push(m.internalIP.ip);
     }
     for (const a of m.allowedLocationIPs) {
@@ -232,6 +232,30 @@ function allocation(subnet: CIDR, count: number): { readonly ips: readonly (IP |
   return a;
 }
 
+/** Base `b` with its WireGuard IP: the segment of the last plan when nothing moved (memo only). */
+function segmentWithIP(b: SegmentBase, ip: IP, one: CIDR, memo: boolean): Segment {
+  const filtered = b.allowedLocationIPs.length > 0;
+  if (!filtered && b.last && b.last.ip === ip) return b.last.seg; // only ever set with memoisation on
+  if (!memo) {
+    // A one-shot plan keeps no base: the base becomes the segment, one object instead of two
+    // per segment. Later bases keep their allowed IPs without a WireGuard IP until their turn,
+    // which is what the allowed-location-IP filter reads (as Kilo's loop does).
+    b.allowedIPs = withLast(b.allowedIPs, one);
+    b.wireGuardIP = ip;
+    b.wireGuard32 = one;
+    return b as Segment;
+  }
+  const seg: Segment = {
+    location: b.location, leader: b.leader, hostnames: b.hostnames, endpoint: b.endpoint, key: b.key, persistentKeepalive: b.persistentKeepalive,
+    allowedIPs: withLast(b.allowedIPs, one), allowedLocationIPs: b.allowedLocationIPs,
+    cidrs: b.cidrs, privateIPs: b.privateIPs, cniCompatibilityIPs: b.cniCompatibilityIPs, wireGuardIP: ip, wireGuard32: one,
+    memo: newSegmentMemo(),
+  };
+  // Segments with allowed-location IPs depend on the others (the filter): never reused.
+  if (!filtered) b.last = { ip, seg };
+  return seg;
+}
+
 /** `xs` and then `x`, in an array of exactly that size (one grown by push would have room for 17). */
 function withLast<T>(xs: readonly T[], x: T): T[] {
   const out: T[] = new Array(xs.length + 1);
@@ -259,31 +283,27 @@ function sortedByLocation(bases: SegmentBase[]): SegmentBase[] {
   return bases;
 }
 
-export function newTopology(input: TopologyInput): Result<Topology> {
-  const nodes = uniqueByName(input.nodes);
-  const local = nodes.find((n) => n.name === input.hostname);
-  if (!local) return { ok: false, error: `node ${JSON.stringify(input.hostname)} is not among the ready nodes` };
-  const localLocation = segmentKey(local, input.granularity);
-
+/** The segment bases in location order, and whether `hostname` leads the local one. */
+function segmentBases(nodes: readonly MeshNode[], granularity: Granularity, localLocation: string, hostname: string, memo: boolean): { bases: SegmentBase[]; isLeader: boolean } {
   let isLeader = false;
   const bases: SegmentBase[] = [];
   const push = (base: SegmentBase) => {
-    if (base.location === localLocation && base.hostnames[base.leader] === input.hostname) isLeader = true;
+    if (base.location === localLocation && base.hostnames[base.leader] === hostname) isLeader = true;
     bases.push(base);
   };
   const add = (location: string, members: MeshNode[]) => {
     if (members.length > 1) members.sort((a, b) => byText(a.name, b.name));
-    push(segmentBase(location, members));
+    push(segmentBase(location, members, memo));
   };
-  if (input.granularity === 'full') {
+  if (granularity === 'full') {
     // Every node is its own segment (segmentKey is its node key): no grouping needed, and
     // without memoisation no members list either.
-    if (memoOn()) for (const n of nodes) add(n.nodeKey, [n]);
-    else for (const n of nodes) push(loneBase(n.nodeKey, n, NO_MEMBERS));
+    if (memo) for (const n of nodes) add(n.nodeKey, [n]);
+    else for (const n of nodes) push(loneBase(n.nodeKey, n, NO_MEMBERS, false));
   } else {
     const groups = new Map<string, MeshNode[]>();
     for (const n of nodes) {
-      const k = segmentKey(n, input.granularity);
+      const k = segmentKey(n, granularity);
       let g = groups.get(k);
       if (!g) groups.set(k, (g = []));
       g.push(n);
@@ -292,6 +312,16 @@ export function newTopology(input: TopologyInput): Result<Topology> {
   }
   // Node keys sort as the names do, so in full granularity this is a linear check.
   sortedByLocation(bases);
+  return { bases, isLeader };
+}
+
+export function newTopology(input: TopologyInput): Result<Topology> {
+  const memo = input.memo === true;
+  const nodes = uniqueByName(input.nodes);
+  const local = nodes.find((n) => n.name === input.hostname);
+  if (!local) return { ok: false, error: `node ${JSON.stringify(input.hostname)} is not among the ready nodes` };
+  const localLocation = segmentKey(local, input.granularity);
+  const { bases, isLeader } = segmentBases(nodes, input.granularity, localLocation, input.hostname, memo);
 
   const peers = deduplicatePeerIPs([...input.peers].sort((a, b) => byText(a.name, b.name)));
 
@@ -312,26 +342,7 @@ export function newTopology(input: TopologyInput): Result<Topology> {
     if (!ip) return { ok: false, error: 'failed to allocate an IP address; ran out of IP addresses' };
     const b = bases[k];
     const filtered = b.allowedLocationIPs.length > 0;
-    let seg: Segment;
-    if (!filtered && b.last && b.last.ip === ip) seg = b.last.seg; // only ever set with memoisation on
-    else if (!memoOn()) {
-      // A one-shot plan keeps no base: the base becomes the segment, one object instead of two
-      // per segment. Later bases keep their allowed IPs without a WireGuard IP until their turn,
-      // which is what the allowed-location-IP filter below reads (as Kilo's loop does).
-      b.allowedIPs = withLast(b.allowedIPs, ones[k]);
-      b.wireGuardIP = ip;
-      b.wireGuard32 = ones[k];
-      seg = b as Segment;
-    } else {
-      seg = {
-        location: b.location, leader: b.leader, hostnames: b.hostnames, endpoint: b.endpoint, key: b.key, persistentKeepalive: b.persistentKeepalive,
-        allowedIPs: withLast(b.allowedIPs, ones[k]), allowedLocationIPs: b.allowedLocationIPs,
-        cidrs: b.cidrs, privateIPs: b.privateIPs, cniCompatibilityIPs: b.cniCompatibilityIPs, wireGuardIP: ip, wireGuard32: ones[k],
-        memo: newSegmentMemo(),
-      };
-      // Segments with allowed-location IPs depend on the others (the filter): never reused.
-      if (!filtered) b.last = { ip, seg };
-    }
+    const seg = segmentWithIP(b, ip, ones[k], memo);
     segments.push(seg);
     if (isLeader && seg.location === localLocation) wireGuardCIDR = cidr(ip, input.subnet.bits);
     // Index loops over the per-segment lists: for-of over the shared frozen empty ones allocated

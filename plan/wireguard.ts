@@ -1,18 +1,10 @@
 // WireGuard configurations (spec §6.1–6.4): the leader's device, a Peer's view, a segment as a
 // peer, and the `wg setconf` INI text.
-import { endpointString, type Endpoint } from './endpoint.js';
-import type { CIDR } from './addr.js';
+import { endpointString } from './endpoint.js';
 import { updateEndpoint, type Topology } from './topology.js';
-import { memoOn } from './memo.js';
+import type { WGPeer } from './wg-peer.js';
 
-/** A peer as WireGuard holds it. Secrets stay in this internal form; JSON shows presence only. */
-export interface WGPeer {
-  publicKey: string;
-  endpoint: Endpoint | null;
-  allowedIPs: CIDR[];
-  persistentKeepalive: number;
-  presharedKey: string | null;
-}
+export type { WGPeer };
 
 export interface WGConf {
   /** Absent for a Peer's configuration (no interface section). */
@@ -20,15 +12,15 @@ export interface WGConf {
   peers: WGPeer[];
 }
 
-/** §6.1: the local leader's device configuration. */
-export function deviceConf(t: Topology, privateKey: string | null, listenPort: number): WGConf {
+/** §6.1: the local leader's device configuration; `memo`: reuse segment peers across plans (memo.ts). */
+export function deviceConf(t: Topology, privateKey: string | null, listenPort: number, memo = false): WGConf {
   const peers: WGPeer[] = [];
   for (const s of t.segments) {
     if (s.location === t.location) continue;
     const endpoint = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
     // A segment's peer is memoised on the segment object (topology.ts reuses unchanged segments;
     // memo.ts), so a re-plan hands back the same frozen peers and what is derived from them.
-    const cached = memoOn() ? s.memo?.peer : undefined;
+    const cached = memo ? s.memo?.peer : undefined;
     if (cached && cached.endpoint === endpoint && cached.persistentKeepalive === t.persistentKeepalive) {
       peers.push(cached);
       continue;
@@ -42,7 +34,7 @@ export function deviceConf(t: Topology, privateKey: string | null, listenPort: n
       persistentKeepalive: t.persistentKeepalive,
       presharedKey: null,
     });
-    if (memoOn() && s.memo) s.memo.peer = peer;
+    if (memo && s.memo) s.memo.peer = peer;
     peers.push(peer);
   }
   for (const p of t.peers) {

@@ -1,14 +1,13 @@
 // Main-thread side of the I/O worker: starts it, calls it through comlink, receives its push
-// events over a MessagePort, restarts it when it dies (bounded backoff) and hands the new worker
-// the last desired state (it re-reads the kernel before it writes: its caches start empty).
+// events over a MessagePort and restarts it when it dies (bounded backoff). A restarted worker
+// holds no desired state: `onRestart` tells the owner of the states (the agent) to send one whole.
 // Worker counters become prom-client metrics here (prom-client has no worker aggregation).
 
 import { MessageChannel, Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { DeltaTracker, type DesiredDelta } from '../diff/desired.js';
-import type { ApplyResult, CleanUpOptions, DataplaneEvent, DataplaneMetrics, DataplaneOptions, DesiredState, IoWorkerApi, ObservedState } from '../ipc/dataplane.js';
+import type { ApplyResult, CleanUpOptions, DataplaneEvent, DataplaneMetrics, DataplaneOptions, DesiredDelta, DesiredState, IoWorkerApi, ObservedState } from '../ipc/dataplane.js';
 
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 30_000;
@@ -17,10 +16,7 @@ const MAX_RESTARTS = 20;
 
 export interface IoClientOptions {
   onEvent?: (ev: DataplaneEvent) => void;
-  /**
-   * Called when a restarted worker came up. With applyFull/applyPrepared the caller owns the
-   * states (the planner pool makes the deltas), so it must send a whole state again.
-   */
+  /** Called when a restarted worker came up: it holds no state, so the next apply must be whole. */
   onRestart?: () => void;
   registry?: Registry;
   /** Worker script (default: the compiled io-worker.js next to this file). */
@@ -33,14 +29,12 @@ export class IoClient {
   private worker: Worker | null = null;
   private remote: Comlink.Remote<IoWorkerApi> | null = null;
   private pending = new Set<(e: Error) => void>();
-  private lastDesired: DesiredState | null = null;
   private closing = false;
   private restarts = 0;
   private consecutiveFailures = 0;
   private ready: Promise<void> | null = null;
   private last: DataplaneMetrics | null = null;
   private metrics: ReturnType<typeof makeMetrics> | null = null;
-  private readonly tracker = new DeltaTracker();
 
   constructor(
     private readonly options: Partial<DataplaneOptions>,
@@ -83,7 +77,6 @@ export class IoClient {
       for (const rej of this.pending) rej(new WorkerDied(`io-worker exited (code ${code})`));
       this.pending.clear();
       this.last = null; // the new worker's counters start at zero
-      this.tracker.reset(); // and it holds no desired state: the next apply is sent whole
       if (!this.closing) this.restart();
     });
     this.worker = w;
@@ -103,9 +96,7 @@ export class IoClient {
     this.ready = new Promise<void>((resolve) => {
       setTimeout(() => {
         this.spawn()
-          .then(async () => {
-            // The new worker has no cached view: its first pass reads the kernel, then writes.
-            if (this.lastDesired !== null) await this.sendFull(this.lastDesired);
+          .then(() => {
             this.consecutiveFailures = 0;
             this.o.onRestart?.();
           })
@@ -142,33 +133,10 @@ export class IoClient {
   }
 
   /**
-   * Apply a desired state. The first call (and the first after a restart) sends it whole; later
-   * calls send a delta against the last one (diff/desired.ts), so a one-node change costs O(changed)
-   * in the worker instead of a clone and re-normalisation of the whole state.
-   */
-  async apply(desired: DesiredState): Promise<ApplyResult> {
-    this.lastDesired = desired;
-    await this.ready;
-    let res: ApplyResult;
-    if (this.tracker.hasBase) {
-      const delta = this.tracker.delta(desired);
-      res = await this.call((r) => r.applyDelta(delta));
-      if (res.needFullState) res = await this.sendFull(desired);
-    } else {
-      res = await this.sendFull(desired);
-    }
-    await this.refreshMetrics(res);
-    return res;
-  }
-
-  /**
-   * Applies a whole state numbered by the caller (the planner pool's delta tracker), bypassing
-   * this client's own tracker: deltas against it then come from the caller via applyPrepared.
+   * Applies a whole state, numbered by its sender (the plan worker's DeltaTracker): as the
+   * planner's JSON text, a string crosses threads as one copy.
    */
   async applyFull(desired: DesiredState | string, seq: number): Promise<ApplyResult> {
-    // The caller owns the states now: a restart must not replay an older one.
-    this.lastDesired = null;
-    this.tracker.reset();
     await this.ready;
     const res = await this.call((r) => r.apply(desired, seq));
     await this.refreshMetrics(res);
@@ -183,12 +151,6 @@ export class IoClient {
     return res;
   }
 
-  private sendFull(desired: DesiredState): Promise<ApplyResult> {
-    this.tracker.full(desired);
-    const seq = this.tracker.seq;
-    return this.call((r) => r.apply(desired, seq));
-  }
-
   async resync(): Promise<ApplyResult> {
     await this.ready;
     const res = await this.call((r) => r.resync());
@@ -201,15 +163,8 @@ export class IoClient {
     return this.call((r) => r.observe());
   }
 
-  async workerMetrics(): Promise<DataplaneMetrics> {
-    await this.ready;
-    return this.call((r) => r.metrics());
-  }
-
   async cleanUp(options: CleanUpOptions): Promise<ApplyResult> {
     await this.ready;
-    this.lastDesired = null;
-    this.tracker.reset();
     const res = await this.call((r) => r.cleanUp(options));
     await this.refreshMetrics(res);
     return res;

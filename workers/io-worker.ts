@@ -8,8 +8,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { Dataplane } from '../dataplane/dataplane.js';
-import type { DesiredDelta } from '../diff/desired.js';
-import type { ApplyResult, CleanUpOptions, DataplaneEvent, DataplaneMetrics, DataplaneOptions, DesiredState, IoWorkerApi, ObservedState } from '../ipc/dataplane.js';
+import type { ApplyResult, CleanUpOptions, DataplaneEvent, DataplaneMetrics, DataplaneOptions, DesiredDelta, DesiredState, IoWorkerApi, ObservedState } from '../ipc/dataplane.js';
 
 if (!parentPort) throw new Error('io-worker must run as a worker thread');
 

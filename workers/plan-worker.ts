@@ -11,11 +11,10 @@ import { peerReady, type MeshPeer } from '../plan/peer.js';
 import { parseEndpoint } from '../plan/endpoint.js';
 import { byPublicKey, plan, readPeer, type Cluster } from '../plan/plan.js';
 import type { GraphAnswer, GraphTask, PlanAnswer, PlanTask, ReplicaDelta } from '../ipc/planner.js';
-import type { DesiredState } from '../ipc/dataplane.js';
-import type { DesiredDelta } from '../diff/desired.js';
+import type { DesiredDelta, DesiredState } from '../ipc/dataplane.js';
 import { byText } from '../plan/addr.js';
 import { clusterDOT, GraphTooLargeError } from '../plan/graph.js';
-import { discoverNATEndpoints } from '../diff/wireguard.js';
+import { discoverNATEndpoints } from '../plan/nat.js';
 import { DEFAULT_LIMITS, type ClaimLimits } from '../plan/claims.js';
 
 interface Replica {
@@ -198,17 +197,8 @@ function desiredAnswer(task: PlanTask, d: DesiredState): { full?: string; delta?
     t.seq = threadId * 1e9;
     trackers.set(task.options.hostname, t);
   }
-  if (t.hasBase && task.desired?.baseSeq === t.seq) {
-    const delta = t.delta(d);
-    if (!delta.peers && !delta.routes && !delta.prepend && !delta.append && !delta.rules) {
-      // Nothing to write: the I/O worker keeps the state it holds, so the number stays too.
-      t.seq--;
-      return { noop: true, seq: t.seq };
-    }
-    return { delta, seq: t.seq };
-  }
-  t.full(d);
-  return { full: JSON.stringify(d), seq: t.seq };
+  const m = t.next(d, task.desired?.baseSeq ?? null);
+  return 'full' in m ? { full: JSON.stringify(m.full), seq: m.seq } : m;
 }
 
 /** The graph alone, from the replica: no plan, so no routes, rules or peers are built for it. */

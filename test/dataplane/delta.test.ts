@@ -3,8 +3,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane } from '../../dataplane/dataplane.js';
-import { KG_PROTO } from '../../diff/owner.js';
+import { KG_PROTO } from '../../dataplane/owner.js';
 import { fixture } from '../../bench/plan-fixture.js';
+import { stateApplier } from './deltas.js';
 import { TestNode, cleanupMntRoot, keyPair, requireTool, waitFor } from './netns.js';
 
 after(cleanupMntRoot);
@@ -22,6 +23,7 @@ test('deltas: O(changed) passes keep the kernel equal to the desired state (lega
   node.ip('addr', 'add', '172.16.0.1/16', 'dev', 'eth0');
   node.ip('link', 'set', 'eth0', 'up');
   const { privateKey } = keyPair();
+  const applyState = stateApplier(dp);
   const variants = [
     { changed: 0 },
     { changed: 3 },
@@ -32,7 +34,7 @@ test('deltas: O(changed) passes keep the kernel equal to the desired state (lega
   ];
   let first = true;
   for (const v of variants) {
-    const res = await dp.applyState(fixture({ nodes: 40, privateKey, ...v }));
+    const res = await applyState(fixture({ nodes: 40, privateKey, ...v }));
     assert.deepEqual(res.errors, [], JSON.stringify(v));
     if (!first) {
       for (const r of res.reports.filter((x) => ['routes', 'iptables', 'wireguard'].includes(x.kind))) assert.equal(r.read, false, `${r.kind} used its cached view`);
@@ -64,7 +66,7 @@ test('periodic resync repairs drift on its own; --mtu=auto follows the underlay 
   });
   const d = fixture({ nodes: 10, privateKey: keyPair().privateKey });
   d.wireguard!.mtu = 0; // auto
-  const res = await dp.applyState(d);
+  const res = await stateApplier(dp)(d);
   assert.deepEqual(res.errors, []);
   assert.equal(JSON.parse(node.ip('-j', 'link', 'show', 'kilo0'))[0].mtu, 1320);
   const natRules = (): number => node.run('iptables-nft-save', '-t', 'nat').split('\n').filter((l) => l.startsWith('-A KILO-NAT')).length;

@@ -1,10 +1,12 @@
 // The real I/O worker thread through its comlink client: apply, no-op resync, metrics, and a
-// worker crash: the supervisor restarts it and the new worker re-reads the kernel, then repairs.
+// worker crash: the supervisor restarts it, the new worker asks for the whole state (it holds
+// none), and given it (the agent's ioRestarted path) re-reads the kernel, then repairs.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { IoClient } from '../../workers/io-client.js';
-import { KG_PROTO } from '../../diff/owner.js';
+import { DeltaTracker } from '../../diff/desired.js';
+import { KG_PROTO } from '../../dataplane/owner.js';
 import { fixture } from '../../bench/plan-fixture.js';
 import { TestNode, cleanupMntRoot, keyPair, requireTool, waitFor } from './netns.js';
 
@@ -15,9 +17,10 @@ test('io-worker: apply, no-op resync, metrics, restart after a crash re-reads an
   const node = TestNode.create('worker');
   const registry = new Registry();
   const events: string[] = [];
+  let restarted = 0;
   const client = new IoClient(
     { nsenter: node.nsenter, uapiDir: node.uapiDir, resyncPeriodMs: 0, routeMonitor: false, iptablesBackend: 'nft', ipv6: true },
-    { registry, onEvent: (e) => events.push(e.type) },
+    { registry, onEvent: (e) => events.push(e.type), onRestart: () => restarted++ },
   );
   t.after(async () => {
     await client.close();
@@ -28,7 +31,10 @@ test('io-worker: apply, no-op resync, metrics, restart after a crash re-reads an
   node.ip('link', 'set', 'eth0', 'up');
   await client.start();
   const desired = fixture({ nodes: 30, privateKey: keyPair().privateKey, ipv6: true });
-  let res = await client.apply(desired);
+  // Numbered and sent as the plan worker does: the whole state as JSON text, then deltas.
+  const tracker = new DeltaTracker();
+  tracker.full(desired);
+  let res = await client.applyFull(JSON.stringify(desired), tracker.seq);
   assert.deepEqual(res.errors, []);
   const routes = (): number => (JSON.parse(node.ip('-4', '-j', 'route', 'show', 'proto', String(KG_PROTO))) as unknown[]).length;
   const natRules = (): number => node.run('iptables-nft-save', '-t', 'nat').split('\n').filter((l) => l.startsWith('-A KILO-NAT')).length;
@@ -52,8 +58,15 @@ test('io-worker: apply, no-op resync, metrics, restart after a crash re-reads an
   assert.ok(await waitFor(() => client.restartCount === 1, 5000), 'supervisor restarted the worker');
   await client.whenReady();
   assert.notEqual(client.threadId, firstThread);
-  // the restarted worker re-applied the last desired state after reading the kernel; a resync
-  // (it reads again) proves the kernel now matches: zero writes
+  assert.equal(restarted, 1, 'the owner of the states was told');
+  // the new worker holds no base state: a delta is refused with needFullState
+  res = await client.applyPrepared(tracker.delta(desired));
+  assert.equal(res.needFullState, true);
+  // the whole state (the agent's next plan after ioRestarted): the worker reads the kernel first,
+  // then repairs; a resync (it reads again) proves the kernel now matches: zero writes
+  tracker.full(desired);
+  res = await client.applyFull(JSON.stringify(desired), tracker.seq);
+  assert.deepEqual(res.errors, []);
   res = await client.resync();
   assert.deepEqual(res.errors, []);
   assert.equal(routes(), 29 * 3);

@@ -63,3 +63,23 @@ test('DeltaTracker + patchDesired: incremental state equals the full rebuild ove
     { numRuns: 60 },
   );
 });
+
+test('DeltaTracker.next: the whole state without a held base, a delta against it, a no-op when nothing changed, the whole state again after the receiver lost it', () => {
+  const tr = new DeltaTracker();
+  tr.seq = 1000;
+  const a = fixture({ nodes: 8, privateKey: KEY });
+  const b = fixture({ nodes: 8, privateKey: KEY, changed: 1 });
+  const first = tr.next(a, null);
+  assert.ok('full' in first && first.full === a && first.seq === 1001);
+  const second = tr.next(b, first.seq);
+  assert.ok('delta' in second && second.delta.base === 1001 && second.seq === 1002);
+  assert.ok(second.delta.peers !== null || second.delta.routes !== null || second.delta.prepend !== null);
+  // the same state again: nothing to send, and the receiver's number stands
+  const same = tr.next(fixture({ nodes: 8, privateKey: KEY, changed: 1 }), second.seq);
+  assert.deepEqual(same, { noop: true, seq: 1002 });
+  // a receiver holding another number (a restarted I/O worker holds none): the whole state
+  const again = tr.next(b, null);
+  assert.ok('full' in again && again.full === b && again.seq === 1003);
+  const other = tr.next(a, 77);
+  assert.ok('full' in other && other.seq === 1004);
+});

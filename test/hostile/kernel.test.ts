@@ -16,9 +16,10 @@ import { Exec } from '../../dataplane/exec.js';
 import { IptablesReconciler } from '../../dataplane/iptables.js';
 import { RouteReconciler } from '../../dataplane/routes.js';
 import { RuleReconciler } from '../../dataplane/rules.js';
-import * as wgDiff from '../../diff/wireguard.js';
+import * as wgDiff from '../../dataplane/uapi.js';
 import type { ApplyResult, DataplaneEvent, DesiredPeer, DesiredState } from '../../ipc/dataplane.js';
 import type { IptablesRule, Route, Rule } from '../../plan/types.js';
+import { stateApplier } from '../dataplane/deltas.js';
 import { TestNode, cleanupMntRoot, keyPair, requireTool, waitFor } from '../dataplane/netns.js';
 
 after(cleanupMntRoot);
@@ -200,7 +201,8 @@ test('out of range: the kernel would refuse these values; they are clamped or dr
         peer(k[3], ['10.70.0.0/33', '10.71.0.0/24'], '192.168.1.2:70000'),
         peer(k[4], ['10.4.0.6/32'], '192.168.1.3:51820', 25),
       ];
-      let res = await dp.applyState(wgState(me.privateKey, peers, { mtu: 100_000 }));
+      const applyState = stateApplier(dp);
+      let res = await applyState(wgState(me.privateKey, peers, { mtu: 100_000 }));
       const d = dump(node);
       assert.equal(d.peers.size, 5, 'every peer is configured');
       assert.deepEqual([0, 1, 4].map((i) => d.peers.get(k[i])!.keepalive), ['65535', 'off', '25'], 'keepalives clamped into 0-65535');
@@ -210,7 +212,7 @@ test('out of range: the kernel would refuse these values; they are clamped or dr
       assert.deepEqual(res.errors, []);
       assert.deepEqual(res.rejected.map((x) => `${x.kind} ${x.reason}`).sort(), ['link clamped', 'wireguard clamped', 'wireguard clamped', 'wireguard invalid', 'wireguard invalid', 'wireguard invalid']);
       // a listen port out of range: the device keeps its port, once warned
-      res = await dp.applyState(wgState(me.privateKey, peers, { mtu: 100_000, listenPort: 70_000 }));
+      res = await applyState(wgState(me.privateKey, peers, { mtu: 100_000, listenPort: 70_000 }));
       assert.equal(dump(node).listenPort, 51820);
       assert.deepEqual([res.errors.length, res.rejected.map((x) => x.reason)], [0, ['invalid']]);
       res = await dp.resync();

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Scheduler, type SchedulerOptions } from '../../main/scheduler.js';
 import { createMetrics } from '../../main/metrics.js';
 import { silentLogger } from '../../main/log.js';
-import type { DesiredDelta } from '../../diff/desired.js';
+import type { DesiredDelta } from '../../ipc/dataplane.js';
 import { FakePool, readySummary } from './fake-pool.js';
 import { recordingIo } from './fake-io.js';
 

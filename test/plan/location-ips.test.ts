@@ -10,7 +10,6 @@ import { filterAllowedLocationIPs, type FilterSegment } from '../../plan/locatio
 import { meshNode, type MeshNode } from '../../plan/node.js';
 import { newTopology } from '../../plan/topology.js';
 import type { MeshPeer } from '../../plan/peer.js';
-import { withMemo } from '../../plan/memo.js';
 import { key } from './fixture.js';
 
 /**
@@ -136,7 +135,7 @@ test('location-ips: newTopology filters as the reference does, in full and locat
         subnet: parseCIDR(`10.0.${2 + (i % 2)}.${(i * 16) % 256}/28`), wireGuardIP: null, discoveredEndpoints: null, allowedLocationIPs: g.alips, granularity: '',
       }));
       const meshPeers: MeshPeer[] = peers.map((ips, j) => ({ name: `p${j}`, publicKey: key(100 + j), allowedIPs: ips, endpoint: null, persistentKeepalive: 0, presharedKey: null }));
-      const t = withMemo(memo, () => newTopology({ nodes: records, peers: meshPeers, granularity, hostname: 'n00', port: 51820, subnet: parseCIDR('10.0.1.0/24')! }));
+      const t = newTopology({ nodes: records, peers: meshPeers, granularity, hostname: 'n00', port: 51820, subnet: parseCIDR('10.0.1.0/24')!, memo });
       assert.ok(t.ok);
       // The reference's input rebuilt from the output: each segment's members' claims (spec §5.2
       // step 4: union, de-duplicated, sorted), its allowed IPs without the WireGuard IP.
