@@ -13,7 +13,7 @@
 //     [--heartbeat-period 30]   (every node's check-in period in the simulator; 334 is what
 //                                --heartbeat=adaptive picks at 5,000 nodes)
 import { spawn, spawnSync } from 'node:child_process';
-import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/node-record.js';
+import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent/node-record.js';
 import { clientPrelude, clockMs, cpuSeconds, f, histogramMean, metric, patchScript, pct, rssMB } from './agent-kit.js';
 import { commandFlags, type FlagDef } from '../main/flags.js';
 import { Mesh } from '../loadtest/mesh/harness.js';

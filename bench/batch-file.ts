@@ -7,7 +7,7 @@
 //   node dist/bench/batch-file.js [--routes=10000] [--rules=10000] [--reps=9]   (--help)
 
 import { Exec } from '../dataplane/exec.js';
-import { KG_PROTO } from '../dataplane/owner.js';
+import { KG_PROTO } from '../kernel/owner.js';
 import { commandFlags, FlagError, type FlagDef } from '../main/flags.js';
 import { TestNode, cleanupMntRoot, requireTool } from '../test/dataplane/netns.js';
 

@@ -14,7 +14,7 @@ import { chmodSync, lstatSync, mkdirSync, readdirSync, unlinkSync } from 'node:f
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { controlAt } from './kernel-input.js';
+import { controlAt } from '../kernel/input-checks.js';
 
 export interface ExecResult {
   code: number;

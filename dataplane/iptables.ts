@@ -1,15 +1,15 @@
 // iptables reconciler: one `iptables-save` per family to read, one `iptables-restore --noflush`
 // per family (all changed tables, each committed atomically; its input written to a file first,
 // dataplane/exec.ts) to write, with only the changed lines. Desired rules that cannot be written
-// (dataplane/iptables-save.ts ruleProblem) are dropped with a warning. A failing batch is retried chain by
+// (kernel/iptables-save.ts ruleProblem) are dropped with a warning. A failing batch is retried chain by
 // chain; a chain that still fails is searched for the rules iptables refuses on their own
 // (`iptables-restore --test`, in halves): those are left out until they change, the rest is written.
 
 import type { Family, IptablesJSON, IptablesRule } from '../plan/types.js';
 import type { IptablesBackend, ReconcilerError, ReconcilerReport } from '../ipc/dataplane.js';
-import { applyPatchToSaved, parseSave, renderRestore, type IptOp, type SavedTable, type TablePatch, ruleProblem, isBuiltinChain } from './iptables-save.js';
+import { applyPatchToSaved, parseSave, renderRestore, type IptOp, type SavedTable, type TablePatch, ruleProblem, isBuiltinChain } from '../kernel/iptables-save.js';
 import { appliedFrom, buildDesired, diffTable, patchDesired, type AppliedIptables, type DesiredIptables } from '../diff/iptables.js';
-import { show } from './kernel-input.js';
+import { show } from '../kernel/input-checks.js';
 import type { Exec } from './exec.js';
 import { newReport, Rejections } from './report.js';
 

@@ -2,7 +2,7 @@
 // link to a wanted MTU, address and up/down state. Used for the WireGuard link and the IPIP tunnel.
 
 import type { Exec } from './exec.js';
-import { checkIfAddr, clampInt, ifNameProblem, MTU_MAX, MTU_MIN, show } from './kernel-input.js';
+import { checkIfAddr, clampInt, ifNameProblem, MTU_MAX, MTU_MIN, show } from '../kernel/input-checks.js';
 
 /** What the link looks like now. */
 export interface LinkInfo {

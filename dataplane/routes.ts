@@ -6,10 +6,10 @@
 
 import type { Route } from '../plan/types.js';
 import type { ReconcilerReport } from '../ipc/dataplane.js';
-import { checkRoute, failedBatchLines, MAIN_TABLE, parseIpRoutes, routeKey, type KRoute } from './ip-format.js';
+import { checkRoute, failedBatchLines, MAIN_TABLE, parseIpRoutes, routeKey, type KRoute } from '../kernel/ip-format.js';
 import { desiredRouteMap, diffRoutes, ownedRoutes, type RouteOp } from '../diff/routes.js';
-import { KG_PROTO, RTPROT_STATIC } from './owner.js';
-import { canonicalCIDR, permanentIpError, show } from './kernel-input.js';
+import { KG_PROTO, RTPROT_STATIC } from '../kernel/owner.js';
+import { canonicalCIDR, permanentIpError, show } from '../kernel/input-checks.js';
 import type { Exec } from './exec.js';
 import { newReport, Rejections } from './report.js';
 

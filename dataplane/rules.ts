@@ -1,13 +1,13 @@
 // Policy-rule reconciler: `ip -N -d -j rule show` for both families, one `ip -force -batch` per
-// family (from a file) for the difference. kg's rules carry its protocol (dataplane/owner.ts); Go
+// family (from a file) for the difference. kg's rules carry its protocol (kernel/owner.ts); Go
 // Kilo's (unspec, looking up Kilo's table or equal to a desired rule) are adopted. A rule the
 // kernel refuses for good is not written again until it changes.
 
 import type { Rule } from '../plan/types.js';
 import type { ReconcilerReport } from '../ipc/dataplane.js';
-import { checkRule, failedBatchLines, parseIpRules, ruleKey, type KRule } from './ip-format.js';
+import { checkRule, failedBatchLines, parseIpRules, ruleKey, type KRule } from '../kernel/ip-format.js';
 import { diffRules } from '../diff/routes.js';
-import { permanentIpError, show } from './kernel-input.js';
+import { permanentIpError, show } from '../kernel/input-checks.js';
 import type { Exec } from './exec.js';
 import { newReport, Rejections } from './report.js';
 

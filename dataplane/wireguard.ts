@@ -8,9 +8,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { DesiredPeer, DesiredWireGuard, ObservedState, ReconcilerError, ReconcilerReport, WireGuardMode } from '../ipc/dataplane.js';
-import { b64ToHex, checkPeer, isWgKey, parseUapiGet, parseWgDump, renderUapiSets, renderWgSet, canonicalEndpoint, hexToB64, type DeviceDelta, type DeviceState } from './uapi.js';
+import { b64ToHex, checkPeer, isWgKey, parseUapiGet, parseWgDump, renderUapiSets, renderWgSet, canonicalEndpoint, hexToB64, type DeviceDelta, type DeviceState } from '../kernel/uapi.js';
 import { diffDevice, isEmptyDelta } from '../diff/wireguard.js';
-import { canonicalCIDR, isInt, show } from './kernel-input.js';
+import { canonicalCIDR, isInt, show } from '../kernel/input-checks.js';
 import type { Exec } from './exec.js';
 import { checkWantedLink, detectMtu, linkAfter, planLink, readLink, type LinkInfo, type WantedLink } from './link.js';
 import { newReport, Rejections } from './report.js';
@@ -206,7 +206,7 @@ export class WireGuardReconciler {
   /** Peer keys to look at in the next pass; null = all. */
   private dirty: Set<string> | null = null;
 
-  /** Take in one desired peer, checked (dataplane/uapi.ts checkPeer): what is dropped or clamped is reported with the next pass. */
+  /** Take in one desired peer, checked (kernel/uapi.ts checkPeer): what is dropped or clamped is reported with the next pass. */
   private takePeer(p: DesiredPeer): void {
     const c = checkPeer(p);
     for (const pr of c.problems) this.pending.add(`peer ${show(p?.publicKey)}`, pr.message, pr.reason);

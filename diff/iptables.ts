@@ -1,5 +1,5 @@
 // Pure iptables diff: desired rule sets (the planner's IptablesJSON) against what `iptables-save`
-// shows (dataplane/iptables-save.ts) → table patches, rendered as one `iptables-restore
+// shows (kernel/iptables-save.ts) → table patches, rendered as one `iptables-restore
 // --noflush` input per family. Also the incremental update of the desired chains for a delta.
 //
 // Ownership (what kg may change or delete):
@@ -11,7 +11,7 @@
 // Everything else belongs to someone else and is never touched.
 
 import type { Family, IptablesJSON, IptablesRule } from '../plan/types.js';
-import { BUILTIN, chainProblem, isBuiltinChain, isKiloRuleKey, KILO_CHAINS, ruleKey, type IptOp, type IptOperation, type SavedTable, type TablePatch } from '../dataplane/iptables-save.js';
+import { BUILTIN, chainProblem, isBuiltinChain, isKiloRuleKey, KILO_CHAINS, ruleKey, type IptOp, type IptOperation, type SavedTable, type TablePatch } from '../kernel/iptables-save.js';
 
 /** Which desired rules to take (the reconciler's check; everything when absent). */
 export type RuleFilter = (r: IptablesRule) => boolean;

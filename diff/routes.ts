@@ -1,16 +1,16 @@
 // Pure route and policy-rule diff: desired (planner) vs the kernel's routes and rules as
-// dataplane/ip-format.ts parses them → `ip -batch` operations.
+// kernel/ip-format.ts parses them → `ip -batch` operations.
 //
-// Ownership (dataplane/owner.ts): a route or rule is kg's when the kernel holds it with kg's
+// Ownership (kernel/owner.ts): a route or rule is kg's when the kernel holds it with kg's
 // protocol (KG_PROTO), in any table. Go Kilo's are adopted: a static route in Kilo's table (1107)
 // or at a desired route's table and destination; an unspec rule that looks up Kilo's table or
 // equals a desired rule. Adopted items are rewritten with KG_PROTO (or removed when not desired).
 // Everything else, whatever its device or table, belongs to someone else and is never touched.
 
 import type { Route } from '../plan/types.js';
-import { KG_PROTO, RTPROT_STATIC, RTPROT_UNSPEC } from '../dataplane/owner.js';
-import { isIPv6 } from '../dataplane/kernel-input.js';
-import { addRuleLine, checkRoute, deleteLine, deleteRuleLine, metricOf, replaceLine, routeKey, ruleKey, sameRoute, type KRoute, type KRule } from '../dataplane/ip-format.js';
+import { KG_PROTO, RTPROT_STATIC, RTPROT_UNSPEC } from '../kernel/owner.js';
+import { isIPv6 } from '../kernel/input-checks.js';
+import { addRuleLine, checkRoute, deleteLine, deleteRuleLine, metricOf, replaceLine, routeKey, ruleKey, sameRoute, type KRoute, type KRule } from '../kernel/ip-format.js';
 
 export interface RouteOp {
   kind: 'replace' | 'delete';

@@ -1,8 +1,8 @@
-// Pure WireGuard diff: desired peers vs the device's peers (dataplane/uapi.ts parses them) →
+// Pure WireGuard diff: desired peers vs the device's peers (kernel/uapi.ts parses them) →
 // per-peer deltas, written as UAPI `set=1` messages or `wg set` arguments. Never replace_peers.
 
-import { canonicalCIDR } from '../dataplane/kernel-input.js';
-import { b64ToHex, canonicalEndpoint, ZERO_HEX, type DeviceDelta, type DesiredPeerInput, type DeviceState, type PeerDelta } from '../dataplane/uapi.js';
+import { canonicalCIDR } from '../kernel/input-checks.js';
+import { b64ToHex, canonicalEndpoint, ZERO_HEX, type DeviceDelta, type DesiredPeerInput, type DeviceState, type PeerDelta } from '../kernel/uapi.js';
 
 /**
  * The delta from `device` to `desired`.

@@ -10,7 +10,7 @@ import type { Sim } from './sim/client.js';
 import type { FleetCheck, LoadTestOptions, PhaseResult, Results } from './types.js';
 import { parseCluster, plan, type Cluster } from '../plan/plan.js';
 import { uapiRequest } from '../dataplane/wireguard.js';
-import { b64ToHex } from '../dataplane/uapi.js';
+import { b64ToHex } from '../kernel/uapi.js';
 import type { NodeObject } from '../plan/node.js';
 import type { PeerObject } from '../plan/peer.js';
 

@@ -93,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   // Loaded on demand: `kg plan`, `kg version` and the flag checks do not pay for the Kubernetes
   // client library, the longest of the agent's imports.
-  const { runAgent } = await import('./run.js');
+  const { runAgent } = await import('./agent/run.js');
   return runAgent(argv, version());
 }
 

@@ -7,11 +7,11 @@ import { stringify } from 'yaml';
 import { topologyDOT } from '../plan/graph.js';
 import { deviceConf, peerConf, renderINI, segmentAsPeer, type WGPeer } from '../plan/wireguard.js';
 import { flagHelp, FlagError, parseFlags, type FlagDef, type FlagValues } from './flags.js';
-import { client, listCluster } from './kgctl-cluster.js';
+import { client, listCluster } from './kgctl/cluster.js';
 import {
   KgctlError, parseAllowedIPs, peerObject, topology, view, withAllowedIPs,
   type GranularityFlag, type Listed,
-} from './kgctl-model.js';
+} from './kgctl/model.js';
 
 /** The package version (read here rather than from cli.ts, which loads the whole agent). */
 function version(): string {
@@ -199,7 +199,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         }
         if (positionals.length > 1) throw new FlagError('usage: kgctl connect [PEER-NAME]');
         const g = validateGlobal(values);
-        const { runConnect } = await import('./kgctl-connect.js');
+        const { runConnect } = await import('./kgctl/connect.js');
         return await runConnect(values, positionals[0], g);
       }
       default:

@@ -10,7 +10,7 @@ import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import { DEFAULT_LIMITS as DEFAULT_CLAIMS, limitsWith, type ClaimLimits } from '../plan/claims.js';
 import { MAX_BODY, capText, review, type Verdict } from './admission.js';
 import { ALLOW_SHORT_PREFIXES_FLAG, parseFlags, validateLogLevel, FlagError, type FlagDef } from './flags.js';
-import { parseListen, requestURL } from './http.js';
+import { parseListen, requestURL } from './agent/http.js';
 import { createLogger, type Fields, type Logger } from './log.js';
 
 // review() lives in admission.ts (pure); exported here too, next to the server that uses it.

@@ -1,5 +1,5 @@
 // Agent memory at a cluster size, measured on the real pieces (not modelled):
-// - main thread: the slim Node records the agent keeps (main/agent.ts slimNode), made from the
+// - main thread: the slim Node records the agent keeps (main/agent/agent.ts slimNode), made from the
 //   JSON of kubelet-like Nodes as they arrive in watch events (loadtest/apiserver generateNodes);
 // - the planner replica: workers/plan-worker.ts fed a snapshot in this thread (V8 heap after GC),
 //   then a real PlanPool thread holding the same nodes (process RSS delta: thread + replica);
@@ -8,7 +8,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Store, generateNodes, partialObjectMetadata } from '../../loadtest/apiserver/index.js';
-import { slimNode } from '../../main/node-record.js';
+import { slimNode } from '../../main/agent/node-record.js';
 import { A, type NodeObject } from '../../plan/node.js';
 import type { KubeObject } from '../../loadtest/apiserver/index.js';
 import run, { applyDelta } from '../../workers/plan-worker.js';

@@ -4,8 +4,8 @@ import { Exec } from '../../dataplane/exec.js';
 import { detectBackend, toolsFor } from '../../dataplane/iptables.js';
 import { readRoutes } from '../../dataplane/routes.js';
 import { readRules } from '../../dataplane/rules.js';
-import { parseWgDump } from '../../dataplane/uapi.js';
-import { parseSave } from '../../dataplane/iptables-save.js';
+import { parseWgDump } from '../../kernel/uapi.js';
+import { parseSave } from '../../kernel/iptables-save.js';
 import type { KernelState } from './verify.js';
 
 export async function readKernel(ns: { net: string; mount?: string }, wgInterface = 'kilo0'): Promise<KernelState> {

@@ -21,12 +21,12 @@
 // That keeps a 5,000-node fleet at 2 × 5,100 small integers per node, small enough to move
 // between threads, where 5,000 plans of 5,000 routes each would not fit in memory.
 import type { PlanJSON } from '../../plan/types.js';
-import { canonicalEndpoint, type DeviceState } from '../../dataplane/uapi.js';
-import { normalizeRule, ruleKey as kRuleKey, sameRoute, type KRoute, type KRule } from '../../dataplane/ip-format.js';
+import { canonicalEndpoint, type DeviceState } from '../../kernel/uapi.js';
+import { normalizeRule, ruleKey as kRuleKey, sameRoute, type KRoute, type KRule } from '../../kernel/ip-format.js';
 import { desiredRouteMap } from '../../diff/routes.js';
-import { isKiloRuleKey, type SavedTable } from '../../dataplane/iptables-save.js';
+import { isKiloRuleKey, type SavedTable } from '../../kernel/iptables-save.js';
 import { buildDesired } from '../../diff/iptables.js';
-import { KG_PROTO } from '../../dataplane/owner.js';
+import { KG_PROTO } from '../../kernel/owner.js';
 
 /** Routing decision codes (non-negative values are the next hop's node index). */
 export const NO_ROUTE = -1;

@@ -61,7 +61,7 @@ test('the module graph of kg (every subcommand but bench) and kgctl holds no too
   assert.deepEqual(tooling, [], 'product modules that reach tooling');
   assert.ok(!g.packages.has('mitata'), `mitata imported by ${g.packages.get('mitata')}`);
   // The walk went everywhere the agent goes: its start-up, both worker threads, the planner.
-  for (const m of ['main/run.js', 'main/agent.js', 'workers/io-worker.js', 'workers/plan-worker.js', 'main/plan-command.js', 'main/webhook.js', 'main/kgctl-connect.js']) {
+  for (const m of ['main/agent/run.js', 'main/agent/agent.js', 'workers/io-worker.js', 'workers/plan-worker.js', 'main/plan-command.js', 'main/webhook.js', 'main/kgctl/connect.js']) {
     assert.ok(g.modules.has(m), `${m} is in the walk`);
   }
 });
@@ -95,7 +95,7 @@ export async function load(url, context, next) { appendFileSync(${JSON.stringify
     }
     const loaded = [...new Set(readFileSync(log, 'utf8').split('\n').filter((u) => u.startsWith('file:')))].map((u) => fileURLToPath(u));
     const ours = loaded.filter((p) => p.startsWith(DIST)).map((p) => relative(DIST, p));
-    assert.ok(ours.includes('main/agent.js') && ours.includes('workers/io-worker.js'), `the agent ran: ${ours.join(', ')}`);
+    assert.ok(ours.includes('main/agent/agent.js') && ours.includes('workers/io-worker.js'), `the agent ran: ${ours.join(', ')}`);
     assert.deepEqual(ours.filter((m) => TOOLING.test(m)), []);
     assert.deepEqual(loaded.filter((p) => /node_modules\/mitata\//.test(p)), []);
   } finally {

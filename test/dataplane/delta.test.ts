@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane } from '../../dataplane/dataplane.js';
-import { KG_PROTO } from '../../dataplane/owner.js';
+import { KG_PROTO } from '../../kernel/owner.js';
 import { fixture } from '../../bench/plan-fixture.js';
 import { stateApplier } from './deltas.js';
 import { TestNode, cleanupMntRoot, keyPair, requireTool, waitFor } from './netns.js';

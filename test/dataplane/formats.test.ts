@@ -4,9 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { canonicalArgs, quoteArg, tokenize } from '../../dataplane/iptables-save.js';
-import { checkRoute, checkRule, replaceLine } from '../../dataplane/ip-format.js';
-import { permanentIpError } from '../../dataplane/kernel-input.js';
+import { canonicalArgs, quoteArg, tokenize } from '../../kernel/iptables-save.js';
+import { checkRoute, checkRule, replaceLine } from '../../kernel/ip-format.js';
+import { permanentIpError } from '../../kernel/input-checks.js';
 import type { Route } from '../../plan/types.js';
 import { decideMode } from '../../dataplane/wireguard.js';
 import { planTunnel, ipipUnsupported } from '../../dataplane/tunnel.js';

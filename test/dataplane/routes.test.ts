@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Exec } from '../../dataplane/exec.js';
-import { KG_PROTO } from '../../dataplane/owner.js';
+import { KG_PROTO } from '../../kernel/owner.js';
 import { RouteReconciler } from '../../dataplane/routes.js';
 import { RuleReconciler } from '../../dataplane/rules.js';
 import { Dataplane } from '../../dataplane/dataplane.js';

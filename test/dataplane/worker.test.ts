@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { IoClient } from '../../workers/io-client.js';
 import { DeltaTracker } from '../../diff/desired.js';
-import { KG_PROTO } from '../../dataplane/owner.js';
+import { KG_PROTO } from '../../kernel/owner.js';
 import { fixture } from '../../bench/plan-fixture.js';
 import { TestNode, cleanupMntRoot, keyPair, requireTool, waitFor } from './netns.js';
 

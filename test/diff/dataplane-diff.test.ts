@@ -2,13 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { applyPatchToSaved, parseSave, quoteArg, type SavedTable } from '../../dataplane/iptables-save.js';
+import { applyPatchToSaved, parseSave, quoteArg, type SavedTable } from '../../kernel/iptables-save.js';
 import { align, buildDesired, diffTable } from '../../diff/iptables.js';
-import { canonicalCIDR } from '../../dataplane/kernel-input.js';
-import { failedBatchLines, normalizeRule, parseIpRoutes, parseIpRules } from '../../dataplane/ip-format.js';
+import { canonicalCIDR } from '../../kernel/input-checks.js';
+import { failedBatchLines, normalizeRule, parseIpRoutes, parseIpRules } from '../../kernel/ip-format.js';
 import { diffRoutes, diffRules, desiredRouteMap, ownedRoutes } from '../../diff/routes.js';
-import { KG_PROTO, RTPROT_STATIC } from '../../dataplane/owner.js';
-import { parseUapiGet, renderUapiSet, renderWgSet, b64ToHex, type DeviceState } from '../../dataplane/uapi.js';
+import { KG_PROTO, RTPROT_STATIC } from '../../kernel/owner.js';
+import { parseUapiGet, renderUapiSet, renderWgSet, b64ToHex, type DeviceState } from '../../kernel/uapi.js';
 import { discoverNATEndpoints } from '../../plan/nat.js';
 import { diffDevice } from '../../diff/wireguard.js';
 

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MAX_CHECK_IN_RETRIES } from '../../main/checkin.js';
+import { MAX_CHECK_IN_RETRIES } from '../../main/agent/checkin.js';
 import { generateKeyPair } from '../../main/keys.js';
 import { Mesh, waitFor } from '../../loadtest/mesh/harness.js';
 import { maxLastSeenAge, type Observation } from './last-seen-observer.js';

@@ -13,7 +13,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { createHttpServer } from '../../main/http.js';
+import { createHttpServer } from '../../main/agent/http.js';
 import { generateKeyPair } from '../../main/keys.js';
 import { topologyDOT } from '../../plan/graph.js';
 import { Mesh, waitFor } from '../../loadtest/mesh/harness.js';

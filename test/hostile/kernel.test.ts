@@ -16,7 +16,7 @@ import { Exec } from '../../dataplane/exec.js';
 import { IptablesReconciler } from '../../dataplane/iptables.js';
 import { RouteReconciler } from '../../dataplane/routes.js';
 import { RuleReconciler } from '../../dataplane/rules.js';
-import * as wgDiff from '../../dataplane/uapi.js';
+import * as wgDiff from '../../kernel/uapi.js';
 import type { ApplyResult, DataplaneEvent, DesiredPeer, DesiredState } from '../../ipc/dataplane.js';
 import type { IptablesRule, Route, Rule } from '../../plan/types.js';
 import { stateApplier } from '../dataplane/deltas.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateKeyPair, loadNodeKey, loadOrCreateKey, type KeyFileProblem } from '../../main/keys.js';
 import { createLogger } from '../../main/log.js';
-import { createMetrics } from '../../main/metrics.js';
+import { createMetrics } from '../../main/agent/metrics.js';
 
 const KEYS_JS = fileURLToPath(new URL('../../main/keys.js', import.meta.url));
 

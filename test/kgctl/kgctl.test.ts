@@ -11,7 +11,7 @@ import { parse } from 'yaml';
 import { loadYamlObjects, startApiServer, type KubeObject } from '../../loadtest/apiserver/index.js';
 import { parseCIDR } from '../../plan/addr.js';
 import { validatePeer } from '../../plan/peer.js';
-import { connectSubnet, inferSubnet, parseAllowedIPs, parseListed, peerObject, peerRoutes, resolveGranularity, topology, view } from '../../main/kgctl-model.js';
+import { connectSubnet, inferSubnet, parseAllowedIPs, parseListed, peerObject, peerRoutes, resolveGranularity, topology, view } from '../../main/kgctl/model.js';
 import { kubectlFor } from '../apiserver/helpers.js';
 
 const KGCTL = new URL('../../main/kgctl.js', import.meta.url).pathname;

@@ -17,11 +17,12 @@ const top = (p: string): string => p.split('/')[0];
 const MAY_IMPORT: Record<string, readonly string[]> = {
   plan: [],
   ipc: ['plan'],
-  diff: ['plan', 'ipc'],
-  dataplane: ['plan', 'ipc', 'diff'],
+  kernel: ['plan'],
+  diff: ['plan', 'ipc', 'kernel'],
+  dataplane: ['plan', 'ipc', 'kernel', 'diff'],
   watch: [],
-  workers: ['plan', 'ipc', 'diff', 'dataplane'],
-  main: ['plan', 'ipc', 'diff', 'dataplane', 'watch', 'workers'],
+  workers: ['plan', 'ipc', 'kernel', 'diff', 'dataplane'],
+  main: ['plan', 'ipc', 'kernel', 'diff', 'dataplane', 'watch', 'workers'],
 };
 /** Files every layer may import: the logger, which imports nothing of the project. */
 const ANYWHERE = new Set(['main/log.ts']);

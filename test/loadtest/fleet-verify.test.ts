@@ -10,8 +10,8 @@ import { compareKernel, compileNode, compilePeer, verifyFleet, type KernelState 
 import { plan } from '../../plan/plan.js';
 import { peerConf } from '../../plan/wireguard.js';
 import type { PlanJSON } from '../../plan/types.js';
-import { normalizeRoute, normalizeRule } from '../../dataplane/ip-format.js';
-import { parseSave, quoteArg } from '../../dataplane/iptables-save.js';
+import { normalizeRoute, normalizeRule } from '../../kernel/ip-format.js';
+import { parseSave, quoteArg } from '../../kernel/iptables-save.js';
 
 const NOW = 1_764_160_000;
 const shape = { nodes: 40, locations: 4, peers: 3, now: NOW };

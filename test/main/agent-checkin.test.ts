@@ -8,13 +8,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApiServer } from '../../loadtest/apiserver/index.js';
-import { Agent } from '../../main/agent.js';
+import { Agent } from '../../main/agent/agent.js';
 import { parseCIDR } from '../../plan/addr.js';
 import { AGENT_FLAGS, parseFlags, toConfig } from '../../main/flags.js';
 import { generateKeyPair } from '../../main/keys.js';
 import { KubeClient, loadKubeConfig } from '../../watch/kube.js';
 import { silentLogger } from '../../main/log.js';
-import { createMetrics } from '../../main/metrics.js';
+import { createMetrics } from '../../main/agent/metrics.js';
 import { acceptingIo } from './fake-io.js';
 import { PlanPool } from '../../workers/plan-pool.js';
 

@@ -1,11 +1,11 @@
-// The check-in schedule (main/checkin.ts): a failed check-in is retried inside the period, so a
+// The check-in schedule (main/agent/checkin.ts): a failed check-in is retried inside the period, so a
 // short API outage never lets the node's last-seen reach the readers' window (two periods); the
 // retries are bounded, jittered, honour Retry-After, and a long outage falls back to one attempt
 // per period. The loop runs on node:test's mock timers against a fake API that fails during
 // given outages; the real agent against the API simulator is in test/e2e/checkin.test.ts.
 import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CheckInLoop, MAX_CHECK_IN_RETRIES, nextCheckInDelayMs } from '../../main/checkin.js';
+import { CheckInLoop, MAX_CHECK_IN_RETRIES, nextCheckInDelayMs } from '../../main/agent/checkin.js';
 
 const P = 30_000;
 

@@ -2,10 +2,10 @@
 // clock held by the test. Heartbeats, readiness lapses, the outage freeze, Peers and DNS names.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClusterView } from '../../main/cluster-view.js';
-import { createMetrics } from '../../main/metrics.js';
+import { ClusterView } from '../../main/agent/cluster-view.js';
+import { createMetrics } from '../../main/agent/metrics.js';
 import { silentLogger } from '../../main/log.js';
-import { mergeWatchedNode } from '../../main/node-record.js';
+import { mergeWatchedNode } from '../../main/agent/node-record.js';
 import { DEFAULT_LIMITS } from '../../plan/claims.js';
 import type { NodeObject } from '../../plan/node.js';
 import type { PeerObject } from '../../plan/peer.js';

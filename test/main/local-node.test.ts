@@ -2,8 +2,8 @@
 // test's. What is published on an event, on a check-in, after a failed one, and at clean-up.
 import { afterEach, beforeEach, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LocalNode } from '../../main/local-node.js';
-import { createMetrics } from '../../main/metrics.js';
+import { LocalNode } from '../../main/agent/local-node.js';
+import { createMetrics } from '../../main/agent/metrics.js';
 import { silentLogger } from '../../main/log.js';
 import { AGENT_FLAGS, parseFlags, toConfig } from '../../main/flags.js';
 import { parseCIDR } from '../../plan/addr.js';

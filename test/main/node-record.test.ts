@@ -2,7 +2,7 @@
 // planner's parseNode gives, whatever the annotations hold.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readinessOf, lastSeenOf } from '../../main/node-record.js';
+import { readinessOf, lastSeenOf } from '../../main/agent/node-record.js';
 import { parseNode, type NodeObject } from '../../plan/node.js';
 import { endpointReady } from '../../plan/endpoint.js';
 import { exampleNodes } from '../plan/example.js';

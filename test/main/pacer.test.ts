@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pacer } from '../../main/pacer.js';
+import { Pacer } from '../../main/agent/pacer.js';
 
 test('pacer: a change after a quiet spell is planned at once, a burst of up to `burst` too', () => {
   const p = new Pacer(100, 3, 0);

@@ -3,8 +3,8 @@
 // with backoff, and which state (delta, whole, resync) goes to the I/O worker.
 import { afterEach, beforeEach, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Scheduler, type SchedulerOptions } from '../../main/scheduler.js';
-import { createMetrics } from '../../main/metrics.js';
+import { Scheduler, type SchedulerOptions } from '../../main/agent/scheduler.js';
+import { createMetrics } from '../../main/agent/metrics.js';
 import { silentLogger } from '../../main/log.js';
 import type { DesiredDelta } from '../../ipc/dataplane.js';
 import { FakePool, readySummary } from './fake-pool.js';
@@ -160,10 +160,12 @@ test('scheduler apply step: delta against the base, noop skips the I/O worker, w
     delta(8, 9),
   );
   rec.next.push({}, {}, { needFullState: true });
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 4; i++) {
     s.schedule('change');
     await advance(0);
   }
+  // No fifth change: the run that met needFullState is followed by one with the whole state.
+  await advance(0);
   assert.deepEqual(pool.tasks.map((t) => t.desired?.baseSeq), [null, 7, 8, 8, null], 'a worker that lost its state gets the whole one next');
   assert.deepEqual(rec.calls, ['full 7', 'delta from 7', 'delta from 8', 'full 5']);
   assert.deepEqual(state.leader, [null, '10.4.0.1/16', null, '10.4.0.1/16', null]);
@@ -181,6 +183,21 @@ test('scheduler: an I/O worker restart sends the whole state, and a forced run w
   await advance(0);
   assert.deepEqual(pool.tasks.map((t) => t.desired?.baseSeq), [null, 1, null]);
   assert.deepEqual(rec.calls, ['full 1', 'resync', 'full 3']);
+});
+
+test('scheduler: an I/O worker restart during a run is not lost: the whole state follows that run', async () => {
+  const { s, pool, rec } = setup({ minSyncIntervalMs: 0 });
+  s.schedule('change');
+  await advance(0);
+  pool.hold = true;
+  s.schedule('change');
+  await advance(0);
+  s.ioRestarted();
+  pool.release();
+  await advance(0);
+  await advance(0);
+  assert.deepEqual(pool.tasks.map((t) => t.desired?.baseSeq), [null, 1, null], 'a third run, with the whole state, without another change');
+  assert.equal(rec.calls.at(-1)?.startsWith('full'), true, rec.calls.join(', '));
 });
 
 test('scheduler: a node that is not ready or not known yet plans nothing to apply; stop ends the runs', async () => {

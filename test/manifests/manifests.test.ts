@@ -32,7 +32,7 @@ import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.co
 import { startApiServer } from '../../loadtest/apiserver/index.js';
 import { AGENT_FLAGS, parseFlags, toConfig } from '../../main/flags.js';
 import { loadKubeConfig } from '../../watch/kube.js';
-import { createMetrics } from '../../main/metrics.js';
+import { createMetrics } from '../../main/agent/metrics.js';
 import { WEBHOOK_FLAGS, webhookMetrics } from '../../main/webhook.js';
 import { manifestWebhook } from '../../bench/webhook.js';
 import { IoClient } from '../../workers/io-client.js';

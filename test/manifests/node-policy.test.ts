@@ -185,14 +185,14 @@ test('node policy: it names the service account the DaemonSets run as, and the a
   }
   assert.deepEqual([...accounts], [KILO]);
   assert.equal(POLICY.spec.matchConditions[0].expression, `request.userInfo.username == '${KILO}'`);
-  // The eight of spec §3.1.3 and kg's check-in period: what main/agent.ts publishes and removes.
+  // The eight of spec §3.1.3 and kg's check-in period: what main/agent/agent.ts publishes and removes.
   const listed = cel(POLICY.spec.variables.find((v: Obj) => v.name === 'agentAnnotations').expression, {});
   assert.deepEqual([...(listed as Iterable<string>)].sort(), [A.endpoint, A.internalIP, A.key, A.lastSeen, A.wireGuardIP, A.discoveredEndpoints, A.granularity, A.cniCompatibilityIP, A.checkInPeriod].sort());
 });
 
 test('node policy: the writes of kg and of Go Kilo on their own Node pass', () => {
   const old = nodeObject('alpha', withAnnotations());
-  // kg: a JSON merge patch of the annotations that changed (main/agent.ts publish).
+  // kg: a JSON merge patch of the annotations that changed (main/agent/agent.ts publish).
   allowed(update(old, (o) => mergePatch(o, { metadata: { annotations: { [K('last-seen')]: '1764160030', [K('endpoint')]: '203.0.113.11:51820' } } })), 'kg check-in');
   // kg, adaptive heartbeats: the period added, then removed with null.
   const adaptive = patched(old, (o) => mergePatch(o, { metadata: { annotations: { [K('check-in-period')]: '334' } } }));

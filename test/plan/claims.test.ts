@@ -10,7 +10,7 @@ import { validatePeer } from '../../plan/peer.js';
 import { parseCluster } from '../../plan/plan.js';
 import { AGENT_FLAGS, parseFlags, PLAN_FLAGS, toConfig } from '../../main/flags.js';
 import { review, WEBHOOK_FLAGS } from '../../main/webhook.js';
-import { WarningLog } from '../../main/warnings.js';
+import { WarningLog } from '../../main/agent/warnings.js';
 import { key, nodeObj, peerObj } from './fixture.js';
 
 const ALIP = 'kilo.squat.ai/allowed-location-ips';

@@ -1,7 +1,7 @@
 // The WireGuard device's peers as last read, for NAT discovery (spec §6.7): plans use the last reading
 // rather than reading the device on every change (the read would sit on the critical path).
-import type { IoClient } from '../workers/io-client.js';
-import type { Logger } from './log.js';
+import type { IoClient } from '../../workers/io-client.js';
+import type { Logger } from '../log.js';
 
 export type ObservedPeer = { publicKey: string; endpoint: string | null; lastHandshake: number };
 

@@ -5,28 +5,28 @@
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import { network, parseCIDR, parseIP } from '../plan/addr.js';
-import { endpointStringOpt, withResolved } from '../plan/endpoint.js';
-import { parseKey, publicKeyOf } from '../plan/key.js';
-import type { MeshNode, NodeObject } from '../plan/node.js';
-import type { PeerObject } from '../plan/peer.js';
-import { KILO_TABLE } from '../plan/routes.js';
-import { peerConf } from '../plan/wireguard.js';
-import type { DesiredPeer, DesiredWireGuard, ReconcilerReport } from '../ipc/dataplane.js';
-import { Exec } from '../dataplane/exec.js';
-import { RouteReconciler } from '../dataplane/routes.js';
-import { WireGuardReconciler } from '../dataplane/wireguard.js';
-import { FlagError, parseDuration, validateLogLevel, type FlagValues } from './flags.js';
-import { KubeError } from '../watch/kube-error.js';
-import type { KubeClient } from '../watch/kube.js';
-import { generateKeyPair } from './keys.js';
-import { createLogger, type Logger } from './log.js';
-import { Reflector } from '../watch/reflector.js';
-import { PEERS_PATH, checkCRD, client } from './kgctl-cluster.js';
+import { network, parseCIDR, parseIP } from '../../plan/addr.js';
+import { endpointStringOpt, withResolved } from '../../plan/endpoint.js';
+import { parseKey, publicKeyOf } from '../../plan/key.js';
+import type { MeshNode, NodeObject } from '../../plan/node.js';
+import type { PeerObject } from '../../plan/peer.js';
+import { KILO_TABLE } from '../../plan/routes.js';
+import { peerConf } from '../../plan/wireguard.js';
+import type { DesiredPeer, DesiredWireGuard, ReconcilerReport } from '../../ipc/dataplane.js';
+import { Exec } from '../../dataplane/exec.js';
+import { RouteReconciler } from '../../dataplane/routes.js';
+import { WireGuardReconciler } from '../../dataplane/wireguard.js';
+import { FlagError, parseDuration, validateLogLevel, type FlagValues } from '../flags.js';
+import { KubeError } from '../../watch/kube-error.js';
+import type { KubeClient } from '../../watch/kube.js';
+import { generateKeyPair } from '../keys.js';
+import { createLogger, type Logger } from '../log.js';
+import { Reflector } from '../../watch/reflector.js';
+import { PEERS_PATH, checkCRD, client } from './cluster.js';
 import {
   KgctlError, connectSubnet, parseAllowedIPs, parseListed, peerRoutes, readyNodes, topology, view,
   type GranularityFlag, type Listed,
-} from './kgctl-model.js';
+} from './model.js';
 
 /** §6.8: the key from `--private-key` (newlines tolerated) or a fresh one. */
 export function loadPrivateKey(file: string): { privateKey: string; publicKey: string; generated: boolean } {

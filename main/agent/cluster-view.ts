@@ -3,13 +3,13 @@
 // planner pool and asks for a plan when something the plan depends on moved. A heartbeat
 // (last-seen moved, readiness unchanged) costs a map update and no plan; the sweep notices a
 // node whose heartbeat lapsed.
-import { READY_WINDOW_SECONDS, type NodeObject } from '../plan/node.js';
-import { parsePeer, validatePeer, type PeerObject } from '../plan/peer.js';
-import type { ClaimLimits } from '../plan/claims.js';
-import type { ReflectorEvent } from '../watch/reflector.js';
-import type { PlanPool } from '../workers/plan-pool.js';
+import { READY_WINDOW_SECONDS, type NodeObject } from '../../plan/node.js';
+import { parsePeer, validatePeer, type PeerObject } from '../../plan/peer.js';
+import type { ClaimLimits } from '../../plan/claims.js';
+import type { ReflectorEvent } from '../../watch/reflector.js';
+import type { PlanPool } from '../../workers/plan-pool.js';
 import type { DnsCache } from './dns-cache.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 import { lastSeenOf, readinessOf, sameButLastSeen, type NodeReadiness } from './node-record.js';
 import type { PodCIDRProbes } from './pod-cidr-probes.js';

@@ -1,14 +1,14 @@
 // kgctl's view of the cluster (spec §14): pure functions over listed Node and Peer objects, so
 // that `graph`, `showconf` and `connect` build exactly the topology Kilo's kgctl builds, and the
 // tests can check them without an API server.
-import { network, oneAddress, parseCIDR, type CIDR } from '../plan/addr.js';
-import { splitHostPort, type Endpoint } from '../plan/endpoint.js';
-import { nodeReady, parseNode, type MeshNode, type NodeObject } from '../plan/node.js';
-import { peerReady, type MeshPeer, type PeerObject } from '../plan/peer.js';
-import { readPeer } from '../plan/plan.js';
-import { newTopology, type Topology } from '../plan/topology.js';
-import type { Granularity, Route } from '../plan/types.js';
-import type { WGPeer } from '../plan/wireguard.js';
+import { network, oneAddress, parseCIDR, type CIDR } from '../../plan/addr.js';
+import { splitHostPort, type Endpoint } from '../../plan/endpoint.js';
+import { nodeReady, parseNode, type MeshNode, type NodeObject } from '../../plan/node.js';
+import { peerReady, type MeshPeer, type PeerObject } from '../../plan/peer.js';
+import { readPeer } from '../../plan/plan.js';
+import { newTopology, type Topology } from '../../plan/topology.js';
+import type { Granularity, Route } from '../../plan/types.js';
+import type { WGPeer } from '../../plan/wireguard.js';
 
 export const DEFAULT_SUBNET = '10.4.0.0/16';
 export type GranularityFlag = Granularity | 'auto';

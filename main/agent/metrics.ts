@@ -3,7 +3,7 @@
 // counters back in replies; prom-client does not aggregate across threads. The I/O worker's
 // counters (kilo_iptables_operations_total, kg_dataplane_*) are registered by workers/io-client.ts.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ReflectorStats } from '../watch/reflector.js';
+import type { ReflectorStats } from '../../watch/reflector.js';
 
 export function createMetrics() {
   const registry = new Registry();

@@ -1,8 +1,8 @@
 // GETs of the Nodes that have no pod CIDR yet (a new Node before the IPAM controller assigned
 // one): the metadata-only watch cannot show it when it comes, and a Node without one is not ready (spec §2.4.1).
-import type { NodeObject } from '../plan/node.js';
-import type { KubeClient } from '../watch/kube.js';
-import type { Logger } from './log.js';
+import type { NodeObject } from '../../plan/node.js';
+import type { KubeClient } from '../../watch/kube.js';
+import type { Logger } from '../log.js';
 
 export interface PodCIDRProbesOptions {
   client: Pick<KubeClient, 'request'>;

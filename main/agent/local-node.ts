@@ -1,16 +1,16 @@
 // The own node: the annotations kg writes on it, publishing them, and the periodic check-in
 // (last-seen) other agents judge this node's readiness by.
-import { parseCIDR } from '../plan/addr.js';
-import { endpointReady, endpointString, newEndpoint } from '../plan/endpoint.js';
-import { MAX_CHECK_IN_SECONDS, nextAdvertised, readyWindowSeconds, type HeartbeatPolicy } from '../plan/heartbeat.js';
-import { A, parseNode, withLastSeen, type MeshNode, type NodeObject } from '../plan/node.js';
-import type { KubeClient } from '../watch/kube.js';
-import { KubeError } from '../watch/kube-error.js';
-import type { PlanPool } from '../workers/plan-pool.js';
+import { parseCIDR } from '../../plan/addr.js';
+import { endpointReady, endpointString, newEndpoint } from '../../plan/endpoint.js';
+import { MAX_CHECK_IN_SECONDS, nextAdvertised, readyWindowSeconds, type HeartbeatPolicy } from '../../plan/heartbeat.js';
+import { A, parseNode, withLastSeen, type MeshNode, type NodeObject } from '../../plan/node.js';
+import type { KubeClient } from '../../watch/kube.js';
+import { KubeError } from '../../watch/kube-error.js';
+import type { PlanPool } from '../../workers/plan-pool.js';
 import { CheckInLoop, type CheckInResult } from './checkin.js';
 import type { Discovered } from './discovery.js';
-import type { Config } from './flags.js';
-import type { Logger } from './log.js';
+import type { Config } from '../flags.js';
+import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 
 /** The annotations kg writes on its own node (spec §3.1.3). */
@@ -56,7 +56,7 @@ export class LocalNode {
   /** The advertised check-in period in seconds (0: none, Kilo's 30 s). */
   private advertised = 0;
   private stopped = false;
-  /** The check-in schedule, with prompt retries of a failed one (main/checkin.ts). */
+  /** The check-in schedule, with prompt retries of a failed one (main/agent/checkin.ts). */
   private readonly checkIns: CheckInLoop;
 
   constructor(private readonly o: LocalNodeOptions) {

@@ -1,12 +1,12 @@
 // A Node as the main thread holds it: the slim record the watch keeps (only what the planner
 // reads), heartbeat detection on it, and the few fields readiness needs. The planner worker is
 // the only place a Node is parsed whole (workers/plan-worker.ts).
-import { parseCIDR } from '../plan/addr.js';
-import { endpointReady, parseEndpoint, type Endpoint } from '../plan/endpoint.js';
-import { READY_WINDOW_SECONDS, readyWindowSeconds } from '../plan/heartbeat.js';
-import { parseKey } from '../plan/key.js';
-import { A, ANNOTATION_PREFIX, parseInt64, type NodeObject } from '../plan/node.js';
-import type { KubeObject } from '../watch/reflector.js';
+import { parseCIDR } from '../../plan/addr.js';
+import { endpointReady, parseEndpoint, type Endpoint } from '../../plan/endpoint.js';
+import { READY_WINDOW_SECONDS, readyWindowSeconds } from '../../plan/heartbeat.js';
+import { parseKey } from '../../plan/key.js';
+import { A, ANNOTATION_PREFIX, parseInt64, type NodeObject } from '../../plan/node.js';
+import type { KubeObject } from '../../watch/reflector.js';
 
 /** A metadata-only watch, with whole objects as the fallback a server may choose (client-go's form). */
 export const METADATA_WATCH_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';

@@ -4,7 +4,7 @@
 
 import type { Route, Rule } from '../plan/types.js';
 import { KG_PROTO, RTPROT_UNSPEC, protoNumber } from './owner.js';
-import { canonicalCIDR, canonicalIP, checkCIDR, checkIP, ifNameProblem, isIPv6, isInt, show } from './kernel-input.js';
+import { canonicalCIDR, canonicalIP, checkCIDR, checkIP, ifNameProblem, isIPv6, isInt, show } from './input-checks.js';
 
 export const MAIN_TABLE = 254;
 const DEFAULT_TABLE = 253;

@@ -3,12 +3,12 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { NodeObject } from '../plan/node.js';
-import type { PeerObject } from '../plan/peer.js';
-import type { FlagValues } from './flags.js';
-import { KubeError } from '../watch/kube-error.js';
-import { KubeClient, loadKubeConfig } from '../watch/kube.js';
-import { KgctlError, parseListed, type Listed } from './kgctl-model.js';
+import type { NodeObject } from '../../plan/node.js';
+import type { PeerObject } from '../../plan/peer.js';
+import type { FlagValues } from '../flags.js';
+import { KubeError } from '../../watch/kube-error.js';
+import { KubeClient, loadKubeConfig } from '../../watch/kube.js';
+import { KgctlError, parseListed, type Listed } from './model.js';
 
 export const PEERS_PATH = '/apis/kilo.squat.ai/v1alpha1/peers';
 const CRD_PATH = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/peers.kilo.squat.ai';

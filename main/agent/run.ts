@@ -2,16 +2,16 @@
 import { readFileSync } from 'node:fs';
 import { Agent } from './agent.js';
 import { discover, readHost } from './discovery.js';
-import { AGENT_FLAGS, FlagError, parseFlags, toConfig, type Config } from './flags.js';
+import { AGENT_FLAGS, FlagError, parseFlags, toConfig, type Config } from '../flags.js';
 import { createHttpServer, parseListen } from './http.js';
-import { loadNodeKey } from './keys.js';
-import type { KubeClient } from '../watch/kube.js';
-import { createLogger, type Logger } from './log.js';
+import { loadNodeKey } from '../keys.js';
+import type { KubeClient } from '../../watch/kube.js';
+import { createLogger, type Logger } from '../log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { tuneHeap } from './memory.js';
-import { startProfiling } from './profile.js';
-import { PlanPool } from '../workers/plan-pool.js';
-import { IoClient } from '../workers/io-client.js';
+import { startProfiling } from '../profile.js';
+import { PlanPool } from '../../workers/plan-pool.js';
+import { IoClient } from '../../workers/io-client.js';
 
 /** Spec §4.6: IPv6 iptables rules are skipped when the kernel has IPv6 disabled; an unreadable status is fatal, as in Go. */
 function ipv6Enabled(): boolean {
@@ -65,7 +65,7 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
   let client: KubeClient;
   let host: Awaited<ReturnType<typeof discover>>;
   try {
-    const kube = await import('../watch/kube.js');
+    const kube = await import('../../watch/kube.js');
     client = new kube.KubeClient(kube.loadKubeConfig({ kubeconfig: cfg.kubeconfig, master: cfg.master }));
     host = discover(await readHost(cfg.hostname), { ignore: [cfg.interface, 'kube-bridge'], internalCIDRs: cfg.internalCIDRs });
     log.info('host discovered', { privateIP: host.privateIP?.s ?? null, publicIP: host.publicIP?.s ?? null, privateInterface: host.privateIface, mtu: host.autoMTU });

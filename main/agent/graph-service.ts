@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
 import { Counter, type Registry } from 'prom-client';
-import { GraphTooLargeError } from '../plan/graph.js';
+import { GraphTooLargeError } from '../../plan/graph.js';
 
 /** Graphviz output formats /graph serves (Kilo's list), with their content types. */
 export const FORMATS: ReadonlyMap<string, string> = new Map([

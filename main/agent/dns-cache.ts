@@ -1,8 +1,8 @@
 // DNS endpoints of nodes and Peers, resolved in the background with a cache: one bad name never
 // blocks a reconcile. A plan uses the addresses known so far; a new answer asks for another plan.
 import { lookup } from 'node:dns/promises';
-import { splitHostPort } from '../plan/endpoint.js';
-import type { Logger } from './log.js';
+import { splitHostPort } from '../../plan/endpoint.js';
+import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 
 const REFRESH_MS = 30_000;

@@ -3,11 +3,11 @@
 // bounded-frequency runner), and each run is a plan step (the planner pool) and an apply step
 // (the I/O worker). A failed run is retried with backoff; the sequence number of the desired
 // state the I/O worker holds decides between a delta and the whole state.
-import type { ApplyResult } from '../ipc/dataplane.js';
-import type { PlanAnswer, PlanSummary, PlanTask } from '../ipc/planner.js';
-import type { IoClient } from '../workers/io-client.js';
-import type { PlanPool } from '../workers/plan-pool.js';
-import type { Logger } from './log.js';
+import type { ApplyResult } from '../../ipc/dataplane.js';
+import type { PlanAnswer, PlanSummary, PlanTask } from '../../ipc/planner.js';
+import type { IoClient } from '../../workers/io-client.js';
+import type { PlanPool } from '../../workers/plan-pool.js';
+import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 import { Pacer } from './pacer.js';
 
@@ -46,6 +46,8 @@ export interface SchedulerOptions {
 export class Scheduler {
   private pendingSince: number | null = null;
   private pendingEvents = 0;
+  /** The I/O worker needs the whole state: run again when the run in flight ends. */
+  private rerun = false;
   private running = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly pacer: Pacer;
@@ -99,7 +101,8 @@ export class Scheduler {
   ioRestarted(): void {
     this.ioSeq = null;
     this.forceApply = true;
-    this.schedule('I/O worker restarted', 0);
+    if (this.running) this.rerun = true;
+    else this.schedule('I/O worker restarted', 0);
   }
 
   /** No new runs; resolves when the one in flight is done. */
@@ -150,9 +153,10 @@ export class Scheduler {
   /** After a run: the changes that came meanwhile, or a retry with backoff up to the resync period. */
   private next(): void {
     if (this.stopped) return;
-    if (this.pendingEvents > 0) {
+    if (this.pendingEvents > 0 || this.rerun) {
       const n = this.pendingEvents;
       this.pendingEvents = 0;
+      this.rerun = false;
       this.schedule('pending', n);
     } else if (this.consecutiveFailures > 0) {
       this.later('retry', Math.min(this.o.resyncPeriodMs || 30_000, 250 * 2 ** Math.min(this.consecutiveFailures, 7)));
@@ -206,11 +210,12 @@ export class Scheduler {
     m.applyDuration.observe(ioMs / 1000);
     if (res.needFullState) {
       this.ioSeq = null;
-      this.schedule('the I/O worker needs the whole state', 0);
+      this.rerun = true; // this run is still in flight: schedule() now would be dropped
       return;
     }
     // The worker holds the new state even when some writes failed: it retries those itself.
-    this.ioSeq = a.seq ?? this.ioSeq;
+    // Unless the worker restarted meanwhile: then what it holds is unknown, and the rerun sends it all.
+    if (!this.rerun) this.ioSeq = a.seq ?? this.ioSeq;
     if (!res.ok) {
       m.errors.labels('apply').inc();
       this.consecutiveFailures++;

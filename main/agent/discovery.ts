@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { lookup } from 'node:dns/promises';
-import { byText, cidr, contains, isPublic, oneAddress, parseIP, sortIPs, type CIDR, type IP } from '../plan/addr.js';
+import { byText, cidr, contains, isPublic, oneAddress, parseIP, sortIPs, type CIDR, type IP } from '../../plan/addr.js';
 
 const run = promisify(execFile);
 

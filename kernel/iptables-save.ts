@@ -3,7 +3,7 @@
 // restore line, and `iptables-restore --noflush` input rendered from table patches (diff/iptables.ts).
 
 import type { IptablesRule } from '../plan/types.js';
-import { checkCIDR, isIPv6, show, textProblem } from './kernel-input.js';
+import { checkCIDR, isIPv6, show, textProblem } from './input-checks.js';
 
 export const KILO_CHAINS: ReadonlySet<string> = new Set(['KILO-NAT', 'KILO-IPIP']);
 

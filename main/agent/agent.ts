@@ -6,25 +6,25 @@
 //
 // The Go agent re-plans on every event, heartbeats included; here a heartbeat costs a map
 // update, a once-a-second sweep notices lapsed ones, and bursts are coalesced.
-import type { PlanOptions } from '../plan/plan.js';
-import type { NodeObject } from '../plan/node.js';
-import type { PeerObject } from '../plan/peer.js';
-import type { HeartbeatPolicy } from '../plan/heartbeat.js';
-import type { PlanSummary } from '../ipc/planner.js';
-import { GraphTooLargeError } from '../plan/graph.js';
-import { KubeError } from '../watch/kube-error.js';
-import type { KubeClient } from '../watch/kube.js';
-import { Reflector, type KubeObject } from '../watch/reflector.js';
-import type { PlanPool } from '../workers/plan-pool.js';
-import type { IoClient } from '../workers/io-client.js';
+import type { PlanOptions } from '../../plan/plan.js';
+import type { NodeObject } from '../../plan/node.js';
+import type { PeerObject } from '../../plan/peer.js';
+import type { HeartbeatPolicy } from '../../plan/heartbeat.js';
+import type { PlanSummary } from '../../ipc/planner.js';
+import { GraphTooLargeError } from '../../plan/graph.js';
+import { KubeError } from '../../watch/kube-error.js';
+import type { KubeClient } from '../../watch/kube.js';
+import { Reflector, type KubeObject } from '../../watch/reflector.js';
+import type { PlanPool } from '../../workers/plan-pool.js';
+import type { IoClient } from '../../workers/io-client.js';
 import { ClusterView } from './cluster-view.js';
 import { DeviceObserver } from './device-observer.js';
 import type { Discovered } from './discovery.js';
 import { DnsCache } from './dns-cache.js';
-import type { Config } from './flags.js';
+import type { Config } from '../flags.js';
 import { GraphBusyError } from './graph-service.js';
 import { LocalNode } from './local-node.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 import { WatchMetricsExport, type Metrics } from './metrics.js';
 import { METADATA_WATCH_ACCEPT, mergeWatchedNode, slimNode } from './node-record.js';
 import { PodCIDRProbes } from './pod-cidr-probes.js';
@@ -41,7 +41,7 @@ export interface AgentOptions {
   host: Discovered;
   publicKey: string;
   privateKey: string;
-  /** Average minimum time between plans under churn (main/pacer.ts); bursts are coalesced. */
+  /** Average minimum time between plans under churn (main/agent/pacer.ts); bursts are coalesced. */
   minSyncIntervalMs: number;
   /** Heartbeat (check-in) period; the Go-compatible default is 30 s (the minimum when adaptive). */
   checkInPeriodMs: number;
@@ -213,7 +213,7 @@ export class Agent {
     };
   }
 
-  /** Counts and logs each planner warning once, when it first appears (main/warnings.ts). */
+  /** Counts and logs each planner warning once, when it first appears (main/agent/warnings.ts). */
   private reportWarnings(list: readonly string[]): void {
     const { added, cleared } = this.warnings.update(list);
     const m = this.o.metrics;

@@ -3,7 +3,7 @@
 // (diff/wireguard.ts) rendered as UAPI `set=1` messages (userspace) or `wg set` arguments (kernel).
 
 import ipaddr from 'ipaddr.js';
-import { canonicalCIDR, checkCIDR, clampInt, controlAt, show, textProblem } from './kernel-input.js';
+import { canonicalCIDR, checkCIDR, clampInt, controlAt, show, textProblem } from './input-checks.js';
 
 export function b64ToHex(b64: string): string {
   const buf = Buffer.from(b64, 'base64');
