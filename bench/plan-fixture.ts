@@ -1,6 +1,6 @@
 // A synthetic desired dataplane shaped like the planner's full-granularity output on a leader:
 // for every remote node one WireGuard peer, three routes and three KILO-NAT rules, plus the
-// fixed chains and jumps of spec §8.2. Used by the benchmark and the netns tests.
+// fixed chains and jumps of design §8.2. Used by the benchmark and the netns tests.
 
 import { createHash } from 'node:crypto';
 import type { IptablesRule, Route } from '../plan/types.js';

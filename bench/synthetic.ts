@@ -26,7 +26,7 @@ export function syntheticNodes(s: ClusterShape): NodeObject[] {
   const out: NodeObject[] = [];
   for (let i = 0; i < s.nodes; i++) {
     const loc = i % s.locations;
-    // The first node of each location has a public endpoint, so it leads (spec §5.3).
+    // The first node of each location has a public endpoint, so it leads (design §5.3).
     const endpoint = i < s.locations ? `198.18.${(i >> 8) & 255}.${i & 255}:51820` : `${quad(172, i + 0x100000)}:51820`;
     out.push({
       metadata: {

@@ -1,4 +1,4 @@
-// CNI conflist (spec §10.2): rewritten only when the IPAM range differs from the pod CIDR, and
+// CNI conflist (design §10.2): rewritten only when the IPAM range differs from the pod CIDR, and
 // then atomically (temporary file in the same directory + rename), mode 0644.
 
 import { readFile, rename, writeFile, unlink } from 'node:fs/promises';

@@ -311,7 +311,7 @@ export class Dataplane {
     return structuredClone(this.m);
   }
 
-  /** Spec §11.7: iptables, routes/rules, then (optionally) the interface, then the tunnel. */
+  /** Design §11.7: iptables, routes/rules, then (optionally) the interface, then the tunnel. */
   cleanUp(opts: CleanUpOptions): Promise<ApplyResult> {
     return this.serial(async () => {
       const t0 = performance.now();

@@ -274,7 +274,7 @@ export class IptablesReconciler {
     });
   }
 
-  /** Remove every chain and rule of ours (spec §8.9 / §11.7); others' rules stay. */
+  /** Remove every chain and rule of ours (design §8.9 / §11.7); others' rules stay. */
   async cleanUp(): Promise<ReconcilerReport> {
     this.refused.clear();
     this.pending.clear();

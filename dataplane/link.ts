@@ -31,7 +31,7 @@ export async function readLink(exec: Exec, name: string): Promise<LinkInfo> {
   };
 }
 
-/** MTU of the default-route device minus 80, else 1420 (spec §4.4). */
+/** MTU of the default-route device minus 80, else 1420 (design §4.4). */
 export async function detectMtu(exec: Exec): Promise<number> {
   const r = await exec.run('ip', ['-j', 'route', 'show', 'default']);
   try {

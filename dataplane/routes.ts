@@ -187,7 +187,7 @@ export class RouteReconciler {
     return report;
   }
 
-  /** Remove every route of ours (spec §7.7.4, including table 1107), nothing else. */
+  /** Remove every route of ours (design §7.7.4, including table 1107), nothing else. */
   async cleanUp(): Promise<ReconcilerReport> {
     this.desired = new Map();
     this.held.clear();

@@ -1,4 +1,4 @@
-// IPIP tunnel device (spec §9.3, §9.7): create tunl0 if missing, MTU = private interface MTU − 20,
+// IPIP tunnel device (design §9.3, §9.7): create tunl0 if missing, MTU = private interface MTU − 20,
 // up, and exactly one address (the first IP of the pod CIDR, /32). Hosts without the ipip
 // module (like the development machine) report a clear, non-fatal error and nothing else stops.
 
@@ -13,7 +13,7 @@ export interface DesiredTunnel {
   privIface?: string | null;
 }
 
-/** What the tunnel link must look like (spec §9.3): MTU = private interface MTU − 20, up, the address. */
+/** What the tunnel link must look like (design §9.3): MTU = private interface MTU − 20, up, the address. */
 export function wantedTunnel(desired: DesiredTunnel, privMtu: number | null): WantedLink {
   return { mtu: privMtu === null ? null : privMtu - 20, address: desired.address, up: true };
 }

@@ -439,7 +439,7 @@ export class WireGuardReconciler {
     const desired = this.desired;
     try {
       if (desired === null) {
-        // non-leader: link down, configuration left as it is (spec §6.5.4)
+        // non-leader: link down, configuration left as it is (design §6.5.4)
         await this.reconcileLink(null, reread, report);
       } else {
         if (this.mode === null || reread) await this.ensureInterface();

@@ -6,7 +6,7 @@
 //  * a chain listed in `chains`, previously applied by us, or one of Kilo's chain names
 //    (KILO-NAT, KILO-IPIP) is owned whole: its contents are exactly our rules;
 //  * in any other chain (POSTROUTING, FORWARD, INPUT, …) a rule is ours when its comment starts
-//    with "Kilo:" (every rule Kilo generates carries one, spec §8.2/§8.3), when it is one of the
+//    with "Kilo:" (every rule Kilo generates carries one, design §8.2/§8.3), when it is one of the
 //    desired rules of that chain, or when we applied it before.
 // Everything else belongs to someone else and is never touched.
 
@@ -38,7 +38,7 @@ function tableOf(d: DesiredIptables, family: Family, table: string): DesiredTabl
 
 /**
  * Group the planner's rules by family/table/chain. Prepend rules stand, in the order given, at the
- * top of their chain (spec plan-format: "prepend rules must stand, in order, at the top"); append
+ * top of their chain (the plan contract: prepend rules stand, in order, at the top); append
  * rules follow. Duplicate rules in one chain are kept once.
  */
 export function buildDesired(ipt: IptablesJSON, families: readonly Family[] = ['ipv4', 'ipv6'], accept: RuleFilter = () => true): DesiredIptables {

@@ -9,7 +9,7 @@ import { b64ToHex, canonicalEndpoint, ZERO_HEX, type DeviceDelta, type DesiredPe
  * Endpoint policy: a peer's endpoint is written when the peer is new, when the device has none,
  * or when the desired endpoint changed since the last apply (`lastDesiredEndpoints`). A roamed
  * endpoint (the device learned another address from an authenticated packet) is otherwise left
- * alone; it becomes a discovered endpoint (spec §6.7) and so comes back through the planner.
+ * alone; it becomes a discovered endpoint (design §6.7) and so comes back through the planner.
  * With no record for the peer (first apply after a start) a differing endpoint is written.
  */
 export function diffDevice(

@@ -28,7 +28,7 @@ export interface DesiredState {
   routes: Route[];
   rules: Rule[];
   iptables: IptablesJSON;
-  /** IPIP tunnel (spec §9.3/§9.7): device name and the address it must carry (null = none). */
+  /** IPIP tunnel (design §9.3/§9.7): device name and the address it must carry (null = none). */
   tunnel: { dev: string; address: string | null; privIface?: string | null } | null;
   cni: { path: string; podCIDR: string } | null;
 }
@@ -77,7 +77,7 @@ export interface DataplaneOptions {
   uapiDir: string;
   /** null = detect the host's backend. */
   iptablesBackend: IptablesBackend | null;
-  /** Manage IPv6 iptables too (spec §4.6: false when IPv6 is disabled). */
+  /** Manage IPv6 iptables too (design §4.6: false when IPv6 is disabled). */
   ipv6: boolean;
   /** Periodic full resync (re-read the kernel, repair drift); 0 disables the timer. */
   resyncPeriodMs: number;

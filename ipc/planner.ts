@@ -39,7 +39,7 @@ export interface PlanTask {
   resolved?: [string, string][];
   /**
    * The local WireGuard device's peers (public key, current endpoint, last handshake in Unix
-   * seconds): the worker turns them into the local node's discovered endpoints (spec §6.7).
+   * seconds): the worker turns them into the local node's discovered endpoints (design §6.7).
    */
   observed?: { publicKey: string; endpoint: string | null; lastHandshake: number }[] | null;
   /**
@@ -53,7 +53,7 @@ export interface PlanTask {
 }
 
 /**
- * The agent's `/graph`: the topology alone as Graphviz DOT (spec §13.1.1), no routes, rules or
+ * The agent's `/graph`: the topology alone as Graphviz DOT (design §13.1.1), no routes, rules or
  * WireGuard, at most `maxLength` characters.
  */
 export interface GraphTask {
@@ -79,11 +79,11 @@ export interface PlanSummary {
   rules: number;
   iptablesRules: number;
   warnings: string[];
-  /** The `kilo.squat.ai/discovered-endpoints` value to publish (spec §6.7), when observed was given. */
+  /** The `kilo.squat.ai/discovered-endpoints` value to publish (design §6.7), when observed was given. */
   discoveredEndpoints: string | null;
   /**
    * Ready nodes with a persistent keepalive plus ready Peers: the only ones NAT discovery can
-   * yield an endpoint for (spec §6.7). With none, the agent need not read the device for it.
+   * yield an endpoint for (design §6.7). With none, the agent need not read the device for it.
    */
   natCandidates: number;
 }

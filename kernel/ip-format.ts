@@ -164,7 +164,7 @@ export type CheckedRule = { ok: true; rule: KRule; note: string | null } | { ok:
 /**
  * Check a desired rule: CIDRs of one family, a valid input interface name, a table in 1-2^32-1,
  * and at least a source or a destination (a rule with neither would send all traffic to the
- * table; Go Kilo refuses it too, spec §7.7.1). A priority outside 0-2^32-1 is dropped (the
+ * table; Go Kilo refuses it too, design §7.7.1). A priority outside 0-2^32-1 is dropped (the
  * kernel picks one, as for every Kilo rule) and said in `note`.
  */
 export function checkRule(r: Rule): CheckedRule {

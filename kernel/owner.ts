@@ -11,7 +11,7 @@
 //
 // Hardening (departs from Kilo): Go Kilo writes RTPROT_STATIC (4) and its rules with no protocol
 // (RTPROT_UNSPEC, 0), and tracks what it made in memory only. kg adopts such routes and rules
-// (spec §7.7) when it takes a node over: a static route in Kilo's table or at a desired route's
+// (design §7.7) when it takes a node over: a static route in Kilo's table or at a desired route's
 // table and destination, an unspec rule that looks up Kilo's table or equals a desired rule. It
 // rewrites them with KG_PROTO. Every other route and rule belongs to someone else and is never
 // touched, even through kg's own devices.

@@ -1,4 +1,4 @@
-// The admission decision of `kg webhook` (spec §12.4) as pure functions: one request body in,
+// The admission decision of `kg webhook` (design §12.4) as pure functions: one request body in,
 // one bounded answer out. Anyone who can reach the webhook's Service can send any body, so every
 // step is linear in the body (or n log n), and nothing unbounded from the input is echoed back.
 import { parseCIDR } from '../plan/addr.js';
@@ -85,7 +85,7 @@ function wordMask(bits: number, k: number): number {
 
 /**
  * Overlapping allowed IPs inside one Peer are accepted (Kilo's validation does not check them,
- * spec §3.3.3, and kg de-duplicates exact repeats, §5.6) but reported as admission warnings,
+ * design §3.3.3, and kg de-duplicates exact repeats, §5.6) but reported as admission warnings,
  * which kubectl shows to the user.
  *
  * Two prefixes overlap exactly when one contains the other. Sorted by network address (shorter

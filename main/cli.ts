@@ -85,7 +85,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const { values } = parseFlags(argv, AGENT_FLAGS);
-  // Log level is validated before --version, as in Go (spec §12.2).
+  // Log level is validated before --version, as in Go (design §12.2).
   if (values.version) {
     validateLogLevel(values['log-level'] as string);
     process.stdout.write(`${version()}\n`);

@@ -1,5 +1,5 @@
 // Command-line flags, parsed in one place for the agent and `kg plan`. Semantics follow the Go
-// agent's pflag/cobra set-up (spec §12.2): `--flag=value` or `--flag value`, bare booleans,
+// agent's pflag/cobra set-up (design §12.2): `--flag=value` or `--flag value`, bare booleans,
 // repeatable comma-separated lists, and the same defaults, validation order and error texts.
 import { hostname as osHostname } from 'node:os';
 import { network, parseCIDR, type CIDR } from '../plan/addr.js';
@@ -29,7 +29,7 @@ export const ALLOW_SHORT_PREFIXES_FLAG: FlagDef = {
   usage: `Accept allowed-location IPs of Nodes and allowed IPs of Peers with prefixes shorter than /${MIN_PREFIX} (0.0.0.0/0, 0.0.0.0/1, ::/0…); without it a node's are ignored and such a Peer is invalid (kg).`,
 };
 
-/** Every flag of the Go agent (spec §12.2), then kg's own additions. */
+/** Every flag of the Go agent (design §12.2), then kg's own additions. */
 export const AGENT_FLAGS: FlagDef[] = [
   { name: 'backend', type: 'string', default: 'kubernetes', usage: 'The backend for the mesh. Possible values: kubernetes' },
   { name: 'clean-up', type: 'bool', default: true, usage: 'Should kilo clean up network modifications on shutdown?' },
@@ -68,7 +68,7 @@ export const AGENT_FLAGS: FlagDef[] = [
   ALLOW_SHORT_PREFIXES_FLAG,
 ];
 
-/** Extra flags of `kg plan` (see shared/spec/plan-format.md). */
+/** Extra flags of `kg plan` (its output is `PlanJSON`, plan/types.ts). */
 export const PLAN_FLAGS: FlagDef[] = [
   { name: 'nodes', type: 'string', default: '', usage: 'File with the Nodes (kubectl get nodes -o json|yaml); "-" reads standard input. Required.' },
   { name: 'peers', type: 'string', default: '', usage: 'File with the Peers (kubectl get peers.kilo.squat.ai -o json|yaml); "-" reads standard input.' },
@@ -227,7 +227,7 @@ export function validateLogLevel(level: string): LogLevel {
 }
 
 /**
- * Validates flag values in the Go agent's order (spec §12.2) with its error texts.
+ * Validates flag values in the Go agent's order (design §12.2) with its error texts.
  * `--listen` is checked when it is bound, as in Go.
  */
 export function toConfig(v: FlagValues, opts: { osHostname?: () => string } = {}): Config {

@@ -1,4 +1,4 @@
-// The node's WireGuard private key on disk (spec §3.4): read, or generate and persist with mode
+// The node's WireGuard private key on disk (design §3.4): read, or generate and persist with mode
 // 0600. The key itself is never logged or served; only the public key leaves this module's
 // callers. Nothing this module throws or reports carries the file's content: errors name the
 // path, the size and the system call, and parseKey only answers yes or no.

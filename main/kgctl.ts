@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `kgctl`: Kilo's command-line tool (spec §14): graph, showconf, connect. It reads the cluster
+// `kgctl`: Kilo's command-line tool (design §14): graph, showconf, connect. It reads the cluster
 // through the same Kubernetes client as kg and builds the topology with the same planner.
 import { readFileSync } from 'node:fs';
 import { exitAfterDrain, isEntry } from './entry.js';

@@ -1,4 +1,4 @@
-// `kg webhook` (spec §12.4): the validating admission webhook for Peers. HTTPS on --listen
+// `kg webhook` (design §12.4): the validating admission webhook for Peers. HTTPS on --listen
 // (POST /validate, AdmissionReview v1), Prometheus metrics on --listen-metrics. A Peer is
 // judged by plan/peer.ts validatePeer, the very check kg's informer applies, so the API server
 // refuses exactly the Peers kg would ignore. The decision is admission.ts; this is its server:
@@ -279,7 +279,7 @@ export async function startWebhook(o: { cert: string | Buffer; key: string | Buf
   const closeOne = (s: http.Server) => new Promise<void>((r) => {
     s.close(() => r());
     s.closeIdleConnections();
-    // Graceful for 5 s, then the remaining connections are cut (spec §12.4).
+    // Graceful for 5 s, then the remaining connections are cut (design §12.4).
     setTimeout(() => s.closeAllConnections(), 5000).unref();
   });
   return { webhook, metrics, close: () => Promise.all([closeOne(webhook), closeOne(metrics)]).then(() => {}) };

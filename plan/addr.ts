@@ -13,7 +13,7 @@ export interface IP {
    * Read it with `>>>` (octets, unsigned order) or compare it masked (`&`); never as unsigned.
    */
   readonly n: number;
-  /** IPv6 bytes (16); null for IPv4 (IPv4-mapped IPv6 is converted to IPv4, spec §0.1). */
+  /** IPv6 bytes (16); null for IPv4 (IPv4-mapped IPv6 is converted to IPv4, design §0.1). */
   readonly b: Uint8Array | null;
   /** Canonical text: dotted quad, or RFC 5952. */
   readonly s: string;
@@ -23,7 +23,7 @@ export interface IP {
 export interface CIDR {
   readonly ip: IP;
   readonly bits: number;
-  /** `address/bits`, host bits preserved (spec §0.2). */
+  /** `address/bits`, host bits preserved (design §0.2). */
   readonly s: string;
 }
 
@@ -169,7 +169,7 @@ export function cidr(ip: IP, bits: number): CIDR {
 // keys) is reused instead of rebuilt.
 const oneAddressMemo = new WeakMap<IP, CIDR>();
 
-/** The prefix length of one address: 32 or 128 (spec §0.4). */
+/** The prefix length of one address: 32 or 128 (design §0.4). */
 export function hostBits(ip: IP): number {
   return ip.v6 ? 128 : 32;
 }
@@ -179,7 +179,7 @@ export function hostCIDR(ip: IP): CIDR {
   return cidr(ip, hostBits(ip));
 }
 
-/** The one-address CIDR of an IP: /32 or /128 (spec §0.4); with `memo`, the same one per IP object. */
+/** The one-address CIDR of an IP: /32 or /128 (design §0.4); with `memo`, the same one per IP object. */
 export function oneAddress(ip: IP, memo = false): CIDR {
   if (!memo) return hostCIDR(ip);
   let c = oneAddressMemo.get(ip);
@@ -207,7 +207,7 @@ export function network(c: CIDR): CIDR {
   return changed ? cidr(ipFromBytes(out), c.bits) : c;
 }
 
-/** Contains(cidr, ip): ip masked with the prefix equals the cidr's address masked (spec §0.5). */
+/** Contains(cidr, ip): ip masked with the prefix equals the cidr's address masked (design §0.5). */
 export function contains(c: CIDR, ip: IP): boolean {
   if (c.ip.v6 !== ip.v6) return false;
   if (!ip.v6) {
@@ -228,7 +228,7 @@ export function intersects(a: CIDR, b: CIDR): boolean {
   return contains(a, b.ip) || contains(b, a.ip);
 }
 
-/** The next address, or null when it leaves `within` (spec §5.5, without Go's overflow quirk). */
+/** The next address, or null when it leaves `within` (design §5.5, without Go's overflow quirk). */
 export function nextIP(ip: IP, within: CIDR): IP | null {
   let next: IP;
   if (!ip.v6) {
@@ -247,7 +247,7 @@ export function nextIP(ip: IP, within: CIDR): IP | null {
 }
 
 /**
- * Kilo's isPublic (spec §4.2): only 10/8, 172.16/12, 192.168/16 and fd00::/16 are private;
+ * Kilo's isPublic (design §4.2): only 10/8, 172.16/12, 192.168/16 and fd00::/16 are private;
  * everything else, CGNAT and most ULAs included, counts as public. Kept narrow on purpose:
  * leader election on every node depends on it.
  */
@@ -266,7 +266,7 @@ export function hostPort(ip: IP, port: number): string {
   return ip.v6 ? `[${ip.s}]:${port}` : `${ip.s}:${port}`;
 }
 
-/** Byte-wise string order (spec §0.6). */
+/** Byte-wise string order (design §0.6). */
 export function byText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -1,8 +1,8 @@
-// The CNI conflist (spec §10): what kg writes into the conflist at --cni-path. Pure: text in,
+// The CNI conflist (design §10): what kg writes into the conflist at --cni-path. Pure: text in,
 // text out; the dataplane writes the file.
 import { parseCIDR } from './addr.js';
 
-/** The conflist of Kilo's stock ConfigMap (spec §10.1); kg plan shows it with the pod CIDR. */
+/** The conflist of Kilo's stock ConfigMap (design §10.1); kg plan shows it with the pod CIDR. */
 export const STOCK_CONFLIST = {
   cniVersion: '0.4.0',
   name: 'kilo',
@@ -29,7 +29,7 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /**
- * The first host-local range subnet of the conflist, read as libcni would (spec §10.2 step 1),
+ * The first host-local range subnet of the conflist, read as libcni would (design §10.2 step 1),
  * or an error. A legacy top-level `ipam.subnet` counts as the first range.
  */
 export function conflistRange(text: string): { cidr: string } | { error: string } {
@@ -56,7 +56,7 @@ export function conflistRange(text: string): { cidr: string } | { error: string 
 }
 
 /**
- * Sets `ipam.ranges = [[{subnet}]]` in every plugin that has `ipam` (spec §10.2).
+ * Sets `ipam.ranges = [[{subnet}]]` in every plugin that has `ipam` (design §10.2).
  * Returns the new text, `null` when the file already holds the pod CIDR, or an error.
  */
 export function rewriteConflist(text: string, podCIDR: string): { text: string | null } | { error: string } {

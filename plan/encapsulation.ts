@@ -1,4 +1,4 @@
-// Encapsulators (spec §9): how a node reaches its leader and same-location nodes.
+// Encapsulators (design §9): how a node reaches its leader and same-location nodes.
 // Only what planning needs lives here (the gateway convention, the tunnel device name and the
 // iptables rules of §8.3); creating tunnels is the dataplane's job.
 import { hostBits, type CIDR, type IP } from './addr.js';
@@ -18,9 +18,9 @@ export interface Encapsulator {
 }
 
 /**
- * Picks the encapsulator. Quirk (spec §16.23): any `--compatibility` other than flannel or
+ * Picks the encapsulator. Quirk (design §16.23): any `--compatibility` other than flannel or
  * cilium silently means IPIP. A host without a private IP gets the no-op encapsulator, which
- * keeps the strategy but has no gateway and no device (spec §4.3, §9.6).
+ * keeps the strategy but has no gateway and no device (design §4.3, §9.6).
  */
 export function encapsulator(opts: {
   compatibility: string;

@@ -1,4 +1,4 @@
-// WireGuard endpoints (spec §2.1): a resolved UDP address, a DNS `host:port`, or both.
+// WireGuard endpoints (design §2.1): a resolved UDP address, a DNS `host:port`, or both.
 import { hostPort, parseIP, type IP } from './addr.js';
 import type { EndpointJSON } from './types.js';
 
@@ -60,7 +60,7 @@ function portAt(s: string, from: number): number {
 }
 
 /**
- * Parses an endpoint annotation or a Peer DNS endpoint (spec §2.1.1). Every Node carries one, so
+ * Parses an endpoint annotation or a Peer DNS endpoint (design §2.1.1). Every Node carries one, so
  * it is read in place: no host/port pair and no port substring per node.
  */
 export function parseEndpoint(s: string): Endpoint | null {
@@ -75,7 +75,7 @@ export function parseEndpoint(s: string): Endpoint | null {
   return null;
 }
 
-/** NewEndpoint(ip, port): always an endpoint, possibly not ready (spec §2.1.2). */
+/** NewEndpoint(ip, port): always an endpoint, possibly not ready (design §2.1.2). */
 export function newEndpoint(ip: IP | null, port: number): Endpoint {
   return { ip, port, dns: '' };
 }
@@ -106,7 +106,7 @@ export function endpointStringOpt(e: Endpoint | null | undefined): string {
   return e.dns;
 }
 
-/** Attaches a resolved address to a DNS endpoint; the DNS text is kept (spec §2.1.8). */
+/** Attaches a resolved address to a DNS endpoint; the DNS text is kept (design §2.1.8). */
 export function withResolved(e: Endpoint, ip: IP): Endpoint {
   return { ip, port: endpointPort(e) || e.port, dns: e.dns };
 }

@@ -1,5 +1,5 @@
 // The topology as Graphviz DOT, byte for byte as Kilo's `/graph` and `kgctl graph` write it
-// (spec §14.2) for ordinary names, quirks included (the peer label's real line feed).
+// (design §14.2) for ordinary names, quirks included (the peer label's real line feed).
 import { network } from './addr.js';
 import { endpointString } from './endpoint.js';
 import { nodeReady } from './node.js';
@@ -12,7 +12,7 @@ const UNSAFE_ALL = /[\\"\x00-\x1f\x7f]/g;
 
 /**
  * `s` as the inside of a Graphviz quoted string. Hardening (departs from Kilo): Kilo only wraps
- * names in quotes (spec §14.2), so a location annotation holding `"` closed the string and wrote
+ * names in quotes (design §14.2), so a location annotation holding `"` closed the string and wrote
  * statements of its own. Backslash and double quote are escaped, a line feed becomes `\n` and any
  * other control character the text `\xHH` (DOT has no escape for it). Distinct names stay
  * distinct; ordinary names are unchanged.
@@ -102,7 +102,7 @@ export function topologyDOT(t: Topology, maxLength = Number.POSITIVE_INFINITY): 
 }
 
 /**
- * The agent's `/graph` (spec §13.1.1): the topology of the ready nodes and Peers as seen from
+ * The agent's `/graph` (design §13.1.1): the topology of the ready nodes and Peers as seen from
  * `o.hostname`, endpoints not resolved (as in Go), built once and not memoised (the agent's
  * re-plans keep their memo). Null when the local node is not ready.
  */

@@ -1,6 +1,6 @@
 // Heartbeat (check-in) policy: how often a node publishes kilo.squat.ai/last-seen, and how long
 // readers wait before they call it not ready; shared by the agent, the load test and `kg bench`.
-// `kilo` (default) is Go Kilo's fixed 30 s / 60 s (spec §2.4.1, §11.4). `adaptive` (all-kg
+// `kilo` (default) is Go Kilo's fixed 30 s / 60 s (design §2.4.1, §11.4). `adaptive` (all-kg
 // clusters only: a Go agent ignores the advertised period) keeps the cluster under a write
 // budget (README, "Heartbeat modes", has the numbers).
 
@@ -10,7 +10,7 @@ export const CHECK_IN_PERIOD_ANNOTATION = 'kilo.squat.ai/check-in-period';
 export type HeartbeatMode = 'kilo' | 'adaptive';
 export const HEARTBEAT_MODES: readonly HeartbeatMode[] = ['kilo', 'adaptive'];
 
-/** Kilo's check-in period and readiness window (spec §2.4.1: strictly less than 60 s). */
+/** Kilo's check-in period and readiness window (design §2.4.1: strictly less than 60 s). */
 export const KILO_CHECK_IN_SECONDS = 30;
 export const READY_WINDOW_SECONDS = 2 * KILO_CHECK_IN_SECONDS;
 /** The longest adaptive period: a dead node is dropped after at most twice this. */

@@ -1,4 +1,4 @@
-// iptables rule sets (spec §8.2–8.4). The strings are Kilo's, byte for byte (misspelling
+// iptables rule sets (design §8.2–8.4). The strings are Kilo's, byte for byte (misspelling
 // included), so that a TS kg can take over a host a Go kg managed and the reverse.
 import { oneAddress, type CIDR } from './addr.js';
 import { encapsulationRules, type Encapsulator } from './encapsulation.js';
@@ -100,7 +100,7 @@ export function iptablesRules(t: Topology, o: IptablesOptions): IptablesJSON {
   if (o.cni && t.subnet) {
     const sub = t.subnet;
     prepend.push(r(fam(sub), 'nat', 'POSTROUTING', ['-s', sub.s, ...comment('Kilo: jump to KILO-NAT chain'), '-j', 'KILO-NAT']));
-    // The FORWARD rules put the comment before -s/-d, unlike iptables-save's order (spec §16.20).
+    // The FORWARD rules put the comment before -s/-d, unlike iptables-save's order (design §16.20).
     const fwd = (c: CIDR, dir: '-s' | '-d', text: string) =>
       prepend.push(r(fam(c), 'filter', 'FORWARD', [...comment(text), dir, c.s, '-j', 'ACCEPT']));
     if (o.forwardRules && t.leader) {
@@ -137,7 +137,7 @@ export function iptablesRules(t: Topology, o: IptablesOptions): IptablesJSON {
   for (const s of t.segments) {
     n = segmentReturns(s, rules, n, memo);
     if (s.location === t.location) {
-      // Allowed-location IPs are deliberately not exempted from NAT (spec §8.2).
+      // Allowed-location IPs are deliberately not exempted from NAT (design §8.2).
       for (const l of s.allowedLocationIPs) rules[n++] = natJump('-d', l, memo);
     }
   }
@@ -150,7 +150,7 @@ export function iptablesRules(t: Topology, o: IptablesOptions): IptablesJSON {
   return { chains, prepend: rules, append };
 }
 
-/** Kilo's rule identity (spec §8.1): `<table> -A <chain> <args>`, comment quoted, no family. */
+/** Kilo's rule identity (design §8.1): `<table> -A <chain> <args>`, comment quoted, no family. */
 export function ruleIdentity(x: IptablesRule): string {
   const args = x.rule.map((a, i) => (i > 0 && x.rule[i - 1] === '--comment' ? `"${a}"` : a));
   return `${x.table} -A ${x.chain} ${args.join(' ')}`;

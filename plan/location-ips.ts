@@ -1,4 +1,4 @@
-// Allowed-location-IP filtering (spec §5.8), for every segment at once, in O((n + c) log c + p·l):
+// Allowed-location-IP filtering (design §5.8), for every segment at once, in O((n + c) log c + p·l):
 // c the allowed-location IPs (the candidates), n the allowed IPs of all segments and Peers, p the
 // Peers' allowed IPs and l ≤ 33 (129 with IPv6) the distinct prefix lengths among the candidates.
 //
@@ -11,7 +11,7 @@
 // that their order is the addresses' (small integers: no heap number per key), IPv6 as BigInts
 // from 2^128 on (JavaScript compares numbers and BigInts exactly): the families never meet.
 // A CIDR is the block [start, end] of its network (its written address may carry host bits);
-// two CIDRs intersect (spec §0.5) exactly when their blocks overlap.
+// two CIDRs intersect (design §0.5) exactly when their blocks overlap.
 import type { CIDR, IP } from './addr.js';
 
 type Key = number | bigint;

@@ -1,7 +1,7 @@
 // NAT endpoint discovery: which endpoints the local device learned are worth publishing.
 
 /**
- * NAT endpoint discovery (spec §6.7): from the device peers, the endpoints of ready nodes with a
+ * NAT endpoint discovery (design §6.7): from the device peers, the endpoints of ready nodes with a
  * keepalive and of ready Peers, whenever a handshake happened. Keys are base64 public keys.
  */
 export function discoverNATEndpoints(

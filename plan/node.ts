@@ -1,4 +1,4 @@
-// Kubernetes Node objects → mesh node records (spec §2.2, §3.1), with errors as values.
+// Kubernetes Node objects → mesh node records (design §2.2, §3.1), with errors as values.
 import { hostPort, network, oneAddress, parseCIDR, parseIP, type CIDR, type IP } from './addr.js';
 import { endpointJSON, endpointReady, parseEndpoint, type Endpoint } from './endpoint.js';
 import { parseKey } from './key.js';
@@ -112,7 +112,7 @@ export function parseInt64(s: string): number | null {
 /** Shared by every node that publishes `{}` (most of them); records are never mutated. */
 const NO_ENDPOINTS: ReadonlyMap<string, UDPAddr> = new Map();
 
-/** Parses `kilo.squat.ai/discovered-endpoints` (spec §3.1.2); null on any error. */
+/** Parses `kilo.squat.ai/discovered-endpoints` (design §3.1.2); null on any error. */
 export function parseDiscoveredEndpoints(text: string): ReadonlyMap<string, UDPAddr> | null {
   if (text === '{}') return NO_ENDPOINTS; // what every node without NAT peers publishes
   let raw: unknown;
@@ -152,7 +152,7 @@ export function parseDiscoveredEndpoints(text: string): ReadonlyMap<string, UDPA
   return out;
 }
 
-/** Serialises discovered endpoints as Go does: sorted keys, compact (spec §3.1.2). */
+/** Serialises discovered endpoints as Go does: sorted keys, compact (design §3.1.2). */
 export function formatDiscoveredEndpoints(m: ReadonlyMap<string, UDPAddr> | null): string {
   if (!m) return '';
   const keys = [...m.keys()].sort();
@@ -217,7 +217,7 @@ function internalIPAnnotations(ann: Record<string, string>, warnings: string[], 
 }
 
 /**
- * Parses `kilo.squat.ai/allowed-location-ips` (spec §3.1 table): items that do not parse are
+ * Parses `kilo.squat.ai/allowed-location-ips` (design §3.1 table): items that do not parse are
  * dropped as Kilo drops them; short prefixes and items over the cap are dropped too (claims.ts).
  * Each kind of drop is ONE warning with a count and the first item, however long the list.
  */
@@ -228,7 +228,7 @@ function parseAllowedLocationIPs(text: string, name: string, limits: ClaimLimits
   let short = 0;
   let firstShort = '';
   let over = 0;
-  // Quirk (spec §16.37): items are not trimmed, so `a/32, b/32` loses its second item.
+  // Quirk (design §16.37): items are not trimmed, so `a/32, b/32` loses its second item.
   for (const item of text.split(',')) {
     const c = parseCIDR(item);
     if (!c) {
@@ -251,7 +251,7 @@ function parseAllowedLocationIPs(text: string, name: string, limits: ClaimLimits
 const NO_CIDRS: readonly CIDR[] = Object.freeze([]);
 
 /**
- * Translates a Node object (spec §3.1.1). Malformed values are ignored exactly as Kilo ignores
+ * Translates a Node object (design §3.1.1). Malformed values are ignored exactly as Kilo ignores
  * them; each one also yields a warning naming the node, the key and the bad value (quoted
  * short: claims.ts). What a node may claim is capped by `limits`.
  */
@@ -283,9 +283,9 @@ export function parseNodeInto(obj: NodeObject, topologyLabel: string, warnings: 
     else bad(warnings, name, 'spec.podCIDR', 'invalid CIDR', podCIDR);
   }
 
-  // Quirk (spec §16.1): presence of the key volunteers the node, whatever the value.
+  // Quirk (design §16.1): presence of the key volunteers the node, whatever the value.
   const leader = present(ann, warnings, name, A.leader);
-  // Quirk (spec §16.2): the annotation wins over the label even when empty.
+  // Quirk (design §16.2): the annotation wins over the label even when empty.
   const label = labels[topologyLabel];
   const location = present(ann, warnings, name, A.location) ? ann[A.location] : typeof label === 'string' ? label : '';
 
@@ -294,7 +294,7 @@ export function parseNodeInto(obj: NodeObject, topologyLabel: string, warnings: 
 
   const { internalIP, noInternalIP } = internalIPAnnotations(ann, warnings, name);
 
-  // Quirk (spec §16.36): negative keepalives are accepted and propagated.
+  // Quirk (design §16.36): negative keepalives are accepted and propagated.
   const persistentKeepalive = intAnnotation(ann, warnings, name, A.persistentKeepalive);
   const lastSeen = intAnnotation(ann, warnings, name, A.lastSeen);
   let readyWindow = READY_WINDOW_SECONDS;

@@ -1,4 +1,4 @@
-// Kilo Peer custom resources → peer records (spec §2.3, §3.3).
+// Kilo Peer custom resources → peer records (design §2.3, §3.3).
 import { parseCIDR, parseIP, type CIDR } from './addr.js';
 import { endpointJSON, isDNS1123Subdomain, newEndpoint, parseEndpoint, type Endpoint } from './endpoint.js';
 import { parseKey } from './key.js';
@@ -10,7 +10,7 @@ export interface MeshPeer {
   readonly publicKey: string | null;
   readonly allowedIPs: readonly CIDR[];
   readonly endpoint: Endpoint | null;
-  /** Always present for Peers built from objects (spec §16.14); seconds, ≥ 0. */
+  /** Always present for Peers built from objects (design §16.14); seconds, ≥ 0. */
   readonly persistentKeepalive: number;
   /** Base64 preshared key: a secret, never printed. */
   readonly presharedKey: string | null;
@@ -47,7 +47,7 @@ function quoteAny(v: unknown): string {
 }
 
 /**
- * The admission/informer validation of spec §3.3.3. Returns the error text, or null when valid.
+ * The admission/informer validation of design §3.3.3. Returns the error text, or null when valid.
  * kg only ever sees Peers that pass it (invalid ones are dropped by the informer filter), and
  * `kg webhook` denies exactly these, so that the API server refuses what kg would ignore.
  */
@@ -86,14 +86,14 @@ export function validatePeer(p: PeerObject, limits: ClaimLimits = DEFAULT_LIMITS
   return null;
 }
 
-/** Translates a Peer object (spec §3.3.4). */
+/** Translates a Peer object (design §3.3.4). */
 export function parsePeer(p: PeerObject): MeshPeer {
   const spec = p.spec ?? {};
   const allowedIPs: CIDR[] = [];
   if (Array.isArray(spec.allowedIPs)) {
     for (const a of spec.allowedIPs) {
       const c = typeof a === 'string' ? parseCIDR(a) : null;
-      if (c) allowedIPs.push(c); // host bits kept (spec §16.15)
+      if (c) allowedIPs.push(c); // host bits kept (design §16.15)
     }
   }
   let endpoint: Endpoint | null = null;
@@ -101,7 +101,7 @@ export function parsePeer(p: PeerObject): MeshPeer {
   if (spec.endpoint && port > 0) {
     const ip = parseIP(str(spec.endpoint.dnsOrIP?.ip));
     if (ip) endpoint = newEndpoint(ip, port);
-    // Quirk (spec §16.8): DNS wins over IP when both are given, even if it does not parse.
+    // Quirk (design §16.8): DNS wins over IP when both are given, even if it does not parse.
     const dns = str(spec.endpoint.dnsOrIP?.dns);
     if (dns !== '') endpoint = parseEndpoint(`${dns}:${port}`);
   }

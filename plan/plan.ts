@@ -1,4 +1,4 @@
-// The planner: cluster state in, everything kg would program on one node out (plan-format.md).
+// The planner: cluster state in, everything kg would program on one node out (`PlanJSON` in plan/types.ts).
 // Pure and synchronous, so it runs the same in `kg plan`, in the agent's piscina pool and in
 // benchmarks.
 import { byText, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
@@ -44,7 +44,7 @@ export interface PlanExtras {
   resolved?: ReadonlyMap<string, IP>;
   /** The local private key (base64), for the device configuration; never printed. */
   privateKey?: string | null;
-  /** The local node's discovered endpoints as read from its device (spec §6.7). */
+  /** The local node's discovered endpoints as read from its device (design §6.7). */
   localDiscoveredEndpoints?: ReadonlyMap<string, UDPAddr> | null;
   /**
    * false: leave `nodes`, `peers` and `segments` out of the JSON (empty arrays). The agent
@@ -67,14 +67,14 @@ export interface PlanResult {
   device: WGConf | null;
 }
 
-/** A Peer object as kg sees it: invalid ones are dropped by the informer (spec §3.3.5). */
+/** A Peer object as kg sees it: invalid ones are dropped by the informer (design §3.3.5). */
 export function readPeer(o: PeerObject, limits: ClaimLimits = DEFAULT_LIMITS): { peer: MeshPeer } | { warning: string } {
   const err = validatePeer(o, limits);
   return err ? { warning: `peer ${peerName(o)}: invalid, ignored: ${err}` } : { peer: parsePeer(o) };
 }
 
 /**
- * kg stores peers by public key (spec §11.2.2): two Peers with one key collapse into one, the
+ * kg stores peers by public key (design §11.2.2): two Peers with one key collapse into one, the
  * later name (of name-sorted input) winning, with a warning.
  */
 export function byPublicKey(sorted: readonly MeshPeer[]): { peers: MeshPeer[]; warnings: string[] } {
@@ -204,7 +204,7 @@ function readyRecords(nodes: readonly MeshNode[], peers: readonly MeshPeer[], no
   return { readyNodes, readyPeers };
 }
 
-/** kg computes nothing while its own node is not ready (spec §11.5 step 4). */
+/** kg computes nothing while its own node is not ready (design §11.5 step 4). */
 function notReadyJSON(base: Pick<PlanJSON, 'format' | 'hostname' | 'granularity' | 'nodes' | 'peers'>, local: MeshNode, o: PlanOptions, wireguard: WireGuardJSON, warnings: string[]): PlanJSON {
   warnings.push(`node ${local.name}: not ready; kg would leave the dataplane as it is`);
   return {

@@ -1,4 +1,4 @@
-// Routes and policy rules (spec §7), for leaders and non-leaders.
+// Routes and policy rules (design §7), for leaders and non-leaders.
 import { contains, network, oneAddress as oneAddressOf, type CIDR, type IP } from './addr.js';
 import type { Encapsulator } from './encapsulation.js';
 import type { Endpoint } from './endpoint.js';
@@ -19,7 +19,7 @@ export interface RouteOptions {
 }
 
 /**
- * Divergence (spec §16.15): Kilo hands host-bit CIDRs from allowed-location IPs and Peers
+ * Divergence (design §16.15): Kilo hands host-bit CIDRs from allowed-location IPs and Peers
  * (`10.5.0.1/24`) to the kernel as route destinations, which the kernel rejects with EINVAL and
  * which aborts the whole route update. We route to the network (`10.5.0.0/24`), which is what
  * such a route means and what the kernel would hold; annotations, WireGuard and iptables keep the
@@ -64,7 +64,7 @@ function finish(routes: Route[], masked: boolean): Route[] {
 }
 
 function rule(src: CIDR | null, dst: CIDR | null, iif: string | null): Rule {
-  // Quirk (spec §16.19): no explicit priority; the kernel assigns one.
+  // Quirk (design §16.19): no explicit priority; the kernel assigns one.
   return { src: src ? network(src).s : null, dst: dst?.s ?? null, iif, table: KILO_TABLE, priority: null };
 }
 
@@ -104,7 +104,7 @@ function routeBuilder(t: Topology, o: RouteOptions) {
   const privateIP = t.privateIP;
   const tunl = enc.tunnel;
 
-  // encapsulateRoute (spec §7.2).
+  // encapsulateRoute (design §7.2).
   const addEncap = (dst: CIDR, gw: IP | null, dev: string | null, src: IP | null, table: number | null, onlink: boolean): void => {
     if (strategy === 'always' || (strategy === 'crosssubnet' && privateIP && !(gw && contains(privateIP, gw)))) {
       dev = tunl;

@@ -1,4 +1,4 @@
-// The topology algorithm (spec §5). Every node runs this same pure function on the same inputs
+// The topology algorithm (design §5). Every node runs this same pure function on the same inputs
 // and must reach the same segments, leaders and WireGuard IPs: it is reproduced step by step,
 // quirks included.
 import { byText, cidr, hostCIDR, isPublic, nextIP, oneAddress, type CIDR, type IP } from './addr.js';
@@ -61,12 +61,12 @@ export interface TopologyInput {
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
-/** The segment key of a node (spec §5.1). */
+/** The segment key of a node (design §5.1). */
 export function segmentKey(n: MeshNode, granularity: Granularity): string {
   return granularity === 'full' || !n.internalIP ? n.nodeKey : n.locationKey;
 }
 
-/** findLeader over name-sorted members (spec §5.3). */
+/** findLeader over name-sorted members (design §5.3). */
 export function findLeader(members: readonly MeshNode[]): number {
   let leader = -1;
   let pub = -1;
@@ -84,7 +84,7 @@ export function findLeader(members: readonly MeshNode[]): number {
   return 0;
 }
 
-/** Peer allowed-IP de-duplication, in name order (spec §5.6). */
+/** Peer allowed-IP de-duplication, in name order (design §5.6). */
 export function deduplicatePeerIPs(peers: readonly MeshPeer[]): MeshPeer[] {
   const seen = new Set<string>();
   return peers.map((p) => {
@@ -98,7 +98,7 @@ export function deduplicatePeerIPs(peers: readonly MeshPeer[]): MeshPeer[] {
   });
 }
 
-/** updateEndpoint (spec §5.7): a NAT-discovered endpoint replaces a keepalive peer's endpoint. */
+/** updateEndpoint (design §5.7): a NAT-discovered endpoint replaces a keepalive peer's endpoint. */
 export function updateEndpoint(
   discovered: ReadonlyMap<string, UDPAddr>,
   endpoint: Endpoint | null,
@@ -329,7 +329,7 @@ export function newTopology(input: TopologyInput): Result<Topology> {
   let wireGuardCIDR = input.subnet;
   const { ips, ones } = allocation(input.subnet, bases.length);
   // Allowed-location IPs are filtered for all segments at once (location-ips.ts), before the
-  // allocation loop, which gives the same result as Kilo's filter inside it (spec §5.8).
+  // allocation loop, which gives the same result as Kilo's filter inside it (design §5.8).
   // Without enough addresses the loop below fails before using it.
   let alips: (readonly CIDR[] | null)[] | null = null;
   if (ips.length >= bases.length && bases.some((b) => b.allowedLocationIPs.length > 0)) {
@@ -337,7 +337,7 @@ export function newTopology(input: TopologyInput): Result<Topology> {
   }
   const segments: Segment[] = [];
   for (let k = 0; k < bases.length; k++) {
-    // Quirk (spec §16.7): Go hands out one invalid address before failing; we fail at once.
+    // Quirk (design §16.7): Go hands out one invalid address before failing; we fail at once.
     const ip = ips[k];
     if (!ip) return { ok: false, error: 'failed to allocate an IP address; ran out of IP addresses' };
     const b = bases[k];

@@ -1,5 +1,6 @@
 // The planner's output: plain data, safe to structured-clone between threads.
-// Field names follow ../shared/spec/plan-format.md (the `kg plan` JSON contract, format 1).
+// These types are the `kg plan` JSON contract (format 1, `PlanJSON`): tests, benchmarks and
+// people read it, so a field is never renamed or dropped.
 
 export type Family = 'ipv4' | 'ipv6';
 export type Granularity = 'location' | 'full';
@@ -64,7 +65,7 @@ export interface Route {
   onlink: boolean;
 }
 
-/** A policy rule; Kilo never sets a priority (the kernel picks one, spec §16 quirk 19). */
+/** A policy rule; Kilo never sets a priority (the kernel picks one, design §16.19). */
 export interface Rule {
   src: string | null;
   dst: string | null;
@@ -124,7 +125,7 @@ export interface PlanJSON {
   iptables: IptablesJSON;
   cni: unknown | null;
   /**
-   * The tunnel device and the address kg gives it (spec §9.7: the pod CIDR's first address as
+   * The tunnel device and the address kg gives it (design §9.7: the pod CIDR's first address as
    * a /32), or null when kg sets none (`--encapsulate=never`, `--local=false`, no-op or Flannel).
    * An addition to format 1.
    */

@@ -1,4 +1,4 @@
-// WireGuard configurations (spec §6.1–6.4): the leader's device, a Peer's view, a segment as a
+// WireGuard configurations (design §6.1–6.4): the leader's device, a Peer's view, a segment as a
 // peer, and the `wg setconf` INI text.
 import { endpointString } from './endpoint.js';
 import { updateEndpoint, type Topology } from './topology.js';
@@ -30,7 +30,7 @@ export function deviceConf(t: Topology, privateKey: string | null, listenPort: n
       endpoint,
       // Shared, not copied, when there is nothing to append: 5,000 peers in full granularity.
       allowedIPs: s.allowedLocationIPs.length ? [...s.allowedIPs, ...s.allowedLocationIPs] : s.allowedIPs,
-      // Quirk (spec §16.13): the local node's keepalive applies to every peer.
+      // Quirk (design §16.13): the local node's keepalive applies to every peer.
       persistentKeepalive: t.persistentKeepalive,
       presharedKey: null,
     });

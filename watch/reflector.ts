@@ -5,7 +5,6 @@
 // relist it emits the difference against what it held, deletes included, so consumers never miss
 // an object that vanished while the watch was down. A line it cannot decode, or one too long to
 // be an event, ends the watch and relists: the event it held is otherwise lost.
-import type { Logger } from '../main/log.js';
 import { INVALID_REASONS, InvalidResponseError, KubeError, type InvalidReason } from './kube-error.js';
 import type { KubeClient } from './kube.js';
 import { decodeWatchEvent, type KubeObject, type WatchEvent } from './watch-event.js';
@@ -16,6 +15,14 @@ export type ReflectorEvent<T> =
   | { type: 'add'; name: string; obj: T }
   | { type: 'update'; name: string; obj: T; old: T }
   | { type: 'delete'; name: string; old: T };
+
+/** What the reflector logs through; main/log.ts's Logger is one (watch/ imports nothing above it). */
+export interface WatchLog {
+  debug(msg: string, f?: Record<string, unknown>): void;
+  info(msg: string, f?: Record<string, unknown>): void;
+  warn(msg: string, f?: Record<string, unknown>): void;
+  error(msg: string, f?: Record<string, unknown>): void;
+}
 
 export interface ReflectorStats {
   lists: number;
@@ -40,7 +47,7 @@ export interface ReflectorOptions<T> {
   onEvent: (e: ReflectorEvent<T>) => void;
   /** Called after every complete list (the first one means "synced"). */
   onSynced?: () => void;
-  log: Logger;
+  log: WatchLog;
   pageSize?: number;
   /** Server-side watch timeout; randomised in [t, 2t) as client-go does. */
   watchTimeoutSeconds?: number;

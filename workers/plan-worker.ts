@@ -162,7 +162,7 @@ function desiredState(task: PlanTask, r: ReturnType<typeof plan>): DesiredState 
 }
 
 /**
- * Who NAT discovery (spec §6.7) could find an endpoint for: ready nodes with a key and a
+ * Who NAT discovery (design §6.7) could find an endpoint for: ready nodes with a key and a
  * persistent keepalive, and ready Peers. Their count tells the agent whether reading the device
  * is worth it; the lists feed discoverNATEndpoints when it has a reading.
  */

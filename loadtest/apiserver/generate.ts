@@ -1,5 +1,5 @@
 // Realistic Nodes and Peers for the simulator and for load tests: Nodes look like a kubelet's
-// (~10 KiB with status, images and managedFields) and carry the Kilo annotations (spec §3.1).
+// (~10 KiB with status, images and managedFields) and carry the Kilo annotations (design §3.1).
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import type { KubeObject } from './types.js';
 

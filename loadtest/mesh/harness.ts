@@ -240,7 +240,7 @@ export class Mesh {
     const hosts = join(this.state, `hosts-${n.spec.name}`);
     writeFileSync(hosts, `127.0.0.1 localhost\n${n.ip} ${n.spec.name}\n`);
     this.on(n.spec.name, ['sh', '-c', `mkdir -p ${dirs.join(' ')} && for d in ${dirs.join(' ')}; do mount -t tmpfs -o mode=0755 tmpfs $d; done && mount -t sysfs sysfs /sys && mount --bind ${hosts} /etc/hosts`]);
-    // What Kilo's install-cni init container writes (spec §10.1); kg rewrites the range.
+    // What Kilo's install-cni init container writes (design §10.1); kg rewrites the range.
     const stock = { cniVersion: '0.4.0', name: 'kilo', plugins: [
       { name: 'kubernetes', type: 'bridge', bridge: 'kube-bridge', isDefaultGateway: true, forceAddress: true, mtu: 1420, ipam: { type: 'host-local' } },
       { type: 'portmap', snat: true, capabilities: { portMappings: true } },

@@ -158,7 +158,7 @@ export class Agent {
     return this.nodeReflector.connected && this.peerReflector.connected;
   }
 
-  /** The Peer CRD must exist (spec §3.3.7): the Go agent exits without it. */
+  /** The Peer CRD must exist (design §3.3.7): the Go agent exits without it. */
   async checkCRD(): Promise<void> {
     try {
       await this.o.client.request('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/peers.kilo.squat.ai', { timeoutMs: 15_000 });
@@ -236,7 +236,7 @@ export class Agent {
     return { ok: true, reason: 'ok' };
   }
 
-  /** SIGTERM: stop taking events, drain in-flight work, then clean up per --clean-up (spec §11.7). */
+  /** SIGTERM: stop taking events, drain in-flight work, then clean up per --clean-up (design §11.7). */
   async stop(): Promise<void> {
     const done = this.scheduler.stop();
     this.local.stop();

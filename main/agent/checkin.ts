@@ -1,4 +1,4 @@
-// When the own node checks in (spec §11.4). Readers drop a node whose last-seen is two periods
+// When the own node checks in (design §11.4). Readers drop a node whose last-seen is two periods
 // old (§2.4), and Go retries a failed write only a period later, when that window runs out.
 // Hardening (departs from Kilo): a failed check-in is retried with jittered backoff inside the
 // window; a long outage falls back to Go's one attempt per period. The writes are Go's.

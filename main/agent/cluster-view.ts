@@ -86,7 +86,7 @@ export class ClusterView {
   private onOwnNode(e: ReflectorEvent<NodeObject>): void {
     this.o.metrics.events.labels('node', e.type).inc();
     if (e.type !== 'delete') return this.o.onLocal(e.obj);
-    // Quirk (spec §16.32): the Go agent tries to patch a deleted node and counts an error.
+    // Quirk (design §16.32): the Go agent tries to patch a deleted node and counts an error.
     this.o.metrics.errors.labels('local').inc();
     this.o.log.warn('the local node was deleted from the API', { node: e.name });
   }
@@ -108,7 +108,7 @@ export class ClusterView {
       this.o.schedule('peer deleted');
       return;
     }
-    // An update that breaks a valid Peer keeps the last valid version (spec §3.3.5): what worked is not lost
+    // An update that breaks a valid Peer keeps the last valid version (design §3.3.5): what worked is not lost
     // to a bad edit. A new invalid Peer is reported by the planner as a warning.
     const invalid = validatePeer(e.obj, this.o.claims);
     if (e.type === 'update' && invalid !== null && validatePeer(e.old, this.o.claims) === null) {

@@ -1,4 +1,4 @@
-// The WireGuard device's peers as last read, for NAT discovery (spec §6.7): plans use the last reading
+// The WireGuard device's peers as last read, for NAT discovery (design §6.7): plans use the last reading
 // rather than reading the device on every change (the read would sit on the critical path).
 import type { IoClient } from '../../workers/io-client.js';
 import type { Logger } from '../log.js';

@@ -1,4 +1,4 @@
-// Host discovery at start-up (spec §4.2–4.5): which private IP becomes the internal IP, which
+// Host discovery at start-up (design §4.2–4.5): which private IP becomes the internal IP, which
 // public IP becomes the endpoint, and the underlay MTU. The choice is pure over what `ip -j`
 // reports, so it is table-tested; `readHost` is the one side effect (start-up only).
 import { execFile } from 'node:child_process';
@@ -33,7 +33,7 @@ export interface Discovered {
   /** The interface holding the private IP (for routes and the encapsulator). */
   privateIface: string | null;
   defaultIface: string | null;
-  /** Default-route device MTU − 80, or 1420 when unknown (spec §4.4). */
+  /** Default-route device MTU − 80, or 1420 when unknown (design §4.4). */
   autoMTU: number;
 }
 
@@ -66,7 +66,7 @@ const linkCIDRs = (l: HostLink): CIDR[] =>
   });
 
 /**
- * getIP (spec §4.2): hostname group, then default-route group, then all interfaces; ignored
+ * getIP (design §4.2): hostname group, then default-route group, then all interfaces; ignored
  * interfaces (the WireGuard link, kube-bridge) are dropped, `--internal-cidr` filters private
  * candidates only.
  */

@@ -1,4 +1,4 @@
-// The agent's /graph (spec §13.1.1) behind a guard. Anyone who reaches --listen may ask for it,
+// The agent's /graph (design §13.1.1) behind a guard. Anyone who reaches --listen may ask for it,
 // and a render of a large mesh is the costliest thing the agent does (minutes of circo; the DOT
 // of a full mesh grows with the square of the nodes). So: formats and
 // layouts from fixed lists, one build or render at a time with a short queue (503 beyond it),

@@ -1,4 +1,4 @@
-// HTTP on --listen (spec §13.1): the index page, /health, /metrics, /graph. Plain HTTP, no auth,
+// HTTP on --listen (design §13.1): the index page, /health, /metrics, /graph. Plain HTTP, no auth,
 // as in Kilo; nothing here serves a key.
 import http from 'node:http';
 import type { Registry } from 'prom-client';

@@ -13,9 +13,9 @@ import type { Config } from '../flags.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 
-/** The annotations kg writes on its own node (spec §3.1.3). */
+/** The annotations kg writes on its own node (design §3.1.3). */
 const OWNED = [A.endpoint, A.internalIP, A.key, A.lastSeen, A.wireGuardIP, A.discoveredEndpoints, A.granularity, A.cniCompatibilityIP] as const;
-/** Removed on clean-up, in this order (spec §3.1.4); cni-compatibility-ip stays. */
+/** Removed on clean-up, in this order (design §3.1.4); cni-compatibility-ip stays. */
 const CLEANUP = [A.endpoint, A.internalIP, A.key, A.lastSeen, A.wireGuardIP, A.discoveredEndpoints, A.granularity] as const;
 
 export interface LocalNodeOptions {
@@ -46,7 +46,7 @@ function withPublished(cur: Record<string, string>, want: Record<string, string>
 }
 
 export class LocalNode {
-  /** The local node as last written (spec §11.3 "stored local model"). */
+  /** The local node as last written (design §11.3 "stored local model"). */
   private local: MeshNode | null = null;
   private localObj: NodeObject | null = null;
   /** The own node's annotations as the API has them (what a check-in diffs against). */
@@ -96,7 +96,7 @@ export class LocalNode {
     this.discovered = text;
   }
 
-  /** The WireGuard IP of a leader (null otherwise); a change is published now rather than at the next check-in (spec §11.4). */
+  /** The WireGuard IP of a leader (null otherwise); a change is published now rather than at the next check-in (design §11.4). */
   setWireGuardIP(cidr: string | null): void {
     if (cidr === this.wireGuardIP) return;
     this.wireGuardIP = cidr;
@@ -107,7 +107,7 @@ export class LocalNode {
     const c = this.o.config;
     let endpoint = n.endpoint;
     if (!endpointReady(endpoint)) {
-      // Stickiness (spec §3.1.5): only when the annotations hold no valid endpoint.
+      // Stickiness (design §3.1.5): only when the annotations hold no valid endpoint.
       const ext = c.prioritisePrivateAddresses && this.o.host.privateIP ? this.o.host.privateIP : this.o.host.publicIP;
       endpoint = newEndpoint(ext?.ip ?? null, c.port);
     }
@@ -168,7 +168,7 @@ export class LocalNode {
     if (this.o.heartbeat?.mode === 'adaptive' && this.local === null && cur0 && /^[0-9]{1,6}$/.test(cur0)) {
       this.advertised = Math.min(Number(cur0), MAX_CHECK_IN_SECONDS);
     }
-    // Quirk (spec §16.47): the own readiness uses the last-seen held in memory.
+    // Quirk (design §16.47): the own readiness uses the last-seen held in memory.
     const lastSeen = this.local && this.local.lastSeen > n.lastSeen ? this.local.lastSeen : this.o.now();
     const want = this.desiredLocal(n, lastSeen);
     const wantAnn = this.annotationsOf(want);
@@ -208,7 +208,7 @@ export class LocalNode {
     this.o.metrics.heartbeats.labels(r.ok ? 'ok' : 'error').inc();
     if (!r.ok) {
       this.advertised = advertisedBefore;
-      return r; // the previous last-seen stays in memory (spec §11.4); the loop retries soon
+      return r; // the previous last-seen stays in memory (design §11.4); the loop retries soon
     }
     this.local = next;
     this.published = withPublished(this.published, ann);
@@ -219,7 +219,7 @@ export class LocalNode {
     return r;
   }
 
-  /** Clean-up: removes kg's annotations (quirk, spec §16.40: the patch fails whole if one is missing; it is only logged). */
+  /** Clean-up: removes kg's annotations (quirk, design §16.40: the patch fails whole if one is missing; it is only logged). */
   async removeAnnotations(): Promise<void> {
     const keys = [...CLEANUP, ...(this.localObj?.metadata?.annotations?.[A.checkInPeriod] !== undefined ? [A.checkInPeriod] : [])];
     try {

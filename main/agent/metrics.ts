@@ -1,5 +1,5 @@
 // The agent's metrics (prom-client, main thread only). Kilo's names and help strings
-// (spec §13.2) so dashboards keep working, plus kg's pipeline metrics. Workers send their
+// (design §13.2) so dashboards keep working, plus kg's pipeline metrics. Workers send their
 // counters back in replies; prom-client does not aggregate across threads. The I/O worker's
 // counters (kilo_iptables_operations_total, kg_dataplane_*) are registered by workers/io-client.ts.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';

@@ -1,5 +1,5 @@
 // GETs of the Nodes that have no pod CIDR yet (a new Node before the IPAM controller assigned
-// one): the metadata-only watch cannot show it when it comes, and a Node without one is not ready (spec §2.4.1).
+// one): the metadata-only watch cannot show it when it comes, and a Node without one is not ready (design §2.4.1).
 import type { NodeObject } from '../../plan/node.js';
 import type { KubeClient } from '../../watch/kube.js';
 import type { Logger } from '../log.js';

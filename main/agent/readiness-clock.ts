@@ -1,6 +1,6 @@
 // The clock readiness is judged by, frozen through API outages. No agent can heartbeat while the
 // API is down, so on reconnection every node would look stale and be torn down until its next
-// check-in (the Go agent does that, spec §16.46). The outage's length is taken off the clock until every node
+// check-in (the Go agent does that, design §16.46). The outage's length is taken off the clock until every node
 // had a full readiness window to check in again; a node that really died still drops out, late
 // by the outage's length.
 export class ReadinessClock {

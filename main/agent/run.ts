@@ -1,4 +1,4 @@
-// `kg` (the agent): start-up in the Go agent's order (spec §11.1), then run until SIGTERM/SIGINT.
+// `kg` (the agent): start-up in the Go agent's order (design §11.1), then run until SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs';
 import { Agent } from './agent.js';
 import { discover, readHost } from './discovery.js';
@@ -13,7 +13,7 @@ import { startProfiling } from '../profile.js';
 import { PlanPool } from '../../workers/plan-pool.js';
 import { IoClient } from '../../workers/io-client.js';
 
-/** Spec §4.6: IPv6 iptables rules are skipped when the kernel has IPv6 disabled; an unreadable status is fatal, as in Go. */
+/** Design §4.6: IPv6 iptables rules are skipped when the kernel has IPv6 disabled; an unreadable status is fatal, as in Go. */
 function ipv6Enabled(): boolean {
   try {
     return readFileSync('/sys/module/ipv6/parameters/disable', 'utf8')[0] !== '1';

@@ -37,7 +37,7 @@ export async function listAll<T>(c: KubeClient, path: string): Promise<T[]> {
   throw new Error(`listing ${path}: too many pages`);
 }
 
-/** The Peer CRD must exist, as for kg (spec §3.3.7). */
+/** The Peer CRD must exist, as for kg (design §3.3.7). */
 export async function checkCRD(c: KubeClient): Promise<void> {
   try {
     await c.request('GET', CRD_PATH, { timeoutMs: 15_000 });

@@ -1,4 +1,4 @@
-// `kgctl connect` (spec §14.4): makes this machine a Peer of the mesh. It registers the Peer,
+// `kgctl connect` (design §14.4): makes this machine a Peer of the mesh. It registers the Peer,
 // runs its own WireGuard interface (kernel, or wireguard-go when the kernel has none) and keeps
 // the interface's peers (PeerConf, §6.2) and routes (PeerRoutes, §7.8) in step with the cluster.
 // The kernel is written by kg's own reconcilers (dataplane/), which write only differences.

@@ -1,4 +1,4 @@
-// kgctl's view of the cluster (spec §14): pure functions over listed Node and Peer objects, so
+// kgctl's view of the cluster (design §14): pure functions over listed Node and Peer objects, so
 // that `graph`, `showconf` and `connect` build exactly the topology Kilo's kgctl builds, and the
 // tests can check them without an API server.
 import { network, oneAddress, parseCIDR, type CIDR } from '../../plan/addr.js';
@@ -32,7 +32,7 @@ export function parseListed(nodeObjs: readonly NodeObject[], peerObjs: readonly 
   }
   const peers: MeshPeer[] = [];
   for (const o of peerObjs) {
-    // Invalid Peers are filtered out by the informer, as in kg (spec §3.3.5).
+    // Invalid Peers are filtered out by the informer, as in kg (design §3.3.5).
     const r = readPeer(o);
     if ('warning' in r) warnings.push(r.warning);
     else peers.push(r.peer);
@@ -117,7 +117,7 @@ export function withAllowedIPs(p: WGPeer, extra: readonly CIDR[]): WGPeer {
 
 /**
  * The Peer object `showconf --as-peer -o json|yaml` prints (§14.3.4). Two of Go's quirks are
- * fixed on purpose (spec §16.9/§16.10 recommend it): a DNS endpoint is written as its host name
+ * fixed on purpose (design §16.9/§16.10 recommend it): a DNS endpoint is written as its host name
  * (Go writes the port), and the keepalive in seconds (Go writes nanoseconds); an absent endpoint
  * is left out (Go writes `ip: <nil>`). The result can be applied with kubectl as it is.
  */

@@ -61,7 +61,7 @@ test('client-node: a Peer informer works on the CRD-defined API', async (t) => {
   kc.loadFromString(srv.kubeconfig);
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
-  // kg's start-up check (spec §3.3.7).
+  // kg's start-up check (design §3.3.7).
   const crd = await ext.readCustomResourceDefinition({ name: 'peers.kilo.squat.ai' });
   assert.equal(crd.spec.scope, 'Cluster');
   const g = { group: 'kilo.squat.ai', version: 'v1alpha1', plural: 'peers' };

@@ -1,4 +1,4 @@
-// Flag parsing with the Go agent's semantics (spec §12.2).
+// Flag parsing with the Go agent's semantics (design §12.2).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AGENT_FLAGS, parseDuration, parseFlags, toConfig } from '../../main/flags.js';
@@ -56,5 +56,5 @@ test('validation order and texts', () => {
   assert.deepEqual(cfg([]).heartbeat, { mode: 'kilo', minPeriodSeconds: 30, budget: 15 });
   assert.throws(() => parseFlags(['--port'], AGENT_FLAGS), /flag needs an argument: --port/);
   assert.throws(() => parseFlags(['--port=abc'], AGENT_FLAGS), /invalid argument "abc" for "--port"/);
-  assert.equal(cfg(['--compatibility=anything']).compatibility, 'anything', 'not validated (quirk 23)');
+  assert.equal(cfg(['--compatibility=anything']).compatibility, 'anything', 'not validated (quirk 23 (design §16.23))');
 });

@@ -16,7 +16,7 @@ function kg(args: string[], input?: string) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-test('kg plan: JSON for the example cluster follows plan-format.md', () => {
+test('kg plan: JSON for the example cluster follows the plan contract (PlanJSON)', () => {
   const r = kg(['plan', '--hostname', 'alpha', ...EX]);
   assert.equal(r.code, 0, r.err);
   const p = JSON.parse(r.out);

@@ -1,6 +1,6 @@
 // `kgctl graph` and `kgctl showconf` against the API simulator (HTTPS, token) holding the spec's
 // worked example (§5.10: alpha, bravo in east; charlie in west; delta alone; Peer laptop). Every
-// expected text below is derived by hand from spec §5.10, §6.1–6.4, §14.2 and §14.3.
+// expected text below is derived by hand from design §5.10, §6.1–6.4, §14.2 and §14.3.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';

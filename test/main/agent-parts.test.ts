@@ -65,7 +65,7 @@ const link = (ifindex: number, ifname: string, addrs: string[], mtu = 1500) => (
   ifindex, ifname, mtu, addrs: addrs.map((a) => ({ local: a.split('/')[0], prefixlen: Number(a.split('/')[1]) })),
 });
 
-test('host discovery (spec §4.2): hostname, then default route, then all; private before public', () => {
+test('host discovery (design §4.2): hostname, then default route, then all; private before public', () => {
   const view: HostView = {
     links: [link(1, 'lo', ['127.0.0.1/8', '::1/128']), link(2, 'eth0', ['10.0.0.5/24', 'fe80::1/64'], 9001), link(3, 'eth1', ['203.0.113.7/24']),
       link(4, 'kilo0', ['10.4.0.1/16']), link(5, 'kube-bridge', ['10.42.0.1/24'])],
@@ -82,7 +82,7 @@ test('host discovery (spec §4.2): hostname, then default route, then all; priva
   assert.equal(filtered.privateIP?.s, '10.42.0.1/24', '--internal-cidr filters private candidates');
   assert.throws(() => discover({ links: [link(1, 'lo', ['127.0.0.1/8'])], routes: [], hostnameIPs: [] }, { ignore: [], internalCIDRs: [] }), /no valid IP was found/);
   const cgnat = discover({ links: [link(2, 'eth0', ['100.64.0.9/10'])], routes: [], hostnameIPs: [] }, { ignore: [], internalCIDRs: [] });
-  assert.deepEqual([cgnat.privateIP, cgnat.publicIP?.s, cgnat.autoMTU], [null, '100.64.0.9/10', 1420], 'CGNAT is public (quirk 3); no default route: MTU 1420');
+  assert.deepEqual([cgnat.privateIP, cgnat.publicIP?.s, cgnat.autoMTU], [null, '100.64.0.9/10', 1420], 'CGNAT is public (quirk 3 (design §16.3)); no default route: MTU 1420');
 });
 
 test('http: index, health, metrics, graph formats and layouts', async (t) => {
@@ -117,7 +117,7 @@ test('http: index, health, metrics, graph formats and layouts', async (t) => {
   assert.throws(() => parseListen('1107'), /missing port/);
 });
 
-test('graph: DOT as Kilo writes it (spec §14.2)', () => {
+test('graph: DOT as Kilo writes it (design §14.2)', () => {
   const dot = topologyDOT(planFor(exampleNodes(), examplePeers(), 'alpha').topology!);
   const lines = dot.split('\n');
   assert.deepEqual(lines.slice(0, 13), [

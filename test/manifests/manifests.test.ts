@@ -188,7 +188,7 @@ test('manifests: least-privilege RBAC, the same in every DaemonSet manifest', ()
   for (const [f, b] of bindings) assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: 'kilo', namespace: 'kube-system' }], f);
 });
 
-test('manifests: DaemonSets have Kilo\'s common shape (spec §15.2) and run this version\'s image', () => {
+test('manifests: DaemonSets have Kilo\'s common shape (design §15.2) and run this version\'s image', () => {
   const dss = ALL.filter(([, o]) => o.kind === 'DaemonSet');
   assert.equal(dss.length, 4);
   for (const [f, d] of dss) {

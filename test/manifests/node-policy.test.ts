@@ -5,7 +5,7 @@
 // AdmissionRequest as JSON, empty fields omitted), `params` null (no paramKind), and
 // `variables` evaluated in order, each seeing the ones before; a variable that fails is an
 // error only where it is used, as the server's lazy evaluation makes it. Requests are made by
-// applying the patches Go Kilo and kg send (spec §3.1.3, §3.1.4, §11.3, §11.4) with the API
+// applying the patches Go Kilo and kg send (design §3.1.3, §3.1.4, §11.3, §11.4) with the API
 // simulator's patch code, as the server applies them before admission.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -185,7 +185,7 @@ test('node policy: it names the service account the DaemonSets run as, and the a
   }
   assert.deepEqual([...accounts], [KILO]);
   assert.equal(POLICY.spec.matchConditions[0].expression, `request.userInfo.username == '${KILO}'`);
-  // The eight of spec §3.1.3 and kg's check-in period: what main/agent/agent.ts publishes and removes.
+  // The eight of design §3.1.3 and kg's check-in period: what main/agent/agent.ts publishes and removes.
   const listed = cel(POLICY.spec.variables.find((v: Obj) => v.name === 'agentAnnotations').expression, {});
   assert.deepEqual([...(listed as Iterable<string>)].sort(), [A.endpoint, A.internalIP, A.key, A.lastSeen, A.wireGuardIP, A.discoveredEndpoints, A.granularity, A.cniCompatibilityIP, A.checkInPeriod].sort());
 });
@@ -198,7 +198,7 @@ test('node policy: the writes of kg and of Go Kilo on their own Node pass', () =
   const adaptive = patched(old, (o) => mergePatch(o, { metadata: { annotations: { [K('check-in-period')]: '334' } } }));
   allowed(evaluate(admission('UPDATE', 'alpha', adaptive, old)), 'check-in-period added');
   allowed(update(adaptive, (o) => mergePatch(o, { metadata: { annotations: { [K('check-in-period')]: null } } })), 'check-in-period removed');
-  // Go Kilo, first start: a strategic merge patch of all eight (spec §3.1.3) on a Node that has
+  // Go Kilo, first start: a strategic merge patch of all eight (design §3.1.3) on a Node that has
   // no annotations map at all (the absent-map case on the old side).
   const bare = nodeObject('alpha');
   allowed(update(bare, (o) => strategicMergePatch(o, { metadata: { annotations: KG_ANNOTATIONS } }), undefined), 'Go: first publish onto a Node without annotations');

@@ -28,7 +28,7 @@ test('parseCIDR keeps host bits (normalizeIP) and masks on request', () => {
   }
 });
 
-test('contains and intersects ignore host bits of the CIDR (spec §0.5)', () => {
+test('contains and intersects ignore host bits of the CIDR (design §0.5)', () => {
   assert.ok(contains(parseCIDR('10.1.0.7/16')!, parseIP('10.1.255.1')!));
   assert.ok(!contains(parseCIDR('10.1.0.7/16')!, parseIP('10.2.0.1')!));
   assert.ok(contains(parseCIDR('10.1.0.0/13')!, parseIP('10.7.0.1')!));
@@ -73,7 +73,7 @@ test('sortIPs (§18.3 TestSortIPs): IPv4 first, then by text', () => {
   assert.deepEqual(s(['fd00::2/128', '10.0.0.2/32', 'fd00::1/128', '10.0.0.1/32']), ['10.0.0.1/32', '10.0.0.2/32', 'fd00::1/128', 'fd00::2/128']);
 });
 
-test('isPublic (§18.3 TestIsPublic, quirk 3)', () => {
+test('isPublic (§18.3 TestIsPublic, quirk 3 (design §16.3))', () => {
   const cases: [string, boolean][] = [
     ['10.0.0.1', false], ['172.16.0.0', false], ['172.23.17.4', false], ['172.15.255.255', true], ['172.160.0.1', true],
     ['192.168.1.1', false], ['100.64.0.1', true], ['127.0.0.1', true], ['8.8.8.8', true],

@@ -25,7 +25,7 @@ test('claims: the defaults are 1,024 per node, 1,024 per Peer, nothing shorter t
 });
 
 test('claims: allowed-location IPs: bad, short and over-cap items dropped, one warning each kind', () => {
-  // Kilo's rule stays: items are not trimmed and bad ones are dropped (spec §3.1).
+  // Kilo's rule stays: items are not trimmed and bad ones are dropped (design §3.1).
   assert.deepEqual(alips('10.1.0.0/16,bad,0.0.0.0/1,10.2.0.0/16, 10.3.0.0/16,::/0'), {
     ips: ['10.1.0.0/16', '10.2.0.0/16'],
     warnings: [

@@ -1,4 +1,4 @@
-// The worked example of spec §5.10 (alpha, bravo in east; charlie, delta in west; peer laptop).
+// The worked example of design §5.10 (alpha, bravo in east; charlie, delta in west; peer laptop).
 import { key, nodeObj, NOW, peerObj } from './fixture.js';
 
 export function exampleNodes() {

@@ -20,7 +20,7 @@ export function peerObj(name: string, spec: Record<string, unknown>): PeerObject
 }
 
 /**
- * The fixture of spec §18: a (location 1, private endpoint, internal IP, keepalive), b (location
+ * The fixture of design §18: a (location 1, private endpoint, internal IP, keepalive), b (location
  * 2, the same internal IP value as a, one allowed-location IP), c (location 2), d (location 1
  * without internal IP); peer a with two allowed IPs and no endpoint, peer b with one allowed IP
  * and an endpoint.

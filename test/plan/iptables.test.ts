@@ -1,4 +1,4 @@
-// iptables rule sets (spec §8.2–8.5) with Kilo's exact strings.
+// iptables rule sets (design §8.2–8.5) with Kilo's exact strings.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ruleIdentity } from '../../plan/iptables.js';
@@ -33,7 +33,7 @@ test('iptables: the §8.5 example on alpha (cni, IPIP always, local)', () => {
     'ipv4 nat -A POSTROUTING -s 10.5.0.1/32 -m comment --comment "Kilo: jump to NAT chain" -j KILO-NAT',
     ret('10.5.0.1/32', 'peers'),
   ]);
-  assert.deepEqual(p.tunnel, { dev: 'tunl0', address: '10.42.0.1/32' }, 'quirk 26: pod CIDR + 1, /32');
+  assert.deepEqual(p.tunnel, { dev: 'tunl0', address: '10.42.0.1/32' }, 'quirk 26 (design §16.26): pod CIDR + 1, /32');
 });
 
 test('iptables: service CIDRs, forward rules on leaders and non-leaders, --cni=false', () => {
@@ -60,11 +60,11 @@ test('iptables: service CIDRs, forward rules on leaders and non-leaders, --cni=f
     'ipv4 filter -A FORWARD -m comment --comment "Kilo: forward packets to the node\'s pod subnet" -d 10.42.1.0/24 -j ACCEPT',
   ]);
   const nocni = planFor(exampleNodes(), [], 'charlie', { forward: true, cni: false }).json;
-  assert.deepEqual(nocni.iptables.prepend.filter((r) => r.chain === 'FORWARD' || r.rule.includes('Kilo: jump to KILO-NAT chain')), [], 'quirk 24');
+  assert.deepEqual(nocni.iptables.prepend.filter((r) => r.chain === 'FORWARD' || r.rule.includes('Kilo: jump to KILO-NAT chain')), [], 'quirk 24 (design §16.24)');
   assert.equal(nocni.cni, null);
 });
 
-test('iptables: IPIP allow list is the logical location only (quirk 25), none for flannel', () => {
+test('iptables: IPIP allow list is the logical location only (quirk 25 (design §16.25)), none for flannel', () => {
   const full = planFor(exampleNodes(), [], 'alpha', { encapsulate: 'always', local: true, granularity: 'full' }).json;
   assert.deepEqual(full.iptables.prepend.filter((r) => r.chain === 'KILO-IPIP'), []);
   assert.equal(full.iptables.append.filter((r) => r.chain === 'INPUT').length, 4, 'the DROP stays');
@@ -78,7 +78,7 @@ test('iptables: IPIP allow list is the logical location only (quirk 25), none fo
   assert.equal(cilium.iptables.prepend.filter((r) => r.chain === 'KILO-IPIP').length, 2);
 });
 
-test('ruleIdentity quotes only the comment and ignores the family (spec §8.1)', () => {
+test('ruleIdentity quotes only the comment and ignores the family (design §8.1)', () => {
   const r: IptablesRule = { family: 'ipv6', table: 'nat', chain: 'KILO-NAT', rule: ['-m', 'comment', '--comment', 'Kilo: NAT remaining packets', '-j', 'MASQUERADE'] };
   assert.equal(ruleIdentity(r), 'nat -A KILO-NAT -m comment --comment "Kilo: NAT remaining packets" -j MASQUERADE');
   assert.equal(ruleIdentity({ ...r, family: 'ipv4' }), ruleIdentity(r));

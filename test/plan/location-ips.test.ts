@@ -1,4 +1,4 @@
-// The allowed-location-IP filter (spec §5.8): the sub-quadratic filter (plan/location-ips.ts)
+// The allowed-location-IP filter (design §5.8): the sub-quadratic filter (plan/location-ips.ts)
 // gives exactly what Kilo's quadratic one gives, over random clusters with colliding, nested,
 // host-bit-carrying, mixed-family claims. The reference below is the previous implementation
 // (topology.ts before the index), kept here only.
@@ -95,7 +95,7 @@ test('location-ips: the indexed filter equals Kilo\'s quadratic one over random 
   assert.ok(dropped > 10_000 && kept > 10_000, `${dropped} dropped, ${kept} kept`);
 });
 
-test('location-ips: each rule alone, by hand (spec §5.8)', () => {
+test('location-ips: each rule alone, by hand (design §5.8)', () => {
   const c = (s: string) => parseCIDR(s)!;
   const wg = wireGuardIPs('10.4.0.0/16', 3); // 10.4.0.1, .2, .3
   const run = (segments: FilterSegment[], peers: { allowedIPs: CIDR[] }[] = []) => texts(filterAllowedLocationIPs(segments, wg, peers));
@@ -137,7 +137,7 @@ test('location-ips: newTopology filters as the reference does, in full and locat
       const meshPeers: MeshPeer[] = peers.map((ips, j) => ({ name: `p${j}`, publicKey: key(100 + j), allowedIPs: ips, endpoint: null, persistentKeepalive: 0, presharedKey: null }));
       const t = newTopology({ nodes: records, peers: meshPeers, granularity, hostname: 'n00', port: 51820, subnet: parseCIDR('10.0.1.0/24')!, memo });
       assert.ok(t.ok);
-      // The reference's input rebuilt from the output: each segment's members' claims (spec §5.2
+      // The reference's input rebuilt from the output: each segment's members' claims (design §5.2
       // step 4: union, de-duplicated, sorted), its allowed IPs without the WireGuard IP.
       const byName = new Map(records.map((r) => [r.name, r]));
       const segs: FilterSegment[] = t.value.segments.map((s) => {

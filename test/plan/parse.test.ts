@@ -120,11 +120,11 @@ test('translate node (§18.6 TestTranslateNode)', () => {
 });
 
 test('translate node: presence semantics, bad values, discovered endpoints', () => {
-  assert.equal(n({ 'kilo.squat.ai/leader': 'false' }).value.leader, true, 'quirk 1: presence means leader');
-  assert.equal(n({ 'kilo.squat.ai/location': '' }, undefined, { 'topology.kubernetes.io/region': 'a' }).value.location, '', 'quirk 2');
-  assert.equal(n({ 'kilo.squat.ai/persistent-keepalive': '-5' }).value.persistentKeepalive, -5, 'quirk 36');
+  assert.equal(n({ 'kilo.squat.ai/leader': 'false' }).value.leader, true, 'quirk 1 (design §16.1): presence means leader');
+  assert.equal(n({ 'kilo.squat.ai/location': '' }, undefined, { 'topology.kubernetes.io/region': 'a' }).value.location, '', 'quirk 2 (design §16.2)');
+  assert.equal(n({ 'kilo.squat.ai/persistent-keepalive': '-5' }).value.persistentKeepalive, -5, 'quirk 36 (design §16.36)');
   const spaced = n({ 'kilo.squat.ai/allowed-location-ips': '10.0.0.1/32, 10.0.0.2/32' });
-  assert.deepEqual(spaced.value.allowedLocationIPs.map((c) => c.s), ['10.0.0.1/32'], 'quirk 37: no trimming');
+  assert.deepEqual(spaced.value.allowedLocationIPs.map((c) => c.s), ['10.0.0.1/32'], 'quirk 37 (design §16.37): no trimming');
   assert.deepEqual(spaced.warnings, ['node x: kilo.squat.ai/allowed-location-ips: invalid CIDR " 10.0.0.2/32"']);
   assert.equal(n({ 'kilo.squat.ai/granularity': 'auto' }).value.granularity, '');
   assert.equal(n({ 'kilo.squat.ai/key': 'not a key' }).value.key, null);
@@ -170,7 +170,7 @@ test('translate peer (§18.6 TestTranslatePeer, §3.3.4)', () => {
   assert.equal(endpointString(p({ endpoint: { dnsOrIP: { ip: '10.0.0.1' }, port: 51820 } }).endpoint), '10.0.0.1:51820');
   assert.equal(endpointString(p({ endpoint: { dnsOrIP: { ip: 'ff60::2' }, port: 51820 } }).endpoint), '[ff60::2]:51820');
   assert.equal(endpointString(p({ endpoint: { dnsOrIP: { dns: 'example.com' }, port: 51820 } }).endpoint), 'example.com:51820');
-  assert.equal(endpointString(p({ endpoint: { dnsOrIP: { dns: 'example.com', ip: '10.0.0.1' }, port: 51820 } }).endpoint), 'example.com:51820', 'quirk 8: DNS wins');
+  assert.equal(endpointString(p({ endpoint: { dnsOrIP: { dns: 'example.com', ip: '10.0.0.1' }, port: 51820 } }).endpoint), 'example.com:51820', 'quirk 8 (design §16.8): DNS wins');
   assert.equal(p({ endpoint: { dnsOrIP: { dns: 'Bad_Name', ip: '10.0.0.1' }, port: 51820 } }).endpoint, null, 'an unparsable DNS name still wins');
   assert.equal(p({ endpoint: { dnsOrIP: { ip: '10.0.0.1' }, port: 0 } }).endpoint, null);
   assert.equal(p({ publicKey: '' }).publicKey, null, 'empty key');

@@ -1,6 +1,6 @@
-// §18.2 TestRoutes scenarios, with expected values derived from spec §7 by hand.
+// §18.2 TestRoutes scenarios, with expected values derived from design §7 by hand.
 // kilo/priv/tunl devices are kilo0/eth0/tunl0. Peer allowed IPs carry host bits (10.5.0.1/24 …);
-// routes go to the masked network, once (see plan/routes.ts on spec §16.15).
+// routes go to the masked network, once (see plan/routes.ts on design §16.15).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { routeText, ruleText } from '../../plan/format-text.js';
@@ -147,13 +147,13 @@ test('routes: crosssubnet encapsulates only gateways outside the local internal-
   const p = planFor(nodes, [], 'c', { local: true, encapsulate: 'crosssubnet' }).json;
   assert.deepEqual(p.routes.map(routeText).slice(0, 3), [viaPriv('10.4.0.1/32', A), viaPriv('10.2.1.0/24', A), viaPriv('192.168.0.1/32', A)]);
   assert.deepEqual(p.rules, []);
-  // A /32 internal IP makes crosssubnet behave like always (spec §7.2).
+  // A /32 internal IP makes crosssubnet behave like always (design §7.2).
   const q = planFor(specNodes(), [], 'c', { local: true, encapsulate: 'crosssubnet' }).json;
   assert.equal(q.routes[0].dev, 'tunl0');
   assert.deepEqual(q.rules.map(ruleText), ['from 10.2.3.0/24 to 192.168.0.1/32 lookup 1107']);
 });
 
-test('routes: flannel and cilium gateways (spec §9.4, §9.5) and the §7.4b return path', () => {
+test('routes: flannel and cilium gateways (design §9.4, §9.5) and the §7.4b return path', () => {
   const nodes = specNodes();
   nodes[2].metadata!.annotations!['kilo.squat.ai/cni-compatibility-ip'] = '10.9.0.3/24';
   // Non-leader c under flannel: the leader b is reached at its pod-CIDR network address.

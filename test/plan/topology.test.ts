@@ -1,5 +1,5 @@
 // §18.1 scenarios (TestNewTopology, TestFindLeader, TestDeduplicatePeerIPs, TestFilterAllowedIPs)
-// with expected values derived from spec §5.
+// with expected values derived from design §5.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCIDR } from '../../plan/addr.js';
@@ -66,7 +66,7 @@ function member(name: string, endpoint: string, leader = false): MeshNode {
   });
 }
 
-test('findLeader (spec §5.3)', () => {
+test('findLeader (design §5.3)', () => {
   const cases: [string, MeshNode[], number][] = [
     ['nil', [], 0],
     ['one', [member('a', '10.0.0.1:1')], 0],
@@ -84,7 +84,7 @@ function peer(name: string, ips: string[]): MeshPeer {
 }
 const ipsOf = (ps: MeshPeer[]) => ps.map((p) => [p.name, p.allowedIPs.map((a) => a.s)]);
 
-test('deduplicatePeerIPs (spec §5.6)', () => {
+test('deduplicatePeerIPs (design §5.6)', () => {
   assert.deepEqual(deduplicatePeerIPs([]), []);
   assert.deepEqual(ipsOf(deduplicatePeerIPs([peer('a', ['10.0.0.1/32', '10.0.0.2/32']), peer('b', ['10.0.0.2/32', '10.0.0.3/32'])])), [
     ['a', ['10.0.0.1/32', '10.0.0.2/32']], ['b', ['10.0.0.3/32']],
@@ -96,7 +96,7 @@ test('deduplicatePeerIPs (spec §5.6)', () => {
     ['a', ['10.0.0.1/32', '10.0.0.2/32']], ['b', []], ['c', []],
   ]);
   assert.deepEqual(ipsOf(deduplicatePeerIPs([peer('a', ['10.0.0.1/32', '10.0.0.1/32'])])), [['a', ['10.0.0.1/32']]]);
-  // The planner sorts peers by name before de-duplicating (spec §5.4).
+  // The planner sorts peers by name before de-duplicating (design §5.4).
   const t = newTopology({
     nodes: [meshNode({ ...member('n', '1.1.1.1:1'), subnet: parseCIDR('10.2.0.0/24')! })],
     peers: [peer('b', ['10.0.0.1/32']), peer('a', ['10.0.0.1/32'])],
@@ -119,7 +119,7 @@ function alipTopology(alips: Record<string, string[]>, peers: MeshPeer[] = []) {
   return Object.fromEntries(t.value.segments.map((s) => [s.location, s.allowedLocationIPs.map((a) => a.s)]));
 }
 
-test('filterAllowedLocationIPs (spec §5.8)', () => {
+test('filterAllowedLocationIPs (design §5.8)', () => {
   assert.deepEqual(alipTopology({ a: ['10.9.1.0/24'], b: ['10.9.2.0/24'] }), { 'location:a': ['10.9.1.0/24'], 'location:b': ['10.9.2.0/24'] }, 'nothing to filter');
   assert.deepEqual(alipTopology({ a: ['10.9.1.0/24', '10.9.3.1/32'], b: ['10.9.3.1/32'] }), { 'location:a': ['10.9.1.0/24'], 'location:b': ['10.9.3.1/32'] }, 'intersections between segments: the later segment keeps it');
   assert.deepEqual(alipTopology({ a: ['10.4.0.2/32'], b: ['10.9.2.0/24', '10.4.0.1/32'] }), { 'location:a': ['10.4.0.2/32'], 'location:b': ['10.9.2.0/24'] }, 'intersections with wireGuardCIDR: only WireGuard IPs already allocated count');
@@ -129,13 +129,13 @@ test('filterAllowedLocationIPs (spec §5.8)', () => {
   assert.deepEqual(alipTopology({ a: ['10.7.0.0/16'] }, [peer('p', ['10.7.1.0/24'])]), { 'location:a': [] });
 });
 
-test('topology: allocation exhausts the mesh subnet with an error (spec §5.5, quirk 7 fixed)', () => {
+test('topology: allocation exhausts the mesh subnet with an error (design §5.5, quirk 7 (design §16.7) fixed)', () => {
   assert.throws(() => planFor(specNodes(), [], 'a', { subnet: '10.4.0.0/31' }), /ran out of IP addresses/);
   const p = planFor(specNodes().slice(0, 1), [], 'a', { subnet: '10.4.0.0/31' }).json;
   assert.equal(p.wireGuardCIDR, '10.4.0.1/31');
 });
 
-test('topology: discovered endpoints (spec §5.7) replace keepalive leaders’ endpoints', () => {
+test('topology: discovered endpoints (design §5.7) replace keepalive leaders’ endpoints', () => {
   const nodes = specNodes();
   // b leads location:2 and asks for keepalive; a has seen b behind NAT at 203.0.113.9:40000.
   nodes[1].metadata!.annotations!['kilo.squat.ai/persistent-keepalive'] = '10';

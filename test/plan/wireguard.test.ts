@@ -1,4 +1,4 @@
-// WireGuard configurations (spec §6.1–6.4) and the CNI conflist (§10.2).
+// WireGuard configurations (design §6.1–6.4) and the CNI conflist (§10.2).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCIDR } from '../../plan/addr.js';
@@ -35,7 +35,7 @@ test('wireguard: the leader device configuration (§6.1)', () => {
   assert.deepEqual([bravo.applied, bravo.peers], [false, []]);
 });
 
-test('wireguard: listen port comes from the endpoint annotation (quirk 11) and MTU from --mtu', () => {
+test('wireguard: listen port comes from the endpoint annotation (quirk 11 (design §16.11)) and MTU from --mtu', () => {
   const nodes = exampleNodes();
   nodes[0].metadata!.annotations!['kilo.squat.ai/endpoint'] = '203.0.113.10:51999';
   const p = plan(parseCluster(nodes, [], 'topology.kubernetes.io/region'), { ...options('alpha'), mtu: 1380 }).json;

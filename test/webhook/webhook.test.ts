@@ -84,7 +84,7 @@ test('kg webhook: AdmissionReview v1 over HTTPS, bad Peers denied, malformed bod
     assert.deepEqual(JSON.parse(r.body), { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'uid-1', allowed: true } });
   });
 
-  await t.test('bad Peers are denied with the validation error (spec §3.3.3)', async () => {
+  await t.test('bad Peers are denied with the validation error (design §3.3.3)', async () => {
     const cases: [string, Record<string, unknown>, RegExp][] = [
       ['invalid key (not base64)', { allowedIPs: ['10.5.0.1/32'], publicKey: 'not a key' }, /public key/],
       ['invalid key (31 bytes)', { allowedIPs: ['10.5.0.1/32'], publicKey: Buffer.alloc(31, 1).toString('base64') }, /public key/],
@@ -107,7 +107,7 @@ test('kg webhook: AdmissionReview v1 over HTTPS, bad Peers denied, malformed bod
   });
 
   await t.test('overlapping allowed IPs: allowed as Kilo allows them, with a warning', async () => {
-    // Kilo's validation (spec §3.3.3) has no overlap rule; kg de-duplicates repeats (§5.6).
+    // Kilo's validation (design §3.3.3) has no overlap rule; kg de-duplicates repeats (§5.6).
     // The webhook admits such a Peer, as Go's does, and tells the user through `warnings`.
     const r = await post(port, ca, admission('uid-overlap', 'CREATE', peer({ allowedIPs: ['10.5.0.0/24', '10.5.0.7/32', '10.6.0.0/24'], publicKey })));
     const res = JSON.parse(r.body).response;
