@@ -109,8 +109,9 @@ interface Candidates {
   readonly end: Key[];
   readonly point: Key[];
   readonly dropped: Uint8Array;
-  /** Whether a CIDR's family has candidates at all. */
-  readonly relevant: (c: CIDR) => boolean;
+  /** Whether there are IPv4 and IPv6 candidates at all (a CIDR of another family meets none). */
+  readonly v4: boolean;
+  readonly v6: boolean;
 }
 
 function candidates(segments: readonly FilterSegment[]): Candidates {
@@ -137,7 +138,7 @@ function candidates(segments: readonly FilterSegment[]): Candidates {
     end[i] = blockEnd(start[i], cands[i]);
     point[i] = pointKey(cands[i].ip);
   }
-  return { cands, owner, start, end, point, dropped: new Uint8Array(n), relevant: (c: CIDR) => (c.ip.v6 ? v6 : v4) };
+  return { cands, owner, start, end, point, dropped: new Uint8Array(n), v4, v6 };
 }
 
 /**
@@ -167,11 +168,11 @@ export function filterAllowedLocationIPs(
  * this loop sees every allowed IP of the cluster even when there are two candidates.
  */
 function dropCoveredByAllowedIPs(c: Candidates, segments: readonly FilterSegment[], wireGuardIPs: readonly IP[]): void {
-  const { point, owner, dropped, relevant } = c;
+  const { point, owner, dropped, v4, v6 } = c;
   const byPoint = new Runs(point);
   for (let k = 0; k < segments.length; k++) {
     const allowed = segments[k].allowedIPs;
-    for (let j = 0; j < allowed.length; j++) if (relevant(allowed[j])) byPoint.add(allowed[j]);
+    for (let j = 0; j < allowed.length; j++) if (allowed[j].ip.v6 ? v6 : v4) /* flags, not a closure: this loop sees every allowed IP */ byPoint.add(allowed[j]);
   }
   byPoint.mark(dropped);
   // With the WireGuard IPs of segments 0…k (allocated consecutively: one key range).
@@ -190,7 +191,7 @@ function dropCoveredByAllowedIPs(c: Candidates, segments: readonly FilterSegment
  * looked up by prefix length, among the lengths the candidates have).
  */
 function dropMeetingPeers(c: Candidates, byStart: Runs, peers: readonly { readonly allowedIPs: readonly CIDR[] }[]): void {
-  const { cands, start, dropped, relevant } = c;
+  const { cands, start, dropped, v4, v6 } = c;
   const blocks = new Map<Key, number[]>();
   const lengths = new Set<number>();
   for (let i = 0; i < cands.length; i++) {
@@ -203,7 +204,7 @@ function dropMeetingPeers(c: Candidates, byStart: Runs, peers: readonly { readon
   const sortedLengths = [...lengths].sort((a, b) => a - b);
   for (const p of peers) {
     for (const b of p.allowedIPs) {
-      if (!relevant(b)) continue;
+      if (!(b.ip.v6 ? v6 : v4)) continue;
       byStart.add(b);
       for (const bits of sortedLengths) {
         if (bits >= b.bits) break;

@@ -77,7 +77,10 @@ export class ClusterView {
     const prev = this.nodes.get(e.name);
     // The reflector kept the held record (heartbeatInPlace): same object, new last-seen.
     if (prev !== undefined && e.type === 'update' && (e.old === e.obj || sameButLastSeen(e.old, e.obj))) return this.onHeartbeat(e.name, prev, e.obj);
-    this.nodes.set(e.name, { ...readinessOf(e.obj), planned: prev?.planned ?? false });
+    // One literal, fields in one order: records built by spreading took a slower shape, and the
+    // readiness loops visit all 5,000 of them before every plan (~7 ms, measured with a CPU profile).
+    const rd = readinessOf(e.obj);
+    this.nodes.set(e.name, { lastSeen: rd.lastSeen, window: rd.window, static: rd.static, dns: rd.dns, planned: prev?.planned ?? false });
     this.o.metrics.events.labels('node', e.type).inc();
     this.o.pool.setNode(e.name, e.obj);
     this.o.schedule(`node ${e.type}`);
