@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { lookup } from 'node:dns/promises';
-import { byText, cidr, contains, isPublic, oneAddress, parseIP, sortIPs, type CIDR, type IP } from '../../plan/addr.js';
+import { byText, cidr, contains, isPublic, oneAddress, parseCIDR, parseIP, sortIPs, type CIDR, type IP } from '../../plan/addr.js';
 
 const run = promisify(execFile);
 
@@ -132,4 +132,32 @@ export async function readHost(hostname: string): Promise<HostView> {
     routes,
     hostnameIPs,
   };
+}
+
+/**
+ * Design §9.5: with `--compatibility=cilium` the node publishes the first IPv4 address of link
+ * `cilium_host`, with its prefix, as its CNI-compatibility IP (other nodes send IPIP to it, so
+ * the packet crosses Cilium's overlay); none when the link or an IPv4 address is missing. Read
+ * through `ip`, as Go reads netlink: whatever the link's state.
+ */
+export async function readCiliumHostIP(): Promise<CIDR | null> {
+  let out: string;
+  try {
+    out = (await run('ip', ['-j', '-4', 'addr', 'show', 'dev', 'cilium_host'], { timeout: 10_000 })).stdout;
+  } catch {
+    return null; // no such link
+  }
+  return ciliumHostIP(out);
+}
+
+/** The first IPv4 address in `ip -j -4 addr show` output, as a CIDR. */
+export function ciliumHostIP(ipJSON: string): CIDR | null {
+  let links: { addr_info?: { family?: string; local?: string; prefixlen?: number }[] }[];
+  try {
+    links = JSON.parse(ipJSON || '[]');
+  } catch {
+    return null;
+  }
+  const a = (Array.isArray(links) ? links : []).flatMap((l) => l?.addr_info ?? []).find((x) => x?.family === 'inet' && typeof x.local === 'string');
+  return a ? parseCIDR(`${a.local}/${a.prefixlen}`) : null;
 }

@@ -1,6 +1,6 @@
 // The own node: the annotations kg writes on it, publishing them, and the periodic check-in
 // (last-seen) other agents judge this node's readiness by.
-import { parseCIDR } from '../../plan/addr.js';
+import { parseCIDR, type CIDR } from '../../plan/addr.js';
 import { endpointReady, endpointString, newEndpoint } from '../../plan/endpoint.js';
 import { MAX_CHECK_IN_SECONDS, nextAdvertised, readyWindowSeconds, type HeartbeatPolicy } from '../../plan/heartbeat.js';
 import { A, parseNode, withLastSeen, type MeshNode, type NodeObject } from '../../plan/node.js';
@@ -8,7 +8,7 @@ import type { KubeClient } from '../../watch/kube.js';
 import { KubeError } from '../../watch/kube-error.js';
 import type { PlanPool } from '../../workers/plan-pool.js';
 import { CheckInLoop, type CheckInResult } from './checkin.js';
-import type { Discovered } from './discovery.js';
+import { readCiliumHostIP, type Discovered } from './discovery.js';
 import type { Config } from '../flags.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
@@ -36,6 +36,8 @@ export interface LocalNodeOptions {
   clusterSize: () => number;
   /** Asks for a plan. */
   schedule: (reason: string) => void;
+  /** Reads the CNI-compatibility IP from the host (default: `cilium_host`'s, design §9.5). */
+  readCniCompatibilityIP?: () => Promise<CIDR | null>;
 }
 
 /** The annotations after `publish` wrote `want`: its keys set, and the period removed when absent from it. */
@@ -52,6 +54,8 @@ export class LocalNode {
   /** The own node's annotations as the API has them (what a check-in diffs against). */
   private published: Record<string, string> = {};
   private wireGuardIP: string | null = null;
+  private cniIP: CIDR | null = null;
+  private readingCniIP = false;
   private discovered = '';
   /** The advertised check-in period in seconds (0: none, Kilo's 30 s). */
   private advertised = 0;
@@ -97,6 +101,23 @@ export class LocalNode {
   }
 
   /** The WireGuard IP of a leader (null otherwise); a change is published now rather than at the next check-in (design §11.4). */
+  /**
+   * Only Cilium's encapsulator has a CNI-compatibility IP; Go reads it at every local reconcile.
+   * Read beside the reconcile, as the WireGuard IP is set: a change publishes again.
+   */
+  private refreshCniIP(): void {
+    if (this.o.config.compatibility !== 'cilium' || this.readingCniIP || this.stopped) return;
+    this.readingCniIP = true;
+    (this.o.readCniCompatibilityIP ?? readCiliumHostIP)()
+      .then((ip) => {
+        if ((ip?.s ?? null) === (this.cniIP?.s ?? null)) return;
+        this.cniIP = ip;
+        if (this.localObj) void this.handle(this.localObj);
+      })
+      .catch((e: Error) => this.o.log.warn('could not read cilium_host', { error: e.message }))
+      .finally(() => (this.readingCniIP = false));
+  }
+
   setWireGuardIP(cidr: string | null): void {
     if (cidr === this.wireGuardIP) return;
     this.wireGuardIP = cidr;
@@ -120,7 +141,7 @@ export class LocalNode {
       lastSeen,
       wireGuardIP: this.wireGuardIP ? parseCIDR(this.wireGuardIP) : null,
       granularity: c.meshGranularity,
-      cniCompatibilityIP: null,
+      cniCompatibilityIP: c.compatibility === 'cilium' ? this.cniIP : null,
     };
   }
 
@@ -162,6 +183,7 @@ export class LocalNode {
 
   /** An event for the own node: publish what differs from what kg wants there, then plan. */
   async handle(obj: NodeObject): Promise<void> {
+    this.refreshCniIP();
     const n = parseNode(obj, this.o.config.topologyLabel).value;
     // A restarted adaptive agent keeps the period it advertised (readers' windows rely on it).
     const cur0 = obj.metadata?.annotations?.[A.checkInPeriod];
@@ -184,6 +206,8 @@ export class LocalNode {
     this.published = changed ? withPublished(cur, wantAnn) : { ...cur };
     this.o.pool.setNode(this.o.config.hostname, this.localObj);
     if (JSON.stringify(wantAnn) !== before) this.o.schedule('local node');
+    // The cilium_host address came in while this ran: publish it now.
+    if (this.o.config.compatibility === 'cilium' && (want.cniCompatibilityIP?.s ?? null) !== (this.cniIP?.s ?? null)) void this.handle(this.localObj);
   }
 
   /** The current check-in period: Kilo's fixed one, or the advertised adaptive one. */

@@ -21,7 +21,7 @@ const settle = async () => {
   for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
 };
 
-function setup() {
+function setup(flags: string[] = [], readCniCompatibilityIP?: () => Promise<ReturnType<typeof parseCIDR>>) {
   const clock = { s: T0 };
   const patches: { body: unknown; contentType?: string }[] = [];
   const fail: Error[] = [];
@@ -36,11 +36,11 @@ function setup() {
   const pool = new FakePool();
   const reasons: string[] = [];
   const metrics = createMetrics();
-  const config = toConfig(parseFlags(['--hostname', 'self', '--check-in-period', '30s'], AGENT_FLAGS).values);
+  const config = toConfig(parseFlags(['--hostname', 'self', '--check-in-period', '30s', ...flags], AGENT_FLAGS).values);
   const local = new LocalNode({
     config, log: silentLogger, client: client as never, metrics, pool,
     host: { privateIP: parseCIDR('10.0.0.5/24'), publicIP: parseCIDR('203.0.113.7/24'), privateIface: 'eth0', defaultIface: 'eth0', autoMTU: 1420 },
-    publicKey: KEY, checkInPeriodMs: 30_000, now: () => clock.s, clusterSize: () => 1, schedule: (r) => reasons.push(r),
+    publicKey: KEY, checkInPeriodMs: 30_000, now: () => clock.s, clusterSize: () => 1, schedule: (r) => reasons.push(r), readCniCompatibilityIP,
   });
   const self = (ann: Record<string, string> = {}): NodeObject => ({ metadata: { name: 'self', annotations: ann, labels: {} }, spec: { podCIDR: '10.2.0.0/24' } });
   const heartbeats = async () => Object.fromEntries((await metrics.heartbeats.get()).values.map((v) => [v.labels.result, v.value]));
@@ -110,4 +110,29 @@ test('local node: becoming a leader publishes the WireGuard IP at once; clean-up
     '/metadata/annotations/kilo.squat.ai~1last-seen', '/metadata/annotations/kilo.squat.ai~1wireguard-ip', '/metadata/annotations/kilo.squat.ai~1discovered-endpoints',
     '/metadata/annotations/kilo.squat.ai~1granularity',
   ]);
+});
+
+test('local node: with --compatibility=cilium the cilium_host address is published as cni-compatibility-ip, and again when it changes', async () => {
+  let ip = '10.0.9.1/32';
+  let reads = 0;
+  const { patches, local, self } = setup(['--compatibility', 'cilium'], async () => (reads++, parseCIDR(ip)));
+  await local.handle(self());
+  await settle();
+  assert.ok(reads >= 1);
+  assert.equal(annotations(patches.at(-1)!)['kilo.squat.ai/cni-compatibility-ip'], '10.0.9.1/32', 'published once read');
+  const n = patches.length;
+  ip = '10.0.9.7/32';
+  await local.handle(self(annotations(patches.at(-1)!) as Record<string, string>));
+  await settle();
+  assert.ok(patches.length > n);
+  assert.equal(annotations(patches.at(-1)!)['kilo.squat.ai/cni-compatibility-ip'], '10.0.9.7/32', 'a new address is published');
+});
+
+test('local node: without cilium compatibility nothing is read and cni-compatibility-ip stays empty', async () => {
+  let reads = 0;
+  const { patches, local, self } = setup([], async () => (reads++, parseCIDR('10.0.9.1/32')));
+  await local.handle(self());
+  await settle();
+  assert.equal(reads, 0);
+  assert.equal(annotations(patches[0])['kilo.squat.ai/cni-compatibility-ip'], '');
 });
