@@ -9,6 +9,7 @@ import { KubeError } from '../../watch/kube-error.js';
 import type { PlanPool } from '../../workers/plan-pool.js';
 import { CheckInLoop, type CheckInResult } from './checkin.js';
 import { readCiliumHostIP, type Discovered } from './discovery.js';
+import { sameButLastSeen } from './node-record.js';
 import type { Config } from '../flags.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
@@ -198,6 +199,7 @@ export class LocalNode {
     const changed = OWNED.some((k) => k !== A.lastSeen && cur[k] !== wantAnn[k]) || cur[A.checkInPeriod] !== wantAnn[A.checkInPeriod];
     if (changed && !(await this.publish(cur, wantAnn, 'local')).ok) return;
     const before = this.local ? JSON.stringify(this.annotationsOf(this.local)) : '';
+    const prevObj = this.localObj;
     this.local = want;
     this.localObj = { ...obj, metadata: { ...obj.metadata, annotations: withPublished(cur, wantAnn) } };
     // Unless the patch above went out, the API holds `cur`: the last-seen taken as now() is only
@@ -205,7 +207,9 @@ export class LocalNode {
     // second write nothing, and the node skip a whole period.
     this.published = changed ? withPublished(cur, wantAnn) : { ...cur };
     this.o.pool.setNode(this.o.config.hostname, this.localObj);
-    if (JSON.stringify(wantAnn) !== before) this.o.schedule('local node');
+    // Also what the operator sets on this node (location, leader, allowed-location IPs, labels):
+    // Go re-plans on every local event, and kg's own annotations alone would miss those.
+    if (JSON.stringify(wantAnn) !== before || prevObj === null || !sameButLastSeen(prevObj, this.localObj)) this.o.schedule('local node');
     // The cilium_host address came in while this ran: publish it now.
     if (this.o.config.compatibility === 'cilium' && (want.cniCompatibilityIP?.s ?? null) !== (this.cniIP?.s ?? null)) void this.handle(this.localObj);
   }

@@ -136,3 +136,16 @@ test('local node: without cilium compatibility nothing is read and cni-compatibi
   assert.equal(reads, 0);
   assert.equal(annotations(patches[0])['kilo.squat.ai/cni-compatibility-ip'], '');
 });
+
+test('local node: an operator edit of the own node (location, leader) asks for a plan even when nothing kg owns moved', async () => {
+  const { patches, reasons, local, self } = setup();
+  await local.handle(self());
+  const ann = annotations(patches[0]) as Record<string, string>;
+  await local.handle(self(ann));
+  assert.deepEqual(reasons, ['local node'], 'the echo of kg\'s own write plans nothing');
+  await local.handle(self({ ...ann, 'kilo.squat.ai/location': 'edge' }));
+  assert.equal(patches.length, 1, 'nothing of kg\'s to publish');
+  assert.deepEqual(reasons, ['local node', 'local node'], 'a new location is a new plan');
+  await local.handle(self({ ...ann, 'kilo.squat.ai/location': 'edge', 'kilo.squat.ai/leader': 'true' }));
+  assert.deepEqual(reasons, ['local node', 'local node', 'local node'], 'so is volunteering as leader');
+});
