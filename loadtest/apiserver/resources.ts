@@ -33,6 +33,7 @@ export const BUILTIN_TYPES: ResourceType[] = [
   t('', 'v1', 'secrets', 'Secret', true),
   t('apps', 'v1', 'deployments', 'Deployment', true, { shortNames: ['deploy'], categories: ['all'] }),
   t('batch', 'v1', 'jobs', 'Job', true, { categories: ['all'] }),
+  t('policy', 'v1', 'poddisruptionbudgets', 'PodDisruptionBudget', true, { shortNames: ['pdb'] }),
   t('rbac.authorization.k8s.io', 'v1', 'roles', 'Role', true),
   t('rbac.authorization.k8s.io', 'v1', 'rolebindings', 'RoleBinding', true),
   t('admissionregistration.k8s.io', 'v1', 'validatingwebhookconfigurations', 'ValidatingWebhookConfiguration', false),

@@ -46,7 +46,7 @@ test('discovery: groups, versions and resources as kubectl and client-node read 
   assert.equal((await request(srv, 'GET', '/api', { token: null })).status, 401);
   const groups = JSON.parse((await request(srv, 'GET', '/apis')).body);
   const names = groups.groups.map((g: any) => g.name).sort();
-  assert.deepEqual(names, ['admissionregistration.k8s.io', 'apiextensions.k8s.io', 'apps', 'batch', 'coordination.k8s.io', 'kilo.squat.ai', 'rbac.authorization.k8s.io']);
+  assert.deepEqual(names, ['admissionregistration.k8s.io', 'apiextensions.k8s.io', 'apps', 'batch', 'coordination.k8s.io', 'kilo.squat.ai', 'policy', 'rbac.authorization.k8s.io']);
   const core = JSON.parse((await request(srv, 'GET', '/api/v1')).body);
   const nodes = core.resources.find((r: any) => r.name === 'nodes');
   assert.deepEqual([nodes.kind, nodes.namespaced, nodes.verbs.includes('watch')], ['Node', false, true]);

@@ -20,6 +20,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { Job } from 'kubernetes-models/batch/v1/Job';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
@@ -56,6 +57,7 @@ const MODELS: Record<string, new (data: any) => Model<unknown>> = {
   'apps/v1/DaemonSet': DaemonSet,
   'apps/v1/Deployment': Deployment,
   'batch/v1/Job': Job,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
   'rbac.authorization.k8s.io/v1/Role': Role,
@@ -248,6 +250,10 @@ test('manifests: the webhook\'s configuration, Service, Deployment and certifica
   assert.equal(svc.spec.ports[0].port, hook.clientConfig.service.port);
   const dep = get('Deployment', 'peer-validation');
   assert.deepEqual(svc.spec.selector, dep.spec.template.metadata.labels);
+  // A drain never takes both replicas: with failurePolicy Fail that would refuse every Peer write.
+  const pdb = get('PodDisruptionBudget', 'peer-validation');
+  assert.deepEqual(pdb.spec.selector.matchLabels, dep.spec.selector.matchLabels);
+  assert.ok(pdb.spec.minAvailable >= 1 && pdb.spec.minAvailable < dep.spec.replicas, 'one replica may go, at least one stays');
   const c = dep.spec.template.spec.containers[0];
   assert.ok(c.ports.some((p: any) => p.name === svc.spec.ports[0].targetPort && p.containerPort === 8443));
   assert.equal(dep.spec.template.spec.securityContext.runAsUser, 1000);
@@ -422,7 +428,9 @@ test('manifests: kubectl apply of every manifest to the API simulator in install
       if (o.kind === 'DaemonSet') assert.deepEqual(back.spec.template.spec.containers[0].args, o.spec.template.spec.containers[0].args);
     }
     const again = await k(['apply', '-f', join(DIR, f)], { timeoutMs: 60_000 });
-    for (const line of again.stdout.trim().split('\n')) assert.match(line, / unchanged$/, `${f}: ${line}`);
+    // A PodDisruptionBudget's selector has patch strategy "replace", so kubectl's patch for it is
+    // never empty and a real server answers "configured" too; nothing else may change.
+    for (const line of again.stdout.trim().split('\n')) assert.match(line, /^poddisruptionbudget\.policy\/\S+ configured$| unchanged$/, `${f}: ${line}`);
   }
   // With crds.yaml applied, the same Peer is accepted.
   assert.match((await k(['apply', '-f', '-'], { input: JSON.stringify(peer) })).stdout, /peer.kilo.squat.ai\/p created/);
