@@ -9,22 +9,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { specifiers } from '../layout/imports.js';
 
 const DIST = fileURLToPath(new URL('../../', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const TOOLING = /^(loadtest|bench|test)\//;
 const BENCH_DISPATCH = { from: 'main/cli.js', to: 'bench/capacity/command.js' };
-
-/** Relative specifiers and packages a built module loads: imports, import(), new URL(…, import.meta.url). */
-function specifiers(file: string): string[] {
-  const src = readFileSync(file, 'utf8');
-  const out: string[] = [];
-  for (const re of [/(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]/g, /(?:^|[\s;])import\s*['"]([^'"]+)['"]/g,
-    /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g, /new URL\(\s*['"](\.[^'"]+\.js)['"]\s*,\s*import\.meta\.url\s*\)/g]) {
-    for (const m of src.matchAll(re)) out.push(m[1]);
-  }
-  return out;
-}
 
 /** Every module reachable from `roots` (paths relative to dist/), and the packages they import. */
 function graph(roots: string[], skip: (from: string, to: string) => boolean): { modules: Set<string>; packages: Map<string, string>; skipped: number } {
@@ -36,7 +26,7 @@ function graph(roots: string[], skip: (from: string, to: string) => boolean): { 
     const mod = todo.pop()!;
     if (modules.has(mod)) continue;
     modules.add(mod);
-    for (const spec of specifiers(join(DIST, mod))) {
+    for (const { spec } of specifiers(readFileSync(join(DIST, mod), 'utf8'))) {
       if (spec.startsWith('node:')) continue;
       if (!spec.startsWith('.')) {
         packages.set(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0], mod);

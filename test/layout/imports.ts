@@ -1,6 +1,7 @@
 // The repository's import graph, read from the TypeScript sources as text: every relative
 // specifier of `import … from`, `export … from`, `import '…'` and `import('…')`, type-only
 // imports included (a cycle of types is still a cycle a reader has to untangle).
+// test/cli/agent-imports reads built modules with the same specifiers(), worker URLs included.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 
@@ -11,7 +12,23 @@ export interface Edge {
 }
 
 const SKIP = new Set(['node_modules', 'dist', '.git', '.ci']);
-const SPEC = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)(['"])(\.{1,2}\/[^'"]+)\1/gm;
+/**
+ * How a file names a module: an import, an import() when the code runs, or a module URL
+ * (`new URL('./x.js', import.meta.url)`: a worker's entry point, or a script it spawns).
+ */
+export type SpecKind = 'static' | 'dynamic' | 'url';
+const FORMS: readonly [RegExp, SpecKind][] = [
+  [/\bfrom\s*(['"])([^'"]+)\1/g, 'static'],
+  [/^\s*import\s*(['"])([^'"]+)\1/gm, 'static'],
+  [/\bimport\s*\(\s*(['"])([^'"]+)\1\s*\)/g, 'dynamic'],
+  [/\bnew URL\(\s*(['"])(\.[^'"]+\.js)\1\s*,\s*import\.meta\.url\s*\)/g, 'url'],
+];
+
+/** The modules a source or built file names (packages and `node:` built-ins included), comments left out. */
+export function specifiers(text: string): { spec: string; kind: SpecKind }[] {
+  const src = code(text);
+  return FORMS.flatMap(([re, kind]) => [...src.matchAll(re)].map((m) => ({ spec: m[2], kind })));
+}
 
 /** Every .ts file under `root`, as paths relative to it. */
 export function sources(root: string, dir = ''): string[] {
@@ -34,10 +51,9 @@ export function importGraph(root: string): { files: string[]; edges: Edge[] } {
   const files = sources(root);
   const edges: Edge[] = [];
   for (const f of files) {
-    const text = code(readFileSync(join(root, f), 'utf8'));
-    for (const m of text.matchAll(SPEC)) {
-      const to = normalize(join(dirname(f), m[2])).replace(/\.js$/, '.ts');
-      edges.push({ from: f, to: relative('.', to), dynamic: /import\s*\(\s*$/.test(text.slice(Math.max(0, m.index! - 20), m.index! + m[0].indexOf(m[1]))) });
+    for (const { spec, kind } of specifiers(readFileSync(join(root, f), 'utf8'))) {
+      if (kind === 'url' || !/^\.{1,2}\//.test(spec)) continue;
+      edges.push({ from: f, to: relative('.', normalize(join(dirname(f), spec)).replace(/\.js$/, '.ts')), dynamic: kind === 'dynamic' });
     }
   }
   return { files, edges };
