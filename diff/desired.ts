@@ -4,6 +4,7 @@
 
 import type { DesiredDelta, DesiredPeer, DesiredState, Splice } from '../ipc/dataplane.js';
 import type { IptablesRule, Route } from '../plan/types.js';
+import type { PlanWindows, Window } from '../plan/replan.js';
 
 // Keys are needed only where items differ by identity (spliceOf); they are memoised per frozen
 // item, so an item that moved between plans is keyed once.
@@ -40,10 +41,39 @@ export function spliceOf<T>(prev: readonly T[], next: readonly T[], key: (x: T) 
   return { start: pre, deleteCount: pl - pre - suf, items: next.slice(pre, nl - suf) };
 }
 
+/**
+ * The splice within window `w` (plan/replan.ts: outside it `next` holds the very items of
+ * `prev`), trimmed to the items that differ, applied to `prev` in place; null when equal or when
+ * `w` is null (the list did not change). O(window), not O(list).
+ */
+export function spliceInWindow<T>(prev: T[], next: readonly T[], w: Window | null, key: (x: T) => string): Splice<T> | null {
+  if (w === null) return null;
+  const eq = (a: T, b: T) => a === b || key(a) === key(b);
+  let pre = w.start;
+  let pe = w.start + w.deleteCount;
+  let ne = w.start + w.count;
+  while (pre < pe && pre < ne && eq(prev[pre], next[pre])) pre++;
+  while (pe > pre && ne > pre && eq(prev[pe - 1], next[ne - 1])) {
+    pe--;
+    ne--;
+  }
+  if (pre === pe && pre === ne) return null;
+  const s = { start: pre, deleteCount: pe - pre, items: next.slice(pre, ne) };
+  applySplice(prev, s);
+  return s;
+}
+
 /** Apply a splice in place; returns the removed items. */
 export function applySplice<T>(arr: T[], s: Splice<T> | null): T[] {
   if (s === null) return [];
-  return arr.splice(s.start, s.deleteCount, ...s.items);
+  // A spread of tens of thousands of items would exceed the engine's argument limit.
+  if (s.items.length <= 8192) return arr.splice(s.start, s.deleteCount, ...s.items);
+  const removed = arr.slice(s.start, s.start + s.deleteCount);
+  const tail = arr.slice(s.start + s.deleteCount);
+  arr.length = s.start;
+  for (const x of s.items) arr.push(x);
+  for (const x of tail) arr.push(x);
+  return removed;
 }
 
 const restKey = (d: DesiredState): string =>
@@ -51,10 +81,10 @@ const restKey = (d: DesiredState): string =>
 
 /** Sender side: remembers the last state sent and produces deltas against it. */
 interface Sent {
-  peers: readonly DesiredPeer[];
-  routes: readonly Route[];
-  prepend: readonly IptablesRule[];
-  append: readonly IptablesRule[];
+  peers: DesiredPeer[];
+  routes: Route[];
+  prepend: IptablesRule[];
+  append: IptablesRule[];
   rest: string;
 }
 
@@ -76,12 +106,12 @@ export class DeltaTracker {
    * only against this tracker's last state; a delta that changes nothing is a no-op, and the
    * receiver's number stands.
    */
-  next(d: DesiredState, held: number | null): DesiredMessage {
+  next(d: DesiredState, held: number | null, windows: PlanWindows | null = null): DesiredMessage {
     if (this.last === null || held !== this.seq) {
       this.full(d);
       return { full: d, seq: this.seq };
     }
-    const delta = this.delta(d);
+    const delta = windows ? this.windowDelta(d, windows) : this.delta(d);
     if (!delta.peers && !delta.routes && !delta.prepend && !delta.append && !delta.rules) {
       this.seq--;
       return { noop: true, seq: this.seq };
@@ -97,6 +127,34 @@ export class DeltaTracker {
   full(d: DesiredState): void {
     this.last = sent(d);
     this.seq++;
+  }
+
+  /**
+   * The delta from the last state to `d` when the planner names the windows of its lists that
+   * may have changed since that state (plan/replan.ts): O(change), the last state's lists patched
+   * in place instead of copied.
+   */
+  private windowDelta(d: DesiredState, w: PlanWindows): DesiredDelta {
+    const prev = this.last!;
+    const rest = restKey(d);
+    const same = rest === prev.rest;
+    const delta: DesiredDelta = {
+      base: this.seq,
+      interface: d.interface,
+      wireguard: d.wireguard === null ? null : { privateKey: d.wireguard.privateKey, listenPort: d.wireguard.listenPort, mtu: d.wireguard.mtu, address: d.wireguard.address },
+      peers: spliceInWindow(prev.peers, d.wireguard?.peers ?? [], w.peers, peerItemKey),
+      routes: spliceInWindow(prev.routes, d.routes, w.routes, routeItemKey),
+      rules: same ? null : d.rules,
+      chains: same ? null : d.iptables.chains,
+      prepend: spliceInWindow(prev.prepend, d.iptables.prepend, w.prepend, iptItemKey),
+      append: spliceOf(prev.append, d.iptables.append, iptItemKey),
+      tunnel: d.tunnel,
+      cni: d.cni,
+    };
+    prev.append = [...d.iptables.append];
+    prev.rest = rest;
+    this.seq++;
+    return delta;
   }
 
   /** The delta from the last state to `d` (which becomes the last state). Requires a base. */

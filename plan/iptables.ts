@@ -56,7 +56,7 @@ function natJump(dir: '-s' | '-d', c: CIDR, memo: boolean): IptablesRule {
 // A segment's own rules depend on the segment alone: a reused segment (topology.ts) hands back
 // its list (memo.ts), one property read instead of one lookup per address.
 /** Writes segment `s`'s own rules into `out` from index `at`; returns the next index. */
-function segmentReturns(s: Segment, out: IptablesRule[], at: number, memo: boolean): number {
+export function segmentReturns(s: Segment, out: IptablesRule[], at: number, memo: boolean): number {
   const hit = memo ? s.memo?.rules : undefined;
   if (hit) {
     for (let i = 0; i < hit.length; i++) out[at++] = hit[i];

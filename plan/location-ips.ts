@@ -114,17 +114,18 @@ interface Candidates {
   readonly v6: boolean;
 }
 
-function candidates(segments: readonly FilterSegment[]): Candidates {
+/** `lists[j]` belongs to segment `owners[j]` (ascending). */
+function candidates(owners: readonly number[], lists: readonly (readonly CIDR[])[]): Candidates {
   const cands: CIDR[] = [];
   const owner: number[] = [];
   let v4 = false;
   let v6 = false;
-  for (let k = 0; k < segments.length; k++) {
-    const list = segments[k].allowedLocationIPs;
-    for (let j = 0; j < list.length; j++) {
-      const c = list[j];
+  for (let j = 0; j < lists.length; j++) {
+    const list = lists[j];
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i];
       cands.push(c);
-      owner.push(k);
+      owner.push(owners[j]);
       if (c.ip.v6) v6 = true;
       else v4 = true;
     }
@@ -152,29 +153,96 @@ export function filterAllowedLocationIPs(
   peers: readonly { readonly allowedIPs: readonly CIDR[] }[],
 ): (readonly CIDR[] | null)[] {
   const out: (readonly CIDR[] | null)[] = new Array(segments.length).fill(null);
-  const c = candidates(segments);
+  const owners: number[] = [];
+  const lists: (readonly CIDR[])[] = [];
+  for (let k = 0; k < segments.length; k++) {
+    if (segments[k].allowedLocationIPs.length === 0) continue;
+    owners.push(k);
+    lists.push(segments[k].allowedLocationIPs);
+  }
+  const c = candidates(owners, lists);
   if (c.cands.length === 0) return out;
-  dropCoveredByAllowedIPs(c, segments, wireGuardIPs);
+  // §5.8 rule 2: an allowed IP of any segment covers the candidate's address. Each allowed IP
+  // covers a run of the candidates sorted by address: counted with a difference array, so each
+  // allowed IP costs one binary search, not one pass over candidates. Index loops and a range
+  // check first: this loop sees every allowed IP of the cluster even when there are two candidates.
+  const byPoint = new Runs(c.point);
+  for (let k = 0; k < segments.length; k++) {
+    const allowed = segments[k].allowedIPs;
+    for (let j = 0; j < allowed.length; j++) if (allowed[j].ip.v6 ? c.v6 : c.v4) /* flags, not a closure: this loop sees every allowed IP */ byPoint.add(allowed[j]);
+  }
+  byPoint.mark(c.dropped);
+  finishFilter(c, wireGuardIPs, peers, (k, kept) => (out[k] = kept));
+  return out;
+}
+
+/** Rules 2 (WireGuard IPs), 3 and 1, after rule 2 for the allowed IPs marked `c.dropped`. */
+function finishFilter(c: Candidates, wireGuardIPs: readonly IP[], peers: readonly { readonly allowedIPs: readonly CIDR[] }[], put: (k: number, kept: CIDR[]) => void): void {
+  dropWireGuardIPs(c, wireGuardIPs);
   const byStart = new Runs(c.start);
   dropMeetingPeers(c, byStart, peers);
-  keepInSegmentOrder(c, byStart, out);
+  keepInSegmentOrder(c, byStart, put);
+}
+
+/**
+ * The same filter for the segments that have allowed-location IPs only (`owners[j]`: the
+ * position of the segment whose unfiltered list is `lists[j]`, ascending), with rule 2's
+ * allowed IPs of every segment kept in `allowed`: O(c log c) for c candidates, whatever the
+ * number of segments. For incremental re-plans (replan.ts); the result per listed segment.
+ */
+export function filterAllowedLocationIPsIndexed(
+  owners: readonly number[],
+  lists: readonly (readonly CIDR[])[],
+  allowed: CoverIndex,
+  wireGuardIPs: readonly IP[],
+  peers: readonly { readonly allowedIPs: readonly CIDR[] }[],
+): Map<number, readonly CIDR[]> {
+  const out = new Map<number, readonly CIDR[]>();
+  const c = candidates(owners, lists);
+  for (let i = 0; i < c.cands.length; i++) if (allowed.covers(c.cands[i].ip)) c.dropped[i] = 1;
+  finishFilter(c, wireGuardIPs, peers, (k, kept) => out.set(k, kept));
   return out;
 }
 
 /**
- * §5.8 rule 2: an allowed IP of any segment covers the candidate's address. Each allowed IP covers
- * a run of the candidates sorted by address: counted with a difference array, so each allowed IP
- * costs one binary search, not one pass over candidates. Index loops and a range check first:
- * this loop sees every allowed IP of the cluster even when there are two candidates.
+ * A multiset of CIDRs (every segment's allowed IPs) that answers whether one of them covers an
+ * address: one map lookup per distinct prefix length, kept up to date one CIDR at a time.
  */
-function dropCoveredByAllowedIPs(c: Candidates, segments: readonly FilterSegment[], wireGuardIPs: readonly IP[]): void {
-  const { point, owner, dropped, v4, v6 } = c;
-  const byPoint = new Runs(point);
-  for (let k = 0; k < segments.length; k++) {
-    const allowed = segments[k].allowedIPs;
-    for (let j = 0; j < allowed.length; j++) if (allowed[j].ip.v6 ? v6 : v4) /* flags, not a closure: this loop sees every allowed IP */ byPoint.add(allowed[j]);
+export class CoverIndex {
+  private readonly blocks = new Map<Key, number>();
+  /** Prefix length → how many CIDRs of that length, per family. */
+  private readonly lengths = [new Map<number, number>(), new Map<number, number>()];
+
+  add(c: CIDR): void {
+    this.bump(c, 1);
   }
-  byPoint.mark(dropped);
+
+  remove(c: CIDR): void {
+    this.bump(c, -1);
+  }
+
+  private bump(c: CIDR, by: number): void {
+    const id = blockId(blockStart(c), c.bits);
+    const n = (this.blocks.get(id) ?? 0) + by;
+    if (n > 0) this.blocks.set(id, n);
+    else this.blocks.delete(id);
+    const lengths = this.lengths[c.ip.v6 ? 1 : 0];
+    const l = (lengths.get(c.bits) ?? 0) + by;
+    if (l > 0) lengths.set(c.bits, l);
+    else lengths.delete(c.bits);
+  }
+
+  covers(ip: IP): boolean {
+    for (const bits of this.lengths[ip.v6 ? 1 : 0].keys()) {
+      if (this.blocks.has(blockId(blockStart({ ip, bits, s: '' }), bits))) return true;
+    }
+    return false;
+  }
+}
+
+/** §5.8 rule 2, the other half: the WireGuard IP of a segment up to the candidate's own. */
+function dropWireGuardIPs(c: Candidates, wireGuardIPs: readonly IP[]): void {
+  const { point, owner, dropped } = c;
   // With the WireGuard IPs of segments 0…k (allocated consecutively: one key range).
   if (wireGuardIPs.length > 0) {
     const first = pointKey(wireGuardIPs[0]);
@@ -271,7 +339,7 @@ class MaxTree {
  * only its survivors come back. C meets a live entry E iff E.start ≤ C.end and E.end ≥ C.start:
  * the largest end among the entries starting at or before C.end decides.
  */
-function keepInSegmentOrder(c: Candidates, byStart: Runs, out: (readonly CIDR[] | null)[]): void {
+function keepInSegmentOrder(c: Candidates, byStart: Runs, put: (k: number, kept: CIDR[]) => void): void {
   const { cands, owner, start, end, dropped } = c;
   const n = cands.length;
   const tree = new MaxTree(byStart.order, end);
@@ -286,7 +354,7 @@ function keepInSegmentOrder(c: Candidates, byStart: Runs, out: (readonly CIDR[] 
       if (!dropped[i]) kept.push(cands[i]);
     }
     for (let i = first; i < last; i++) if (!dropped[i]) tree.set(i, end[i]);
-    out[k] = kept;
+    put(k, kept);
     first = last;
   }
 }

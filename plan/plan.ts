@@ -8,7 +8,7 @@ import { endpointPort, endpointStringOpt, withResolved } from './endpoint.js';
 import { iptablesRules } from './iptables.js';
 import { nodeJSON, nodeReady, parseNodeInto, type MeshNode, type NodeObject, type UDPAddr } from './node.js';
 import { parsePeer, peerJSON, peerName, peerReady, validatePeer, type MeshPeer, type PeerObject } from './peer.js';
-import { routes as buildRoutes } from './routes.js';
+import { routes as buildRoutes, type RouteOptions } from './routes.js';
 import { newTopology, segmentJSON, segmentKey, type Topology } from './topology.js';
 import type { Granularity, IptablesJSON, PlanJSON, WireGuardJSON } from './types.js';
 import { deviceConf, type WGConf } from './wireguard.js';
@@ -65,6 +65,10 @@ export interface PlanResult {
   topology: Topology | null;
   /** The device configuration with secrets, for the dataplane; null on non-leaders. */
   device: WGConf | null;
+  /** Some route destination lost host bits, so repeated routes were dropped (routes.ts finish). */
+  routesMasked: boolean;
+  /** The route options the routes were built with (null when the local node is not ready). */
+  routeOptions: RouteOptions | null;
 }
 
 /** A Peer object as kg sees it: invalid ones are dropped by the informer (design §3.3.5). */
@@ -160,7 +164,7 @@ function wireguardJSON(o: PlanOptions, conf: WGConf | null, publicKey: string, l
 
 // Memoised on the (frozen, reused) WireGuard peer: see deviceConf.
 const peerJSONMemo = new WeakMap<WGPeer, WireGuardJSON['peers'][number]>();
-function peerJSONOf(p: WGPeer, memo: boolean): WireGuardJSON['peers'][number] {
+export function peerJSONOf(p: WGPeer, memo: boolean): WireGuardJSON['peers'][number] {
   let j = memo ? peerJSONMemo.get(p) : undefined;
   if (j !== undefined) return j;
   j = {
@@ -246,7 +250,7 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
   const publicKey = local.key ?? '';
 
   if (!nodeReady(local, o.now)) {
-    return { json: notReadyJSON(base, local, o, wireguardJSON(o, null, publicKey, listenPort, memo), warnings), topology: null, device: null, ...counts };
+    return { json: notReadyJSON(base, local, o, wireguardJSON(o, null, publicKey, listenPort, memo), warnings), topology: null, device: null, routesMasked: false, routeOptions: null, ...counts };
   }
 
   const t = newTopology({
@@ -268,7 +272,8 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
     hasPrivateIP: local.internalIP !== null,
     tunnelInterface: o.tunnelInterface,
   });
-  const r = buildRoutes(topo, { kiloIface: o.interface, privIface: o.privateInterface, local: o.local, enc, memo });
+  const routeOptions: RouteOptions = { kiloIface: o.interface, privIface: o.privateInterface, local: o.local, enc, memo };
+  const r = buildRoutes(topo, routeOptions);
   const iptables = iptablesRules(topo, {
     cni: o.cni,
     forwardRules: o.iptablesForwardRules,
@@ -297,6 +302,8 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
     },
     topology: topo,
     device,
+    routesMasked: r.masked,
+    routeOptions,
     ...counts,
   };
 }

@@ -1,7 +1,6 @@
 // Routes and policy rules (design §7), for leaders and non-leaders.
 import { contains, network, oneAddress as oneAddressOf, type CIDR, type IP } from './addr.js';
 import type { Encapsulator } from './encapsulation.js';
-import type { Endpoint } from './endpoint.js';
 import { updateEndpoint, type Segment, type Topology } from './topology.js';
 import type { Route, Rule } from './types.js';
 
@@ -115,34 +114,51 @@ function routeBuilder(t: Topology, o: RouteOptions) {
   const crossesSubnet = (ip: IP) =>
     strategy === 'always' || (strategy === 'crosssubnet' && !(privateIP && contains(privateIP, ip)));
 
-  const result = (): { routes: Route[]; rules: Rule[] } => ({ routes: finish(out, masked), rules });
-  return { add, addEncap, remote, crossesSubnet, oneAddress, rules, result, memo, enc, strategy, privateIP, tunl };
+  const result = (): RoutesResult => ({ routes: finish(out, masked), rules, masked });
+  /** The routes as built, without the de-duplication of masked ones (one segment's: see remoteSegmentRoutes). */
+  const raw = (): { routes: Route[]; masked: boolean } => ({ routes: out, masked });
+  return { add, addEncap, remote, crossesSubnet, oneAddress, rules, result, raw, memo, enc, strategy, privateIP, tunl };
+}
+
+/** Routes and rules; `masked`: some destination lost host bits, so repeats were dropped (finish). */
+export interface RoutesResult {
+  routes: Route[];
+  rules: Rule[];
+  masked: boolean;
 }
 
 type RouteBuilder = ReturnType<typeof routeBuilder>;
 
-/** §7.3: a non-leader sends everything to its segment's leader. */
-function nonLeaderRoutes(t: Topology, o: RouteOptions, b: RouteBuilder): { routes: Route[]; rules: Rule[] } {
-  const { add, addEncap, remote, crossesSubnet, oneAddress, rules, memo, enc, strategy, privateIP, tunl } = b;
-  let gw: IP | null = null;
-  for (const s of t.segments) {
-    if (s.location !== t.location) continue;
-    const ep = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
-    gw = enc.gw(ep?.ip ?? null, s.privateIPs[s.leader] ?? null, s.cniCompatibilityIPs[s.leader], s.cidrs[s.leader]);
-    break;
-  }
-  const viaLeader = (dst: CIDR): void => addEncap(dst, gw, o.privIface, null, null, true);
-  const remoteViaLeader = (s: Segment): void => {
-    viaLeader(s.wireGuard32);
-    for (const c of s.cidrs) if (c) viaLeader(c);
-    for (const p of s.privateIPs) viaLeader(oneAddress(p));
-    for (let i = 0; i < s.allowedLocationIPs.length; i++) viaLeader(s.allowedLocationIPs[i]); // no iterator per segment
+/** §7.3: a non-leader's gateway to everything else, its segment's leader (`own`: the local segment). */
+function leaderGateway(t: Topology, enc: Encapsulator, own: Segment | undefined): IP | null {
+  if (!own) return null;
+  const ep = updateEndpoint(t.discoveredEndpoints, own.endpoint, own.key, own.persistentKeepalive);
+  return enc.gw(ep?.ip ?? null, own.privateIPs[own.leader] ?? null, own.cniCompatibilityIPs[own.leader], own.cidrs[own.leader]);
+}
+
+/** §7.3: a remote segment's routes on a non-leader, through the leader at `gw`. */
+function remoteViaLeader(b: RouteBuilder, o: RouteOptions, s: Segment, gw: IP | null): void {
+  const { addEncap, remote, oneAddress, memo, strategy, privateIP, tunl } = b;
+  const dev = o.privIface;
+  const make = (): void => {
+    addEncap(s.wireGuard32, gw, dev, null, null, true);
+    for (const c of s.cidrs) if (c) addEncap(c, gw, dev, null, null, true);
+    for (const p of s.privateIPs) addEncap(oneAddress(p), gw, dev, null, null, true);
+    for (let i = 0; i < s.allowedLocationIPs.length; i++) addEncap(s.allowedLocationIPs[i], gw, dev, null, null, true); // no iterator per segment
   };
+  // Without memoisation (one-shot plans), no deps list per segment.
+  if (memo) remote(s, [gw, o.privIface, strategy, privateIP, tunl], make);
+  else make();
+}
+
+/** §7.3: a non-leader sends everything to its segment's leader. */
+function nonLeaderRoutes(t: Topology, o: RouteOptions, b: RouteBuilder): RoutesResult {
+  const { add, addEncap, crossesSubnet, oneAddress, rules, enc, privateIP, tunl } = b;
+  const gw = leaderGateway(t, enc, t.segments.find((s) => s.location === t.location));
+  const viaLeader = (dst: CIDR): void => addEncap(dst, gw, o.privIface, null, null, true);
   for (const s of t.segments) {
     if (s.location !== t.location) {
-      // Without memoisation (one-shot plans), no deps list and closure per segment.
-      if (memo) remote(s, [gw, o.privIface, strategy, privateIP, tunl], () => remoteViaLeader(s));
-      else remoteViaLeader(s);
+      remoteViaLeader(b, o, s, gw);
       continue;
     }
     viaLeader(s.wireGuard32);
@@ -164,11 +180,12 @@ function nonLeaderRoutes(t: Topology, o: RouteOptions, b: RouteBuilder): { route
   return b.result();
 }
 
-/** §7.4: the leader routes other segments through WireGuard. */
-function leaderRoutes(t: Topology, o: RouteOptions, b: RouteBuilder): { routes: Route[]; rules: Rule[] } {
-  const { add, addEncap, remote, crossesSubnet, oneAddress, rules, memo, enc, strategy, privateIP, tunl } = b;
+/** §7.4: a remote segment's routes on the leader, through WireGuard to the segment's IP. */
+function remoteViaSegment(t: Topology, b: RouteBuilder, o: RouteOptions, s: Segment): void {
+  const { add, remote, oneAddress, memo, privateIP } = b;
   const src = privateIP?.ip ?? null;
-  const remoteViaSegment = (s: Segment, ep: Endpoint | null): void => {
+  const ep = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
+  const make = (): void => {
     const epIP = ep?.ip?.s;
     const gw = s.wireGuardIP;
     for (let i = 0; i < s.cidrs.length; i++) {
@@ -180,6 +197,13 @@ function leaderRoutes(t: Topology, o: RouteOptions, b: RouteBuilder): { routes: 
     }
     for (let i = 0; i < s.allowedLocationIPs.length; i++) add(s.allowedLocationIPs[i], gw, o.kiloIface, src, null, true); // no iterator per segment
   };
+  if (memo) remote(s, [ep, o.kiloIface, src], make);
+  else make();
+}
+
+/** §7.4: the leader routes other segments through WireGuard. */
+function leaderRoutes(t: Topology, o: RouteOptions, b: RouteBuilder): RoutesResult {
+  const { add, addEncap, crossesSubnet, oneAddress, rules, enc, strategy, privateIP, tunl } = b;
   for (const s of t.segments) {
     if (s.location === t.location) {
       if (o.local && privateIP) {
@@ -209,17 +233,28 @@ function leaderRoutes(t: Topology, o: RouteOptions, b: RouteBuilder): { routes: 
       }
       continue;
     }
-    const ep = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
-    if (memo) remote(s, [ep, o.kiloIface, src], () => remoteViaSegment(s, ep));
-    else remoteViaSegment(s, ep);
+    remoteViaSegment(t, b, o, s);
   }
+  const src = privateIP?.ip ?? null;
   for (const p of t.peers) {
     for (const a of p.allowedIPs) add(a, null, o.kiloIface, src, null, false);
   }
   return b.result();
 }
 
-export function routes(t: Topology, o: RouteOptions): { routes: Route[]; rules: Rule[] } {
+export function routes(t: Topology, o: RouteOptions): RoutesResult {
   const b = routeBuilder(t, o);
   return t.leader ? leaderRoutes(t, o, b) : nonLeaderRoutes(t, o, b);
+}
+
+/**
+ * The routes of one remote segment `s`, exactly as routes(t, o) lists them for it (before the
+ * de-duplication of masked routes); `own` is the local segment. For incremental re-plans
+ * (replan.ts), which rebuild the segments a change touched and keep the others' routes.
+ */
+export function remoteSegmentRoutes(t: Topology, o: RouteOptions, s: Segment, own: Segment | undefined): { routes: Route[]; masked: boolean } {
+  const b = routeBuilder(t, o);
+  if (t.leader) remoteViaSegment(t, b, o, s);
+  else remoteViaLeader(b, o, s, leaderGateway(t, b.enc, own));
+  return b.raw();
 }

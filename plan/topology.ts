@@ -120,7 +120,7 @@ export function updateEndpoint(
  * null until allocation), so that a one-shot plan can complete the base into the segment (see
  * newTopology).
  */
-interface SegmentBase extends Omit<Segment, 'wireGuardIP' | 'wireGuard32' | 'allowedIPs'> {
+export interface SegmentBase extends Omit<Segment, 'wireGuardIP' | 'wireGuard32' | 'allowedIPs'> {
   allowedIPs: CIDR[];
   wireGuardIP: IP | null;
   wireGuard32: CIDR | null;
@@ -254,6 +254,26 @@ function segmentWithIP(b: SegmentBase, ip: IP, one: CIDR, memo: boolean): Segmen
   // Segments with allowed-location IPs depend on the others (the filter): never reused.
   if (!filtered) b.last = { ip, seg };
   return seg;
+}
+
+/**
+ * For incremental re-plans (replan.ts): the memoised base of a segment of (name-sorted, ready)
+ * `members`, and base `b` as the k-th segment of subnet `subnet`'s allocation (null when the
+ * subnet has no k-th address). The same functions newTopology builds its segments with.
+ */
+export function memoSegmentBase(location: string, members: readonly MeshNode[]): SegmentBase {
+  return segmentBase(location, members, true);
+}
+
+export function allocatedSegment(b: SegmentBase, k: number, subnet: CIDR): Segment | null {
+  const { ips, ones } = allocation(subnet, k + 1);
+  const ip = ips[k];
+  return ip ? segmentWithIP(b, ip, ones[k], true) : null;
+}
+
+/** The subnet's WireGuard IPs, at least the first `count` (fewer when it runs out; maybe more). */
+export function allocatedIPs(subnet: CIDR, count: number): readonly IP[] {
+  return allocation(subnet, count).ips as readonly IP[];
 }
 
 /** `xs` and then `x`, in an array of exactly that size (one grown by push would have room for 17). */

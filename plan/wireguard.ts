@@ -1,7 +1,7 @@
 // WireGuard configurations (design §6.1–6.4): the leader's device, a Peer's view, a segment as a
 // peer, and the `wg setconf` INI text.
 import { endpointString } from './endpoint.js';
-import { updateEndpoint, type Topology } from './topology.js';
+import { updateEndpoint, type Segment, type Topology } from './topology.js';
 import type { WGPeer } from './wg-peer.js';
 
 export type { WGPeer };
@@ -15,28 +15,7 @@ export interface WGConf {
 /** §6.1: the local leader's device configuration; `memo`: reuse segment peers across plans (memo.ts). */
 export function deviceConf(t: Topology, privateKey: string | null, listenPort: number, memo = false): WGConf {
   const peers: WGPeer[] = [];
-  for (const s of t.segments) {
-    if (s.location === t.location) continue;
-    const endpoint = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
-    // A segment's peer is memoised on the segment object (topology.ts reuses unchanged segments;
-    // memo.ts), so a re-plan hands back the same frozen peers and what is derived from them.
-    const cached = memo ? s.memo?.peer : undefined;
-    if (cached && cached.endpoint === endpoint && cached.persistentKeepalive === t.persistentKeepalive) {
-      peers.push(cached);
-      continue;
-    }
-    const peer: WGPeer = Object.freeze({
-      publicKey: s.key,
-      endpoint,
-      // Shared, not copied, when there is nothing to append: 5,000 peers in full granularity.
-      allowedIPs: s.allowedLocationIPs.length ? [...s.allowedIPs, ...s.allowedLocationIPs] : s.allowedIPs,
-      // Quirk (design §16.13): the local node's keepalive applies to every peer.
-      persistentKeepalive: t.persistentKeepalive,
-      presharedKey: null,
-    });
-    if (memo && s.memo) s.memo.peer = peer;
-    peers.push(peer);
-  }
+  for (const s of t.segments) if (s.location !== t.location) peers.push(segmentPeer(t, s, memo));
   for (const p of t.peers) {
     peers.push({
       publicKey: p.publicKey ?? '',
@@ -47,6 +26,26 @@ export function deviceConf(t: Topology, privateKey: string | null, listenPort: n
     });
   }
   return { iface: { privateKey, listenPort }, peers };
+}
+
+/** Remote segment `s` as a peer of the local device, as deviceConf lists it. */
+export function segmentPeer(t: Topology, s: Segment, memo: boolean): WGPeer {
+  const endpoint = updateEndpoint(t.discoveredEndpoints, s.endpoint, s.key, s.persistentKeepalive);
+  // A segment's peer is memoised on the segment object (topology.ts reuses unchanged segments;
+  // memo.ts), so a re-plan hands back the same frozen peers and what is derived from them.
+  const cached = memo ? s.memo?.peer : undefined;
+  if (cached && cached.endpoint === endpoint && cached.persistentKeepalive === t.persistentKeepalive) return cached;
+  const peer: WGPeer = Object.freeze({
+    publicKey: s.key,
+    endpoint,
+    // Shared, not copied, when there is nothing to append: 5,000 peers in full granularity.
+    allowedIPs: s.allowedLocationIPs.length ? [...s.allowedIPs, ...s.allowedLocationIPs] : s.allowedIPs,
+    // Quirk (design §16.13): the local node's keepalive applies to every peer.
+    persistentKeepalive: t.persistentKeepalive,
+    presharedKey: null,
+  });
+  if (memo && s.memo) s.memo.peer = peer;
+  return peer;
 }
 
 /** §6.2: the configuration a Peer resource named `name` should run (kgctl showconf peer). */

@@ -5,11 +5,12 @@
 import { getHeapStatistics } from 'node:v8';
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { DeltaTracker } from '../diff/desired.js';
-import { parseIP } from '../plan/addr.js';
+import { parseIP, type IP } from '../plan/addr.js';
 import { formatDiscoveredEndpoints, nodeReady, parseNode, withLastSeen, type MeshNode, type NodeObject, type UDPAddr } from '../plan/node.js';
 import { peerReady, type MeshPeer } from '../plan/peer.js';
 import { parseEndpoint } from '../plan/endpoint.js';
-import { byPublicKey, plan, readPeer, type Cluster } from '../plan/plan.js';
+import { byPublicKey, plan, readPeer, type Cluster, type PlanResult } from '../plan/plan.js';
+import { Replanner, type DesiredPeerOf, type PlanWindows, type ReplicaView } from '../plan/replan.js';
 import type { GraphAnswer, GraphTask, PlanAnswer, PlanTask, ReplicaDelta } from '../ipc/planner.js';
 import type { DesiredDelta, DesiredState } from '../ipc/dataplane.js';
 import { byText } from '../plan/addr.js';
@@ -28,18 +29,57 @@ interface Replica {
   peerWarnings: Map<string, string>;
   /** The sorted cluster, rebuilt lazily after a change. */
   cluster: Cluster | null;
+  /** The Peers' share of the cluster's warnings, rebuilt lazily after a Peer change. */
+  peerWarningList: string[] | null;
 }
 
 const replica: Replica = {
   v: 0, stale: true, topologyLabel: 'topology.kubernetes.io/region', claims: DEFAULT_LIMITS,
-  nodes: new Map(), nodeWarnings: new Map(), peers: new Map(), peerWarnings: new Map(), cluster: null,
+  nodes: new Map(), nodeWarnings: new Map(), peers: new Map(), peerWarnings: new Map(), cluster: null, peerWarningList: null,
 };
+
+/**
+ * Incremental re-plans (plan/replan.ts), one per planned hostname (the agent plans its own; a
+ * few at most), told of every record the replica replaces.
+ */
+const replanners = new Map<string, Replanner>();
+const MAX_REPLANNERS = 4;
+
+function replanner(hostname: string): Replanner {
+  let r = replanners.get(hostname);
+  if (!r) {
+    if (replanners.size >= MAX_REPLANNERS) replanners.delete(replanners.keys().next().value!);
+    replanners.set(hostname, (r = new Replanner()));
+  }
+  return r;
+}
+
+function noteNode(name: string): void {
+  const before = replica.nodes.get(name);
+  for (const r of replanners.values()) r.noteNode(name, before);
+}
+
+function invalidateReplanners(): void {
+  for (const r of replanners.values()) r.invalidate();
+}
+
+/** Incremental-plan counters of this worker's replanners, summed. */
+export function replanStats(): { incremental: number; full: number; fallbacks: Record<string, number> } {
+  const out = { incremental: 0, full: 0, fallbacks: {} as Record<string, number> };
+  for (const r of replanners.values()) {
+    out.incremental += r.stats.incremental;
+    out.full += r.stats.full;
+    for (const [k, v] of r.stats.fallbacks) out.fallbacks[k] = (out.fallbacks[k] ?? 0) + v;
+  }
+  return out;
+}
 
 const waiters: { v: number; resolve: () => void }[] = [];
 
 function upsertNode(o: NodeObject): void {
   const r = parseNode(o, replica.topologyLabel, replica.claims);
   if (!r.value.name) return;
+  noteNode(r.value.name);
   replica.nodes.set(r.value.name, r.value);
   if (r.warnings.length) replica.nodeWarnings.set(r.value.name, r.warnings);
   else replica.nodeWarnings.delete(r.value.name);
@@ -50,6 +90,7 @@ export function applyDelta(d: ReplicaDelta): void {
   if (d.reset) {
     // Snapshots are broadcast: a worker that follows the deltas already has this state.
     if (!replica.stale && replica.v >= d.v) return;
+    invalidateReplanners();
     replica.nodes.clear();
     replica.nodeWarnings.clear();
     replica.peers.clear();
@@ -59,14 +100,22 @@ export function applyDelta(d: ReplicaDelta): void {
     replica.stale = true;
     return;
   }
+  if (d.topologyLabel || d.claims || d.peers?.length || d.peerDeletes?.length) {
+    invalidateReplanners();
+    replica.peerWarningList = null;
+  }
   if (d.topologyLabel) replica.topologyLabel = d.topologyLabel;
   if (d.claims) replica.claims = d.claims;
   for (const [name, lastSeen] of d.lastSeen ?? []) {
     const n = replica.nodes.get(name);
-    if (n) replica.nodes.set(name, withLastSeen(n, lastSeen));
+    if (n) {
+      noteNode(name);
+      replica.nodes.set(name, withLastSeen(n, lastSeen));
+    }
   }
   for (const o of d.nodes ?? []) upsertNode(o);
   for (const n of d.nodeDeletes ?? []) {
+    noteNode(n);
     replica.nodes.delete(n);
     replica.nodeWarnings.delete(n);
   }
@@ -104,10 +153,23 @@ function cluster(): Cluster {
     }
   }
   const peers = byPublicKey([...replica.peers.values()].sort((a, b) => byText(a.name, b.name)));
-  warnings.push(...peers.warnings, ...replica.peerWarnings.values());
+  replica.peerWarningList = [...peers.warnings, ...replica.peerWarnings.values()];
+  warnings.push(...replica.peerWarningList);
   replica.cluster = { nodes, peers: peers.peers, warnings };
   return replica.cluster;
 }
+
+/** cluster().warnings, without sorting every record: only the few nodes with warnings. */
+function clusterWarnings(): string[] {
+  if (replica.cluster) return [...replica.cluster.warnings];
+  if (replica.peerWarningList === null) return [...cluster().warnings];
+  const warnings: string[] = [];
+  for (const name of [...replica.nodeWarnings.keys()].sort(byText)) for (const x of replica.nodeWarnings.get(name)!) warnings.push(x);
+  warnings.push(...replica.peerWarningList);
+  return warnings;
+}
+
+const view: ReplicaView = { nodes: replica.nodes, cluster, warnings: clusterWarnings };
 
 const channel = workerData?.channel ? new BroadcastChannel(workerData.channel as string) : null;
 if (channel) {
@@ -137,7 +199,7 @@ function reach(v: number, timeoutMs: number): Promise<boolean> {
 }
 
 /** The dataplane's desired state: the plan plus the secrets the plan JSON redacts. */
-function desiredState(task: PlanTask, r: ReturnType<typeof plan>): DesiredState {
+function desiredState(task: PlanTask, r: PlanResult, desiredPeers: DesiredPeerOf[] | null): DesiredState {
   const j = r.json;
   const o = task.options;
   return {
@@ -150,7 +212,7 @@ function desiredState(task: PlanTask, r: ReturnType<typeof plan>): DesiredState 
           address: j.wireGuardCIDR,
           // Peers without a preshared key are passed as they are (frozen and reused between
           // plans, so their diff keys are too).
-          peers: j.wireguard.peers.map((p, i) => (r.device!.peers[i].presharedKey ? { ...p, presharedKeySecret: r.device!.peers[i].presharedKey! } : p)),
+          peers: desiredPeers ?? j.wireguard.peers.map((p, i) => (r.device!.peers[i].presharedKey ? { ...p, presharedKeySecret: r.device!.peers[i].presharedKey! } : p)),
         }
       : null,
     routes: j.routes,
@@ -185,20 +247,48 @@ function natDiscovery(targets: ReturnType<typeof natTargets>, observed: NonNulla
 }
 
 /**
- * Per node, the last desired state this worker produced. Sequence numbers live in a range of
- * this thread's own, so states from two workers can never be mistaken for one another.
+ * Per node, the last desired state this worker produced, and the plan it came from (the
+ * replanner's windows are relative to one plan). Sequence numbers live in a range of this
+ * thread's own, so states from two workers can never be mistaken for one another.
  */
-const trackers = new Map<string, DeltaTracker>();
+const trackers = new Map<string, { t: DeltaTracker; planId: number | null }>();
 
-function desiredAnswer(task: PlanTask, d: DesiredState): { full?: string; delta?: DesiredDelta; noop?: true; seq: number } {
-  let t = trackers.get(task.options.hostname);
-  if (!t) {
-    t = new DeltaTracker();
-    t.seq = threadId * 1e9;
-    trackers.set(task.options.hostname, t);
+function desiredAnswer(task: PlanTask, d: DesiredState, p: Planned): { full?: string; delta?: DesiredDelta; noop?: true; seq: number } {
+  let e = trackers.get(task.options.hostname);
+  if (!e) {
+    e = { t: new DeltaTracker(), planId: null };
+    e.t.seq = threadId * 1e9;
+    trackers.set(task.options.hostname, e);
   }
-  const m = t.next(d, task.desired?.baseSeq ?? null);
+  const windows = p.windows && e.planId !== null && e.planId === p.prevId ? p.windows : null;
+  e.planId = p.id;
+  const m = e.t.next(d, task.desired?.baseSeq ?? null, windows);
   return 'full' in m ? { full: JSON.stringify(m.full), seq: m.seq } : m;
+}
+
+/** A plan, with what the desired state and the summary take from it. */
+interface Planned {
+  r: PlanResult;
+  desiredPeers: DesiredPeerOf[] | null;
+  windows: PlanWindows | null;
+  /** The replanner's plan numbers (null for a described plan, planned afresh). */
+  id: number | null;
+  prevId: number | null;
+  natCandidates: number;
+  discovered: Map<string, UDPAddr> | undefined;
+}
+
+function planned(task: PlanTask, resolved: Map<string, IP>): Planned {
+  if (!task.describe) {
+    const p = replanner(task.options.hostname).plan(view, task.options, { resolved, privateKey: task.privateKey ?? null, observed: task.observed ?? null });
+    return { r: p.result, desiredPeers: p.desiredPeers, windows: p.windows, id: p.id, prevId: p.prevId, natCandidates: p.natCandidates, discovered: p.discovered };
+  }
+  // `kg plan`'s description of every node: a plan of the whole cluster, as before.
+  const c = cluster();
+  const targets = natTargets(c, task.options.now);
+  const discovered = task.observed ? natDiscovery(targets, task.observed) : undefined;
+  const r = plan(c, task.options, { resolved, privateKey: task.privateKey ?? null, localDiscoveredEndpoints: discovered, describe: true, reuse: true });
+  return { r, desiredPeers: null, windows: null, id: null, prevId: null, natCandidates: targets.nodes.length + targets.peers.length, discovered };
 }
 
 /** The graph alone, from the replica: no plan, so no routes, rules or peers are built for it. */
@@ -218,21 +308,16 @@ export default async function run(task: PlanTask | GraphTask): Promise<PlanAnswe
   if (!(await reach(task.v, 1_000))) return { ok: false, needSnapshot: true };
   if (task.kind === 'graph') return graph(task);
   const t0 = performance.now();
-  const c = cluster();
-  const t1 = performance.now();
   try {
     const resolved = new Map((task.resolved ?? []).flatMap(([k, v]) => {
       const ip = parseIP(v);
       return ip ? [[k, ip] as const] : [];
     }));
-    const targets = natTargets(c, task.options.now);
-    const localDiscovered = task.observed ? natDiscovery(targets, task.observed) : undefined;
-    if (!c.nodes.some((n) => n.name === task.options.hostname)) {
-      return { ok: false, error: `node ${JSON.stringify(task.options.hostname)} is not in the cluster` };
-    }
-    const r = plan(c, task.options, { resolved, privateKey: task.privateKey ?? null, localDiscoveredEndpoints: localDiscovered, describe: task.describe === true, reuse: true });
+    const local = replica.nodes.get(task.options.hostname);
+    if (!local) return { ok: false, error: `node ${JSON.stringify(task.options.hostname)} is not in the cluster` };
+    const p = planned(task, resolved);
+    const { r } = p;
     const j = r.json;
-    const local = c.nodes.find((n) => n.name === task.options.hostname)!;
     return {
       ok: true,
       summary: {
@@ -240,13 +325,14 @@ export default async function run(task: PlanTask | GraphTask): Promise<PlanAnswe
         readyNodes: r.readyNodes, readyPeers: r.readyPeers,
         wgPeers: j.wireguard.peers.length, routes: j.routes.length, rules: j.rules.length,
         iptablesRules: j.iptables.prepend.length + j.iptables.append.length, warnings: j.warnings,
-        discoveredEndpoints: localDiscovered ? formatDiscoveredEndpoints(localDiscovered) : null,
-        natCandidates: targets.nodes.length + targets.peers.length,
+        discoveredEndpoints: p.discovered ? formatDiscoveredEndpoints(p.discovered) : null,
+        natCandidates: p.natCandidates,
       },
-      ...(task.desired ? desiredAnswer(task, desiredState(task, r)) : {}),
+      ...(task.desired ? desiredAnswer(task, desiredState(task, r, p.desiredPeers), p) : {}),
       plan: task.describe ? JSON.stringify(j) : undefined,
-      planMs: performance.now() - t1,
-      parseMs: t1 - t0,
+      planMs: performance.now() - t0,
+      // The replica is kept sorted no more: a full plan sorts it inside planMs.
+      parseMs: 0,
       heapBytes: getHeapStatistics().used_heap_size,
     };
   } catch (e) {

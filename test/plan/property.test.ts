@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { contains, network, parseCIDR, parseIP } from '../../plan/addr.js';
-import type { NodeObject } from '../../plan/node.js';
+import { withLastSeen, type MeshNode, type NodeObject } from '../../plan/node.js';
+import { Replanner, type ReplicaView } from '../../plan/replan.js';
+import { Model, scenario } from './sequence.js';
 import type { PeerObject } from '../../plan/peer.js';
 import { parseCluster, plan } from '../../plan/plan.js';
 import type { PlanJSON } from '../../plan/types.js';
@@ -223,4 +225,69 @@ test('property: malformed Nodes and Peers become warnings, never exceptions', ()
     }),
     { numRuns: 400 },
   );
+});
+
+// Incremental re-plans (plan/replan.ts) over long random sequences of changes: after every step,
+// the replanner's plan of each ready node equals a fresh one-shot plan of the whole cluster.
+test('property: incremental re-plans equal fresh plans after long random sequences of changes', (t) => {
+  let incremental = 0;
+  let full = 0;
+  const reasons = new Map<string, number>();
+  fc.assert(
+    fc.property(scenario, (sc) => {
+      const model = new Model(sc.nodes);
+      const records = new Map<string, MeshNode>();
+      const replanners = new Map<string, Replanner>();
+      const parse = (o: NodeObject) => parseCluster([o], [], 'x').nodes[0];
+      for (const o of model.objects()) records.set(o.metadata!.name!, parse(o));
+      let peers = parseCluster([], model.peerObjects(), 'x').peers;
+      const view: ReplicaView = {
+        nodes: records,
+        cluster: () => ({ nodes: [...records.values()].sort((a, b) => (a.name < b.name ? -1 : 1)), peers, warnings: [] }),
+        warnings: () => [],
+      };
+      const note = (name: string) => {
+        for (const r of replanners.values()) r.noteNode(name, records.get(name));
+      };
+      for (const [i, op] of [{ kind: 'tick', seconds: 0 } as const, ...sc.ops].entries()) {
+        const step = model.apply(op);
+        for (const n of step.nodes) (note(n.metadata!.name!), records.set(n.metadata!.name!, parse(n)));
+        for (const n of step.deletes) (note(n), records.delete(n));
+        for (const [n, t] of step.lastSeen) (note(n), records.set(n, withLastSeen(records.get(n)!, t)));
+        if (step.peers) {
+          peers = parseCluster([], step.peers, 'x').peers;
+          for (const r of replanners.values()) r.invalidate();
+        }
+        const fresh = parseCluster(model.objects(), model.peerObjects(), 'x');
+        // The local node and one other (a leader or not, as it falls), while it is there.
+        for (const host of ['n00', 'n01'].filter((h) => model.specs.has(h))) {
+          const o = { ...options(host, { granularity: sc.granularity, encapsulate: sc.encapsulate, local: true }), now: model.now };
+          let want: string;
+          try {
+            want = JSON.stringify(plan(fresh, o, { describe: false }).json);
+          } catch (e) {
+            want = `error: ${(e as Error).message}`;
+          }
+          let r = replanners.get(host);
+          if (!r) replanners.set(host, (r = new Replanner()));
+          let got: string;
+          try {
+            got = JSON.stringify(r.plan(view, o, { privateKey: null }).result.json);
+          } catch (e) {
+            got = `error: ${(e as Error).message}`;
+          }
+          assert.equal(got, want, `step ${i} (${JSON.stringify(op)}), plan of ${host}`);
+        }
+      }
+      for (const r of replanners.values()) {
+        incremental += r.stats.incremental;
+        full += r.stats.full;
+        for (const [k, v] of r.stats.fallbacks) reasons.set(k, (reasons.get(k) ?? 0) + v);
+      }
+    }),
+    { numRuns: 120 },
+  );
+  t.diagnostic(`${incremental} incremental plans, ${full} full: ${JSON.stringify(Object.fromEntries(reasons))}`);
+  // Not vacuous: most of those plans took the incremental path.
+  assert.ok(incremental > 1000, `only ${incremental} incremental plans`);
 });
