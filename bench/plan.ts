@@ -7,11 +7,14 @@
 // (as the pool's replica holds them), without the description and with memoisation off, i.e. a
 // re-plan in which every segment changed (JSON name `plan/agent-replan/…`, kept for comparisons).
 //
+// Also (bench/replan.ts): the agent's one-node re-plan in the plan worker at 1k, 5k and 10k
+// nodes, both granularities, incremental against the memoised full re-plan in the same run.
+//
 // Also (bench/alip.ts): the plan at 5,000 nodes when two nodes claim 10,000 allowed-location
 // IPs each, with the cap at its default and lifted, and against a baseline build if given.
 //
 //   node dist/bench/plan.js [--sizes 100,1000,5000,10000] [--json bench-results.json] [--quick]
-//                           [--baseline-dist OTHER/dist] [--alip-only]
+//                           [--baseline-dist OTHER/dist] [--alip-only] [--replan-sizes 1000,5000,10000] [--replan-only]
 //
 // Always writes a results file (default bench-results.json) in the comparable format of
 // bench/compare.ts; `node dist/bench/compare.js old.json new.json` flags regressions.
@@ -26,6 +29,7 @@ import { parseCluster, plan, type PlanOptions } from '../plan/plan.js';
 import type { Granularity } from '../plan/types.js';
 import { syntheticName, syntheticNodes, syntheticPeers } from './synthetic.js';
 import { measureALIPs } from './alip.js';
+import { measureReplans } from './replan.js';
 import { commandFlags, type FlagDef } from '../main/flags.js';
 
 const FLAGS: FlagDef[] = [
@@ -34,13 +38,17 @@ const FLAGS: FlagDef[] = [
   { name: 'quick', type: 'bool', default: false, usage: 'A smaller time budget per measurement (a smoke run, not numbers to compare).' },
   { name: 'baseline-dist', type: 'string', default: '', usage: 'Another build\'s dist/ to measure the allowed-location-IP plan against.' },
   { name: 'alip-only', type: 'bool', default: false, usage: 'Only the allowed-location-IP measurements (bench/alip.ts).' },
+  { name: 'replan-sizes', type: 'string', default: '1000,5000,10000', usage: 'Cluster sizes for the one-node re-plan measurements (bench/replan.ts); empty: none.' },
+  { name: 'replan-only', type: 'bool', default: false, usage: 'Only the one-node re-plan measurements (bench/replan.ts).' },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
 const args = commandFlags(process.argv.slice(2), FLAGS, 'node dist/bench/plan.js [flags]',
   'One node\'s full plan at each size, in 1 and 100 locations, for both granularities (mitata), with a\nstructuredClone baseline; writes a results file for bench/compare.js.');
 const sizes = (args.sizes as string).split(',').map(Number);
 const quick = args.quick as boolean;
-const alipOnly = args['alip-only'] as boolean;
+const replanOnly = args['replan-only'] as boolean;
+const alipOnly = (args['alip-only'] as boolean) || replanOnly;
+const replanSizes = (args['replan-sizes'] as string).split(',').filter((x) => x.trim() !== '').map(Number);
 const NOW = 1_764_160_000;
 
 function options(hostname: string, granularity: Granularity): PlanOptions {
@@ -108,7 +116,11 @@ for (const n of alipOnly ? [] : sizes) {
   console.log(`pool-worker path, ${key}: full p50 ${f(w.fullPlan.p50Ms)} ms, one-node change p50 ${f(w.incrementalPlan.p50Ms)} ms`);
 }
 
-worker.push(...await measureALIPs({ nodes: 5000, each: 10_000, baselineDist: (args['baseline-dist'] as string) || undefined, budgetMs: quick ? 300 : 3000, options, now: NOW }));
+// The one-node re-plan (bench/replan.ts): incremental against the memoised full re-plan.
+const replans = args['alip-only'] as boolean ? null : await measureReplans(replanSizes, quick ? 100 : 800, parseCIDR('10.4.0.0/16')!, NOW);
+if (replans) worker.push(...replans.measurements);
+
+if (!replanOnly) worker.push(...await measureALIPs({ nodes: 5000, each: 10_000, baselineDist: (args['baseline-dist'] as string) || undefined, budgetMs: quick ? 300 : 3000, options, now: NOW }));
 
 const out = args.json as string;
 const measurements: Measurement[] = rows.flatMap((r): Measurement[] => {
@@ -120,5 +132,5 @@ const measurements: Measurement[] = rows.flatMap((r): Measurement[] => {
     { name: `baseline/structuredClone/${key}`, unit: 'ms', p50: r.cloneP50 },
   ];
 }).concat(worker);
-writeFileSync(out, JSON.stringify(resultsFile('plan', measurements, { rows }), null, 2) + '\n');
+writeFileSync(out, JSON.stringify(resultsFile('plan', measurements, { rows, replans: replans?.rows ?? [] }), null, 2) + '\n');
 process.stderr.write(`results written to ${out}\n`);

@@ -66,6 +66,12 @@ export function spliceInWindow<T>(prev: T[], next: readonly T[], w: Window | nul
 /** Apply a splice in place; returns the removed items. */
 export function applySplice<T>(arr: T[], s: Splice<T> | null): T[] {
   if (s === null) return [];
+  if (s.items.length === s.deleteCount) {
+    // As many in as out (a one-node edit): in place, without moving the rest of a 20,000-item list.
+    const removed = arr.slice(s.start, s.start + s.deleteCount);
+    for (let i = 0; i < s.items.length; i++) arr[s.start + i] = s.items[i];
+    return removed;
+  }
   // A spread of tens of thousands of items would exceed the engine's argument limit.
   if (s.items.length <= 8192) return arr.splice(s.start, s.deleteCount, ...s.items);
   const removed = arr.slice(s.start, s.start + s.deleteCount);

@@ -50,6 +50,11 @@ export interface PlanTask {
   desired?: { cniPath: string | null; tunnelPrivIface: string | null; baseSeq: number | null };
   /** Include the full plan JSON (kg plan format) in the answer. */
   describe?: boolean;
+  /**
+   * false: the memoised full plan, even where an incremental re-plan (plan/replan.ts) would do;
+   * a benchmark's same-run baseline.
+   */
+  incremental?: boolean;
 }
 
 /**

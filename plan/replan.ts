@@ -129,11 +129,13 @@ export class Replanner {
     this.pending.clear();
   }
 
-  plan(view: ReplicaView, o: PlanOptions, extras: ReplanExtras): Replanned {
+  /** The plan for `o`; `full`: the memoised full plan whatever changed (a benchmark's baseline). */
+  plan(view: ReplicaView, o: PlanOptions, extras: ReplanExtras, full = false): Replanned {
     const key = optionsKey(o, extras);
     const s = this.state;
     let reason: string | null = null;
-    if (this.stale || !s) reason = this.stale ? 'replica reset' : 'no incremental state';
+    if (full) reason = 'asked for a full plan';
+    else if (this.stale || !s) reason = this.stale ? 'replica reset' : 'no incremental state';
     else if (s.key !== key) reason = 'options';
     else if (o.now < s.now) reason = 'clock went back';
     else if (this.pending.size > Math.max(64, view.nodes.size * MAX_PENDING_SHARE)) reason = 'many changes';
@@ -378,11 +380,10 @@ function splice(s: State, dirty: ReadonlyMap<number, Dirty>): PlanWindows {
     s.segments[k] = seg;
     const rr = remoteSegmentRoutes(t, r.routeOptions!, seg, own);
     if (rr.masked) throw new Fallback('masked routes');
-    r.json.routes.splice(sum(s.routeCount, k), s.routeCount[k], ...rr.routes);
+    replace(r.json.routes, sum(s.routeCount, k), s.routeCount[k], rr.routes, rr.routes.length);
     s.routeCount[k] = rr.routes.length;
-    scratch.length = 0;
     const n = segmentReturns(seg, scratch, 0, true);
-    r.json.iptables.prepend.splice(s.iptHead + sum(s.ruleCount, k), s.ruleCount[k], ...scratch.slice(0, n));
+    replace(r.json.iptables.prepend, s.iptHead + sum(s.ruleCount, k), s.ruleCount[k], scratch, n);
     s.ruleCount[k] = n;
     if (r.device) {
       const i = peerIndex(s, k);
@@ -399,6 +400,12 @@ function splice(s: State, dirty: ReadonlyMap<number, Dirty>): PlanWindows {
     prepend: window(prev.prepend, r.json.iptables.prepend.length, s.iptHead + sum(s.ruleCount, first), s.iptHead + sum(s.ruleCount, last + 1)),
     peers: r.device ? window(prev.peers, prev.peers, peerIndex(s, first), peerIndex(s, last) + 1) : null,
   };
+}
+
+/** Replaces `count` items of `xs` at `at` with the first `n` of `items`: in place when as many. */
+function replace<T>(xs: T[], at: number, count: number, items: readonly T[], n: number): void {
+  if (n === count) for (let i = 0; i < n; i++) xs[at + i] = items[i];
+  else xs.splice(at, count, ...items.slice(0, n));
 }
 
 /** The device peer of remote segment k (the local segment has none). */
