@@ -109,6 +109,11 @@ export type PlanAnswer =
       parseMs: number;
       /** V8 heap in use by the planner worker that answered. */
       heapBytes?: number;
+      /**
+       * The re-plan was incremental (plan/replan.ts), or why it was a full plan: the fallbacks,
+       * for logs and metrics. Absent for a described plan.
+       */
+      replan?: { incremental: true } | { incremental: false; reason: string };
     }
   | { ok: false; needSnapshot: true }
   | { ok: false; error: string };

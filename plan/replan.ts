@@ -7,7 +7,8 @@
 // plan() stays the reference: every change this module does not handle (the local node or its
 // segment, a segment that appears or disappears and so moves the allocation of every later one,
 // Peers, discovered endpoints, DNS endpoints, masked routes, other options) falls back to the
-// memoised full plan, counted by reason in `stats`. Property test: test/plan/replan.test.ts.
+// memoised full plan, counted by reason in `stats`. Property tests: test/plan/property.test.ts
+// (plans), test/workers/replan.test.ts (the desired-state deltas).
 import { byText, oneAddress, type CIDR, type IP } from './addr.js';
 import { CoverIndex, filterAllowedLocationIPsIndexed } from './location-ips.js';
 import { discoverNATEndpoints } from './nat.js';
@@ -63,6 +64,8 @@ export interface Replanned {
   natCandidates: number;
   /** The local node's discovered endpoints, when `observed` was given. */
   discovered: Map<string, UDPAddr> | undefined;
+  /** Why this was a full plan (null: incremental). */
+  fullReason: string | null;
 }
 
 export interface ReplanExtras {
@@ -146,7 +149,7 @@ export class Replanner {
         if (discoveredKey(discovered) !== discoveredKey(s.discovered)) throw new Fallback('discovered endpoints');
         this.pending.clear();
         this.stats.incremental++;
-        return { result: s.result, ...this.nextId(), windows, desiredPeers: s.desiredPeers, natCandidates: s.natNodes.size + s.natPeers.length, discovered };
+        return { result: s.result, ...this.nextId(), windows, desiredPeers: s.desiredPeers, natCandidates: s.natNodes.size + s.natPeers.length, discovered, fullReason: null };
       } catch (e) {
         if (!(e instanceof Fallback)) {
           // Never plan on from a state a failure left half-updated.
@@ -158,7 +161,7 @@ export class Replanner {
       }
     }
     this.stats.fallbacks.set(reason!, (this.stats.fallbacks.get(reason!) ?? 0) + 1);
-    return this.full(view, o, extras, key);
+    return { ...this.full(view, o, extras, key), fullReason: reason };
   }
 
   private nextId(): { id: number; prevId: number } {
@@ -168,7 +171,7 @@ export class Replanner {
   }
 
   /** The memoised full plan, and the state the next incremental plans start from. */
-  private full(view: ReplicaView, o: PlanOptions, extras: ReplanExtras, key: string): Replanned {
+  private full(view: ReplicaView, o: PlanOptions, extras: ReplanExtras, key: string): Omit<Replanned, 'fullReason'> {
     this.state = null;
     this.pending.clear();
     this.stale = false;

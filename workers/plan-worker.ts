@@ -309,12 +309,14 @@ interface Planned {
   prevId: number | null;
   natCandidates: number;
   discovered: Map<string, UDPAddr> | undefined;
+  replan?: { incremental: true } | { incremental: false; reason: string };
 }
 
 function planned(task: PlanTask, resolved: Map<string, IP>): Planned {
   if (!task.describe) {
     const p = replanner(task.options.hostname).plan(view, task.options, { resolved, privateKey: task.privateKey ?? null, observed: task.observed ?? null }, task.incremental === false);
-    return { r: p.result, desiredPeers: p.desiredPeers, windows: p.windows, id: p.id, prevId: p.prevId, natCandidates: p.natCandidates, discovered: p.discovered };
+    const replan = p.fullReason === null ? { incremental: true as const } : { incremental: false as const, reason: p.fullReason };
+    return { r: p.result, desiredPeers: p.desiredPeers, windows: p.windows, id: p.id, prevId: p.prevId, natCandidates: p.natCandidates, discovered: p.discovered, replan };
   }
   // `kg plan`'s description of every node: a plan of the whole cluster, as before.
   const c = view.cluster();
@@ -367,6 +369,7 @@ export default async function run(task: PlanTask | GraphTask): Promise<PlanAnswe
       planMs: performance.now() - t0 - clusterMs,
       parseMs: clusterMs,
       heapBytes: getHeapStatistics().used_heap_size,
+      ...(p.replan ? { replan: p.replan } : {}),
     };
   } catch (e) {
     return { ok: false, error: (e as Error).message };

@@ -57,6 +57,7 @@ const plain = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 test('plan worker: incremental re-plans and their deltas equal fresh plans after long random sequences of changes', async (t) => {
   const before = replanStats();
   let deltas = 0;
+  let incrementalAnswers = 0;
   await fc.assert(
     fc.asyncProperty(scenario, async (sc) => {
       const m = new Model(sc.nodes);
@@ -82,6 +83,8 @@ test('plan worker: incremental re-plans and their deltas equal fresh plans after
           assert.equal('error' in a ? `error: ${a.error}` : 'needs a snapshot', want, `step ${i}`);
           continue;
         }
+        if (a.replan?.incremental) incrementalAnswers++;
+        else assert.ok(a.replan && a.replan.reason.length > 0, `step ${i}: a full plan names its reason`);
         if (a.full !== undefined) held = { seq: a.seq!, state: JSON.parse(a.full) };
         else if (a.delta) {
           assert.ok(held && a.delta.base === held.seq, `step ${i}: a delta against a state the receiver holds`);
@@ -96,5 +99,6 @@ test('plan worker: incremental re-plans and their deltas equal fresh plans after
   );
   const after = replanStats();
   t.diagnostic(`${deltas} deltas; ${after.incremental - before.incremental} incremental plans, ${after.full - before.full} full`);
-  assert.ok(after.incremental - before.incremental > 300, 'most plans took the incremental path');
+  assert.ok(after.incremental - before.incremental > 300, 'many plans took the incremental path');
+  assert.equal(incrementalAnswers, after.incremental - before.incremental, 'each answer says whether it was incremental');
 });
