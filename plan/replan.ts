@@ -1,13 +1,14 @@
 // Incremental re-plans for the agent's replica (workers/plan-worker.ts). After a change of a few
 // node records, only the segments they belong to are rebuilt (topology.ts's own functions), and
 // their routes, KILO-NAT rules and WireGuard peer are spliced into the previous plan's lists in
-// place: O(change), not O(segments). The lists' changed windows go with the result, so that the
-// desired-state delta (diff/desired.ts) is O(change) too.
+// place: O(change), not O(segments). A segment that appears or disappears moves the WireGuard IP
+// of every later one: those are rebuilt too (O(later segments)). The lists' changed windows go
+// with the result, so that the desired-state delta (diff/desired.ts) is O(window) too.
 //
 // plan() stays the reference: every change this module does not handle (the local node or its
-// segment, a segment that appears or disappears and so moves the allocation of every later one,
-// Peers, discovered endpoints, DNS endpoints, masked routes, other options) falls back to the
-// memoised full plan, counted by reason in `stats`. Property tests: test/plan/property.test.ts
+// segment, an allocation move that reaches the local segment, Peers, discovered endpoints, DNS
+// endpoints, masked routes, other options) falls back to the memoised full plan, counted by
+// reason in `stats`. Property tests: test/plan/property.test.ts
 // (plans), test/workers/replan.test.ts (the desired-state deltas).
 import { byText, oneAddress, type CIDR, type IP } from './addr.js';
 import { CoverIndex, filterAllowedLocationIPsIndexed } from './location-ips.js';
@@ -194,9 +195,11 @@ export class Replanner {
       s.result.json.warnings = view.warnings();
       return { peers: null, routes: null, prepend: null };
     }
-    const dirty = dirtySegments(s, view, changes, o);
+    const r = s.result;
+    const prev = { routes: r.json.routes.length, prepend: r.json.iptables.prepend.length, peers: r.json.wireguard.peers.length };
+    const { dirty, moved } = dirtySegments(s, view, changes, o);
     refilter(s, view, o, dirty);
-    const windows = splice(s, dirty);
+    const windows = splice(s, dirty, moved, prev);
     s.result.json.warnings = view.warnings();
     return windows;
   }
@@ -293,8 +296,8 @@ interface Dirty {
   seg: Segment;
 }
 
-/** The segments the changes touch, rebuilt at their (unchanged) positions. */
-function dirtySegments(s: State, view: ReplicaView, changes: ReadonlyMap<string, Change>, o: PlanOptions): Map<number, Dirty> {
+/** The segments the changes touch: rebuilt, and with every later one when a segment appears or disappears. */
+function dirtySegments(s: State, view: ReplicaView, changes: ReadonlyMap<string, Change>, o: PlanOptions): { dirty: Map<number, Dirty>; moved: number } {
   const added = new Map<string, MeshNode[]>();
   const keys = new Set<string>();
   for (const c of changes.values()) {
@@ -306,22 +309,83 @@ function dirtySegments(s: State, view: ReplicaView, changes: ReadonlyMap<string,
       a.push(c.cur!);
     }
   }
-  const dirty = new Map<number, Dirty>();
+  const members = new Map<string, MeshNode[]>();
+  // The first position whose segment appeared or disappeared: the allocation moves from there.
+  let moved = Infinity;
   for (const key of keys) {
     const k = indexOf(s.segments, key);
-    const members: MeshNode[] = [];
-    if (k >= 0) for (const h of s.segments[k].hostnames) if (!changes.has(h)) members.push(view.nodes.get(h)!);
-    for (const n of added.get(key) ?? []) members.push(n);
-    // A segment that appears or disappears moves the WireGuard IP of every later one.
-    if (k < 0) throw new Fallback('allocation: a segment appears');
-    if (members.length === 0) throw new Fallback('allocation: a segment disappears');
-    if (members.length > 1) members.sort((a, b) => byText(a.name, b.name));
-    const base = memoSegmentBase(key, members);
+    const m: MeshNode[] = [];
+    if (k >= 0) for (const h of s.segments[k].hostnames) if (!changes.has(h)) m.push(view.nodes.get(h)!);
+    for (const n of added.get(key) ?? []) m.push(n);
+    if (m.length > 1) m.sort((a, b) => byText(a.name, b.name));
+    if (m.length === 0) {
+      s.alipKeys.delete(key);
+      removeSegment(s, k);
+      moved = Math.min(moved, k);
+      continue;
+    }
+    members.set(key, m);
+    if (k < 0) moved = Math.min(moved, insertSegment(s, key));
+  }
+  // The local segment's WireGuard IP is the device's address and in its own routes and rules.
+  if (moved <= s.localIdx) throw new Fallback('allocation: the local segment moves');
+  const dirty = new Map<number, Dirty>();
+  const rebuild = (k: number, m: readonly MeshNode[]) => {
+    const key = s.segments[k].location;
+    const base = memoSegmentBase(key, m);
     if (base.allowedLocationIPs.length > 0) s.alipKeys.add(key);
     else s.alipKeys.delete(key);
-    dirty.set(k, { k, base, seg: allocatedSegment(base, k, o.subnet)! });
+    const seg = allocatedSegment(base, k, o.subnet);
+    if (!seg) throw new Fallback('allocation: out of addresses');
+    dirty.set(k, { k, base, seg });
+  };
+  for (const [key, m] of members) {
+    const k = indexOf(s.segments, key);
+    if (k < moved) rebuild(k, m);
   }
-  return dirty;
+  // Every later segment gets the next (or previous) WireGuard IP: rebuilt as the full plan would.
+  for (let k = moved; k < s.segments.length; k++) rebuild(k, members.get(s.segments[k].location) ?? s.segments[k].hostnames.map((h) => view.nodes.get(h)!));
+  return { dirty, moved };
+}
+
+/** Takes segment k and what derives from it out of the plan's lists. */
+function removeSegment(s: State, k: number): void {
+  const r = s.result;
+  r.json.routes.splice(sum(s.routeCount, k), s.routeCount[k]);
+  r.json.iptables.prepend.splice(s.iptHead + sum(s.ruleCount, k), s.ruleCount[k]);
+  if (r.device) {
+    const i = peerIndex(s, k);
+    r.device.peers.splice(i, 1);
+    r.json.wireguard.peers.splice(i, 1);
+    s.desiredPeers!.splice(i, 1);
+  }
+  s.routeCount.splice(k, 1);
+  s.ruleCount.splice(k, 1);
+  s.segments.splice(k, 1);
+  if (k < s.localIdx) s.localIdx--;
+}
+
+/** Makes room for a new segment `key` at its place in key order (filled by the rebuild); returns it. */
+function insertSegment(s: State, key: string): number {
+  let k = 0;
+  let hi = s.segments.length;
+  while (k < hi) {
+    const mid = (k + hi) >>> 1;
+    if (byText(s.segments[mid].location, key) < 0) k = mid + 1;
+    else hi = mid;
+  }
+  s.segments.splice(k, 0, { location: key, hostnames: [], allowedLocationIPs: [] } as unknown as Segment);
+  s.routeCount.splice(k, 0, 0);
+  s.ruleCount.splice(k, 0, 0);
+  if (k <= s.localIdx) s.localIdx++;
+  const r = s.result;
+  if (r.device) {
+    const i = peerIndex(s, k);
+    r.device.peers.splice(i, 0, r.device.peers[0]);
+    r.json.wireguard.peers.splice(i, 0, r.json.wireguard.peers[0]);
+    s.desiredPeers!.splice(i, 0, s.desiredPeers![0]);
+  }
+  return k;
 }
 
 /**
@@ -370,13 +434,15 @@ const sum = (xs: readonly number[], end: number): number => {
   return t;
 };
 
-/** Puts the rebuilt segments and what derives from them into the plan's lists. */
-function splice(s: State, dirty: ReadonlyMap<number, Dirty>): PlanWindows {
+/**
+ * Puts the rebuilt segments and what derives from them into the plan's lists. `moved`: where a
+ * segment appeared or disappeared (Infinity: nowhere); `prev`: the lists' lengths before.
+ */
+function splice(s: State, dirty: ReadonlyMap<number, Dirty>, moved: number, prev: { routes: number; prepend: number; peers: number }): PlanWindows {
   const r = s.result;
   const t = r.topology!;
   const own = s.localIdx >= 0 ? s.segments[s.localIdx] : undefined;
   const order = [...dirty.keys()].sort((a, b) => a - b);
-  const prev = { routes: r.json.routes.length, prepend: r.json.iptables.prepend.length, peers: r.json.wireguard.peers.length };
   const scratch: IptablesRule[] = [];
   for (const k of order) {
     const seg = dirty.get(k)!.seg;
@@ -395,13 +461,16 @@ function splice(s: State, dirty: ReadonlyMap<number, Dirty>): PlanWindows {
       r.json.wireguard.peers[i] = s.desiredPeers![i] = peerJSONOf(p, true);
     }
   }
-  const first = order[0];
-  const last = order[order.length - 1];
-  const window = (prevLen: number, len: number, start: number, end: number): Window => ({ start, deleteCount: prevLen - (len - end) - start, count: end - start });
+  // Segments [from, end) changed (a segment taken out at the end leaves none to rebuild); the
+  // ones after them, and the Peers' items after those, did not move.
+  const from = Math.min(moved, order.length ? order[0] : Infinity);
+  const end = Math.max(order.length ? order[order.length - 1] + 1 : from, moved === Infinity ? from : moved);
+  const window = (prevLen: number, len: number, start: number, stop: number): Window => ({ start, deleteCount: prevLen - (len - stop) - start, count: stop - start });
+  const remoteBefore = (k: number) => (s.localIdx >= 0 && s.localIdx < k ? k - 1 : k);
   return {
-    routes: window(prev.routes, r.json.routes.length, sum(s.routeCount, first), sum(s.routeCount, last + 1)),
-    prepend: window(prev.prepend, r.json.iptables.prepend.length, s.iptHead + sum(s.ruleCount, first), s.iptHead + sum(s.ruleCount, last + 1)),
-    peers: r.device ? window(prev.peers, prev.peers, peerIndex(s, first), peerIndex(s, last) + 1) : null,
+    routes: window(prev.routes, r.json.routes.length, sum(s.routeCount, from), sum(s.routeCount, end)),
+    prepend: window(prev.prepend, r.json.iptables.prepend.length, s.iptHead + sum(s.ruleCount, from), s.iptHead + sum(s.ruleCount, end)),
+    peers: r.device ? window(prev.peers, r.json.wireguard.peers.length, remoteBefore(from), remoteBefore(end)) : null,
   };
 }
 
