@@ -5,7 +5,7 @@ import { workerData } from 'node:worker_threads';
 import { nodeReady } from '../../plan/node.js';
 import type { NodeObject } from '../../plan/node.js';
 import { peerReady, type PeerObject } from '../../plan/peer.js';
-import { parseCluster, plan, type Cluster, type PlanOptions } from '../../plan/plan.js';
+import { parseCluster, plan, sharedMesh, type Cluster, type PlanOptions, type SharedMesh } from '../../plan/plan.js';
 import type { PlanJSON } from '../../plan/types.js';
 import { compileNode, lookups, verifyFleet, type CompiledNode, type FleetIndex, type IndexLookups, type VerifyReport } from './verify.js';
 
@@ -21,6 +21,8 @@ export interface FleetInput {
 export interface FleetContext {
   input: FleetInput;
   cluster: Cluster;
+  /** What every node's plan shares (ready records, segments, leaders, allocation), built once. */
+  mesh: SharedMesh;
   index: FleetIndex;
   lk: IndexLookups;
   keep: Set<string>;
@@ -65,7 +67,7 @@ export function fleetIndex(c: Cluster, o: Omit<PlanOptions, 'hostname'>): FleetI
 export function fleetContext(input: FleetInput): FleetContext {
   const cluster = parseCluster(input.nodes, input.peers, input.topologyLabel);
   const index = fleetIndex(cluster, input.plan);
-  return { input, cluster, index, lk: lookups(index), keep: new Set(input.keepPlans) };
+  return { input, cluster, mesh: sharedMesh(cluster, input.plan), index, lk: lookups(index), keep: new Set(input.keepPlans) };
 }
 
 export function planRange(ctx: FleetContext, from: number, to: number): NodeSummary[] {
@@ -75,7 +77,7 @@ export function planRange(ctx: FleetContext, from: number, to: number): NodeSumm
     const hostname = ctx.index.names[i];
     const t0 = performance.now();
     // No `reuse` (plan/memo.ts): measured, memoising across these plans costs more than it saves.
-    const r = plan(ctx.cluster, { ...o, hostname }, { describe: ctx.keep.has(hostname) });
+    const r = plan(ctx.cluster, { ...o, hostname }, { describe: ctx.keep.has(hostname), mesh: ctx.mesh });
     const j = r.json;
     const ready = ctx.index.ready[i];
     out.push({

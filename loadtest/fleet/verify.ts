@@ -69,6 +69,18 @@ export interface IndexLookups {
   byPrivateIP: Map<string, number>;
   /** Keys held by two nodes or Peers. */
   sharedKeys: string[];
+  /** coverOf's answer, reused (read it before the next call). */
+  cover: Cover;
+  /** Per prefix length: masked address → destinations (built on first use of that length). */
+  byPrefix: (Map<number, number[]> | undefined)[];
+}
+
+/** An IPv4 prefix and the fleet's destinations inside it. */
+export interface Cover {
+  bits: number;
+  /** The prefix as the kernel holds it (network × 64 + bits), for duplicate claims. */
+  key: number;
+  dests: readonly number[];
 }
 
 export function parseV4(s: string): number {
@@ -111,33 +123,6 @@ function maskOf(a: number, bits: number): number {
   return bits === 0 ? 0 : (a & (0xffffffff << (32 - bits))) >>> 0;
 }
 
-/** Longest-prefix match over IPv4 prefixes: one map per prefix length that occurs. */
-export class Lpm<T> {
-  private readonly byLen = new Map<number, Map<number, T>>();
-  private lens: number[] = [];
-
-  /** Adds a prefix; returns false when the same prefix was already present (the first stays). */
-  add(net: number, bits: number, v: T): boolean {
-    let m = this.byLen.get(bits);
-    if (!m) {
-      this.byLen.set(bits, (m = new Map()));
-      this.lens = [...this.byLen.keys()].sort((a, b) => b - a);
-    }
-    const k = maskOf(net, bits);
-    if (m.has(k)) return false;
-    m.set(k, v);
-    return true;
-  }
-
-  lookup(a: number): T | undefined {
-    for (const bits of this.lens) {
-      const v = this.byLen.get(bits)!.get(maskOf(a, bits));
-      if (v !== undefined) return v;
-    }
-    return undefined;
-  }
-}
-
 export function lookups(ix: FleetIndex): IndexLookups {
   const N = ix.names.length;
   const addr = new Float64Array(N + ix.peers.length).fill(-1);
@@ -164,7 +149,84 @@ export function lookups(ix: FleetIndex): IndexLookups {
     const c = p.allowedIPs.length ? parseV4CIDR(p.allowedIPs[0]) : null;
     if (c) addr[N + j] = c[1] >= 31 ? c[0] : c[0] + 1;
   });
-  return { addr, byName, byKey, byPrivateIP, sharedKeys };
+  return { addr, byName, byKey, byPrivateIP, sharedKeys, cover: { bits: 0, key: 0, dests: [] }, byPrefix: [] };
+}
+
+const NO_DESTS: readonly number[] = Object.freeze([]);
+
+/**
+ * The destinations an IPv4 prefix covers (null for IPv6 or malformed text), memoised by text: the
+ * same route and allowed-IP texts recur in every node's plan, so each is parsed once per thread,
+ * and compiling a plan is one lookup per route instead of a prefix table per node.
+ */
+/**
+ * The destinations an IPv4 prefix covers (null for IPv6 or malformed text). Parsed by hand into
+ * a reused object, without allocating: a 5,000-node plan has 10,000 route and allowed-IP texts,
+ * many of them built fresh per plan, and looking those up by text cost more than parsing them.
+ */
+export function coverOf(lk: IndexLookups, text: string): Cover | null {
+  const p = fastV4CIDR(text) ?? parseV4CIDR(text);
+  return p === null ? null : coverOfPrefix(lk, p[0], p[1]);
+}
+
+const parsed: [number, number] = [0, 0];
+
+/** parseV4CIDR for canonical text, into a reused pair; null for anything else (parseV4CIDR decides). */
+function fastV4CIDR(text: string): [number, number] | null {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  let i = 0;
+  for (; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch >= 48 && ch <= 57) {
+      part = part * 10 + (ch - 48);
+      if (++digits > 3 || part > 255) return null;
+    } else if (ch === 46 && digits > 0 && dots < 3) {
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (ch === 47) break;
+    else return null;
+  }
+  if (dots !== 3 || digits === 0) return null;
+  n = n * 256 + part;
+  let bits = 32;
+  if (i < text.length) {
+    const len = text.length - i - 1;
+    if (len < 1 || len > 2) return null;
+    bits = 0;
+    for (let k = i + 1; k < text.length; k++) {
+      const ch = text.charCodeAt(k);
+      if (ch < 48 || ch > 57) return null;
+      bits = bits * 10 + (ch - 48);
+    }
+    if (bits > 32) return null;
+  }
+  parsed[0] = maskOf(n, bits);
+  parsed[1] = bits;
+  return parsed;
+}
+
+function coverOfPrefix(lk: IndexLookups, net: number, bits: number): Cover {
+  const c = lk.cover;
+  let m = lk.byPrefix[bits];
+  if (!m) {
+    m = lk.byPrefix[bits] = new Map();
+    for (let j = 0; j < lk.addr.length; j++) {
+      if (lk.addr[j] < 0) continue;
+      const k = maskOf(lk.addr[j], bits);
+      const l = m.get(k);
+      if (l) l.push(j);
+      else m.set(k, [j]);
+    }
+  }
+  c.bits = bits;
+  c.key = net * 64 + bits;
+  c.dests = m.get(net) ?? NO_DESTS;
+  return c;
 }
 
 /** One node's (or Peer's) forwarding, compiled against the fleet's destinations. */
@@ -191,51 +253,63 @@ function newArray(n: number, size: number): Int32Array | Int16Array {
 
 function compileWG(ix: FleetIndex, lk: IndexLookups, index: number, peers: readonly { publicKey: string; allowedIPs: readonly string[] }[], name: string): Omit<CompiledNode, 'next'> {
   const D = lk.addr.length;
-  const wg = new Lpm<number>();
-  const seen = new Map<string, string>();
+  const seen = new Map<number | string, string>();
   const duplicates: string[] = [];
   const wgPeers: number[] = [];
+  const wgOwner = newArray(D, D + ix.names.length).fill(NO_PEER);
+  // Longest prefix per destination; of equal prefixes the first claim holds (as the kernel keeps one).
+  const best = new Int8Array(D).fill(-1);
   for (const p of peers) {
     const owner = lk.byKey.get(p.publicKey) ?? UNKNOWN_KEY;
     wgPeers.push(owner);
     for (const a of p.allowedIPs) {
-      const c = parseV4CIDR(a);
+      const c = coverOf(lk, a);
       // The kernel masks allowed IPs, so 10.0.0.1/24 and 10.0.0.0/24 are one claim.
-      const key = c ? `${c[0]}/${c[1]}` : a.toLowerCase();
+      const key = c ? c.key : a.toLowerCase();
       const prev = seen.get(key);
       if (prev !== undefined) duplicates.push(`${name}: allowed IP ${a} claimed by ${prev} and ${p.publicKey}`);
       else seen.set(key, p.publicKey);
-      if (c) wg.add(c[0], c[1], owner);
+      if (!c) continue;
+      for (let i = 0; i < c.dests.length; i++) {
+        const j = c.dests[i];
+        if (c.bits > best[j]) {
+          best[j] = c.bits;
+          wgOwner[j] = owner;
+        }
+      }
     }
   }
-  const wgOwner = newArray(D, D + ix.names.length);
-  for (let j = 0; j < D; j++) wgOwner[j] = lk.addr[j] < 0 ? NO_PEER : (wg.lookup(lk.addr[j]) ?? NO_PEER);
   return { index, wgOwner, wgPeers, duplicates };
 }
 
-/** Compiles one node's plan. */
+/** Compiles one node's plan: per destination, the longest-prefix route of its main table. */
 export function compileNode(ix: FleetIndex, lk: IndexLookups, plan: PlanForCheck): CompiledNode {
   const me = lk.byName.get(plan.hostname);
   if (me === undefined) throw new Error(`plan for ${plan.hostname}: not a node of the fleet`);
   const D = lk.addr.length;
-  const routes = new Lpm<{ dev: string; gw: string | null }>();
+  const next = newArray(D, D + ix.names.length).fill(NO_ROUTE);
+  // Of equal prefixes the first route holds (the kernel would refuse the second).
+  const best = new Int8Array(D).fill(-1);
   for (const r of plan.routes) {
     if (r.table !== null && r.table !== 254) continue;
-    const c = parseV4CIDR(r.dst);
-    if (c) routes.add(c[0], c[1], { dev: r.dev, gw: r.gw });
-  }
-  const w = compileWG(ix, lk, me, plan.wireguard.applied ? plan.wireguard.peers : [], plan.hostname);
-  const next = newArray(D, D + ix.names.length);
-  for (let j = 0; j < D; j++) {
-    if (lk.addr[j] < 0) next[j] = UNCHECKED;
-    else if (j === me) next[j] = LOCAL;
-    else {
-      const r = routes.lookup(lk.addr[j]);
-      if (!r) next[j] = NO_ROUTE;
-      else if (r.dev === ix.kiloIface) next[j] = VIA_WG;
-      else next[j] = r.gw !== null ? (lk.byPrivateIP.get(r.gw) ?? UNKNOWN_GW) : UNKNOWN_GW;
+    const c = coverOf(lk, r.dst);
+    if (!c) continue;
+    let decision = 0;
+    let decided = false;
+    for (let i = 0; i < c.dests.length; i++) {
+      const j = c.dests[i];
+      if (c.bits <= best[j]) continue;
+      if (!decided) {
+        decision = r.dev === ix.kiloIface ? VIA_WG : r.gw !== null ? (lk.byPrivateIP.get(r.gw) ?? UNKNOWN_GW) : UNKNOWN_GW;
+        decided = true;
+      }
+      best[j] = c.bits;
+      next[j] = decision;
     }
   }
+  for (let j = 0; j < D; j++) if (lk.addr[j] < 0) next[j] = UNCHECKED;
+  if (lk.addr[me] >= 0) next[me] = LOCAL;
+  const w = compileWG(ix, lk, me, plan.wireguard.applied ? plan.wireguard.peers : [], plan.hostname);
   return { ...w, next };
 }
 
@@ -319,13 +393,16 @@ export function verifyFleet(
   const compiledOf = (i: number): CompiledNode | null => (i >= N ? (peers[i - N] ?? null) : (nodes[i] ?? null));
   const visited = new Int32Array(N + peers.length).fill(-1);
   let stamp = 0;
+  const dsts: number[] = [];
   for (const dst of ready) {
     if (dst < part.from || dst >= part.to) continue;
-    if (lk.addr[dst] < 0) {
-      unchecked++;
-      continue;
-    }
-    for (const src of sources) {
+    if (lk.addr[dst] < 0) unchecked++;
+    else dsts.push(dst);
+  }
+  // Source-major: a source's rows are read in order; destination-major, every path's first hop
+  // read another node's row and missed the cache (5,000 rows of 10 KB each).
+  for (const src of sources) {
+    for (const dst of dsts) {
       if (src === dst) continue;
       paths++;
       stamp++;
