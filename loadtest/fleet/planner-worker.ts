@@ -67,7 +67,10 @@ export function fleetIndex(c: Cluster, o: Omit<PlanOptions, 'hostname'>): FleetI
 export function fleetContext(input: FleetInput): FleetContext {
   const cluster = parseCluster(input.nodes, input.peers, input.topologyLabel);
   const index = fleetIndex(cluster, input.plan);
-  return { input, cluster, mesh: sharedMesh(cluster, input.plan), index, lk: lookups(index), keep: new Set(input.keepPlans) };
+  // Memoised (plan/memo.ts) on the shared mesh's segments: what a segment yields (its KILO-NAT
+  // rules, its routes through one gateway, its WireGuard peer) is built once and shared by the
+  // plans of every node, where each plan built its own 10,000 rules and routes.
+  return { input, cluster, mesh: sharedMesh(cluster, input.plan, { reuse: true }), index, lk: lookups(index), keep: new Set(input.keepPlans) };
 }
 
 export function planRange(ctx: FleetContext, from: number, to: number): NodeSummary[] {
@@ -76,8 +79,7 @@ export function planRange(ctx: FleetContext, from: number, to: number): NodeSumm
   for (let i = from; i < to && i < ctx.index.names.length; i++) {
     const hostname = ctx.index.names[i];
     const t0 = performance.now();
-    // No `reuse` (plan/memo.ts): measured, memoising across these plans costs more than it saves.
-    const r = plan(ctx.cluster, { ...o, hostname }, { describe: ctx.keep.has(hostname), mesh: ctx.mesh });
+    const r = plan(ctx.cluster, { ...o, hostname }, { describe: ctx.keep.has(hostname), mesh: ctx.mesh, reuse: true });
     const j = r.json;
     const ready = ctx.index.ready[i];
     out.push({
