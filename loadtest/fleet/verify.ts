@@ -71,6 +71,9 @@ export interface IndexLookups {
   sharedKeys: string[];
   /** coverOf's answer, reused (read it before the next call). */
   cover: Cover;
+  /** Who claimed an allowed IP in compile number `stamp` (kept across compiles: no map built per node). */
+  claims: Map<string, { stamp: number; by: string }>;
+  stamp: number;
   /** Per prefix length: masked address → destinations (built on first use of that length). */
   byPrefix: (Map<number, number[]> | undefined)[];
 }
@@ -78,8 +81,8 @@ export interface IndexLookups {
 /** An IPv4 prefix and the fleet's destinations inside it. */
 export interface Cover {
   bits: number;
-  /** The prefix as the kernel holds it (network × 64 + bits), for duplicate claims. */
-  key: number;
+  /** The prefix as the kernel holds it (`a.b.c.d/bits`, host bits cleared), for duplicate claims. */
+  key: string;
   dests: readonly number[];
 }
 
@@ -149,7 +152,7 @@ export function lookups(ix: FleetIndex): IndexLookups {
     const c = p.allowedIPs.length ? parseV4CIDR(p.allowedIPs[0]) : null;
     if (c) addr[N + j] = c[1] >= 31 ? c[0] : c[0] + 1;
   });
-  return { addr, byName, byKey, byPrivateIP, sharedKeys, cover: { bits: 0, key: 0, dests: [] }, byPrefix: [] };
+  return { addr, byName, byKey, byPrivateIP, sharedKeys, cover: { bits: 0, key: '', dests: [] }, byPrefix: [], claims: new Map(), stamp: 0 };
 }
 
 const NO_DESTS: readonly number[] = Object.freeze([]);
@@ -165,11 +168,18 @@ const NO_DESTS: readonly number[] = Object.freeze([]);
  * many of them built fresh per plan, and looking those up by text cost more than parsing them.
  */
 export function coverOf(lk: IndexLookups, text: string): Cover | null {
+  canonical = false;
   const p = fastV4CIDR(text) ?? parseV4CIDR(text);
-  return p === null ? null : coverOfPrefix(lk, p[0], p[1]);
+  if (p === null) return null;
+  const c = coverOfPrefix(lk, p[0], p[1]);
+  // The text itself when it is the canonical form (the usual case: no new string per claim).
+  c.key = canonical ? text : `${p[0] >>> 24}.${(p[0] >>> 16) & 255}.${(p[0] >>> 8) & 255}.${p[0] & 255}/${p[1]}`;
+  return c;
 }
 
 const parsed: [number, number] = [0, 0];
+/** Whether the text fastV4CIDR last parsed is `a.b.c.d/bits` as the kernel prints it (no host bits, no leading zeros). */
+let canonical = false;
 
 /** parseV4CIDR for canonical text, into a reused pair; null for anything else (parseV4CIDR decides). */
 function fastV4CIDR(text: string): [number, number] | null {
@@ -178,9 +188,11 @@ function fastV4CIDR(text: string): [number, number] | null {
   let digits = 0;
   let dots = 0;
   let i = 0;
+  let zeros = false;
   for (; i < text.length; i++) {
     const ch = text.charCodeAt(i);
     if (ch >= 48 && ch <= 57) {
+      if (digits === 1 && part === 0) zeros = true;
       part = part * 10 + (ch - 48);
       if (++digits > 3 || part > 255) return null;
     } else if (ch === 46 && digits > 0 && dots < 3) {
@@ -197,6 +209,7 @@ function fastV4CIDR(text: string): [number, number] | null {
   if (i < text.length) {
     const len = text.length - i - 1;
     if (len < 1 || len > 2) return null;
+    if (len === 2 && text.charCodeAt(i + 1) === 48) zeros = true;
     bits = 0;
     for (let k = i + 1; k < text.length; k++) {
       const ch = text.charCodeAt(k);
@@ -207,6 +220,7 @@ function fastV4CIDR(text: string): [number, number] | null {
   }
   parsed[0] = maskOf(n, bits);
   parsed[1] = bits;
+  canonical = !zeros && i < text.length && parsed[0] === n;
   return parsed;
 }
 
@@ -224,7 +238,6 @@ function coverOfPrefix(lk: IndexLookups, net: number, bits: number): Cover {
     }
   }
   c.bits = bits;
-  c.key = net * 64 + bits;
   c.dests = m.get(net) ?? NO_DESTS;
   return c;
 }
@@ -253,7 +266,7 @@ function newArray(n: number, size: number): Int32Array | Int16Array {
 
 function compileWG(ix: FleetIndex, lk: IndexLookups, index: number, peers: readonly { publicKey: string; allowedIPs: readonly string[] }[], name: string): Omit<CompiledNode, 'next'> {
   const D = lk.addr.length;
-  const seen = new Map<number | string, string>();
+  const stamp = ++lk.stamp;
   const duplicates: string[] = [];
   const wgPeers: number[] = [];
   const wgOwner = newArray(D, D + ix.names.length).fill(NO_PEER);
@@ -266,9 +279,13 @@ function compileWG(ix: FleetIndex, lk: IndexLookups, index: number, peers: reado
       const c = coverOf(lk, a);
       // The kernel masks allowed IPs, so 10.0.0.1/24 and 10.0.0.0/24 are one claim.
       const key = c ? c.key : a.toLowerCase();
-      const prev = seen.get(key);
-      if (prev !== undefined) duplicates.push(`${name}: allowed IP ${a} claimed by ${prev} and ${p.publicKey}`);
-      else seen.set(key, p.publicKey);
+      const prev = lk.claims.get(key);
+      if (prev === undefined) lk.claims.set(key, { stamp, by: p.publicKey });
+      else if (prev.stamp === stamp) duplicates.push(`${name}: allowed IP ${a} claimed by ${prev.by} and ${p.publicKey}`);
+      else {
+        prev.stamp = stamp;
+        prev.by = p.publicKey;
+      }
       if (!c) continue;
       for (let i = 0; i < c.dests.length; i++) {
         const j = c.dests[i];

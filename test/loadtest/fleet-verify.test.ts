@@ -211,6 +211,10 @@ test('compileNode: the same arrays as a longest-prefix table, for any routes and
     fc.integer({ min: 0, max: N - 1 }).map((i) => ctx.index.podCIDRs[i]!),
     fc.tuple(fc.integer({ min: 0, max: N - 1 }), fc.integer({ min: 8, max: 32 })).map(([i, b]) => `${ctx.index.podCIDRs[i]!.split('/')[0].replace(/\.0$/, '.1')}/${b}`),
     fc.integer({ min: 0, max: N - 1 }).map((i) => `${ctx.index.privateIPs[i] ?? '10.0.0.1'}/32`),
+    // The same prefixes written otherwise: a leading zero, a host bit, no length.
+    fc.integer({ min: 0, max: N - 1 }).map((i) => ctx.index.podCIDRs[i]!.replace(/^(\d+)\./, '0$1.')),
+    fc.integer({ min: 0, max: N - 1 }).map((i) => ctx.index.podCIDRs[i]!.replace(/\.0\//, '.7/')),
+    fc.integer({ min: 0, max: N - 1 }).map((i) => ctx.index.privateIPs[i] ?? '10.0.0.1'),
     fc.constantFrom('0.0.0.0/0', '10.0.0.0/8', 'fd00::/64', '10.1.2.3', '10.1.2.0/33', 'x/24', '10.1.2.0/+8', '10.1.2.0/ 8'),
   );
   const gw = fc.option(fc.integer({ min: 0, max: N }).map((i) => ctx.index.privateIPs[i] ?? '192.0.2.1'), { nil: null });
