@@ -7,7 +7,7 @@ import type { NodeObject } from '../../plan/node.js';
 import { peerReady, type PeerObject } from '../../plan/peer.js';
 import { parseCluster, plan, sharedMesh, type Cluster, type PlanOptions, type SharedMesh } from '../../plan/plan.js';
 import type { PlanJSON } from '../../plan/types.js';
-import { compileNode, lookups, verifyFleet, type CompiledNode, type FleetIndex, type IndexLookups, type VerifyReport } from './verify.js';
+import { compileNode, lookups, verifyFleet, type CompiledNode, type FleetIndex, type IndexLookups, type RouteTable, type VerifyReport } from './verify.js';
 
 export interface FleetInput {
   nodes: NodeObject[];
@@ -26,6 +26,8 @@ export interface FleetContext {
   index: FleetIndex;
   lk: IndexLookups;
   keep: Set<string>;
+  /** Per location, a non-leader's compiled routing table: the location's other non-leaders are compiled from it by difference. */
+  tables: Map<string, { base: RouteTable | null }>;
 }
 
 /** One node's result: what the fleet check needs, plus counts for reports. */
@@ -70,7 +72,7 @@ export function fleetContext(input: FleetInput): FleetContext {
   // Memoised (plan/memo.ts) on the shared mesh's segments: what a segment yields (its KILO-NAT
   // rules, its routes through one gateway, its WireGuard peer) is built once and shared by the
   // plans of every node, where each plan built its own 10,000 rules and routes.
-  return { input, cluster, mesh: sharedMesh(cluster, input.plan, { reuse: true }), index, lk: lookups(index), keep: new Set(input.keepPlans) };
+  return { input, cluster, mesh: sharedMesh(cluster, input.plan, { reuse: true }), index, lk: lookups(index), keep: new Set(input.keepPlans), tables: new Map() };
 }
 
 export function planRange(ctx: FleetContext, from: number, to: number): NodeSummary[] {
@@ -87,12 +89,18 @@ export function planRange(ctx: FleetContext, from: number, to: number): NodeSumm
       routes: j.routes.length, rules: j.rules.length, wgPeers: j.wireguard.peers.length,
       iptablesRules: j.iptables.prepend.length + j.iptables.append.length, cni: j.cni !== null, tunnel: j.tunnel?.dev ?? null,
       warnings: j.warnings.length,
-      compiled: ready ? compileNode(ctx.index, ctx.lk, j) : null,
+      compiled: ready ? compileNode(ctx.index, ctx.lk, j, j.wireguard.applied ? undefined : like(ctx, j.location)) : null,
       planMs: performance.now() - t0,
       ...(ctx.keep.has(hostname) ? { plan: j } : {}),
     });
   }
   return out;
+}
+
+function like(ctx: FleetContext, location: string): { base: RouteTable | null } {
+  let t = ctx.tables.get(location);
+  if (!t) ctx.tables.set(location, (t = { base: null }));
+  return t;
 }
 
 let ctx: FleetContext | null = null;

@@ -299,32 +299,135 @@ function compileWG(ix: FleetIndex, lk: IndexLookups, index: number, peers: reado
   return { index, wgOwner, wgPeers, duplicates };
 }
 
-/** Compiles one node's plan: per destination, the longest-prefix route of its main table. */
-export function compileNode(ix: FleetIndex, lk: IndexLookups, plan: PlanForCheck): CompiledNode {
-  const me = lk.byName.get(plan.hostname);
-  if (me === undefined) throw new Error(`plan for ${plan.hostname}: not a node of the fleet`);
+type PlanRoute = PlanForCheck['routes'][number];
+
+/** A node's main routing table compiled: per destination the winning route's index, prefix length and decision. */
+export interface RouteTable {
+  routes: readonly PlanRoute[];
+  winner: Int32Array;
+  bits: Int8Array;
+  decision: Int32Array;
+}
+
+function decide(ix: FleetIndex, lk: IndexLookups, r: PlanRoute): number {
+  return r.dev === ix.kiloIface ? VIA_WG : r.gw !== null ? (lk.byPrivateIP.get(r.gw) ?? UNKNOWN_GW) : UNKNOWN_GW;
+}
+
+const inMain = (r: PlanRoute): boolean => r.table === null || r.table === 254;
+
+/** Longest prefix per destination over the main table; of equal prefixes the first route holds (the kernel refuses the second). */
+export function routeTable(ix: FleetIndex, lk: IndexLookups, routes: readonly PlanRoute[]): RouteTable {
   const D = lk.addr.length;
-  const next = newArray(D, D + ix.names.length).fill(NO_ROUTE);
-  // Of equal prefixes the first route holds (the kernel would refuse the second).
-  const best = new Int8Array(D).fill(-1);
-  for (const r of plan.routes) {
-    if (r.table !== null && r.table !== 254) continue;
+  const t: RouteTable = { routes, winner: new Int32Array(D).fill(-1), bits: new Int8Array(D).fill(-1), decision: new Int32Array(D).fill(NO_ROUTE) };
+  for (let k = 0; k < routes.length; k++) {
+    const r = routes[k];
+    if (!inMain(r)) continue;
     const c = coverOf(lk, r.dst);
     if (!c) continue;
     let decision = 0;
     let decided = false;
     for (let i = 0; i < c.dests.length; i++) {
       const j = c.dests[i];
-      if (c.bits <= best[j]) continue;
+      if (c.bits <= t.bits[j]) continue;
       if (!decided) {
-        decision = r.dev === ix.kiloIface ? VIA_WG : r.gw !== null ? (lk.byPrivateIP.get(r.gw) ?? UNKNOWN_GW) : UNKNOWN_GW;
+        decision = decide(ix, lk, r);
         decided = true;
       }
-      best[j] = c.bits;
-      next[j] = decision;
+      t.bits[j] = c.bits;
+      t.winner[j] = k;
+      t.decision[j] = decision;
     }
   }
-  for (let j = 0; j < D; j++) if (lk.addr[j] < 0) next[j] = UNCHECKED;
+  return t;
+}
+
+/** What compiling reads of a route: two routes alike here compile alike. */
+const alike = (a: PlanRoute, b: PlanRoute): boolean => a === b || (a.dst === b.dst && a.gw === b.gw && a.dev === b.dev && a.table === b.table);
+
+/** At most this many routes in or out for a table to be compiled from another. */
+const MAX_EDITS = 16;
+
+/**
+ * The decisions of `routes` from `base`'s table, when `routes` is `base.routes` with a few routes
+ * taken out and put in (the non-leaders of one location differ in their own routes): the common
+ * routes keep their order, so each destination's winner is base's unless a removed route won it
+ * or an added route beats it. Null (compile in full) when they differ more, or when a removed
+ * route won a destination other than `me` (the node compiled, LOCAL anyway) or an added route
+ * ties a winner. Destination `me`'s decision is then not its routes' and must be overridden.
+ */
+export function decisionsFrom(lk: IndexLookups, ix: FleetIndex, base: RouteTable, routes: readonly PlanRoute[], me: number): Int32Array | null {
+  const R = base.routes;
+  const removed: number[] = [];
+  const added: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < R.length || j < routes.length) {
+    if (i < R.length && j < routes.length && alike(R[i], routes[j])) {
+      i++;
+      j++;
+      continue;
+    }
+    // The nearest point where both lists agree again: a routes out of base, b in.
+    let step = -1;
+    for (let s = 1; s <= MAX_EDITS && step < 0; s++) {
+      for (let a = 0; a <= s; a++) {
+        if (i + a < R.length && j + s - a < routes.length && alike(R[i + a], routes[j + s - a])) {
+          step = a;
+          break;
+        }
+        if (i + a === R.length && j + s - a === routes.length) {
+          step = a;
+          break;
+        }
+      }
+      if (step >= 0) {
+        for (let k = 0; k < step; k++) removed.push(i + k);
+        for (let k = 0; k < s - step; k++) added.push(j + k);
+        i = Math.min(R.length, i + step);
+        j = Math.min(routes.length, j + s - step);
+      }
+    }
+    if (step < 0 || removed.length + added.length > MAX_EDITS) return null;
+  }
+  for (const k of removed) {
+    const c = inMain(R[k]) ? coverOf(lk, R[k].dst) : null;
+    // The node itself is LOCAL whatever its routes say (its own routes are the ones left out).
+    if (c) for (let x = 0; x < c.dests.length; x++) if (base.winner[c.dests[x]] === k && c.dests[x] !== me) return null;
+  }
+  const decision = base.decision.slice();
+  const bits = base.bits.slice();
+  for (const k of added) {
+    const r = routes[k];
+    const c = inMain(r) ? coverOf(lk, r.dst) : null;
+    if (!c) continue;
+    for (let x = 0; x < c.dests.length; x++) {
+      const d = c.dests[x];
+      if (c.bits === bits[d]) return null;
+      if (c.bits < bits[d]) continue;
+      bits[d] = c.bits;
+      decision[d] = decide(ix, lk, r);
+    }
+  }
+  return decision;
+}
+
+/**
+ * Compiles one node's plan: per destination, the longest-prefix route of its main table, and the
+ * WireGuard peer owning it. `like`: a table to compile from by difference (decisionsFrom), e.g. of
+ * another node of the same location; when it has none, the node's own table is kept there.
+ */
+export function compileNode(ix: FleetIndex, lk: IndexLookups, plan: PlanForCheck, like?: { base: RouteTable | null }): CompiledNode {
+  const me = lk.byName.get(plan.hostname);
+  if (me === undefined) throw new Error(`plan for ${plan.hostname}: not a node of the fleet`);
+  const D = lk.addr.length;
+  let decision = like?.base ? decisionsFrom(lk, ix, like.base, plan.routes, me) : null;
+  if (!decision) {
+    const t = routeTable(ix, lk, plan.routes);
+    if (like && !like.base) like.base = t;
+    decision = t.decision;
+  }
+  const next = newArray(D, D + ix.names.length);
+  for (let j = 0; j < D; j++) next[j] = lk.addr[j] < 0 ? UNCHECKED : decision[j];
   if (lk.addr[me] >= 0) next[me] = LOCAL;
   const w = compileWG(ix, lk, me, plan.wireguard.applied ? plan.wireguard.peers : [], plan.hostname);
   return { ...w, next };

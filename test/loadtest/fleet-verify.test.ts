@@ -7,7 +7,7 @@ import { syntheticNodes, syntheticPeers } from '../../bench/synthetic.js';
 import { fleetContext, planRange, type FleetContext } from '../../loadtest/fleet/planner-worker.js';
 import { fleetPlanOptions, planFleet, verifyPlannedFleet } from '../../loadtest/fleet/planner.js';
 import fc from 'fast-check';
-import { compareKernel, compileNode, compilePeer, verifyFleet, parseV4CIDR, LOCAL, NO_PEER, NO_ROUTE, UNCHECKED, UNKNOWN_GW, UNKNOWN_KEY, VIA_WG, type FleetIndex, type IndexLookups, type KernelState, type PlanForCheck } from '../../loadtest/fleet/verify.js';
+import { compareKernel, compileNode, compilePeer, decisionsFrom, verifyFleet, parseV4CIDR, LOCAL, NO_PEER, NO_ROUTE, UNCHECKED, UNKNOWN_GW, UNKNOWN_KEY, VIA_WG, type FleetIndex, type IndexLookups, type KernelState, type PlanForCheck, type RouteTable } from '../../loadtest/fleet/verify.js';
 import { plan } from '../../plan/plan.js';
 import { peerConf } from '../../plan/wireguard.js';
 import type { PlanJSON } from '../../plan/types.js';
@@ -235,4 +235,33 @@ test('compileNode: the same arrays as a longest-prefix table, for any routes and
     }),
     { numRuns: 300 },
   );
+  // By difference from another node's table (the fleet planner's non-leaders of one location):
+  // a few or many routes taken out, put in or moved, for the same or another node.
+  const edit = fc.record({ at: fc.nat(), kind: fc.constantFrom('out', 'in', 'move'), r: route });
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: N - 1 }), fc.integer({ min: 0, max: N - 1 }), fc.array(route, { minLength: 1, maxLength: 40 }), fc.array(edit, { maxLength: 24 }), (a, b, rs, edits) => {
+      const mk = (i: number, routes: typeof rs): PlanForCheck => ({
+        hostname: ps[i].hostname, routes: routes.map((r) => ({ ...r, src: null, protocol: 'static', onlink: true })), wireguard: { applied: false, peers: [] },
+      });
+      const like = { base: null as RouteTable | null };
+      compileNode(ctx.index, ctx.lk, mk(a, rs), like);
+      assert.ok(like.base);
+      const qs = [...rs];
+      for (const e of edits) {
+        const k = e.at % (qs.length + 1);
+        if (e.kind === 'out') qs.splice(k, 1);
+        else if (e.kind === 'in') qs.splice(k, 0, e.r);
+        else qs.splice(k, 0, ...qs.splice(0, 1));
+      }
+      const p = mk(b, qs);
+      assert.deepEqual([...compileNode(ctx.index, ctx.lk, p, like).next], referenceCompile(ctx.index, ctx.lk, p).next);
+    }),
+    { numRuns: 1000 },
+  );
+  // The planner's own case, from real plans: every non-leader of a location from the first one's table.
+  const like = { base: null as RouteTable | null };
+  const loc = ps.filter((p) => !p.leader && p.location === ps.find((x) => !x.leader)!.location);
+  assert.ok(loc.length >= 3);
+  for (const p of loc) assert.deepEqual([...compileNode(ctx.index, ctx.lk, p, like).next], referenceCompile(ctx.index, ctx.lk, p).next);
+  assert.ok(decisionsFrom(ctx.lk, ctx.index, like.base!, loc[1].routes, ctx.lk.byName.get(loc[1].hostname)!), 'a non-leader is compiled from another by difference');
 });
