@@ -251,7 +251,7 @@ export interface CompiledNode {
   /** Per destination (or source): the WireGuard peer owning the address (index), NO_PEER or UNKNOWN_KEY. */
   wgOwner: Int32Array | Int16Array;
   /** Node/Peer indices of this node's WireGuard peers (UNKNOWN_KEY for a key nobody holds). */
-  wgPeers: number[];
+  wgPeers: Int32Array;
   /** Allowed IPs claimed by two peers of this interface: "cidr: peerA, peerB". */
   duplicates: string[];
 }
@@ -296,7 +296,10 @@ function compileWG(ix: FleetIndex, lk: IndexLookups, index: number, peers: reado
       }
     }
   }
-  return { index, wgOwner, wgPeers, duplicates };
+  // Shared memory too: in full granularity every node has 5,000 peers, which each verify task copied.
+  const shared = new Int32Array(new SharedArrayBuffer(4 * wgPeers.length));
+  shared.set(wgPeers);
+  return { index, wgOwner, wgPeers: shared, duplicates };
 }
 
 type PlanRoute = PlanForCheck['routes'][number];
