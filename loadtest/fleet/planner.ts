@@ -128,7 +128,7 @@ function compilePeers(ctx: FleetContext, summaries: readonly NodeSummary[], o: F
   summaries.forEach((s, i) => (ctx.index.leader[i] = s.leader));
   const first = ctx.index.ready.indexOf(true);
   if (first < 0 || ctx.index.peers.length === 0) return [];
-  const topo = plan(ctx.cluster, { ...o.plan, hostname: ctx.index.names[first] }, { describe: false, mesh: ctx.mesh, reuse: true }).topology;
+  const topo = plan(ctx.cluster, { ...o.plan, hostname: ctx.index.names[first] }, { describe: false, mesh: ctx.mesh, reuse: ctx.reuse }).topology;
   return ctx.index.peers.map((p, k) => {
     const conf = topo ? peerConf(topo, p.name).peers.map((x) => ({ publicKey: x.publicKey, allowedIPs: x.allowedIPs.map((a) => a.s) })) : [];
     return compilePeer(ctx.index, ctx.lk, k, conf);
