@@ -10,6 +10,9 @@
 //   them from its flags (fleetPlanOptions(argv) does exactly that; `hostname` is set per node);
 //   `topologyLabel`; `keepPlans`: hostnames whose whole plan JSON to keep (e.g. real agents, to
 //   compare with their kernels); `chunk`: nodes per task.
+// - Each thread builds the cluster's mesh once (plan/plan.ts sharedMesh) and plans every node as
+//   a view of it (planner-worker.ts); a kept plan equals `kg plan` for its host, and may share
+//   frozen objects with other nodes' plans (read it, do not modify it).
 // - threads = 1 plans in the calling thread: the single-thread baseline with no pool overhead.
 //   threads > 1 starts a piscina pool of that many workers (loadtest/fleet/planner-worker.ts); the cluster
 //   goes to each worker once (workerData), and each task plans a range of node indices.
