@@ -9,7 +9,7 @@ import { iptablesRules } from './iptables.js';
 import { nodeJSON, nodeReady, parseNodeInto, type MeshNode, type NodeObject, type UDPAddr } from './node.js';
 import { parsePeer, peerJSON, peerName, peerReady, validatePeer, type MeshPeer, type PeerObject } from './peer.js';
 import { routes as buildRoutes, type RouteOptions } from './routes.js';
-import { newTopology, segmentJSON, segmentKey, type Topology } from './topology.js';
+import { meshView, newMesh, newTopology, segmentJSON, segmentKey, type Mesh, type Topology } from './topology.js';
 import type { Granularity, IptablesJSON, PlanJSON, WireGuardJSON } from './types.js';
 import { deviceConf, type WGConf } from './wireguard.js';
 import type { WGPeer } from './wg-peer.js';
@@ -56,6 +56,30 @@ export interface PlanExtras {
    * derived from them across plans (memo.ts; passed down as `memo`). Off for one-shot plans.
    */
   reuse?: boolean;
+  /** The cluster's mesh, shared by the plans of many nodes (sharedMesh; the fleet planner). */
+  mesh?: SharedMesh;
+}
+
+/** What the plans of every node of one cluster share: the ready records and the mesh (topology.ts). */
+export interface SharedMesh {
+  cluster: Cluster;
+  options: Omit<PlanOptions, 'hostname'>;
+  readyNodes: MeshNode[];
+  readyPeers: MeshPeer[];
+  mesh: Mesh;
+}
+
+function checkedMesh(m: SharedMesh, cluster: Cluster, o: PlanOptions): SharedMesh {
+  const same = m.cluster === cluster && m.options.now === o.now && m.options.granularity === o.granularity && m.options.subnet.s === o.subnet.s;
+  if (!same) throw new Error('plan: the shared mesh was built for another cluster or other options');
+  return m;
+}
+
+/** Builds once what plan(cluster, o, { mesh }) needs for any hostname of the cluster. */
+export function sharedMesh(cluster: Cluster, o: Omit<PlanOptions, 'hostname'>, extras: Pick<PlanExtras, 'resolved' | 'reuse'> = {}): SharedMesh {
+  const { readyNodes, readyPeers } = readyRecords(sortedByName(cluster.nodes), sortedByName(cluster.peers), o.now, extras.resolved);
+  const mesh = newMesh({ nodes: readyNodes, peers: readyPeers, granularity: o.granularity, subnet: o.subnet, memo: extras.reuse === true });
+  return { cluster, options: o, readyNodes, readyPeers, mesh };
 }
 
 export interface PlanResult {
@@ -235,7 +259,8 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
   const local = nodes.find((n) => n.name === o.hostname);
   if (!local) throw new Error(`node ${JSON.stringify(o.hostname)} is not in the list of nodes`);
 
-  const { readyNodes, readyPeers } = readyRecords(nodes, peers, o.now, extras.resolved);
+  const shared = extras.mesh && checkedMesh(extras.mesh, cluster, o);
+  const { readyNodes, readyPeers } = shared ?? readyRecords(nodes, peers, o.now, extras.resolved);
 
   const describe = extras.describe !== false;
   const base = {
@@ -253,14 +278,15 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
     return { json: notReadyJSON(base, local, o, wireguardJSON(o, null, publicKey, listenPort, memo), warnings), topology: null, device: null, routesMasked: false, routeOptions: null, ...counts };
   }
 
-  const t = newTopology({
+  const localDiscoveredEndpoints = extras.localDiscoveredEndpoints ?? local.discoveredEndpoints;
+  const t = shared ? meshView(shared.mesh, { hostname: o.hostname, port: listenPort, localDiscoveredEndpoints }) : newTopology({
     nodes: readyNodes,
     peers: readyPeers,
     granularity: o.granularity,
     hostname: o.hostname,
     port: listenPort,
     subnet: o.subnet,
-    localDiscoveredEndpoints: extras.localDiscoveredEndpoints ?? local.discoveredEndpoints,
+    localDiscoveredEndpoints,
     memo,
   });
   if (!t.ok) throw new Error(`failed to create topology: ${t.error}`);

@@ -303,14 +303,10 @@ function sortedByLocation(bases: SegmentBase[]): SegmentBase[] {
   return bases;
 }
 
-/** The segment bases in location order, and whether `hostname` leads the local one. */
-function segmentBases(nodes: readonly MeshNode[], granularity: Granularity, localLocation: string, hostname: string, memo: boolean): { bases: SegmentBase[]; isLeader: boolean } {
-  let isLeader = false;
+/** The segment bases in location order. */
+function segmentBases(nodes: readonly MeshNode[], granularity: Granularity, memo: boolean): SegmentBase[] {
   const bases: SegmentBase[] = [];
-  const push = (base: SegmentBase) => {
-    if (base.location === localLocation && base.hostnames[base.leader] === hostname) isLeader = true;
-    bases.push(base);
-  };
+  const push = (base: SegmentBase) => bases.push(base);
   const add = (location: string, members: MeshNode[]) => {
     if (members.length > 1) members.sort((a, b) => byText(a.name, b.name));
     push(segmentBase(location, members, memo));
@@ -331,23 +327,40 @@ function segmentBases(nodes: readonly MeshNode[], granularity: Granularity, loca
     for (const [location, members] of groups) add(location, members);
   }
   // Node keys sort as the names do, so in full granularity this is a linear check.
-  sortedByLocation(bases);
-  return { bases, isLeader };
+  return sortedByLocation(bases);
 }
 
-export function newTopology(input: TopologyInput): Result<Topology> {
+/**
+ * The hostname-independent part of a topology (design §5): segments, leaders, WireGuard IPs, the
+ * allowed-location-IP filter and de-duplicated Peers are the same from every node. The fleet
+ * planner (loadtest/fleet) computes it once and takes one view per node; newTopology is one view.
+ */
+export interface Mesh {
+  readonly granularity: Granularity;
+  readonly subnet: CIDR;
+  /** The ready records, one per name. */
+  readonly nodes: readonly MeshNode[];
+  readonly segments: Segment[];
+  readonly peers: MeshPeer[];
+  /** The segments' discovered endpoints, first occurrence in segment order winning. */
+  readonly discovered: Map<string, UDPAddr>;
+  /** Set when the allocation ran out of addresses: every view fails with it. */
+  readonly error: string | null;
+  /** Segment index by location, built by the second view (one plan needs no map). */
+  bySegment: Map<string, number> | null;
+  views: number;
+}
+
+export type MeshInput = Omit<TopologyInput, 'hostname' | 'port' | 'localDiscoveredEndpoints'>;
+
+export function newMesh(input: MeshInput): Mesh {
   const memo = input.memo === true;
   const nodes = uniqueByName(input.nodes);
-  const local = nodes.find((n) => n.name === input.hostname);
-  if (!local) return { ok: false, error: `node ${JSON.stringify(input.hostname)} is not among the ready nodes` };
-  const localLocation = segmentKey(local, input.granularity);
-  const { bases, isLeader } = segmentBases(nodes, input.granularity, localLocation, input.hostname, memo);
-
+  const bases = segmentBases(nodes, input.granularity, memo);
   const peers = deduplicatePeerIPs([...input.peers].sort((a, b) => byText(a.name, b.name)));
-
-  const discovered = new Map<string, UDPAddr>(input.localDiscoveredEndpoints ?? []);
-  let wireGuardCIDR = input.subnet;
+  const discovered = new Map<string, UDPAddr>();
   const { ips, ones } = allocation(input.subnet, bases.length);
+  const mesh: Mesh = { granularity: input.granularity, subnet: input.subnet, nodes, segments: [], peers, discovered, error: null, bySegment: null, views: 0 };
   // Allowed-location IPs are filtered for all segments at once (location-ips.ts), before the
   // allocation loop, which gives the same result as Kilo's filter inside it (design §5.8).
   // Without enough addresses the loop below fails before using it.
@@ -355,16 +368,14 @@ export function newTopology(input: TopologyInput): Result<Topology> {
   if (ips.length >= bases.length && bases.some((b) => b.allowedLocationIPs.length > 0)) {
     alips = filterAllowedLocationIPs(bases, ips as readonly IP[], peers);
   }
-  const segments: Segment[] = [];
   for (let k = 0; k < bases.length; k++) {
     // Quirk (design §16.7): Go hands out one invalid address before failing; we fail at once.
     const ip = ips[k];
-    if (!ip) return { ok: false, error: 'failed to allocate an IP address; ran out of IP addresses' };
+    if (!ip) return { ...mesh, error: 'failed to allocate an IP address; ran out of IP addresses' };
     const b = bases[k];
     const filtered = b.allowedLocationIPs.length > 0;
     const seg = segmentWithIP(b, ip, ones[k], memo);
-    segments.push(seg);
-    if (isLeader && seg.location === localLocation) wireGuardCIDR = cidr(ip, input.subnet.bits);
+    mesh.segments.push(seg);
     // Index loops over the per-segment lists: for-of over the shared frozen empty ones allocated
     // an iterator per segment.
     for (let i = 0; i < b.discovered.length; i++) {
@@ -373,7 +384,30 @@ export function newTopology(input: TopologyInput): Result<Topology> {
     }
     if (filtered && alips) seg.allowedLocationIPs = alips[k]!;
   }
+  return mesh;
+}
 
+function localSegment(mesh: Mesh, location: string): Segment | undefined {
+  if (++mesh.views > 1 && !mesh.bySegment) mesh.bySegment = new Map(mesh.segments.map((s, i) => [s.location, i]));
+  if (!mesh.bySegment) return mesh.segments.find((s) => s.location === location);
+  const i = mesh.bySegment.get(location);
+  return i === undefined ? undefined : mesh.segments[i];
+}
+
+/** The topology as `hostname` sees the mesh: its segment, leadership, WireGuard CIDR and endpoints. */
+export function meshView(mesh: Mesh, input: Pick<TopologyInput, 'hostname' | 'port' | 'localDiscoveredEndpoints'>): Result<Topology> {
+  const local = mesh.nodes.find((n) => n.name === input.hostname);
+  if (!local) return { ok: false, error: `node ${JSON.stringify(input.hostname)} is not among the ready nodes` };
+  if (mesh.error) return { ok: false, error: mesh.error };
+  const localLocation = segmentKey(local, mesh.granularity);
+  const own = localSegment(mesh, localLocation);
+  const isLeader = own !== undefined && own.hostnames[own.leader] === input.hostname;
+  // The local node's own discovered endpoints win over the segments' (most nodes have none).
+  let discovered = mesh.discovered;
+  if (input.localDiscoveredEndpoints?.size) {
+    discovered = new Map(input.localDiscoveredEndpoints);
+    for (const [key, addr] of mesh.discovered) if (!discovered.has(key)) discovered.set(key, addr);
+  } else discovered = new Map(discovered);
   return {
     ok: true,
     value: {
@@ -381,14 +415,19 @@ export function newTopology(input: TopologyInput): Result<Topology> {
       location: localLocation,
       privateIP: local.internalIP,
       subnet: local.subnet,
-      wireGuardCIDR,
-      segments,
-      peers,
+      wireGuardCIDR: isLeader && own ? cidr(own.wireGuardIP, mesh.subnet.bits) : mesh.subnet,
+      segments: mesh.segments,
+      peers: mesh.peers,
       discoveredEndpoints: discovered,
       port: input.port,
       persistentKeepalive: local.persistentKeepalive,
     },
   };
+}
+
+/** One node's topology: the view of a mesh built for it alone. */
+export function newTopology(input: TopologyInput): Result<Topology> {
+  return meshView(newMesh(input), input);
 }
 
 export function segmentJSON(s: Segment): SegmentJSON {

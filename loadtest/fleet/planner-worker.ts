@@ -5,9 +5,9 @@ import { workerData } from 'node:worker_threads';
 import { nodeReady } from '../../plan/node.js';
 import type { NodeObject } from '../../plan/node.js';
 import { peerReady, type PeerObject } from '../../plan/peer.js';
-import { parseCluster, plan, type Cluster, type PlanOptions } from '../../plan/plan.js';
+import { parseCluster, plan, sharedMesh, type Cluster, type PlanOptions, type SharedMesh } from '../../plan/plan.js';
 import type { PlanJSON } from '../../plan/types.js';
-import { compileNode, lookups, verifyFleet, type CompiledNode, type FleetIndex, type IndexLookups, type VerifyReport } from './verify.js';
+import { compileNode, lookups, verifyFleet, type CompiledNode, type FleetIndex, type IndexLookups, type RouteTable, type VerifyReport } from './verify.js';
 
 export interface FleetInput {
   nodes: NodeObject[];
@@ -21,9 +21,15 @@ export interface FleetInput {
 export interface FleetContext {
   input: FleetInput;
   cluster: Cluster;
+  /** What every node's plan shares (ready records, segments, leaders, allocation), built once. */
+  mesh: SharedMesh;
+  /** Whether plans memoise on the mesh (plan/memo.ts). */
+  reuse: boolean;
   index: FleetIndex;
   lk: IndexLookups;
   keep: Set<string>;
+  /** Compiled routing tables to compile similar nodes' from by difference (see like()). */
+  tables: Map<string, { base: RouteTable | null }>;
 }
 
 /** One node's result: what the fleet check needs, plus counts for reports. */
@@ -65,7 +71,13 @@ export function fleetIndex(c: Cluster, o: Omit<PlanOptions, 'hostname'>): FleetI
 export function fleetContext(input: FleetInput): FleetContext {
   const cluster = parseCluster(input.nodes, input.peers, input.topologyLabel);
   const index = fleetIndex(cluster, input.plan);
-  return { input, cluster, index, lk: lookups(index), keep: new Set(input.keepPlans) };
+  // Memoised (plan/memo.ts) on the shared mesh's segments: what a segment yields (its KILO-NAT
+  // rules, its routes through one gateway, its WireGuard peer) is built once and shared by the
+  // plans of every node, where each plan built its own 10,000 rules and routes. Not in full
+  // granularity: there every node leads, its routes carry its own source address, the memo
+  // misses on every segment and the plans took twice as long (README, fleet check).
+  const reuse = input.plan.granularity !== 'full';
+  return { input, cluster, mesh: sharedMesh(cluster, input.plan, { reuse }), reuse, index, lk: lookups(index), keep: new Set(input.keepPlans), tables: new Map() };
 }
 
 export function planRange(ctx: FleetContext, from: number, to: number): NodeSummary[] {
@@ -74,8 +86,7 @@ export function planRange(ctx: FleetContext, from: number, to: number): NodeSumm
   for (let i = from; i < to && i < ctx.index.names.length; i++) {
     const hostname = ctx.index.names[i];
     const t0 = performance.now();
-    // No `reuse` (plan/memo.ts): measured, memoising across these plans costs more than it saves.
-    const r = plan(ctx.cluster, { ...o, hostname }, { describe: ctx.keep.has(hostname) });
+    const r = plan(ctx.cluster, { ...o, hostname }, { describe: ctx.keep.has(hostname), mesh: ctx.mesh, reuse: ctx.reuse });
     const j = r.json;
     const ready = ctx.index.ready[i];
     out.push({
@@ -83,12 +94,26 @@ export function planRange(ctx: FleetContext, from: number, to: number): NodeSumm
       routes: j.routes.length, rules: j.rules.length, wgPeers: j.wireguard.peers.length,
       iptablesRules: j.iptables.prepend.length + j.iptables.append.length, cni: j.cni !== null, tunnel: j.tunnel?.dev ?? null,
       warnings: j.warnings.length,
-      compiled: ready ? compileNode(ctx.index, ctx.lk, j) : null,
+      compiled: ready ? compileNode(ctx.index, ctx.lk, j, like(ctx, j)) : null,
       planMs: performance.now() - t0,
       ...(ctx.keep.has(hostname) ? { plan: j } : {}),
     });
   }
   return out;
+}
+
+/**
+ * The table a node's routes are compiled from by difference: another non-leader of its location
+ * (they route everything through one leader), or in full granularity another node (every node
+ * leads, routing every other node's addresses through WireGuard). A leader in location
+ * granularity routes its own location apart from the others: compiled in full.
+ */
+function like(ctx: FleetContext, j: PlanJSON): { base: RouteTable | null } | undefined {
+  const key = !j.leader ? j.location : ctx.input.plan.granularity === 'full' ? '' : null;
+  if (key === null) return undefined;
+  let t = ctx.tables.get(key);
+  if (!t) ctx.tables.set(key, (t = { base: null }));
+  return t;
 }
 
 let ctx: FleetContext | null = null;

@@ -10,6 +10,9 @@
 //   them from its flags (fleetPlanOptions(argv) does exactly that; `hostname` is set per node);
 //   `topologyLabel`; `keepPlans`: hostnames whose whole plan JSON to keep (e.g. real agents, to
 //   compare with their kernels); `chunk`: nodes per task.
+// - Each thread builds the cluster's mesh once (plan/plan.ts sharedMesh) and plans every node as
+//   a view of it (planner-worker.ts); a kept plan equals `kg plan` for its host, and may share
+//   frozen objects with other nodes' plans (read it, do not modify it).
 // - threads = 1 plans in the calling thread: the single-thread baseline with no pool overhead.
 //   threads > 1 starts a piscina pool of that many workers (loadtest/fleet/planner-worker.ts); the cluster
 //   goes to each worker once (workerData), and each task plans a range of node indices.
@@ -128,7 +131,7 @@ function compilePeers(ctx: FleetContext, summaries: readonly NodeSummary[], o: F
   summaries.forEach((s, i) => (ctx.index.leader[i] = s.leader));
   const first = ctx.index.ready.indexOf(true);
   if (first < 0 || ctx.index.peers.length === 0) return [];
-  const topo = plan(ctx.cluster, { ...o.plan, hostname: ctx.index.names[first] }, { describe: false }).topology;
+  const topo = plan(ctx.cluster, { ...o.plan, hostname: ctx.index.names[first] }, { describe: false, mesh: ctx.mesh, reuse: ctx.reuse }).topology;
   return ctx.index.peers.map((p, k) => {
     const conf = topo ? peerConf(topo, p.name).peers.map((x) => ({ publicKey: x.publicKey, allowedIPs: x.allowedIPs.map((a) => a.s) })) : [];
     return compilePeer(ctx.index, ctx.lk, k, conf);

@@ -69,6 +69,21 @@ export interface IndexLookups {
   byPrivateIP: Map<string, number>;
   /** Keys held by two nodes or Peers. */
   sharedKeys: string[];
+  /** coverOf's answer, reused (read it before the next call). */
+  cover: Cover;
+  /** Who claimed an allowed IP in compile number `stamp` (kept across compiles: no map built per node). */
+  claims: Map<string, { stamp: number; by: string }>;
+  stamp: number;
+  /** Per prefix length: masked address → destinations (built on first use of that length). */
+  byPrefix: (Map<number, number[]> | undefined)[];
+}
+
+/** An IPv4 prefix and the fleet's destinations inside it. */
+export interface Cover {
+  bits: number;
+  /** The prefix as the kernel holds it (`a.b.c.d/bits`, host bits cleared), for duplicate claims. */
+  key: string;
+  dests: readonly number[];
 }
 
 export function parseV4(s: string): number {
@@ -111,33 +126,6 @@ function maskOf(a: number, bits: number): number {
   return bits === 0 ? 0 : (a & (0xffffffff << (32 - bits))) >>> 0;
 }
 
-/** Longest-prefix match over IPv4 prefixes: one map per prefix length that occurs. */
-export class Lpm<T> {
-  private readonly byLen = new Map<number, Map<number, T>>();
-  private lens: number[] = [];
-
-  /** Adds a prefix; returns false when the same prefix was already present (the first stays). */
-  add(net: number, bits: number, v: T): boolean {
-    let m = this.byLen.get(bits);
-    if (!m) {
-      this.byLen.set(bits, (m = new Map()));
-      this.lens = [...this.byLen.keys()].sort((a, b) => b - a);
-    }
-    const k = maskOf(net, bits);
-    if (m.has(k)) return false;
-    m.set(k, v);
-    return true;
-  }
-
-  lookup(a: number): T | undefined {
-    for (const bits of this.lens) {
-      const v = this.byLen.get(bits)!.get(maskOf(a, bits));
-      if (v !== undefined) return v;
-    }
-    return undefined;
-  }
-}
-
 export function lookups(ix: FleetIndex): IndexLookups {
   const N = ix.names.length;
   const addr = new Float64Array(N + ix.peers.length).fill(-1);
@@ -164,7 +152,94 @@ export function lookups(ix: FleetIndex): IndexLookups {
     const c = p.allowedIPs.length ? parseV4CIDR(p.allowedIPs[0]) : null;
     if (c) addr[N + j] = c[1] >= 31 ? c[0] : c[0] + 1;
   });
-  return { addr, byName, byKey, byPrivateIP, sharedKeys };
+  return { addr, byName, byKey, byPrivateIP, sharedKeys, cover: { bits: 0, key: '', dests: [] }, byPrefix: [], claims: new Map(), stamp: 0 };
+}
+
+const NO_DESTS: readonly number[] = Object.freeze([]);
+
+/**
+ * The destinations an IPv4 prefix covers (null for IPv6 or malformed text), memoised by text: the
+ * same route and allowed-IP texts recur in every node's plan, so each is parsed once per thread,
+ * and compiling a plan is one lookup per route instead of a prefix table per node.
+ */
+/**
+ * The destinations an IPv4 prefix covers (null for IPv6 or malformed text). Parsed by hand into
+ * a reused object, without allocating: a 5,000-node plan has 10,000 route and allowed-IP texts,
+ * many of them built fresh per plan, and looking those up by text cost more than parsing them.
+ */
+export function coverOf(lk: IndexLookups, text: string): Cover | null {
+  canonical = false;
+  const p = fastV4CIDR(text) ?? parseV4CIDR(text);
+  if (p === null) return null;
+  const c = coverOfPrefix(lk, p[0], p[1]);
+  // The text itself when it is the canonical form (the usual case: no new string per claim).
+  c.key = canonical ? text : `${p[0] >>> 24}.${(p[0] >>> 16) & 255}.${(p[0] >>> 8) & 255}.${p[0] & 255}/${p[1]}`;
+  return c;
+}
+
+const parsed: [number, number] = [0, 0];
+/** Whether the text fastV4CIDR last parsed is `a.b.c.d/bits` as the kernel prints it (no host bits, no leading zeros). */
+let canonical = false;
+
+/** parseV4CIDR for canonical text, into a reused pair; null for anything else (parseV4CIDR decides). */
+function fastV4CIDR(text: string): [number, number] | null {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  let i = 0;
+  let zeros = false;
+  for (; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch >= 48 && ch <= 57) {
+      if (digits === 1 && part === 0) zeros = true;
+      part = part * 10 + (ch - 48);
+      if (++digits > 3 || part > 255) return null;
+    } else if (ch === 46 && digits > 0 && dots < 3) {
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (ch === 47) break;
+    else return null;
+  }
+  if (dots !== 3 || digits === 0) return null;
+  n = n * 256 + part;
+  let bits = 32;
+  if (i < text.length) {
+    const len = text.length - i - 1;
+    if (len < 1 || len > 2) return null;
+    if (len === 2 && text.charCodeAt(i + 1) === 48) zeros = true;
+    bits = 0;
+    for (let k = i + 1; k < text.length; k++) {
+      const ch = text.charCodeAt(k);
+      if (ch < 48 || ch > 57) return null;
+      bits = bits * 10 + (ch - 48);
+    }
+    if (bits > 32) return null;
+  }
+  parsed[0] = maskOf(n, bits);
+  parsed[1] = bits;
+  canonical = !zeros && i < text.length && parsed[0] === n;
+  return parsed;
+}
+
+function coverOfPrefix(lk: IndexLookups, net: number, bits: number): Cover {
+  const c = lk.cover;
+  let m = lk.byPrefix[bits];
+  if (!m) {
+    m = lk.byPrefix[bits] = new Map();
+    for (let j = 0; j < lk.addr.length; j++) {
+      if (lk.addr[j] < 0) continue;
+      const k = maskOf(lk.addr[j], bits);
+      const l = m.get(k);
+      if (l) l.push(j);
+      else m.set(k, [j]);
+    }
+  }
+  c.bits = bits;
+  c.dests = m.get(net) ?? NO_DESTS;
+  return c;
 }
 
 /** One node's (or Peer's) forwarding, compiled against the fleet's destinations. */
@@ -176,7 +251,7 @@ export interface CompiledNode {
   /** Per destination (or source): the WireGuard peer owning the address (index), NO_PEER or UNKNOWN_KEY. */
   wgOwner: Int32Array | Int16Array;
   /** Node/Peer indices of this node's WireGuard peers (UNKNOWN_KEY for a key nobody holds). */
-  wgPeers: number[];
+  wgPeers: Int32Array;
   /** Allowed IPs claimed by two peers of this interface: "cidr: peerA, peerB". */
   duplicates: string[];
 }
@@ -191,51 +266,173 @@ function newArray(n: number, size: number): Int32Array | Int16Array {
 
 function compileWG(ix: FleetIndex, lk: IndexLookups, index: number, peers: readonly { publicKey: string; allowedIPs: readonly string[] }[], name: string): Omit<CompiledNode, 'next'> {
   const D = lk.addr.length;
-  const wg = new Lpm<number>();
-  const seen = new Map<string, string>();
+  const stamp = ++lk.stamp;
   const duplicates: string[] = [];
   const wgPeers: number[] = [];
+  const wgOwner = newArray(D, D + ix.names.length).fill(NO_PEER);
+  // Longest prefix per destination; of equal prefixes the first claim holds (as the kernel keeps one).
+  const best = new Int8Array(D).fill(-1);
   for (const p of peers) {
     const owner = lk.byKey.get(p.publicKey) ?? UNKNOWN_KEY;
     wgPeers.push(owner);
     for (const a of p.allowedIPs) {
-      const c = parseV4CIDR(a);
+      const c = coverOf(lk, a);
       // The kernel masks allowed IPs, so 10.0.0.1/24 and 10.0.0.0/24 are one claim.
-      const key = c ? `${c[0]}/${c[1]}` : a.toLowerCase();
-      const prev = seen.get(key);
-      if (prev !== undefined) duplicates.push(`${name}: allowed IP ${a} claimed by ${prev} and ${p.publicKey}`);
-      else seen.set(key, p.publicKey);
-      if (c) wg.add(c[0], c[1], owner);
+      const key = c ? c.key : a.toLowerCase();
+      const prev = lk.claims.get(key);
+      if (prev === undefined) lk.claims.set(key, { stamp, by: p.publicKey });
+      else if (prev.stamp === stamp) duplicates.push(`${name}: allowed IP ${a} claimed by ${prev.by} and ${p.publicKey}`);
+      else {
+        prev.stamp = stamp;
+        prev.by = p.publicKey;
+      }
+      if (!c) continue;
+      for (let i = 0; i < c.dests.length; i++) {
+        const j = c.dests[i];
+        if (c.bits > best[j]) {
+          best[j] = c.bits;
+          wgOwner[j] = owner;
+        }
+      }
     }
   }
-  const wgOwner = newArray(D, D + ix.names.length);
-  for (let j = 0; j < D; j++) wgOwner[j] = lk.addr[j] < 0 ? NO_PEER : (wg.lookup(lk.addr[j]) ?? NO_PEER);
-  return { index, wgOwner, wgPeers, duplicates };
+  // Shared memory too: in full granularity every node has 5,000 peers, which each verify task copied.
+  const shared = new Int32Array(new SharedArrayBuffer(4 * wgPeers.length));
+  shared.set(wgPeers);
+  return { index, wgOwner, wgPeers: shared, duplicates };
 }
 
-/** Compiles one node's plan. */
-export function compileNode(ix: FleetIndex, lk: IndexLookups, plan: PlanForCheck): CompiledNode {
+type PlanRoute = PlanForCheck['routes'][number];
+
+/** A node's main routing table compiled: per destination the winning route's index, prefix length and decision. */
+export interface RouteTable {
+  routes: readonly PlanRoute[];
+  winner: Int32Array;
+  bits: Int8Array;
+  decision: Int32Array;
+}
+
+function decide(ix: FleetIndex, lk: IndexLookups, r: PlanRoute): number {
+  return r.dev === ix.kiloIface ? VIA_WG : r.gw !== null ? (lk.byPrivateIP.get(r.gw) ?? UNKNOWN_GW) : UNKNOWN_GW;
+}
+
+const inMain = (r: PlanRoute): boolean => r.table === null || r.table === 254;
+
+/** Longest prefix per destination over the main table; of equal prefixes the first route holds (the kernel refuses the second). */
+export function routeTable(ix: FleetIndex, lk: IndexLookups, routes: readonly PlanRoute[]): RouteTable {
+  const D = lk.addr.length;
+  const t: RouteTable = { routes, winner: new Int32Array(D).fill(-1), bits: new Int8Array(D).fill(-1), decision: new Int32Array(D).fill(NO_ROUTE) };
+  for (let k = 0; k < routes.length; k++) {
+    const r = routes[k];
+    if (!inMain(r)) continue;
+    const c = coverOf(lk, r.dst);
+    if (!c) continue;
+    let decision = 0;
+    let decided = false;
+    for (let i = 0; i < c.dests.length; i++) {
+      const j = c.dests[i];
+      if (c.bits <= t.bits[j]) continue;
+      if (!decided) {
+        decision = decide(ix, lk, r);
+        decided = true;
+      }
+      t.bits[j] = c.bits;
+      t.winner[j] = k;
+      t.decision[j] = decision;
+    }
+  }
+  return t;
+}
+
+/** What compiling reads of a route: two routes alike here compile alike. */
+const alike = (a: PlanRoute, b: PlanRoute): boolean => a === b || (a.dst === b.dst && a.gw === b.gw && a.dev === b.dev && a.table === b.table);
+
+/** At most this many routes in or out for a table to be compiled from another. */
+const MAX_EDITS = 16;
+
+/**
+ * The decisions of `routes` from `base`'s table, when `routes` is `base.routes` with a few routes
+ * taken out and put in (the non-leaders of one location differ in their own routes): the common
+ * routes keep their order, so each destination's winner is base's unless a removed route won it
+ * or an added route beats it. Null (compile in full) when they differ more, or when a removed
+ * route won a destination other than `me` (the node compiled, LOCAL anyway) or an added route
+ * ties a winner. Destination `me`'s decision is then not its routes' and must be overridden.
+ */
+export function decisionsFrom(lk: IndexLookups, ix: FleetIndex, base: RouteTable, routes: readonly PlanRoute[], me: number): Int32Array | null {
+  const R = base.routes;
+  const removed: number[] = [];
+  const added: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < R.length || j < routes.length) {
+    if (i < R.length && j < routes.length && alike(R[i], routes[j])) {
+      i++;
+      j++;
+      continue;
+    }
+    // The nearest point where both lists agree again: a routes out of base, b in.
+    let step = -1;
+    for (let s = 1; s <= MAX_EDITS && step < 0; s++) {
+      for (let a = 0; a <= s; a++) {
+        if (i + a < R.length && j + s - a < routes.length && alike(R[i + a], routes[j + s - a])) {
+          step = a;
+          break;
+        }
+        if (i + a === R.length && j + s - a === routes.length) {
+          step = a;
+          break;
+        }
+      }
+      if (step >= 0) {
+        for (let k = 0; k < step; k++) removed.push(i + k);
+        for (let k = 0; k < s - step; k++) added.push(j + k);
+        i = Math.min(R.length, i + step);
+        j = Math.min(routes.length, j + s - step);
+      }
+    }
+    if (step < 0 || removed.length + added.length > MAX_EDITS) return null;
+  }
+  for (const k of removed) {
+    const c = inMain(R[k]) ? coverOf(lk, R[k].dst) : null;
+    // The node itself is LOCAL whatever its routes say (its own routes are the ones left out).
+    if (c) for (let x = 0; x < c.dests.length; x++) if (base.winner[c.dests[x]] === k && c.dests[x] !== me) return null;
+  }
+  const decision = base.decision.slice();
+  const bits = base.bits.slice();
+  for (const k of added) {
+    const r = routes[k];
+    const c = inMain(r) ? coverOf(lk, r.dst) : null;
+    if (!c) continue;
+    for (let x = 0; x < c.dests.length; x++) {
+      const d = c.dests[x];
+      if (c.bits === bits[d]) return null;
+      if (c.bits < bits[d]) continue;
+      bits[d] = c.bits;
+      decision[d] = decide(ix, lk, r);
+    }
+  }
+  return decision;
+}
+
+/**
+ * Compiles one node's plan: per destination, the longest-prefix route of its main table, and the
+ * WireGuard peer owning it. `like`: a table to compile from by difference (decisionsFrom), e.g. of
+ * another node of the same location; when it has none, the node's own table is kept there.
+ */
+export function compileNode(ix: FleetIndex, lk: IndexLookups, plan: PlanForCheck, like?: { base: RouteTable | null }): CompiledNode {
   const me = lk.byName.get(plan.hostname);
   if (me === undefined) throw new Error(`plan for ${plan.hostname}: not a node of the fleet`);
   const D = lk.addr.length;
-  const routes = new Lpm<{ dev: string; gw: string | null }>();
-  for (const r of plan.routes) {
-    if (r.table !== null && r.table !== 254) continue;
-    const c = parseV4CIDR(r.dst);
-    if (c) routes.add(c[0], c[1], { dev: r.dev, gw: r.gw });
+  let decision = like?.base ? decisionsFrom(lk, ix, like.base, plan.routes, me) : null;
+  if (!decision) {
+    const t = routeTable(ix, lk, plan.routes);
+    if (like && !like.base) like.base = t;
+    decision = t.decision;
   }
-  const w = compileWG(ix, lk, me, plan.wireguard.applied ? plan.wireguard.peers : [], plan.hostname);
   const next = newArray(D, D + ix.names.length);
-  for (let j = 0; j < D; j++) {
-    if (lk.addr[j] < 0) next[j] = UNCHECKED;
-    else if (j === me) next[j] = LOCAL;
-    else {
-      const r = routes.lookup(lk.addr[j]);
-      if (!r) next[j] = NO_ROUTE;
-      else if (r.dev === ix.kiloIface) next[j] = VIA_WG;
-      else next[j] = r.gw !== null ? (lk.byPrivateIP.get(r.gw) ?? UNKNOWN_GW) : UNKNOWN_GW;
-    }
-  }
+  for (let j = 0; j < D; j++) next[j] = lk.addr[j] < 0 ? UNCHECKED : decision[j];
+  if (lk.addr[me] >= 0) next[me] = LOCAL;
+  const w = compileWG(ix, lk, me, plan.wireguard.applied ? plan.wireguard.peers : [], plan.hostname);
   return { ...w, next };
 }
 
@@ -319,13 +516,16 @@ export function verifyFleet(
   const compiledOf = (i: number): CompiledNode | null => (i >= N ? (peers[i - N] ?? null) : (nodes[i] ?? null));
   const visited = new Int32Array(N + peers.length).fill(-1);
   let stamp = 0;
+  const dsts: number[] = [];
   for (const dst of ready) {
     if (dst < part.from || dst >= part.to) continue;
-    if (lk.addr[dst] < 0) {
-      unchecked++;
-      continue;
-    }
-    for (const src of sources) {
+    if (lk.addr[dst] < 0) unchecked++;
+    else dsts.push(dst);
+  }
+  // Source-major: a source's rows are read in order; destination-major, every path's first hop
+  // read another node's row and missed the cache (5,000 rows of 10 KB each).
+  for (const src of sources) {
+    for (const dst of dsts) {
       if (src === dst) continue;
       paths++;
       stamp++;

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { syntheticNodes, syntheticPeers } from '../../bench/synthetic.js';
 import { fleetContext, planRange, type FleetContext } from '../../loadtest/fleet/planner-worker.js';
 import { fleetPlanOptions, planFleet, verifyPlannedFleet } from '../../loadtest/fleet/planner.js';
-import { compareKernel, compileNode, compilePeer, verifyFleet, type KernelState } from '../../loadtest/fleet/verify.js';
+import fc from 'fast-check';
+import { compareKernel, compileNode, compilePeer, decisionsFrom, verifyFleet, parseV4CIDR, LOCAL, NO_PEER, NO_ROUTE, UNCHECKED, UNKNOWN_GW, UNKNOWN_KEY, VIA_WG, type FleetIndex, type IndexLookups, type KernelState, type PlanForCheck, type RouteTable } from '../../loadtest/fleet/verify.js';
 import { plan } from '../../plan/plan.js';
 import { peerConf } from '../../plan/wireguard.js';
 import type { PlanJSON } from '../../plan/types.js';
@@ -142,4 +143,125 @@ test('compareKernel: equal state gives no differences; a missing route, an extra
     k2.iptables.ipv4 = parseSave(save(filterRules.slice(1)));
     assert.ok(compareKernel(p, k2).some((d) => d.startsWith('iptables ipv4 filter')));
   }
+});
+
+/** The prefix-table compile the fleet check used before coverOf: a reference for the arrays. */
+class Lpm<T> {
+  private readonly byLen = new Map<number, Map<number, T>>();
+  private lens: number[] = [];
+  add(net: number, bits: number, v: T): void {
+    let m = this.byLen.get(bits);
+    if (!m) {
+      this.byLen.set(bits, (m = new Map()));
+      this.lens = [...this.byLen.keys()].sort((a, b) => b - a);
+    }
+    const k = bits === 0 ? 0 : (net & (0xffffffff << (32 - bits))) >>> 0;
+    if (!m.has(k)) m.set(k, v);
+  }
+  lookup(a: number): T | undefined {
+    for (const bits of this.lens) {
+      const v = this.byLen.get(bits)!.get(bits === 0 ? 0 : (a & (0xffffffff << (32 - bits))) >>> 0);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  }
+}
+
+function referenceCompile(ix: FleetIndex, lk: IndexLookups, p: PlanForCheck): { next: number[]; wgOwner: number[]; duplicates: string[] } {
+  const me = lk.byName.get(p.hostname)!;
+  const routes = new Lpm<{ dev: string; gw: string | null }>();
+  for (const r of p.routes) {
+    if (r.table !== null && r.table !== 254) continue;
+    const c = parseV4CIDR(r.dst);
+    if (c) routes.add(c[0], c[1], { dev: r.dev, gw: r.gw });
+  }
+  const wg = new Lpm<number>();
+  const seen = new Map<string, string>();
+  const duplicates: string[] = [];
+  for (const w of p.wireguard.applied ? p.wireguard.peers : []) {
+    const owner = lk.byKey.get(w.publicKey) ?? UNKNOWN_KEY;
+    for (const a of w.allowedIPs) {
+      const c = parseV4CIDR(a);
+      const key = c ? `${c[0]}/${c[1]}` : a.toLowerCase();
+      const prev = seen.get(key);
+      if (prev !== undefined) duplicates.push(`${p.hostname}: allowed IP ${a} claimed by ${prev} and ${w.publicKey}`);
+      else seen.set(key, w.publicKey);
+      if (c) wg.add(c[0], c[1], owner);
+    }
+  }
+  const next: number[] = [];
+  const wgOwner: number[] = [];
+  for (let j = 0; j < lk.addr.length; j++) {
+    wgOwner.push(lk.addr[j] < 0 ? NO_PEER : (wg.lookup(lk.addr[j]) ?? NO_PEER));
+    if (lk.addr[j] < 0) next.push(UNCHECKED);
+    else if (j === me) next.push(LOCAL);
+    else {
+      const r = routes.lookup(lk.addr[j]);
+      next.push(!r ? NO_ROUTE : r.dev === ix.kiloIface ? VIA_WG : r.gw !== null ? (lk.byPrivateIP.get(r.gw) ?? UNKNOWN_GW) : UNKNOWN_GW);
+    }
+  }
+  return { next, wgOwner, duplicates };
+}
+
+test('compileNode: the same arrays as a longest-prefix table, for any routes and allowed IPs (overlaps, repeats, host bits, other tables, IPv6, bad text)', () => {
+  const { ctx, plans: ps } = plans();
+  const N = ctx.index.names.length;
+  // Texts around the fleet's destinations: pod CIDRs and their parts, supernets, private IPs, junk.
+  const text = fc.oneof(
+    fc.integer({ min: 0, max: N - 1 }).map((i) => ctx.index.podCIDRs[i]!),
+    fc.tuple(fc.integer({ min: 0, max: N - 1 }), fc.integer({ min: 8, max: 32 })).map(([i, b]) => `${ctx.index.podCIDRs[i]!.split('/')[0].replace(/\.0$/, '.1')}/${b}`),
+    fc.integer({ min: 0, max: N - 1 }).map((i) => `${ctx.index.privateIPs[i] ?? '10.0.0.1'}/32`),
+    // The same prefixes written otherwise: a leading zero, a host bit, no length.
+    fc.integer({ min: 0, max: N - 1 }).map((i) => ctx.index.podCIDRs[i]!.replace(/^(\d+)\./, '0$1.')),
+    fc.integer({ min: 0, max: N - 1 }).map((i) => ctx.index.podCIDRs[i]!.replace(/\.0\//, '.7/')),
+    fc.integer({ min: 0, max: N - 1 }).map((i) => ctx.index.privateIPs[i] ?? '10.0.0.1'),
+    fc.constantFrom('0.0.0.0/0', '10.0.0.0/8', 'fd00::/64', '10.1.2.3', '10.1.2.0/33', 'x/24', '10.1.2.0/+8', '10.1.2.0/ 8'),
+  );
+  const gw = fc.option(fc.integer({ min: 0, max: N }).map((i) => ctx.index.privateIPs[i] ?? '192.0.2.1'), { nil: null });
+  const route = fc.record({ dst: text, gw, dev: fc.constantFrom('kilo0', 'eth0', ''), table: fc.constantFrom(null, 254, 1107) });
+  const peer = fc.record({ k: fc.integer({ min: 0, max: N + 3 }), allowedIPs: fc.array(text, { maxLength: 4 }) });
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: N - 1 }), fc.array(route, { maxLength: 40 }), fc.array(peer, { maxLength: 6 }), fc.boolean(), (i, rs, wps, applied) => {
+      const p: PlanForCheck = {
+        hostname: ps[i].hostname,
+        routes: rs.map((r) => ({ ...r, src: null, protocol: 'static', onlink: true })),
+        wireguard: { applied, peers: wps.map((w) => ({ publicKey: w.k < N ? ctx.index.keys[w.k] : `k${w.k}`, endpoint: null, allowedIPs: w.allowedIPs, persistentKeepalive: 0, presharedKey: false })) },
+      };
+      const got = compileNode(ctx.index, ctx.lk, p);
+      const want = referenceCompile(ctx.index, ctx.lk, p);
+      assert.deepEqual([...got.next], want.next);
+      assert.deepEqual([...got.wgOwner], want.wgOwner);
+      assert.deepEqual(got.duplicates, want.duplicates);
+    }),
+    { numRuns: 300 },
+  );
+  // By difference from another node's table (the fleet planner's non-leaders of one location):
+  // a few or many routes taken out, put in or moved, for the same or another node.
+  const edit = fc.record({ at: fc.nat(), kind: fc.constantFrom('out', 'in', 'move'), r: route });
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: N - 1 }), fc.integer({ min: 0, max: N - 1 }), fc.array(route, { minLength: 1, maxLength: 40 }), fc.array(edit, { maxLength: 24 }), (a, b, rs, edits) => {
+      const mk = (i: number, routes: typeof rs): PlanForCheck => ({
+        hostname: ps[i].hostname, routes: routes.map((r) => ({ ...r, src: null, protocol: 'static', onlink: true })), wireguard: { applied: false, peers: [] },
+      });
+      const like = { base: null as RouteTable | null };
+      compileNode(ctx.index, ctx.lk, mk(a, rs), like);
+      assert.ok(like.base);
+      const qs = [...rs];
+      for (const e of edits) {
+        const k = e.at % (qs.length + 1);
+        if (e.kind === 'out') qs.splice(k, 1);
+        else if (e.kind === 'in') qs.splice(k, 0, e.r);
+        else qs.splice(k, 0, ...qs.splice(0, 1));
+      }
+      const p = mk(b, qs);
+      assert.deepEqual([...compileNode(ctx.index, ctx.lk, p, like).next], referenceCompile(ctx.index, ctx.lk, p).next);
+    }),
+    { numRuns: 1000 },
+  );
+  // The planner's own case, from real plans: every non-leader of a location from the first one's table.
+  const like = { base: null as RouteTable | null };
+  const loc = ps.filter((p) => !p.leader && p.location === ps.find((x) => !x.leader)!.location);
+  assert.ok(loc.length >= 3);
+  for (const p of loc) assert.deepEqual([...compileNode(ctx.index, ctx.lk, p, like).next], referenceCompile(ctx.index, ctx.lk, p).next);
+  assert.ok(decisionsFrom(ctx.lk, ctx.index, like.base!, loc[1].routes, ctx.lk.byName.get(loc[1].hostname)!), 'a non-leader is compiled from another by difference');
 });
