@@ -8,8 +8,8 @@
 import type { Family, IptablesJSON, IptablesRule } from '../plan/types.js';
 import type { IptablesBackend, ReconcilerError, ReconcilerReport } from '../ipc/dataplane.js';
 import { applyPatchToSaved, parseSave, renderRestore, type IptOp, type SavedTable, type TablePatch, ruleProblem, isBuiltinChain } from '../kernel/iptables-save.js';
-import { appliedFrom, buildDesired, diffTable, patchDesired, spliceLead, type AppliedIptables, type DesiredIptables } from '../diff/iptables.js';
-import { DesiredSets, setMemberOf, type IptablesLayout } from '../diff/ipsets.js';
+import { appliedFrom, buildDesired, diffTable, patchDesired, type AppliedIptables, type DesiredIptables } from '../diff/iptables.js';
+import { DesiredSets, placeSetRules, setLayoutOf, setMemberOf, type IptablesLayout } from '../diff/ipsets.js';
 import { DEFAULT_MAXELEM } from '../kernel/ipset.js';
 import { IpsetReconciler } from './ipsets.js';
 import { show } from '../kernel/input-checks.js';
@@ -151,12 +151,11 @@ export class IptablesReconciler {
   private dirty: Set<string> | null = null;
 
   setDesired(ipt: IptablesJSON): void {
-    this.desired = buildDesired(ipt, this.families, this.ruleAccept);
-    this.sets = new DesiredSets(this.families);
-    this.lead.clear();
-    if (this.layout === 'sets') {
-      for (const list of [ipt.prepend, ipt.append]) for (const r of list) this.countMember(r, 1);
-      this.placeSetRules(this.sets.chains().map((c) => c.join('|')));
+    if (this.layout === 'sets') ({ desired: this.desired, sets: this.sets, lead: this.lead } = setLayoutOf(ipt, this.families, this.accept));
+    else {
+      this.desired = buildDesired(ipt, this.families, this.accept);
+      this.sets = new DesiredSets(this.families);
+      this.lead = new Map();
     }
     this.dirty = null;
     // a refused rule that is no longer desired is forgotten: if it comes back, it is tried again
@@ -189,9 +188,7 @@ export class IptablesReconciler {
     if (this.desired === null) return;
     for (const c of chains) {
       const [f, t, chain] = c.split('|') as [Family, string, string];
-      const keys = this.sets.chainRules(f, t, chain);
-      spliceLead(this.desired, f, t, chain, this.lead.get(c) ?? 0, keys);
-      this.lead.set(c, keys.length);
+      placeSetRules(this.desired, this.sets, this.lead, f, t, chain);
     }
   }
 

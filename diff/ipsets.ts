@@ -9,9 +9,10 @@
 // the same verdict (KILO-NAT RETURNs, FORWARD ACCEPTs) or jumps to KILO-NAT, whose outcome depends
 // on the packet alone (a second jump into it decides the same).
 
-import type { Family, IptablesRule } from '../plan/types.js';
+import type { Family, IptablesJSON, IptablesRule } from '../plan/types.js';
 import { elementsOf, setHeader, type SavedSet } from '../kernel/ipset.js';
 import { ruleKey } from '../kernel/iptables-save.js';
+import { buildDesired, spliceLead, type DesiredIptables, type RuleFilter } from './iptables.js';
 
 export type { IptablesLayout } from '../ipc/dataplane.js';
 
@@ -203,4 +204,35 @@ export function applyIpsetLines(saved: Map<string, SavedSet>, lines: readonly st
       }
     }
   }
+}
+
+/** A whole plan in the set layout: the chains' rules (set rules at their heads), the sets, and each chain's number of set rules. */
+export interface SetLayout {
+  desired: DesiredIptables;
+  sets: DesiredSets;
+  /** `family|table|chain` → how many set rules head its list. */
+  lead: Map<string, number>;
+}
+
+export function setLayoutOf(ipt: IptablesJSON, families: readonly Family[], accept: RuleFilter = () => true): SetLayout {
+  const desired = buildDesired(ipt, families, (r) => accept(r) && setMemberOf(r) === null);
+  const sets = new DesiredSets(families);
+  for (const list of [ipt.prepend, ipt.append]) {
+    for (const r of list) {
+      const m = setMemberOf(r);
+      if (m !== null && families.includes(r.family) && accept(r)) sets.change(m, 1);
+    }
+  }
+  sets.takeToggled();
+  const lead = new Map<string, number>();
+  for (const [f, t, c] of sets.chains()) placeSetRules(desired, sets, lead, f, t, c);
+  return { desired, sets, lead };
+}
+
+/** Put one chain's set rules (one per non-empty set) at its head, in place of the ones it had. */
+export function placeSetRules(desired: DesiredIptables, sets: DesiredSets, lead: Map<string, number>, f: Family, t: string, chain: string): void {
+  const id = `${f}|${t}|${chain}`;
+  const keys = sets.chainRules(f, t, chain);
+  spliceLead(desired, f, t, chain, lead.get(id) ?? 0, keys);
+  lead.set(id, keys.length);
 }
