@@ -18,6 +18,7 @@ const FLAGS: FlagDef[] = [
   { name: 'seconds', type: 'string', default: '3', usage: 'Seconds per measurement.' },
   { name: 'rounds', type: 'string', default: '3', usage: 'Rounds (each measures every layout and size once).' },
   { name: 'backend', type: 'string', default: 'nft', usage: 'iptables backend: nft or legacy.' },
+  { name: 'layouts', type: 'string', default: 'kilo,sets,nft', usage: 'kilo, sets (kg\'s layouts) and nft (a native nftables set with the same content, for the ipset/nftables choice).' },
   { name: 'json', type: 'bool', default: false, usage: 'Also print the results as one JSON line.' },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
@@ -27,6 +28,7 @@ const SIZES = (cli.sizes as string).split(',').map(Number);
 const SECONDS = Number(cli.seconds);
 const ROUNDS = Number(cli.rounds);
 const BACKEND = cli.backend as 'nft' | 'legacy';
+const LAYOUTS = (cli.layouts as string).split(',') as (IptablesLayout | 'nft')[];
 
 const tag = `kgnc${process.pid}`;
 const NS = { pod: `${tag}-pod`, node: `${tag}-node`, out: `${tag}-out` };
@@ -86,6 +88,21 @@ async function measure(): Promise<number> {
   return n / SECONDS;
 }
 
+/** The same NAT with a native nftables set (not a kg layout): kg's iptables rules removed first. */
+async function nativeSet(exec: Exec, n: number): Promise<void> {
+  await new IptablesReconciler(exec, { backend: BACKEND, ipv6: false, layout: 'sets' }).cleanUp();
+  await exec.run('nft', ['delete', 'table', 'ip', 'kgbench']);
+  const elems = Array.from({ length: n }, (_, i) => `10.${100 + (i >> 8)}.${i & 255}.0/24`);
+  const r = await exec.batch('nft', ['-f', '-'], [
+    'table ip kgbench {',
+    ' set exempt { type ipv4_addr; flags interval; }',
+    ' chain post { type nat hook postrouting priority srcnat; ip saddr 10.99.1.0/24 ip daddr != @exempt masquerade; }',
+    '}',
+    `add element ip kgbench exempt { ${elems.join(', ')} }`,
+  ]);
+  if (r.code !== 0) throw new Error(`nft: ${r.stderr}`);
+}
+
 async function main(): Promise<void> {
   up();
   const server = spawn('ip', ['netns', 'exec', NS.out, process.execPath, '-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -94,12 +111,16 @@ async function main(): Promise<void> {
     const exec = new Exec({ net: `/run/netns/${NS.node}` });
     const results = new Map<string, number[]>();
     for (let round = 0; round < ROUNDS; round++) {
-      for (const layout of ['kilo', 'sets'] as IptablesLayout[]) {
+      for (const layout of LAYOUTS) {
         for (const n of SIZES) {
-          const r = new IptablesReconciler(exec, { backend: BACKEND, ipv6: false, layout });
-          r.setDesired(rules(n));
-          const rep = await r.reconcile(true);
-          if (rep.errors.length > 0) throw new Error(JSON.stringify(rep.errors));
+          if (layout === 'nft') await nativeSet(exec, n);
+          else {
+            await exec.run('nft', ['delete', 'table', 'ip', 'kgbench']);
+            const r = new IptablesReconciler(exec, { backend: BACKEND, ipv6: false, layout });
+            r.setDesired(rules(n));
+            const rep = await r.reconcile(true);
+            if (rep.errors.length > 0) throw new Error(JSON.stringify(rep.errors));
+          }
           const k = `${layout} ${n}`;
           results.set(k, [...(results.get(k) ?? []), await measure()]);
         }
@@ -113,10 +134,11 @@ async function main(): Promise<void> {
       console.log(`  ${k.padEnd(12)} exempt destinations: ${med(xs).toFixed(0)} conn/s  (${xs.map((x) => x.toFixed(0)).join(', ')})`);
     }
     const [small, big] = [Math.min(...SIZES), Math.max(...SIZES)];
-    for (const layout of ['kilo', 'sets']) console.log(`  ${layout}: ${big} / ${small} destinations = ${(out[`${layout} ${big}`] / out[`${layout} ${small}`]).toFixed(2)}`);
+    for (const layout of LAYOUTS) console.log(`  ${layout}: ${big} / ${small} destinations = ${(out[`${layout} ${big}`] / out[`${layout} ${small}`]).toFixed(2)}`);
     console.log(`  at ${big}: sets / kilo = ${(out[`sets ${big}`] / out[`kilo ${big}`]).toFixed(2)}`);
     if (cli.json) console.log(JSON.stringify(out));
     await new IptablesReconciler(exec, { backend: BACKEND, ipv6: false, layout: 'sets' }).cleanUp();
+    await exec.run('nft', ['delete', 'table', 'ip', 'kgbench']);
   } finally {
     server.kill();
     down();
