@@ -384,7 +384,8 @@ interface Edit {
  * rules, diff/ipsets.ts); they count as prepend rules.
  */
 export function spliceLead(d: DesiredIptables, family: Family, table: string, chain: string, had: number, keys: readonly string[]): void {
-  if (!d.has(family)) return;
+  // nothing to put and nothing to take: no entry (an empty one would make the chain desired)
+  if (!d.has(family) || (had === 0 && keys.length === 0)) return;
   const t = tableOf(d, family, table);
   let list = t.rules.get(chain);
   if (!list) t.rules.set(chain, (list = []));

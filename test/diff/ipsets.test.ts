@@ -33,3 +33,9 @@ test('set elements: network address as ipset prints it; /0 is two halves; not a 
   assert.deepEqual(elementsOf('fd00:0:0::1/128'), ['fd00::1']);
   assert.equal(elementsOf('nonsense'), null);
 });
+
+test('set layout: a chain without set rules gets no entry of its own', () => {
+  const ipt = planFor(exampleNodes(), [], 'bravo', {}).json.iptables;
+  const { desired } = setLayoutOf(ipt, ['ipv4', 'ipv6']);
+  assert.equal(desired.get('ipv4')!.get('filter')?.rules.has('FORWARD') ?? false, false, 'no forward rules planned: FORWARD is not desired');
+});
