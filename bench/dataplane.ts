@@ -33,6 +33,7 @@ const FLAGS: FlagDef[] = [
   { name: 'reps', type: 'string', default: '15', usage: 'Repetitions of each measurement.' },
   { name: 'backend', type: 'string', default: 'nft', usage: 'iptables backend: nft or legacy.' },
   { name: 'go-iptables-subset', type: 'string', default: '1000', usage: 'Rules written the Go agent\'s way (one process per rule), then scaled.' },
+  { name: 'join-leave-only', type: 'bool', default: false, usage: 'Only the one-node join/leave per iptables layout (sets against kilo, same run).' },
   { name: 'quick', type: 'bool', default: false, usage: 'Skip the Go-way cold measurements (per-route and per-rule processes take minutes).' },
   { name: 'json', type: 'bool', default: false, usage: 'Also print the results as one JSON line.' },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
@@ -44,6 +45,7 @@ const REPS = Number(cli.reps);
 const BACKEND = cli.backend as 'nft' | 'legacy';
 const GO_IPT_SUBSET = Number(cli['go-iptables-subset']);
 const QUICK = cli.quick as boolean;
+const JOIN_LEAVE_ONLY = cli['join-leave-only'] as boolean;
 
 interface Stat {
   min: number;
@@ -115,6 +117,12 @@ async function main(): Promise<void> {
     const nRoutes = base.routes.length;
     const nRules = base.iptables.prepend.length + base.iptables.append.length;
     console.log(`workload: ${NODES} nodes: ${base.wireguard!.peers.length} peers, ${nRoutes} routes, ${nRules} iptables rules; backend ${BACKEND}; userspace WireGuard`);
+
+    await joinLeave(base, exec);
+    if (JOIN_LEAVE_ONLY) {
+      if (cli.json) console.log(JSON.stringify(results));
+      return;
+    }
 
     // ---- cold apply (fresh Dataplane, empty kernel) -----------------------------------------
     const cold: number[] = [];
@@ -328,6 +336,69 @@ async function main(): Promise<void> {
       await dp.wireguard.stopChild();
     }
   }
+}
+
+/**
+ * One node leaves, then joins again, at NODES nodes, in each iptables layout (design §8.10): the
+ * agent's kernel work per change (the worker pass: WireGuard, routes, iptables/ipset), each
+ * layout on a fresh kernel state in the same run. Then the floors of one element write: `ipset
+ * restore` against `nft -f` into a native nftables set of the same size.
+ */
+async function joinLeave(base: DesiredState, exec: Exec): Promise<void> {
+  const leave = fixture({ nodes: NODES, privateKey: base.wireguard!.privateKey, omit: Math.floor(NODES / 2) });
+  const medians: Record<string, number> = {};
+  for (const layout of ['kilo', 'sets'] as const) {
+    const d = new Dataplane({ nsenter: null, uapiDir: '/var/run/wireguard', resyncPeriodMs: 0, routeMonitor: false, iptablesBackend: BACKEND, ipv6: false, iptablesLayout: layout });
+    try {
+      const apply = stateApplier(d);
+      check((await apply(base)).ok, `${layout}: cold apply`);
+      const pass: number[] = [];
+      const ipt: number[] = [];
+      for (let i = 0; i < REPS; i++) {
+        for (const next of [leave, base]) {
+          const res = await apply(next);
+          check(res.ok && !res.needFullState, `${layout}: ${JSON.stringify(res.errors.slice(0, 3))}`);
+          check(res.writes <= 12, `${layout}: one node change wrote ${res.writes}`);
+          pass.push(res.durationMs);
+          ipt.push(res.reports.find((r) => r.kind === 'iptables')!.durationMs);
+        }
+      }
+      const noop = await d.resync();
+      check(noop.writes === 0, `${layout}: resync after the changes wrote ${noop.writes}`);
+      report(`join/leave, ${layout} layout: worker pass`, stat(pass));
+      report(`join/leave, ${layout} layout: iptables part`, stat(ipt));
+      medians[layout] = stat(pass).median;
+    } finally {
+      await d.cleanUp({ interface: true });
+      await d.close();
+      await d.wireguard.stopChild();
+    }
+  }
+  console.log(`join/leave at ${NODES} nodes: sets ${f(medians.sets)} vs kilo ${f(medians.kilo)} (ratio kilo/sets ${(medians.kilo / medians.sets).toFixed(1)}x); target sets <= 15 ms`);
+  await elementFloors(exec, base);
+}
+
+/** One element added and deleted: `ipset restore` vs `nft -f`, into sets holding the plan's NAT addresses. */
+async function elementFloors(exec: Exec, base: DesiredState): Promise<void> {
+  const addrs = base.iptables.prepend.filter((r) => r.chain === 'KILO-NAT').map((r) => r.rule[1]);
+  const ipsetIn = ['create kgbench hash:net family inet maxelem 262144', ...addrs.map((a) => `add kgbench ${a}`)];
+  check((await exec.batch('ipset', ['restore', '-exist'], ipsetIn)).code === 0, 'ipset fill');
+  const nftIn = ['table ip kgbench {', ' set s { type ipv4_addr; flags interval; auto-merge; }', '}', `add element ip kgbench s { ${addrs.join(', ')} }`];
+  const nftFill = await exec.batch('nft', ['-f', '-'], nftIn);
+  check(nftFill.code === 0, `nft fill: ${nftFill.stderr}`);
+  const ipsetOne: number[] = [];
+  const nftOne: number[] = [];
+  for (let i = 0; i < 2 * REPS; i++) {
+    const [a] = await time(() => exec.batch('ipset', ['restore', '-exist'], ['add kgbench 10.252.0.0/24', 'del kgbench 10.252.0.0/24']));
+    ipsetOne.push(a);
+    const [b, r] = await time(() => exec.batch('nft', ['-f', '-'], ['add element ip kgbench s { 10.252.0.0/24 }', 'delete element ip kgbench s { 10.252.0.0/24 }']));
+    check(r.code === 0, `nft element: ${r.stderr}`);
+    nftOne.push(b);
+  }
+  report(`floor: ipset restore, one element add+del (${addrs.length} in the set)`, stat(ipsetOne));
+  report(`floor: nft -f, one element add+del (${addrs.length} in the set)`, stat(nftOne), `nft/ipset ${(stat(nftOne).median / stat(ipsetOne).median).toFixed(2)}x`);
+  await exec.run('ipset', ['destroy', 'kgbench']);
+  await exec.run('nft', ['delete', 'table', 'ip', 'kgbench']);
 }
 
 if (process.env.KG_BENCH_INNER === '1') {

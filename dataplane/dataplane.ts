@@ -69,7 +69,7 @@ export class Dataplane {
     this.options = { ...defaultDataplaneOptions, ...options };
     const o = this.options;
     this.exec = new Exec(o.nsenter);
-    this.iptables = new IptablesReconciler(this.exec, { backend: o.iptablesBackend, ipv6: o.ipv6 }, (family, op) => {
+    this.iptables = new IptablesReconciler(this.exec, { backend: o.iptablesBackend, ipv6: o.ipv6, layout: o.iptablesLayout }, (family, op) => {
       const k = `${protocolLabel(family)}|${op.operation}|${op.table}|${op.chain}`;
       this.m.iptablesOperations[k] = (this.m.iptablesOperations[k] ?? 0) + 1;
     });

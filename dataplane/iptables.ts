@@ -9,6 +9,9 @@ import type { Family, IptablesJSON, IptablesRule } from '../plan/types.js';
 import type { IptablesBackend, ReconcilerError, ReconcilerReport } from '../ipc/dataplane.js';
 import { applyPatchToSaved, parseSave, renderRestore, type IptOp, type SavedTable, type TablePatch, ruleProblem, isBuiltinChain } from '../kernel/iptables-save.js';
 import { appliedFrom, buildDesired, diffTable, patchDesired, type AppliedIptables, type DesiredIptables } from '../diff/iptables.js';
+import { DesiredSets, placeSetRules, setLayoutOf, setMemberOf, type IptablesLayout } from '../diff/ipsets.js';
+import { DEFAULT_MAXELEM } from '../kernel/ipset.js';
+import { IpsetReconciler } from './ipsets.js';
 import { show } from '../kernel/input-checks.js';
 import type { Exec } from './exec.js';
 import { newReport, Rejections } from './report.js';
@@ -100,16 +103,28 @@ export class IptablesReconciler {
     }
     return ok;
   };
+  /** The set layout's desired sets (in the Kilo layout always empty: ours are only cleaned up). */
+  private sets: DesiredSets;
+  private readonly ipsets: IpsetReconciler;
+  /** How many set rules head each chain's desired list (`family|table|chain`). */
+  private lead = new Map<string, number>();
+  /** The rules the chain diff takes: in the set layout, set members are not rules. */
+  private readonly ruleAccept = (r: IptablesRule): boolean => this.accept(r) && (this.layout === 'kilo' || setMemberOf(r) === null);
   private readonly skip = (family: Family, table: string) => (chain: string, key: string): boolean => this.refused.has(`${family}|${table}|${chain}|${key}`);
 
   constructor(
     private readonly exec: Exec,
-    opts: { backend: IptablesBackend | null; ipv6: boolean },
+    opts: { backend: IptablesBackend | null; ipv6: boolean; layout?: IptablesLayout; maxelem?: number },
     private readonly count: OpCounter = () => {},
   ) {
     this.backend = opts.backend;
     this.families = opts.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
+    this.layout = opts.layout ?? 'kilo';
+    this.sets = new DesiredSets(this.families);
+    this.ipsets = new IpsetReconciler(exec, this.layout === 'sets', opts.maxelem ?? DEFAULT_MAXELEM);
   }
+
+  readonly layout: IptablesLayout;
 
   async getBackend(): Promise<IptablesBackend> {
     if (this.backend === null) this.backend = await detectBackend(this.exec);
@@ -119,6 +134,7 @@ export class IptablesReconciler {
   /** Forget the cached kernel view: the next pass re-reads. */
   invalidate(): void {
     this.cache.clear();
+    this.ipsets.invalidate();
   }
 
   private async read(family: Family): Promise<Map<string, SavedTable>> {
@@ -135,7 +151,12 @@ export class IptablesReconciler {
   private dirty: Set<string> | null = null;
 
   setDesired(ipt: IptablesJSON): void {
-    this.desired = buildDesired(ipt, this.families, this.accept);
+    if (this.layout === 'sets') ({ desired: this.desired, sets: this.sets, lead: this.lead } = setLayoutOf(ipt, this.families, this.accept));
+    else {
+      this.desired = buildDesired(ipt, this.families, this.accept);
+      this.sets = new DesiredSets(this.families);
+      this.lead = new Map();
+    }
     this.dirty = null;
     // a refused rule that is no longer desired is forgotten: if it comes back, it is tried again
     for (const id of this.refused) {
@@ -147,8 +168,28 @@ export class IptablesReconciler {
   /** Incremental update for one splice of the planner's prepend/append list (`old` = before it). */
   patch(part: 'prepend' | 'append', old: readonly IptablesRule[], splice: { start: number; deleteCount: number; items: readonly IptablesRule[] }): void {
     if (this.desired === null) this.desired = buildDesired({ chains: [], prepend: [], append: [] }, this.families);
-    const touched = patchDesired(this.desired, part, old, splice.start, splice.deleteCount, splice.items, this.accept);
-    if (this.dirty !== null) for (const c of touched) this.dirty.add(c);
+    if (this.layout === 'sets') {
+      for (let i = splice.start; i < splice.start + splice.deleteCount; i++) this.countMember(old[i], -1);
+      for (const r of splice.items) this.countMember(r, 1);
+    }
+    const touched = patchDesired(this.desired, part, old, splice.start, splice.deleteCount, splice.items, this.ruleAccept, (c) => this.lead.get(c) ?? 0);
+    const toggled = this.sets.takeToggled();
+    this.placeSetRules(toggled);
+    if (this.dirty !== null) for (const c of [...touched, ...toggled]) this.dirty.add(c);
+  }
+
+  private countMember(r: IptablesRule, by: 1 | -1): void {
+    const m = setMemberOf(r);
+    if (m !== null && this.families.includes(r.family) && this.accept(r)) this.sets.change(m, by);
+  }
+
+  /** Put each chain's set rules (one per non-empty set) at its head. Chains as `family|table|chain`. */
+  private placeSetRules(chains: Iterable<string>): void {
+    if (this.desired === null) return;
+    for (const c of chains) {
+      const [f, t, chain] = c.split('|') as [Family, string, string];
+      placeSetRules(this.desired, this.sets, this.lead, f, t, chain);
+    }
   }
 
   /**
@@ -160,6 +201,10 @@ export class IptablesReconciler {
     const report = newReport('iptables');
     this.pending.drain(report);
     const desired = this.desired ?? buildDesired({ chains: [], prepend: [], append: [] }, this.families);
+    // A set rule refused while its set was missing is tried again at each full pass.
+    if (reread) for (const id of this.refused) if (id.includes('--match-set kilo')) this.refused.delete(id);
+    // Sets first: every set a rule names exists before the rule is written.
+    await this.setStep(report, () => this.ipsets.fill(this.sets, reread, report));
     // IPv4 and IPv6 are separate kernel tables and tools: side by side.
     await Promise.all(
       this.families.map(async (family) => {
@@ -171,10 +216,20 @@ export class IptablesReconciler {
         }
       }),
     );
+    // Sets no longer desired go once their rules are gone (not after a failed rule write).
+    if (report.errors.length === 0) await this.setStep(report, () => this.ipsets.prune(this.sets, report));
     if (report.errors.length === 0 && (this.dirty === null || report.read)) this.applied = appliedFrom(desired);
     this.dirty = report.errors.length === 0 ? new Set() : null;
     report.durationMs = performance.now() - t0;
     return report;
+  }
+
+  private async setStep(report: ReconcilerReport, step: () => Promise<void>): Promise<void> {
+    try {
+      await step();
+    } catch (e) {
+      report.errors.push({ kind: 'iptables', item: 'ipset', message: (e as Error).message });
+    }
   }
 
   private patches(family: Family, desired: DesiredIptables, saved: Map<string, SavedTable>, dirty: Set<string> | null): TablePatch[] {
@@ -279,6 +334,9 @@ export class IptablesReconciler {
     this.refused.clear();
     this.pending.clear();
     this.desired = buildDesired({ chains: [], prepend: [], append: [] }, this.families);
+    this.sets = new DesiredSets(this.families);
+    this.lead.clear();
+    this.ipsets.invalidate();
     this.dirty = null;
     const r = await this.reconcile(true);
     this.applied = new Map();

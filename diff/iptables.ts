@@ -233,6 +233,8 @@ export function patchDesired(
   items: readonly IptablesRule[],
   /** The same filter buildDesired was given: rules it refuses do not count in positions either. */
   accept: RuleFilter = () => true,
+  /** Entries at the head of a chain's list that are not the planner's (the set rules, diff/ipsets.ts). */
+  lead: (chain: string) => number = () => 0,
 ): Set<string> {
   const id = (r: IptablesRule): string => (accept(r) ? `${r.family}|${r.table}|${r.chain}` : '');
   const touched = new Set<string>();
@@ -252,7 +254,7 @@ export function patchDesired(
     let list = t.rules.get(chain);
     if (!list) t.rules.set(chain, (list = []));
     const pc = t.prependCount.get(chain) ?? 0;
-    list.splice(part === 'prepend' ? before : pc + before, removed, ...add);
+    list.splice(part === 'prepend' ? lead(c) + before : pc + before, removed, ...add);
     if (part === 'prepend') t.prependCount.set(chain, pc + add.length - removed);
   }
   return touched;
@@ -375,4 +377,18 @@ function chainEdits(
 interface Edit {
   line: string;
   op: IptOperation;
+}
+
+/**
+ * Put `keys` at the head of a chain's desired list in place of its `had` leading entries (the set
+ * rules, diff/ipsets.ts); they count as prepend rules.
+ */
+export function spliceLead(d: DesiredIptables, family: Family, table: string, chain: string, had: number, keys: readonly string[]): void {
+  // nothing to put and nothing to take: no entry (an empty one would make the chain desired)
+  if (!d.has(family) || (had === 0 && keys.length === 0)) return;
+  const t = tableOf(d, family, table);
+  let list = t.rules.get(chain);
+  if (!list) t.rules.set(chain, (list = []));
+  list.splice(0, had, ...keys);
+  t.prependCount.set(chain, (t.prependCount.get(chain) ?? 0) - had + keys.length);
 }

@@ -61,6 +61,9 @@ export interface DesiredDelta {
 }
 
 export type IptablesBackend = 'legacy' | 'nft';
+/** `--iptables-layout`: per-address rules as ipset elements (sets) or Kilo's rule per address (kilo). */
+export type IptablesLayout = 'sets' | 'kilo';
+export const IPTABLES_LAYOUTS: readonly IptablesLayout[] = ['sets', 'kilo'];
 export type WireGuardMode = 'auto' | 'kernel' | 'userspace';
 
 /** Options of the worker / Dataplane. The network namespace is the process's own. */
@@ -77,6 +80,8 @@ export interface DataplaneOptions {
   uapiDir: string;
   /** null = detect the host's backend. */
   iptablesBackend: IptablesBackend | null;
+  /** How the per-address rules are laid out (design §8.10). */
+  iptablesLayout: IptablesLayout;
   /** Manage IPv6 iptables too (design §4.6: false when IPv6 is disabled). */
   ipv6: boolean;
   /** Periodic full resync (re-read the kernel, repair drift); 0 disables the timer. */
@@ -99,6 +104,7 @@ export const defaultDataplaneOptions: DataplaneOptions = {
   wireguardGo: 'wireguard-go',
   uapiDir: '/var/run/wireguard',
   iptablesBackend: null,
+  iptablesLayout: 'sets',
   ipv6: true,
   resyncPeriodMs: 30_000,
   routeMonitor: true,

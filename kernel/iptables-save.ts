@@ -71,6 +71,11 @@ export function canonicalArgs(args: readonly string[]): string[] {
     const opt = neg ? args[i + 1] : args[i];
     if (!seenTarget && HEADER_OPTS.includes(opt) && !header.has(opt) && i + (neg ? 2 : 1) < args.length) {
       let val = args[i + (neg ? 2 : 1)];
+      // iptables-save prints no address match for 0.0.0.0/0 or ::/0 (it matches everything)
+      if (!neg && (opt === '-s' || opt === '-d') && (val === '0.0.0.0/0' || val === '::/0')) {
+        i += 2;
+        continue;
+      }
       if (opt === '-p') val = PROTO_NAMES[val] ?? val;
       header.set(opt, neg ? ['!', opt, val] : [opt, val]);
       i += neg ? 3 : 2;

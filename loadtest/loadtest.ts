@@ -76,7 +76,7 @@ export async function runLoadTest(o: LoadTestOptions): Promise<Results> {
   const simNodes = o.nodes - o.agents;
   if (simNodes < o.locations) throw new Error(`--nodes ${o.nodes} leaves fewer simulated nodes than --locations ${o.locations}`);
   const agentNames = Array.from({ length: o.agents }, (_, i) => `kg-${i}`);
-  const kgFlags = ['--encapsulate', 'never', '--mesh-granularity', o.granularity];
+  const kgFlags = ['--encapsulate', 'never', '--mesh-granularity', o.granularity, '--iptables-layout', o.iptablesLayout ?? 'sets'];
   const mesh = new Mesh({
     prefix: o.prefix,
     // Each agent leads a location of its own: it holds the WireGuard device and the mesh routes.

@@ -28,6 +28,8 @@ export interface LoadTestOptions {
   /** Extra steady soak (seconds) for the RSS trend; 0 = none. */
   soakS: number;
   prefix: string;
+  /** The agents' --iptables-layout (default sets). */
+  iptablesLayout?: 'sets' | 'kilo';
   log: (line: string) => void;
 }
 

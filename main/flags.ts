@@ -7,6 +7,7 @@ import { STRATEGIES, type Strategy } from '../plan/encapsulation.js';
 import type { Granularity } from '../plan/types.js';
 import { HEARTBEAT_MODES, type HeartbeatMode, type HeartbeatPolicy } from '../plan/heartbeat.js';
 import { limitsWith, MIN_PREFIX, type ClaimLimits } from '../plan/claims.js';
+import { IPTABLES_LAYOUTS, type IptablesLayout } from '../ipc/dataplane.js';
 
 export type FlagType = 'string' | 'bool' | 'int' | 'duration' | 'strings';
 export interface FlagDef {
@@ -66,6 +67,7 @@ export const AGENT_FLAGS: FlagDef[] = [
   { name: 'heartbeat-budget', type: 'string', default: '15', usage: 'Adaptive heartbeat mode: cluster-wide Node writes per second to stay under (kg).' },
   { name: 'log-format', type: 'string', default: 'json', usage: 'Log format: json or logfmt (kg).' },
   ALLOW_SHORT_PREFIXES_FLAG,
+  { name: 'iptables-layout', type: 'string', default: 'sets', usage: 'How per-address iptables rules are laid out: sets (one rule per ipset; a node change is element adds and deletes) or kilo (one rule per address, as the Go agent) (kg).' },
 ];
 
 /** Extra flags of `kg plan` (its output is `PlanJSON`, plan/types.ts). */
@@ -188,6 +190,8 @@ export interface Config {
   interface: string;
   internalCIDRs: CIDR[];
   iptablesForwardRules: boolean;
+  /** --iptables-layout (design §8.10). */
+  iptablesLayout: IptablesLayout;
   kubeconfig: string;
   listen: string;
   local: boolean;
@@ -268,6 +272,8 @@ export function toConfig(v: FlagValues, opts: { osHostname?: () => string } = {}
   if (checkIn < 1000) throw new FlagError(`invalid --check-in-period ${v['check-in-period']}: must be at least 1s`);
   const mode = v.heartbeat as string;
   if (!(HEARTBEAT_MODES as readonly string[]).includes(mode)) throw new FlagError(`heartbeat mode ${mode} unknown; possible values are: ${HEARTBEAT_MODES.join(', ')}`);
+  const layout = v['iptables-layout'] as string;
+  if (!(IPTABLES_LAYOUTS as readonly string[]).includes(layout)) throw new FlagError(`iptables layout ${layout} unknown; possible values are: ${IPTABLES_LAYOUTS.join(', ')}`);
   const budgetText = v['heartbeat-budget'] as string;
   const budget = Number(budgetText);
   if (!/^[0-9]+(\.[0-9]+)?$/.test(budgetText) || !(budget > 0)) throw new FlagError(`invalid --heartbeat-budget ${budgetText}: must be a positive number of writes per second`);
@@ -291,6 +297,7 @@ export function toConfig(v: FlagValues, opts: { osHostname?: () => string } = {}
     interface: v.interface as string,
     internalCIDRs,
     iptablesForwardRules: v['iptables-forward-rules'] as boolean,
+    iptablesLayout: layout as IptablesLayout,
     kubeconfig: v.kubeconfig as string,
     listen: v.listen as string,
     local: v.local as boolean,

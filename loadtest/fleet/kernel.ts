@@ -6,6 +6,7 @@ import { readRoutes } from '../../dataplane/routes.js';
 import { readRules } from '../../dataplane/rules.js';
 import { parseWgDump } from '../../kernel/uapi.js';
 import { parseSave } from '../../kernel/iptables-save.js';
+import { parseIpsetSave } from '../../kernel/ipset.js';
 import type { KernelState } from './verify.js';
 
 export async function readKernel(ns: { net: string; mount?: string }, wgInterface = 'kilo0'): Promise<KernelState> {
@@ -18,5 +19,7 @@ export async function readKernel(ns: { net: string; mount?: string }, wgInterfac
   const backend = await detectBackend(exec);
   const save = await exec.run(toolsFor(backend, 'ipv4').save, []);
   if (save.code !== 0) throw new Error(`iptables-save: ${save.stderr.trim()}`);
-  return { routes, rules, wireguard, iptables: { ipv4: parseSave(save.stdout) } };
+  // kg's ipsets (the set layout, design §8.10); none when the tool is missing
+  const sets = await exec.run('ipset', ['save']);
+  return { routes, rules, wireguard, iptables: { ipv4: parseSave(save.stdout) }, ipsets: sets.code === 0 ? parseIpsetSave(sets.stdout) : new Map() };
 }

@@ -25,6 +25,8 @@ import { canonicalEndpoint, type DeviceState } from '../../kernel/uapi.js';
 import { normalizeRule, ruleKey as kRuleKey, sameRoute, type KRoute, type KRule } from '../../kernel/ip-format.js';
 import { desiredRouteMap } from '../../diff/routes.js';
 import { isKiloRuleKey, type SavedTable } from '../../kernel/iptables-save.js';
+import type { SavedSet } from '../../kernel/ipset.js';
+import { setLayoutOf, type DesiredSets } from '../../diff/ipsets.js';
 import { buildDesired } from '../../diff/iptables.js';
 import { KG_PROTO } from '../../kernel/owner.js';
 
@@ -622,6 +624,30 @@ export interface KernelState {
   wireguard: DeviceState | null;
   /** iptables-save output per family, parsed. */
   iptables: { ipv4: Map<string, SavedTable>; ipv6?: Map<string, SavedTable> };
+  /** kg's ipsets; when it holds any, the kernel is compared with the plan in the set layout (design §8.10). */
+  ipsets?: Map<string, SavedSet>;
+}
+
+/** The set layout's elements: every non-empty set holds exactly the planned elements; no other set of kg's. */
+function compareSets(want: DesiredSets, have: Map<string, SavedSet>): string[] {
+  const out: string[] = [];
+  for (const [name, s] of want.sets) {
+    const h = have.get(name);
+    if (s.counts.size === 0) {
+      if (h) out.push(`ipset ${name} not in the plan`);
+      continue;
+    }
+    if (!h) {
+      out.push(`ipset ${name} missing`);
+      continue;
+    }
+    for (const e of s.counts.keys()) if (!h.elements.has(e)) out.push(`ipset ${name}: ${e} missing`);
+    for (const e of h.elements) if (!s.counts.has(e)) out.push(`ipset ${name}: ${e} not in the plan`);
+  }
+  // (sets of a family not compared, kilo6-* when only IPv4 is, are left out)
+  const prefixes = new Set([...want.sets.keys()].map((n) => n.slice(0, 6)));
+  for (const name of have.keys()) if (!want.sets.has(name) && prefixes.has(name.slice(0, 6))) out.push(`ipset ${name} not in the plan`);
+  return out;
 }
 
 /** Differences between a plan and a kernel (empty = the kernel holds exactly the plan). */
@@ -665,7 +691,9 @@ export function compareKernel(plan: PlanJSON, k: KernelState, o: { families?: ('
     }
   }
   // iptables: chains Kilo owns hold exactly the plan's rules; elsewhere Kilo's rules in order.
-  const desired = buildDesired(plan.iptables, families);
+  const layout = k.ipsets !== undefined && k.ipsets.size > 0 ? setLayoutOf(plan.iptables, families) : null;
+  if (layout !== null) out.push(...compareSets(layout.sets, k.ipsets!));
+  const desired = layout?.desired ?? buildDesired(plan.iptables, families);
   for (const f of families) {
     const saved = k.iptables[f];
     if (!saved) {

@@ -28,7 +28,7 @@ function createIo(cfg: Config, ipv6: boolean, metrics: Metrics, log: Logger, onR
     // The agent drives resyncs (--resync-period re-plans, then re-reads the kernel when nothing
     // changed): a second timer in the worker would re-read every peer and rule twice.
     // Its route monitor still repairs route drift at once.
-    { interface: cfg.interface, createInterface: cfg.createInterface, resyncPeriodMs: 0, ipv6 },
+    { interface: cfg.interface, createInterface: cfg.createInterface, resyncPeriodMs: 0, ipv6, iptablesLayout: cfg.iptablesLayout },
     {
       registry: metrics.registry,
       onRestart,

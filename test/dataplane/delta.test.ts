@@ -58,7 +58,7 @@ test('periodic resync repairs drift on its own; --mtu=auto follows the underlay 
   node.ip('addr', 'add', '172.16.0.1/16', 'dev', 'eth0');
   node.ip('link', 'set', 'eth0', 'up');
   node.ip('route', 'add', 'default', 'via', '172.16.0.254', 'dev', 'eth0', 'onlink');
-  const dp = new Dataplane({ nsenter: node.nsenter, uapiDir: node.uapiDir, resyncPeriodMs: 300, routeMonitor: false, iptablesBackend: 'nft', ipv6: false });
+  const dp = new Dataplane({ nsenter: node.nsenter, uapiDir: node.uapiDir, resyncPeriodMs: 300, routeMonitor: false, iptablesBackend: 'nft', iptablesLayout: 'kilo', ipv6: false });
   t.after(async () => {
     await dp.close();
     await dp.wireguard.stopChild();
