@@ -177,28 +177,43 @@ export class Dataplane {
     this.cni.setDesired(d.cni);
   }
 
+  /**
+   * Work that needs no desired state, done ahead of the first one (the agent starts this worker
+   * before it lists the cluster and plans): the WireGuard device comes up (kg creates it on
+   * startup, as Kilo does) and the iptables backend is detected. Failures are left for the first
+   * pass, which tries again and reports them.
+   */
+  prepare(): Promise<void> {
+    return this.serial(async () => {
+      const t0 = performance.now();
+      await Promise.all([
+        this.iptables.getBackend().catch(() => null),
+        this.options.createInterface ? this.wireguard.prepare().catch((e: Error) => this.log('debug', `WireGuard device not ready ahead of the plan: ${e.message}`)) : null,
+      ]);
+      this.log('debug', `dataplane prepared in ${Math.round(performance.now() - t0)} ms`);
+    });
+  }
+
   private async pass(cause: ApplyResult['cause'], reread: boolean): Promise<ApplyResult> {
     const t0 = performance.now();
     const reports: ReconcilerReport[] = [];
     if (this.hasDesired) {
-      // Order as kg: CNI, tunnel, iptables, WireGuard (link before its routes), routes, rules.
-      // The CNI file is checked alongside (it touches no kernel state the others need).
-      const cni = this.cni.reconcile(reread);
-      reports.push(await this.tunnel.reconcile(reread));
-      // iptables and the link/peers/routes chain touch different kernel tables: they run side by
-      // side (each is one batch); within the chain the link comes up before the routes through it.
-      // Routes go alongside the peer update, once the link they use is up.
-      const [ipt, chain] = await Promise.all([
+      // Every table side by side (each is one batch). Routes and rules are read and diffed at
+      // once and written once the devices they may name are there: the WireGuard link (its MTU,
+      // address and state; its peers are written meanwhile) and the IPIP tunnel.
+      let linkDone = (): void => {};
+      const link = new Promise<void>((r) => (linkDone = r));
+      const tunnel = this.tunnel.reconcile(reread);
+      const devices = Promise.all([link, tunnel]);
+      const [tu, cni, ipt, wg, routes, rules] = await Promise.all([
+        tunnel,
+        this.cni.reconcile(reread),
         this.iptables.reconcile(reread),
-        (async () => {
-          let routes: ReconcilerReport | null = null;
-          const wg = await this.wireguard.reconcile(reread, async () => {
-            routes = await this.routes.reconcile(reread);
-          });
-          return [wg, routes!, await this.rules.reconcile(reread)];
-        })(),
+        this.wireguard.reconcile(reread, () => linkDone()),
+        this.routes.reconcile(reread, devices),
+        this.rules.reconcile(reread, devices),
       ]);
-      reports.push(await cni, ipt, ...chain);
+      reports.push(tu, cni, ipt, wg, routes, rules);
     }
     const res = this.finish(cause, reports, t0);
     if (reread) this.m.resyncs++;

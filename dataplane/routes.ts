@@ -13,6 +13,8 @@ import { canonicalCIDR, permanentIpError, show } from '../kernel/input-checks.js
 import type { Exec } from './exec.js';
 import { newReport, Rejections } from './report.js';
 
+const noop = (): void => {};
+
 /** The protocols read: kg's own, and static (Go Kilo's, adopted where they match). */
 const READ_PROTOS = [KG_PROTO, RTPROT_STATIC];
 
@@ -114,7 +116,8 @@ export class RouteReconciler {
     });
   }
 
-  async reconcile(reread: boolean): Promise<ReconcilerReport> {
+  /** One pass; `ready`: what must be there before anything is written (the devices routes name). */
+  async reconcile(reread: boolean, ready?: Promise<unknown>): Promise<ReconcilerReport> {
     const t0 = performance.now();
     const report = newReport('routes');
     this.pending.drain(report);
@@ -144,6 +147,7 @@ export class RouteReconciler {
       ops = this.writable(ops);
       this.dirty = new Set();
       if (ops.length > 0) {
+        await ready?.then(noop, noop);
         // deletes first: a route that moved table/attributes never collides with its old self
         ops.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'delete' ? -1 : 1));
         const r = await this.exec.batch('ip', ['-force', '-batch', '-'], ops.map((o) => o.line));

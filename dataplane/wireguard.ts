@@ -420,40 +420,45 @@ export class WireGuardReconciler {
     this.link = linkAfter(link, want);
   }
 
+  /** Bring the device up ahead of any desired state (Dataplane.prepare): created or adopted, its link read. */
+  async prepare(): Promise<void> {
+    if (this.mode !== null) return;
+    await this.ensureInterface();
+    this.link = await readLink(this.exec, this.opts.interface);
+  }
+
   /**
-   * One pass: the interface (created/adopted), then its link (MTU, address, up/down), then the
-   * peers. `alongside` (the route pass) runs concurrently with the peer update, once the link is up:
-   * routes through the link need it, not its peers. It runs exactly once whatever fails here.
+   * One pass: the interface (created/adopted), then its link (MTU, address, up/down) and its
+   * peers side by side (neither needs the other). `alongside` (e.g. the route pass) starts once
+   * the link step is over, whatever failed, and runs exactly once: routes through the link need
+   * the link, not its peers. The pass returns when both are done.
    */
-  async reconcile(reread: boolean, alongside?: () => Promise<void>): Promise<ReconcilerReport> {
+  async reconcile(reread: boolean, alongside?: () => Promise<void> | void): Promise<ReconcilerReport> {
     const t0 = performance.now();
     const report = newReport('wireguard');
     this.pending.drain(report);
     let side: Promise<void> | null = null;
-    const startSide = (): Promise<void> => (side ??= alongside ? alongside() : Promise.resolve());
-    if (!this.hasDesired) {
-      await startSide();
-      report.durationMs = performance.now() - t0;
-      return report;
-    }
+    const startSide = (): Promise<void> => (side ??= (async () => alongside?.())());
     const desired = this.desired;
     try {
+      if (!this.hasDesired) return report;
       if (desired === null) {
         // non-leader: link down, configuration left as it is (design §6.5.4)
         await this.reconcileLink(null, reread, report);
       } else {
         if (this.mode === null || reread) await this.ensureInterface();
-        await this.reconcileLink(desired, reread, report);
-        startSide();
-        await this.reconcilePeers(desired, reread, report);
+        const link = this.reconcileLink(desired, reread, report).finally(startSide);
+        const done = await Promise.allSettled([link, this.reconcilePeers(desired, reread, report)]);
+        for (const d of done) if (d.status === 'rejected') throw d.reason;
       }
     } catch (e) {
       report.errors.push({ kind: 'wireguard', item: this.opts.interface, message: (e as Error).message ?? String(e) });
       this.invalidate();
       if (desired !== null) this.mode = null;
+    } finally {
+      report.durationMs = performance.now() - t0; // our own work, not the side pass
+      await startSide();
     }
-    report.durationMs = performance.now() - t0; // our own work, not the side pass
-    await startSide();
     return report;
   }
 

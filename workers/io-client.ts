@@ -223,6 +223,7 @@ export class IoClient {
     const dr = cur.resyncs - (prev?.resyncs ?? 0);
     if (dr > 0) m.resyncs.inc(dr);
     if (cur.heapBytes !== undefined) m.heap.set(cur.heapBytes);
+    if (cur.heapCommittedBytes !== undefined) m.heapCommitted.set(cur.heapCommittedBytes);
   }
 }
 
@@ -248,6 +249,7 @@ function makeMetrics(registry: Registry) {
     restarts: new Counter({ name: 'kg_io_worker_restarts_total', help: 'Restarts of the dataplane I/O worker after it died.', registers: reg }),
     // The process metrics count the main thread's heap only; each worker is an isolate of its own.
     heap: new Gauge({ name: 'kg_io_worker_heap_bytes', help: 'V8 heap in use by the I/O worker thread.', registers: reg }),
+    heapCommitted: new Gauge({ name: 'kg_io_worker_heap_committed_bytes', help: 'Physical memory held by the I/O worker thread\'s V8 heap (in use or free).', registers: reg }),
     duration: new Histogram({
       name: 'kg_dataplane_pass_duration_seconds',
       help: 'Duration of one dataplane pass in the I/O worker.',
