@@ -40,6 +40,7 @@ interface Result {
   rssIdleMB: number;
   rssColdMB: number;
   rssSteadyMB: number;
+  liveMB: number;
   heapUsedMB: number | null;
   heapCommittedMB: number | null;
   writes: number;
@@ -62,6 +63,28 @@ interface Client {
 async function gauge(reg: Registry, name: string): Promise<number | null> {
   const m = (await reg.getMetricsAsJSON()).find((x) => x.name === name) as { values?: Array<{ value: number }> } | undefined;
   return m?.values?.[0]?.value ?? null;
+}
+
+/** The heap a Dataplane of `dist` holds after the same apply, deltas and resync, in this thread (after full GCs). */
+async function liveState(dist: string, desired: DesiredState, deltas: DesiredDelta[]): Promise<number> {
+  const { Dataplane } = (await import(pathToFileURL(join(dist, 'dataplane/dataplane.js')).href)) as {
+    Dataplane: new (o: Partial<DataplaneOptions>) => Client & { apply(d: DesiredState, seq: number): Promise<ApplyResult>; applyDelta(d: DesiredDelta): Promise<ApplyResult>; wireguard: { stopChild(): Promise<void> } };
+  };
+  const heap = (): number => {
+    gc();
+    gc();
+    return process.memoryUsage().heapUsed;
+  };
+  const h0 = heap();
+  const dp = new Dataplane({ interface: 'kilo0', uapiDir: '/var/run/wireguard', resyncPeriodMs: 0, routeMonitor: false, iptablesBackend: cli.backend as 'nft', ipv6: false });
+  await dp.apply(JSON.parse(JSON.stringify(desired)) as DesiredState, 1);
+  for (const d of deltas) await dp.applyDelta(structuredClone(d));
+  await dp.resync();
+  const held = heap() - h0;
+  await dp.cleanUp({ interface: true });
+  await dp.close();
+  await dp.wireguard.stopChild();
+  return mb(held);
 }
 
 /** One build in this (fresh) process, inside the scratch namespaces. */
@@ -112,8 +135,9 @@ async function inner(dist: string): Promise<Result> {
   const committed = await gauge(reg, 'kg_io_worker_heap_committed_bytes');
   await io.cleanUp({ interface: true });
   await io.close();
+  const liveMB = await liveState(dist, desired, deltas);
   return {
-    build: dist, coldMs, parts, rssIdleMB: mb(rssIdle), rssColdMB: mb(rssCold), rssSteadyMB: mb(rssSteady),
+    build: dist, coldMs, parts, rssIdleMB: mb(rssIdle), rssColdMB: mb(rssCold), rssSteadyMB: mb(rssSteady), liveMB,
     heapUsedMB: used === null ? null : mb(used), heapCommittedMB: committed === null ? null : mb(committed), writes: res.writes,
   };
 }
@@ -146,6 +170,7 @@ function outer(): void {
     ['RSS idle worker MiB', (r) => r.rssIdleMB],
     ['RSS after cold apply MiB', (r) => r.rssColdMB],
     ['RSS after deltas + resync MiB', (r) => r.rssSteadyMB],
+    ['state held after deltas + resync (in-thread heap after GC) MiB', (r) => r.liveMB],
     ['worker heap used MiB', (r) => r.heapUsedMB],
     ['worker heap committed MiB', (r) => r.heapCommittedMB],
     ...['wireguard', 'routes', 'rules', 'iptables'].map((k): [string, (r: Result) => number | null] => [`  cold: ${k} ms`, (r) => r.parts[k] ?? null]),

@@ -20,6 +20,7 @@ import {
   type DesiredState,
   type ObservedState,
   type ReconcilerReport,
+  type Splice,
 } from '../ipc/dataplane.js';
 import { Exec } from './exec.js';
 import { IptablesReconciler, protocolLabel } from './iptables.js';
@@ -29,10 +30,18 @@ import { WireGuardReconciler } from './wireguard.js';
 import { TunnelReconciler } from './tunnel.js';
 import { CniReconciler } from './cni.js';
 import { applySplice } from '../diff/desired.js';
-import type { IptablesChain, IptablesRule, Route, Rule } from '../plan/types.js';
+import type { IptablesChain, IptablesRule } from '../plan/types.js';
 
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 30_000;
+
+/** A peer's place in the desired list: its public key (checked by the WireGuard reconciler). */
+const peerKey = (p: DesiredPeer): unknown => p?.publicKey;
+
+/** A splice of items as a splice of their keys. */
+function keysOf<T, K>(s: Splice<T> | null, key: (x: T) => K): Splice<K> | null {
+  return s === null ? null : { start: s.start, deleteCount: s.deleteCount, items: s.items.map(key) };
+}
 
 export function emptyMetrics(): DataplaneMetrics {
   return { iptablesOperations: {}, writes: {}, batches: {}, errors: {}, rejected: {}, resyncs: 0, lastDurationMs: {} };
@@ -58,8 +67,12 @@ export class Dataplane {
   private monitorTimer: NodeJS.Timeout | null = null;
   private monitorRestarts = 0;
   private routeDebounce: NodeJS.Timeout | null = null;
-  /** The desired lists as last applied (deltas splice into them) and their sequence number. */
-  private cur: { interface: string; peers: DesiredPeer[]; routes: Route[]; rules: Rule[]; chains: IptablesChain[]; prepend: IptablesRule[]; append: IptablesRule[] } | null = null;
+  /**
+   * The desired lists as last applied, as much as deltas need to splice into them: the peers' and
+   * routes' keys in the planner's order (the reconcilers hold the items themselves), the iptables
+   * rules whole (their reconciler diffs a splice against the rules it replaces).
+   */
+  private cur: { peers: unknown[]; routes: Array<string | null>; chains: IptablesChain[]; prepend: IptablesRule[]; append: IptablesRule[] } | null = null;
   private seq = 0;
 
   constructor(
@@ -123,15 +136,13 @@ export class Dataplane {
         return { ...this.finish('apply', [], performance.now()), needFullState: true };
       }
       const cur = this.cur;
-      cur.interface = delta.interface;
-      const removedPeers = applySplice(cur.peers, delta.peers);
+      const removedPeers = applySplice(cur.peers, keysOf(delta.peers, peerKey));
       this.wireguard.patch(delta.wireguard, removedPeers, delta.peers?.items ?? []);
-      const removedRoutes = applySplice(cur.routes, delta.routes);
-      this.routes.patch(removedRoutes, delta.routes?.items ?? []);
-      if (delta.rules !== null) {
-        cur.rules = delta.rules;
-        this.rules.setDesired(delta.rules);
+      if (delta.routes !== null) {
+        const added = this.routes.patch(cur.routes.slice(delta.routes.start, delta.routes.start + delta.routes.deleteCount), delta.routes.items);
+        cur.routes.splice(delta.routes.start, delta.routes.deleteCount, ...added);
       }
+      if (delta.rules !== null) this.rules.setDesired(delta.rules);
       if (delta.chains !== null) {
         cur.chains = delta.chains;
         applySplice(cur.prepend, delta.prepend);
@@ -161,17 +172,14 @@ export class Dataplane {
   private setDesired(d: DesiredState): void {
     this.hasDesired = true;
     this.cur = {
-      interface: d.interface,
-      peers: [...(d.wireguard?.peers ?? [])],
-      routes: [...d.routes],
-      rules: d.rules,
+      peers: (d.wireguard?.peers ?? []).map(peerKey),
+      routes: this.routes.setDesired(d.routes),
       chains: d.iptables.chains,
       prepend: [...d.iptables.prepend],
       append: [...d.iptables.append],
     };
     this.wireguard.setDesired(d.wireguard);
     this.iptables.setDesired(d.iptables);
-    this.routes.setDesired(d.routes);
     this.rules.setDesired(d.rules);
     this.tunnel.setDesired(d.tunnel);
     this.cni.setDesired(d.cni);

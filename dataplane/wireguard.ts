@@ -219,7 +219,8 @@ export class WireGuardReconciler {
   }
 
   setDesired(d: DesiredWireGuard | null): void {
-    this.desired = d;
+    // the peers live in this.peers (checked); the head alone is kept here
+    this.desired = d === null ? null : { ...d, peers: [] };
     this.hasDesired = true;
     this.peers = new Map();
     this.held.clear();
@@ -228,14 +229,15 @@ export class WireGuardReconciler {
     this.dirty = null;
   }
 
-  /** Incremental update: a new head (keys, port, MTU, address; null = non-leader) and the peers that went and came. */
-  patch(head: Omit<DesiredWireGuard, 'peers'> | null, removed: readonly DesiredPeer[], added: readonly DesiredPeer[]): void {
+  /** Incremental update: a new head (keys, port, MTU, address; null = non-leader), the public keys of the peers that went, the peers that came. */
+  patch(head: Omit<DesiredWireGuard, 'peers'> | null, removed: readonly unknown[], added: readonly DesiredPeer[]): void {
     this.hasDesired = true;
-    for (const p of removed) {
-      this.peers.delete(p.publicKey);
-      this.held.delete(p.publicKey);
-      this.refused.delete(p.publicKey);
-      this.dirty?.add(p.publicKey);
+    for (const k of removed) {
+      if (typeof k !== 'string') continue;
+      this.peers.delete(k);
+      this.held.delete(k);
+      this.refused.delete(k);
+      this.dirty?.add(k);
     }
     for (const p of added) {
       this.takePeer(p);

@@ -16,7 +16,9 @@ const memo = new Map<string, string>();
 const MEMO_MAX = 500_000;
 function remember(k: string, v: string): string {
   if (memo.size >= MEMO_MAX) memo.clear();
-  memo.set(k, v);
+  // An input already canonical is keyed by the result itself: one string, not two, and never a
+  // slice of a kernel read-back text (V8 keeps a whole text alive for a substring of it).
+  memo.set(k === v ? v : k, v);
   return v;
 }
 

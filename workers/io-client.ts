@@ -3,7 +3,7 @@
 // holds no desired state: `onRestart` tells the owner of the states (the agent) to send one whole.
 // Worker counters become prom-client metrics here (prom-client has no worker aggregation).
 
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -21,7 +21,18 @@ export interface IoClientOptions {
   registry?: Registry;
   /** Worker script (default: the compiled io-worker.js next to this file). */
   workerUrl?: URL;
+  /** The worker's V8 limits (default IO_WORKER_LIMITS). */
+  resourceLimits?: ResourceLimits;
 }
+
+/**
+ * The I/O worker's heap limits. Its state lives long and its passes allocate in bursts (a whole
+ * desired state, a kernel read-back), so a small young generation costs little time and keeps
+ * the isolate from holding large semi-spaces it never gives back; the old generation is bounded
+ * well above the state of a 10,000-node cluster, so that a leak ends in a restart (and a report)
+ * instead of the host's OOM killer.
+ */
+export const IO_WORKER_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 512 };
 
 class WorkerDied extends Error {}
 
@@ -62,6 +73,7 @@ export class IoClient {
     const w = new Worker(this.o.workerUrl ?? new URL('./io-worker.js', import.meta.url), {
       workerData: { events: ch.port2 },
       transferList: [ch.port2],
+      resourceLimits: this.o.resourceLimits ?? IO_WORKER_LIMITS,
     });
     ch.port1.on('message', (ev: DataplaneEvent) => {
       if (ev.type === 'applied') void this.refreshMetrics(ev.result);
