@@ -422,11 +422,13 @@ export class WireGuardReconciler {
     this.link = linkAfter(link, want);
   }
 
-  /** Bring the device up ahead of any desired state (Dataplane.prepare): created or adopted, its link read. */
+  /** Bring the device up ahead of any desired state (Dataplane.prepare): created or adopted, its link read, `--mtu=auto` detected. */
   async prepare(): Promise<void> {
     if (this.mode !== null) return;
+    const mtu = detectMtu(this.exec).then((m) => (this.autoMtu ??= m));
     await this.ensureInterface();
     this.link = await readLink(this.exec, this.opts.interface);
+    await mtu;
   }
 
   /**
