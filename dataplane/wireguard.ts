@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { DesiredPeer, DesiredWireGuard, ObservedState, ReconcilerError, ReconcilerReport, WireGuardMode } from '../ipc/dataplane.js';
-import { b64ToHex, checkPeer, isWgKey, parseUapiGet, parseWgDump, renderUapiSets, renderWgSet, canonicalEndpoint, hexToB64, type DeviceDelta, type DeviceState } from '../kernel/uapi.js';
+import { b64ToHex, checkPeer, isWgKey, parseUapiGet, parseWgDump, renderUapiSets, renderWgSet, hexToB64, type DeviceDelta, type DeviceState } from '../kernel/uapi.js';
 import { diffDevice, isEmptyDelta } from '../diff/wireguard.js';
 import { canonicalCIDR, isInt, show } from '../kernel/input-checks.js';
 import type { Exec } from './exec.js';
@@ -548,7 +548,8 @@ export class WireGuardReconciler {
         this.dirty = null;
       }
     }
-    for (const p of touched) this.lastEndpoints.set(p.publicKey, canonicalEndpoint(p.endpoint));
+    // checked peers (takePeer) carry canonical endpoints: the same string, not a second one per peer
+    for (const p of touched) this.lastEndpoints.set(p.publicKey, p.endpoint ?? null);
   }
 
   async observe(): Promise<ObservedState> {
