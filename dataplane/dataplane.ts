@@ -187,8 +187,8 @@ export class Dataplane {
 
   /**
    * Work that needs no desired state, done ahead of the first one (the agent starts this worker
-   * before it lists the cluster and plans): the WireGuard device comes up (kg creates it on
-   * startup, as Kilo does) and the iptables backend is detected. Failures are left for the first
+   * before it lists the cluster and plans): the WireGuard device comes up (created on startup,
+   * as Kilo's mesh.New does: design §11.1) and the iptables backend is detected. Failures are left for the first
    * pass, which tries again and reports them.
    */
   prepare(): Promise<void> {
