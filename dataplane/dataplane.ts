@@ -212,7 +212,7 @@ export class Dataplane {
       let linkDone = (): void => {};
       const link = new Promise<void>((r) => (linkDone = r));
       const tunnel = this.tunnel.reconcile(reread);
-      const devices = Promise.all([link, tunnel]);
+      const devices = Promise.all([link, tunnel]).catch(() => {}); // over, failed or not (the failure is reported by its own step)
       const [tu, cni, ipt, wg, routes, rules] = await Promise.all([
         tunnel,
         this.cni.reconcile(reread),
