@@ -451,7 +451,7 @@ export class WireGuardReconciler {
         await this.reconcileLink(null, reread, report);
       } else {
         if (this.mode === null || reread) await this.ensureInterface();
-        const link = this.reconcileLink(desired, reread, report).finally(startSide);
+        const link = this.reconcileLink(desired, reread, report).finally(() => void startSide()); // not waiting for it
         const done = await Promise.allSettled([link, this.reconcilePeers(desired, reread, report)]);
         for (const d of done) if (d.status === 'rejected') throw d.reason;
       }
