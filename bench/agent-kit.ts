@@ -47,3 +47,32 @@ export const patchScript = (kubeconfig: string, node: string, annotations: Recor
         (res) => { res.resume(); res.on('end', () => process.exit(res.statusCode === 200 ? 0 : 1)); });
       process.stdout.write(String(performance.timeOrigin + performance.now())); req.end(body);
     }); });`;
+
+/**
+ * Memory by isolate, from one scrape of the agent's /metrics: the process RSS, the main thread's
+ * V8 heap (prom-client's default metrics count that isolate only), the planner's and the I/O
+ * worker's heaps (each worker reports its own isolate).
+ */
+export function threadMemory(metrics: string): string {
+  const g = (name: string): number | null => {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(metrics);
+    return m === null ? null : Number(m[1]) / 1048576;
+  };
+  const v = (x: number | null): string => (x === null ? 'n/a' : `${f(x)}`);
+  return `process RSS ${v(g('process_resident_memory_bytes'))} MiB; main thread heap used ${v(g('nodejs_heap_size_used_bytes'))} of ${v(g('nodejs_heap_size_total_bytes'))} MiB; `
+    + `planner heap used ${v(g('kg_planner_heap_bytes'))} MiB; I/O worker heap used ${v(g('kg_io_worker_heap_bytes'))}, committed ${v(g('kg_io_worker_heap_committed_bytes'))} MiB`;
+}
+
+/** The kernel part of the first "mesh programmed" log line (needs --log-level info): plan, apply and each table's pass, ms. */
+export function firstProgrammed(log: string): string | null {
+  for (const line of log.split('\n')) {
+    if (!line.includes('mesh programmed')) continue;
+    try {
+      const r = JSON.parse(line) as { planMs?: number; applyMs?: number; ioMs?: number; kernelMs?: Record<string, number> };
+      return `plan ${r.planMs} ms, I/O worker call ${r.ioMs} ms (its pass ${r.applyMs} ms: ${Object.entries(r.kernelMs ?? {}).map(([k, ms]) => `${k} ${ms}`).join(', ')} ms side by side)`;
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}

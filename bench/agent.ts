@@ -14,7 +14,9 @@
 //                                --heartbeat=adaptive picks at 5,000 nodes)
 import { spawn, spawnSync } from 'node:child_process';
 import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent/node-record.js';
-import { clientPrelude, clockMs, cpuSeconds, f, histogramMean, metric, patchScript, pct, rssMB } from './agent-kit.js';
+import { clientPrelude, clockMs, cpuSeconds, f, firstProgrammed, histogramMean, metric, patchScript, pct, rssMB, threadMemory } from './agent-kit.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { commandFlags, type FlagDef } from '../main/flags.js';
 import { Mesh } from '../loadtest/mesh/harness.js';
 import { RouteMonitor } from '../loadtest/mesh/monitor.js';
@@ -86,6 +88,9 @@ try {
   const routes = mesh.on('kg-0', ['ip', 'route', 'show', 'proto', 'static']).trim().split('\n').length;
   const rules = mesh.on('kg-0', ['iptables-save']).split('\n').filter((l) => l.startsWith('-A') && l.includes('Kilo')).length;
   console.log(`cold start → programmed: ${f(cold)} ms (${wgPeers} WireGuard peers, ${routes} routes, ${rules} iptables rules); RSS ${f(rssMB(pid))} MB`);
+  console.log(`  memory by thread: ${threadMemory(mesh.http('kg-0', '/metrics').body)}`);
+  const programmed = firstProgrammed(readFileSync(join(mesh.state, 'kg-kg-0.log'), 'utf8'));
+  if (programmed !== null) console.log(`  first apply: ${programmed}`);
 
   // 2. Event → programmed. A route monitor in the node's namespace timestamps kernel changes.
   const mon = new RouteMonitor(mesh.node('kg-0').netns);
@@ -149,6 +154,7 @@ try {
   const hb = metric(m1, /^kg_watch_events_total\{resource="node",change="heartbeat"\} (\d+)/gm) - metric(m0, /^kg_watch_events_total\{resource="node",change="heartbeat"\} (\d+)/gm);
   const writes = metric(m1, /^kg_dataplane_writes_total\{[^}]*\} (\d+)/gm) - metric(m0, /^kg_dataplane_writes_total\{[^}]*\} (\d+)/gm);
   const plans = metric(m1, /^kg_plans_total\{[^}]*\} (\d+)/gm) - metric(m0, /^kg_plans_total\{[^}]*\} (\d+)/gm);
+  console.log(`  memory by thread after churn: ${threadMemory(m1)}`);
   console.log(`heartbeat churn, steady state, over ${f(wall)} s: ${hb} heartbeat events (${f(hb / wall)}/s), agent CPU ${f(((c1 - c0) / wall) * 100)}% of one core, ${writes} kernel writes, ${plans} plans (periodic resyncs included); RSS ${f(rssMB(pid))} MB`);
   const fl = /events (\d+) cpu ([0-9.]+)/.exec(floorOut);
   console.log(fl

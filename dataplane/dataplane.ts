@@ -20,6 +20,7 @@ import {
   type DesiredState,
   type ObservedState,
   type ReconcilerReport,
+  type Splice,
 } from '../ipc/dataplane.js';
 import { Exec } from './exec.js';
 import { IptablesReconciler, protocolLabel } from './iptables.js';
@@ -29,10 +30,18 @@ import { WireGuardReconciler } from './wireguard.js';
 import { TunnelReconciler } from './tunnel.js';
 import { CniReconciler } from './cni.js';
 import { applySplice } from '../diff/desired.js';
-import type { IptablesChain, IptablesRule, Route, Rule } from '../plan/types.js';
+import type { IptablesChain, IptablesRule } from '../plan/types.js';
 
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 30_000;
+
+/** A peer's place in the desired list: its public key (checked by the WireGuard reconciler). */
+const peerKey = (p: DesiredPeer): unknown => p?.publicKey;
+
+/** A splice of items as a splice of their keys. */
+function keysOf<T, K>(s: Splice<T> | null, key: (x: T) => K): Splice<K> | null {
+  return s === null ? null : { start: s.start, deleteCount: s.deleteCount, items: s.items.map(key) };
+}
 
 export function emptyMetrics(): DataplaneMetrics {
   return { iptablesOperations: {}, writes: {}, batches: {}, errors: {}, rejected: {}, resyncs: 0, lastDurationMs: {} };
@@ -58,8 +67,12 @@ export class Dataplane {
   private monitorTimer: NodeJS.Timeout | null = null;
   private monitorRestarts = 0;
   private routeDebounce: NodeJS.Timeout | null = null;
-  /** The desired lists as last applied (deltas splice into them) and their sequence number. */
-  private cur: { interface: string; peers: DesiredPeer[]; routes: Route[]; rules: Rule[]; chains: IptablesChain[]; prepend: IptablesRule[]; append: IptablesRule[] } | null = null;
+  /**
+   * The desired lists as last applied, as much as deltas need to splice into them: the peers' and
+   * routes' keys in the planner's order (the reconcilers hold the items themselves), the iptables
+   * rules whole (their reconciler diffs a splice against the rules it replaces).
+   */
+  private cur: { peers: unknown[]; routes: Array<string | null>; chains: IptablesChain[]; prepend: IptablesRule[]; append: IptablesRule[] } | null = null;
   private seq = 0;
 
   constructor(
@@ -123,15 +136,13 @@ export class Dataplane {
         return { ...this.finish('apply', [], performance.now()), needFullState: true };
       }
       const cur = this.cur;
-      cur.interface = delta.interface;
-      const removedPeers = applySplice(cur.peers, delta.peers);
+      const removedPeers = applySplice(cur.peers, keysOf(delta.peers, peerKey));
       this.wireguard.patch(delta.wireguard, removedPeers, delta.peers?.items ?? []);
-      const removedRoutes = applySplice(cur.routes, delta.routes);
-      this.routes.patch(removedRoutes, delta.routes?.items ?? []);
-      if (delta.rules !== null) {
-        cur.rules = delta.rules;
-        this.rules.setDesired(delta.rules);
+      if (delta.routes !== null) {
+        const added = this.routes.patch(cur.routes.slice(delta.routes.start, delta.routes.start + delta.routes.deleteCount), delta.routes.items);
+        cur.routes.splice(delta.routes.start, delta.routes.deleteCount, ...added);
       }
+      if (delta.rules !== null) this.rules.setDesired(delta.rules);
       if (delta.chains !== null) {
         cur.chains = delta.chains;
         applySplice(cur.prepend, delta.prepend);
@@ -161,44 +172,56 @@ export class Dataplane {
   private setDesired(d: DesiredState): void {
     this.hasDesired = true;
     this.cur = {
-      interface: d.interface,
-      peers: [...(d.wireguard?.peers ?? [])],
-      routes: [...d.routes],
-      rules: d.rules,
+      peers: (d.wireguard?.peers ?? []).map(peerKey),
+      routes: this.routes.setDesired(d.routes),
       chains: d.iptables.chains,
       prepend: [...d.iptables.prepend],
       append: [...d.iptables.append],
     };
     this.wireguard.setDesired(d.wireguard);
     this.iptables.setDesired(d.iptables);
-    this.routes.setDesired(d.routes);
     this.rules.setDesired(d.rules);
     this.tunnel.setDesired(d.tunnel);
     this.cni.setDesired(d.cni);
+  }
+
+  /**
+   * Work that needs no desired state, done ahead of the first one (the agent starts this worker
+   * before it lists the cluster and plans): the WireGuard device comes up (created on startup,
+   * as Kilo's mesh.New does: design §11.1) and the iptables backend is detected. Failures are left for the first
+   * pass, which tries again and reports them.
+   */
+  prepare(): Promise<void> {
+    return this.serial(async () => {
+      const t0 = performance.now();
+      await Promise.all([
+        this.iptables.getBackend().catch(() => null),
+        this.options.createInterface ? this.wireguard.prepare().catch((e: Error) => this.log('debug', `WireGuard device not ready ahead of the plan: ${e.message}`)) : null,
+      ]);
+      this.log('debug', `dataplane prepared in ${Math.round(performance.now() - t0)} ms`);
+    });
   }
 
   private async pass(cause: ApplyResult['cause'], reread: boolean): Promise<ApplyResult> {
     const t0 = performance.now();
     const reports: ReconcilerReport[] = [];
     if (this.hasDesired) {
-      // Order as kg: CNI, tunnel, iptables, WireGuard (link before its routes), routes, rules.
-      // The CNI file is checked alongside (it touches no kernel state the others need).
-      const cni = this.cni.reconcile(reread);
-      reports.push(await this.tunnel.reconcile(reread));
-      // iptables and the link/peers/routes chain touch different kernel tables: they run side by
-      // side (each is one batch); within the chain the link comes up before the routes through it.
-      // Routes go alongside the peer update, once the link they use is up.
-      const [ipt, chain] = await Promise.all([
+      // Every table side by side (each is one batch). Routes and rules are read and diffed at
+      // once and written once the devices they may name are there: the WireGuard link (its MTU,
+      // address and state; its peers are written meanwhile) and the IPIP tunnel.
+      let linkDone = (): void => {};
+      const link = new Promise<void>((r) => (linkDone = r));
+      const tunnel = this.tunnel.reconcile(reread);
+      const devices = Promise.all([link, tunnel]).catch(() => {}); // over, failed or not (the failure is reported by its own step)
+      const [tu, cni, ipt, wg, routes, rules] = await Promise.all([
+        tunnel,
+        this.cni.reconcile(reread),
         this.iptables.reconcile(reread),
-        (async () => {
-          let routes: ReconcilerReport | null = null;
-          const wg = await this.wireguard.reconcile(reread, async () => {
-            routes = await this.routes.reconcile(reread);
-          });
-          return [wg, routes!, await this.rules.reconcile(reread)];
-        })(),
+        this.wireguard.reconcile(reread, () => linkDone()),
+        this.routes.reconcile(reread, devices),
+        this.rules.reconcile(reread, devices),
       ]);
-      reports.push(await cni, ipt, ...chain);
+      reports.push(tu, cni, ipt, wg, routes, rules);
     }
     const res = this.finish(cause, reports, t0);
     if (reread) this.m.resyncs++;

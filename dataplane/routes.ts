@@ -13,6 +13,8 @@ import { canonicalCIDR, permanentIpError, show } from '../kernel/input-checks.js
 import type { Exec } from './exec.js';
 import { newReport, Rejections } from './report.js';
 
+const noop = (): void => {};
+
 /** The protocols read: kg's own, and static (Go Kilo's, adopted where they match). */
 const READ_PROTOS = [KG_PROTO, RTPROT_STATIC];
 
@@ -53,37 +55,39 @@ export class RouteReconciler {
     if (key !== null) this.held.add(key);
   }
 
-  setDesired(routes: readonly Route[]): void {
+  /** Take the whole desired list; returns each route's key in order (null: a route with none, dropped). */
+  setDesired(routes: readonly Route[]): Array<string | null> {
     this.held.clear();
-    this.desired = desiredRouteMap(routes, (r, problem, key) => this.reject(r, problem, key));
+    const keys: Array<string | null> = [];
+    this.desired = desiredRouteMap(routes, (r, problem, key) => this.reject(r, problem, key), keys);
     for (const k of this.refused.keys()) if (!this.desired.has(k)) this.refused.delete(k);
     this.dirty = null;
+    return keys;
   }
 
-  /** Incremental update: these desired routes went away, these came. O(changed). */
-  patch(removed: readonly Route[], added: readonly Route[]): void {
+  /** Incremental update: the routes at these keys went away, these came (their keys returned in order). O(changed). */
+  patch(removed: ReadonlyArray<string | null>, added: readonly Route[]): Array<string | null> {
     const dirty = this.dirty;
-    for (const r of removed) {
-      const c = checkRoute(r);
-      const k = c.ok ? routeKey(c.route) : c.key;
+    for (const k of removed) {
       if (k === null) continue;
       this.desired.delete(k);
       this.held.delete(k);
       this.refused.delete(k);
       dirty?.add(k);
     }
-    for (const r of added) {
+    return added.map((r) => {
       const c = checkRoute(r);
       if (c.ok) {
         const k = routeKey(c.route);
         this.desired.set(k, c.route);
         this.held.delete(k);
         dirty?.add(k);
-      } else {
-        this.reject(r, c.problem, c.key);
-        if (c.key !== null) dirty?.add(c.key);
+        return k;
       }
-    }
+      this.reject(r, c.problem, c.key);
+      if (c.key !== null) dirty?.add(c.key);
+      return c.key;
+    });
   }
 
   invalidate(): void {
@@ -114,7 +118,8 @@ export class RouteReconciler {
     });
   }
 
-  async reconcile(reread: boolean): Promise<ReconcilerReport> {
+  /** One pass; `ready`: what must be there before anything is written (the devices routes name). */
+  async reconcile(reread: boolean, ready?: Promise<unknown>): Promise<ReconcilerReport> {
     const t0 = performance.now();
     const report = newReport('routes');
     this.pending.drain(report);
@@ -144,6 +149,7 @@ export class RouteReconciler {
       ops = this.writable(ops);
       this.dirty = new Set();
       if (ops.length > 0) {
+        await ready?.then(noop, noop);
         // deletes first: a route that moved table/attributes never collides with its old self
         ops.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'delete' ? -1 : 1));
         const r = await this.exec.batch('ip', ['-force', '-batch', '-'], ops.map((o) => o.line));

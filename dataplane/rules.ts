@@ -11,6 +11,8 @@ import { permanentIpError, show } from '../kernel/input-checks.js';
 import type { Exec } from './exec.js';
 import { newReport, Rejections } from './report.js';
 
+const noop = (): void => {};
+
 /** Every policy rule of both families, with protocols (-d) as numbers (-N). */
 export async function readRules(exec: Exec): Promise<KRule[]> {
   const [v4, v6] = await Promise.all([exec.run('ip', ['-4', '-N', '-d', '-j', 'rule', 'show']), exec.run('ip', ['-6', '-N', '-d', '-j', 'rule', 'show'])]);
@@ -50,7 +52,8 @@ export class RuleReconciler {
     this.cache = null;
   }
 
-  async reconcile(reread: boolean): Promise<ReconcilerReport> {
+  /** One pass; `ready`: what must be there before anything is written (the devices rules name). */
+  async reconcile(reread: boolean, ready?: Promise<unknown>): Promise<ReconcilerReport> {
     const t0 = performance.now();
     const report = newReport('rules');
     this.pending.drain(report);
@@ -63,6 +66,7 @@ export class RuleReconciler {
       const ops = diffRules(this.desired, actual, this.kiloTable).filter((o) => o.kind === 'delete' || this.refused.get(o.key) !== o.line);
       let ok = true;
       const done = new Set<(typeof ops)[number]>();
+      if (ops.length > 0) await ready?.then(noop, noop);
       for (const family of ['ipv4', 'ipv6'] as const) {
         const fops = ops.filter((o) => o.family === family).sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'delete' ? -1 : 1));
         if (fops.length === 0) continue;

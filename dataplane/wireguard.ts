@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { DesiredPeer, DesiredWireGuard, ObservedState, ReconcilerError, ReconcilerReport, WireGuardMode } from '../ipc/dataplane.js';
-import { b64ToHex, checkPeer, isWgKey, parseUapiGet, parseWgDump, renderUapiSets, renderWgSet, canonicalEndpoint, hexToB64, type DeviceDelta, type DeviceState } from '../kernel/uapi.js';
+import { b64ToHex, checkPeer, isWgKey, parseUapiGet, parseWgDump, renderUapiSets, renderWgSet, hexToB64, type DeviceDelta, type DeviceState } from '../kernel/uapi.js';
 import { diffDevice, isEmptyDelta } from '../diff/wireguard.js';
 import { canonicalCIDR, isInt, show } from '../kernel/input-checks.js';
 import type { Exec } from './exec.js';
@@ -219,7 +219,8 @@ export class WireGuardReconciler {
   }
 
   setDesired(d: DesiredWireGuard | null): void {
-    this.desired = d;
+    // the peers live in this.peers (checked); the head alone is kept here
+    this.desired = d === null ? null : { ...d, peers: [] };
     this.hasDesired = true;
     this.peers = new Map();
     this.held.clear();
@@ -228,14 +229,15 @@ export class WireGuardReconciler {
     this.dirty = null;
   }
 
-  /** Incremental update: a new head (keys, port, MTU, address; null = non-leader) and the peers that went and came. */
-  patch(head: Omit<DesiredWireGuard, 'peers'> | null, removed: readonly DesiredPeer[], added: readonly DesiredPeer[]): void {
+  /** Incremental update: a new head (keys, port, MTU, address; null = non-leader), the public keys of the peers that went, the peers that came. */
+  patch(head: Omit<DesiredWireGuard, 'peers'> | null, removed: readonly unknown[], added: readonly DesiredPeer[]): void {
     this.hasDesired = true;
-    for (const p of removed) {
-      this.peers.delete(p.publicKey);
-      this.held.delete(p.publicKey);
-      this.refused.delete(p.publicKey);
-      this.dirty?.add(p.publicKey);
+    for (const k of removed) {
+      if (typeof k !== 'string') continue;
+      this.peers.delete(k);
+      this.held.delete(k);
+      this.refused.delete(k);
+      this.dirty?.add(k);
     }
     for (const p of added) {
       this.takePeer(p);
@@ -420,40 +422,47 @@ export class WireGuardReconciler {
     this.link = linkAfter(link, want);
   }
 
+  /** Bring the device up ahead of any desired state (Dataplane.prepare): created or adopted, its link read, `--mtu=auto` detected. */
+  async prepare(): Promise<void> {
+    if (this.mode !== null) return;
+    const mtu = detectMtu(this.exec).then((m) => (this.autoMtu ??= m));
+    await this.ensureInterface();
+    this.link = await readLink(this.exec, this.opts.interface);
+    await mtu;
+  }
+
   /**
-   * One pass: the interface (created/adopted), then its link (MTU, address, up/down), then the
-   * peers. `alongside` (the route pass) runs concurrently with the peer update, once the link is up:
-   * routes through the link need it, not its peers. It runs exactly once whatever fails here.
+   * One pass: the interface (created/adopted), then its link (MTU, address, up/down) and its
+   * peers side by side (neither needs the other). `alongside` (e.g. the route pass) starts once
+   * the link step is over, whatever failed, and runs exactly once: routes through the link need
+   * the link, not its peers. The pass returns when both are done.
    */
-  async reconcile(reread: boolean, alongside?: () => Promise<void>): Promise<ReconcilerReport> {
+  async reconcile(reread: boolean, alongside?: () => Promise<void> | void): Promise<ReconcilerReport> {
     const t0 = performance.now();
     const report = newReport('wireguard');
     this.pending.drain(report);
     let side: Promise<void> | null = null;
-    const startSide = (): Promise<void> => (side ??= alongside ? alongside() : Promise.resolve());
-    if (!this.hasDesired) {
-      await startSide();
-      report.durationMs = performance.now() - t0;
-      return report;
-    }
+    const startSide = (): Promise<void> => (side ??= (async () => alongside?.())());
     const desired = this.desired;
     try {
+      if (!this.hasDesired) return report;
       if (desired === null) {
         // non-leader: link down, configuration left as it is (design §6.5.4)
         await this.reconcileLink(null, reread, report);
       } else {
         if (this.mode === null || reread) await this.ensureInterface();
-        await this.reconcileLink(desired, reread, report);
-        startSide();
-        await this.reconcilePeers(desired, reread, report);
+        const link = this.reconcileLink(desired, reread, report).finally(() => void startSide()); // not waiting for it
+        const done = await Promise.allSettled([link, this.reconcilePeers(desired, reread, report)]);
+        for (const d of done) if (d.status === 'rejected') throw d.reason;
       }
     } catch (e) {
       report.errors.push({ kind: 'wireguard', item: this.opts.interface, message: (e as Error).message ?? String(e) });
       this.invalidate();
       if (desired !== null) this.mode = null;
+    } finally {
+      report.durationMs = performance.now() - t0; // our own work, not the side pass
+      await startSide();
     }
-    report.durationMs = performance.now() - t0; // our own work, not the side pass
-    await startSide();
     return report;
   }
 
@@ -539,7 +548,8 @@ export class WireGuardReconciler {
         this.dirty = null;
       }
     }
-    for (const p of touched) this.lastEndpoints.set(p.publicKey, canonicalEndpoint(p.endpoint));
+    // checked peers (takePeer) carry canonical endpoints: the same string, not a second one per peer
+    for (const p of touched) this.lastEndpoints.set(p.publicKey, p.endpoint ?? null);
   }
 
   async observe(): Promise<ObservedState> {

@@ -19,13 +19,18 @@ export interface RouteOp {
   line: string;
 }
 
-/** Desired routes keyed; the last of two desired routes with the same table+dst wins. Routes that fail checkRoute go to `onReject`. */
-export function desiredRouteMap(routes: readonly Route[], onReject: (r: Route, problem: string, key: string | null) => void = () => {}): Map<string, KRoute> {
+/**
+ * Desired routes keyed; the last of two desired routes with the same table+dst wins. Routes that
+ * fail checkRoute go to `onReject`. `keys` (when given) receives each route's key in order.
+ */
+export function desiredRouteMap(routes: readonly Route[], onReject: (r: Route, problem: string, key: string | null) => void = () => {}, keys?: Array<string | null>): Map<string, KRoute> {
   const m = new Map<string, KRoute>();
   for (const r of routes) {
     const c = checkRoute(r);
-    if (c.ok) m.set(routeKey(c.route), c.route);
+    const k = c.ok ? routeKey(c.route) : c.key;
+    if (c.ok) m.set(k!, c.route);
     else onReject(r, c.problem, c.key);
+    keys?.push(k);
   }
   return m;
 }

@@ -209,6 +209,8 @@ export interface DataplaneMetrics {
   lastDurationMs: Record<string, number>;
   /** V8 heap in use by the I/O worker's isolate (set by the worker when asked). */
   heapBytes?: number;
+  /** Physical memory the I/O worker's V8 heap holds (used or not): its share of the process RSS, short of code and stacks. */
+  heapCommittedBytes?: number;
 }
 
 export interface CleanUpOptions {

@@ -11,12 +11,17 @@
 import ipaddr from 'ipaddr.js';
 
 const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
-/** Memo of canonical forms (the same CIDRs come back in every desired state). */
+/**
+ * Memo of canonical forms (the same CIDRs come back in every desired state). Bounded above the
+ * distinct CIDRs of a 10,000-node cluster (~50,000) so that churn cannot grow it by more than ~10 MB.
+ */
 const memo = new Map<string, string>();
-const MEMO_MAX = 500_000;
+const MEMO_MAX = 131_072;
 function remember(k: string, v: string): string {
   if (memo.size >= MEMO_MAX) memo.clear();
-  memo.set(k, v);
+  // An input already canonical is keyed by the result itself: one string, not two, and never a
+  // slice of a kernel read-back text (V8 keeps a whole text alive for a substring of it).
+  memo.set(k === v ? v : k, v);
   return v;
 }
 

@@ -262,6 +262,11 @@ export function renderWgSet(
   return { args: all, secrets };
 }
 
+/** A copy of a substring: what is kept of a reply must not be a slice that keeps the whole reply alive. */
+function own(v: string): string {
+  return v.length < 13 ? v : Buffer.from(v, 'utf8').toString('utf8');
+}
+
 /** Parse a UAPI `get=1` reply. */
 export function parseUapiGet(text: string): { state: DeviceState; errno: number } {
   const state: DeviceState = { privateKeyHex: null, listenPort: 0, peers: new Map() };
@@ -282,7 +287,7 @@ export function parseUapiGet(text: string): { state: DeviceState; errno: number 
     const v = line.slice(eq + 1);
     switch (k) {
       case 'private_key':
-        state.privateKeyHex = v;
+        state.privateKeyHex = own(v);
         break;
       case 'listen_port':
         state.listenPort = Number(v);
@@ -295,7 +300,7 @@ export function parseUapiGet(text: string): { state: DeviceState; errno: number 
         break;
       }
       case 'endpoint':
-        if (cur) cur.endpoint = canonicalEndpoint(v) ?? v;
+        if (cur) cur.endpoint = canonicalEndpoint(v) ?? own(v);
         break;
       case 'allowed_ip':
         if (cur) cur.allowedIPs.push(canonicalCIDR(v));
@@ -304,7 +309,8 @@ export function parseUapiGet(text: string): { state: DeviceState; errno: number 
         if (cur) cur.persistentKeepalive = Number(v);
         break;
       case 'preshared_key':
-        if (cur) cur.presharedKeyHex = v;
+        // a copy (not a slice that keeps the whole reply alive); the usual zero key shared
+        if (cur) cur.presharedKeyHex = v === ZERO_HEX ? ZERO_HEX : own(v);
         break;
       case 'last_handshake_time_sec':
         hsSec = Number(v);
@@ -339,11 +345,11 @@ export function parseWgDump(text: string): DeviceState {
   for (const l of lines.slice(1)) {
     const f = l.split('\t');
     // public-key preshared-key endpoint allowed-ips latest-handshake rx tx keepalive
-    const key = f[0];
+    const key = own(f[0]);
     state.peers.set(key, {
       publicKey: key,
       presharedKeyHex: f[1] && f[1] !== '(none)' ? b64ToHex(f[1]) : ZERO_HEX,
-      endpoint: f[2] && f[2] !== '(none)' ? canonicalEndpoint(f[2]) ?? f[2] : null,
+      endpoint: f[2] && f[2] !== '(none)' ? canonicalEndpoint(f[2]) ?? own(f[2]) : null,
       allowedIPs: f[3] && f[3] !== '(none)' ? f[3].split(',').map(canonicalCIDR) : [],
       lastHandshake: Number(f[4]) || 0,
       rxBytes: Number(f[5]) || 0,

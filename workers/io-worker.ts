@@ -31,6 +31,8 @@ const api: IoWorkerApi = {
   async init(options: Partial<DataplaneOptions>): Promise<void> {
     if (dp !== null) await dp.close();
     dp = new Dataplane(options, emit);
+    // The device comes up while the agent lists the cluster and plans (the first apply queues behind it).
+    void dp.prepare();
   },
   apply(desired: DesiredState | string, seq: number): Promise<ApplyResult> {
     return need().apply(typeof desired === 'string' ? (JSON.parse(desired) as DesiredState) : desired, seq);
@@ -45,7 +47,8 @@ const api: IoWorkerApi = {
     return need().observe();
   },
   async metrics(): Promise<DataplaneMetrics> {
-    return { ...need().metrics(), heapBytes: getHeapStatistics().used_heap_size };
+    const h = getHeapStatistics();
+    return { ...need().metrics(), heapBytes: h.used_heap_size, heapCommittedBytes: h.total_physical_size };
   },
   cleanUp(options: CleanUpOptions): Promise<ApplyResult> {
     return need().cleanUp(options);

@@ -81,3 +81,40 @@ test('io-worker: apply, no-op resync, metrics, restart after a crash re-reads an
   assert.deepEqual([natRules(), elements()], [0, 0]);
   assert.notEqual(node.tryRun('ip', 'link', 'show', 'kilo0').code, 0);
 });
+
+test('io-worker: the WireGuard device comes up at start, before any desired state (not with --create-interface=false)', async (t) => {
+  requireTool('wireguard-go', 'wg');
+  const node = TestNode.create('prep');
+  node.ip('link', 'add', 'eth0', 'type', 'bridge');
+  node.ip('addr', 'add', '172.16.0.1/16', 'dev', 'eth0');
+  node.ip('link', 'set', 'eth0', 'up');
+  const opts = { nsenter: node.nsenter, uapiDir: node.uapiDir, resyncPeriodMs: 0, routeMonitor: false, iptablesBackend: 'nft' as const, ipv6: false };
+  const adopter = new IoClient({ ...opts, createInterface: false });
+  const client = new IoClient(opts);
+  t.after(async () => {
+    await adopter.close();
+    await client.close();
+    node.destroy();
+  });
+  await adopter.start();
+  const obs = await adopter.observe(); // queued behind the preparation: it is over
+  assert.equal(obs.mode, null);
+  assert.notEqual(node.tryRun('ip', 'link', 'show', 'kilo0').code, 0, '--create-interface=false creates nothing');
+  await adopter.close();
+
+  await client.start();
+  const seen = await client.observe();
+  assert.equal(seen.mode, 'userspace');
+  assert.ok(seen.ownedPid !== null && seen.ownedPid > 0);
+  assert.equal(node.tryRun('ip', 'link', 'show', 'kilo0').code, 0, 'kilo0 exists before the first apply');
+  assert.equal(seen.peers.length, 0);
+  assert.equal(seen.up, false, 'the link stays down until a plan says otherwise');
+  // the first apply adopts it (no second wireguard-go) and writes everything in one pass
+  const desired = fixture({ nodes: 5, privateKey: keyPair().privateKey });
+  const res = await client.applyFull(JSON.stringify(desired), 1);
+  assert.deepEqual(res.errors, []);
+  const after = await client.observe();
+  assert.equal(after.ownedPid, seen.ownedPid);
+  assert.equal(after.up, true);
+  assert.equal(after.peers.length, 4);
+});
