@@ -5,7 +5,8 @@ import { discover, readHost } from './discovery.js';
 import { AGENT_FLAGS, FlagError, parseFlags, toConfig, type Config } from '../flags.js';
 import { createHttpServer, parseListen } from './http.js';
 import { loadNodeKey } from '../keys.js';
-import type { KubeClient } from '../../watch/kube.js';
+import { KubeClient } from '../../watch/kube.js';
+import { workerCredentials } from '../../workers/credentials-client.js';
 import { createLogger, type Logger } from '../log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { tuneHeap } from './memory.js';
@@ -53,7 +54,8 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
   const keys = loadNodeKey(cfg.keyDir, log, (problem) => metrics.keyFileErrors.labels(problem).inc());
   const ipv6 = ipv6Enabled();
   // The worker threads start first: they load their modules and the planner's code on their own
-  // threads while this one loads the Kubernetes client (the longest import) and reads the host.
+  // threads, and a short-lived one loads the Kubernetes client library (the longest import) and
+  // resolves the credentials, while this one reads the host.
   const pool = new PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel, claims: cfg.claims });
   let onIoRestart = () => {};
   const io = createIo(cfg, ipv6, metrics, log, () => onIoRestart());
@@ -62,17 +64,18 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
     await pool.close().catch(() => {});
     await io.close().catch(() => {});
   };
-  let client: KubeClient;
+  const client = new KubeClient(workerCredentials({ kubeconfig: cfg.kubeconfig, master: cfg.master }));
+  const credentialsLoaded = client.ready();
   let host: Awaited<ReturnType<typeof discover>>;
   try {
-    const kube = await import('../../watch/kube.js');
-    client = new kube.KubeClient(kube.loadKubeConfig({ kubeconfig: cfg.kubeconfig, master: cfg.master }));
-    host = discover(await readHost(cfg.hostname), { ignore: [cfg.interface, 'kube-bridge'], internalCIDRs: cfg.internalCIDRs });
+    const [, read] = await Promise.all([credentialsLoaded, readHost(cfg.hostname)]);
+    host = discover(read, { ignore: [cfg.interface, 'kube-bridge'], internalCIDRs: cfg.internalCIDRs });
     log.info('host discovered', { privateIP: host.privateIP?.s ?? null, publicIP: host.publicIP?.s ?? null, privateInterface: host.privateIface, mtu: host.autoMTU });
     await ioStarted;
   } catch (e) {
     // A bad kubeconfig or host: stop the threads started above, then report.
     await ioStarted.catch(() => {});
+    await credentialsLoaded.catch(() => {});
     await closeThreads();
     throw e;
   }
