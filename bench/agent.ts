@@ -12,6 +12,9 @@
 //   node dist/bench/agent.js [--nodes 5000] [--granularity full|location] [--changes 40] [--window 30] [--settle 30] [--log-level warn]
 //     [--heartbeat-period 30]   (every node's check-in period in the simulator; 334 is what
 //                                --heartbeat=adaptive picks at 5,000 nodes)
+//     [--soak 600]   (4. afterwards, heartbeat churn for this many seconds: RSS sampled every 30 s, growth reported)
+// RSS is the process's (threads share one address space); the V8 heap in use of each isolate
+// (main thread, planner that answered last, I/O worker) comes from the agent's own metrics.
 import { spawn, spawnSync } from 'node:child_process';
 import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent/node-record.js';
 import { clientPrelude, clockMs, cpuSeconds, f, histogramMean, metric, patchScript, pct, rssMB } from './agent-kit.js';
@@ -26,6 +29,7 @@ const FLAGS: FlagDef[] = [
   { name: 'window', type: 'string', default: '30', usage: 'Seconds of the heartbeat-churn window.' },
   { name: 'settle', type: 'string', default: '30', usage: 'Seconds after the change loop reported on their own (garbage collection of that loop).' },
   { name: 'heartbeat-period', type: 'string', default: '30', usage: 'Every simulated node\'s check-in period in seconds (334 is what --heartbeat=adaptive picks at 5,000 nodes).' },
+  { name: 'soak', type: 'string', default: '0', usage: 'Seconds of heartbeat churn after the rest, RSS sampled every 30 s (0: none).' },
   { name: 'log-level', type: 'string', default: 'warn', usage: 'The agent\'s --log-level.' },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
@@ -37,6 +41,13 @@ const changes = Number(o.changes);
 const windowS = Number(o.window);
 const heartbeatPeriod = o['heartbeat-period'] as string;
 const settleS = Number(o.settle);
+const soakS = Number(o.soak);
+
+/** The V8 heap in use per isolate, from the agent's metrics (MB). */
+function heaps(metrics: string): string {
+  const mb = (re: RegExp) => f(metric(metrics, re) / 2 ** 20);
+  return `V8 heap in use: main ${mb(/^nodejs_heap_size_used_bytes (\S+)/gm)}, planner ${mb(/^kg_planner_heap_bytes (\S+)/gm)}, I/O worker ${mb(/^kg_io_worker_heap_bytes (\S+)/gm)} MB`;
+}
 
 /**
  * A minimal watcher: lists one Node for the current resourceVersion, watches Nodes from there
@@ -86,6 +97,7 @@ try {
   const routes = mesh.on('kg-0', ['ip', 'route', 'show', 'proto', 'static']).trim().split('\n').length;
   const rules = mesh.on('kg-0', ['iptables-save']).split('\n').filter((l) => l.startsWith('-A') && l.includes('Kilo')).length;
   console.log(`cold start → programmed: ${f(cold)} ms (${wgPeers} WireGuard peers, ${routes} routes, ${rules} iptables rules); RSS ${f(rssMB(pid))} MB`);
+  console.log(`  ${heaps(mesh.http('kg-0', '/metrics').body)}`);
 
   // 2. Event → programmed. A route monitor in the node's namespace timestamps kernel changes.
   const mon = new RouteMonitor(mesh.node('kg-0').netns);
@@ -154,6 +166,22 @@ try {
   console.log(fl
     ? `  baseline, a bare client receiving the same watch stream (TLS + JSON.parse, nothing else): ${fl[1]} events, CPU ${fl[2]}% of one core; agent ÷ bare ${f(((c1 - c0) / wall) * 100 / Number(fl[2]))}×`
     : `  baseline failed: ${floorOut.trim().slice(0, 300)}`);
+  console.log(`  ${heaps(m1)}`);
+
+  // 4. Soak: heartbeat churn goes on; RSS every 30 s (the first sample is the reference).
+  if (soakS > 0) {
+    const samples: number[] = [rssMB(pid)];
+    const s0 = cpuSeconds(pid);
+    for (let t = 30; t <= soakS; t += 30) {
+      await new Promise((r) => setTimeout(r, 30_000));
+      samples.push(rssMB(pid));
+    }
+    const first = samples[0];
+    const last = samples.at(-1)!;
+    console.log(`soak, ${soakS} s of heartbeat churn: RSS ${f(first)} → ${f(last)} MB (${f(((last - first) / first) * 100)} %), min ${f(Math.min(...samples))}, max ${f(Math.max(...samples))} MB; agent CPU ${f(((cpuSeconds(pid) - s0) / soakS) * 100)}% of one core`);
+    console.log(`  samples (MB, every 30 s): ${samples.map(f).join(' ')}`);
+    console.log(`  ${heaps(mesh.http('kg-0', '/metrics').body)}`);
+  }
 } finally {
   await mesh.down();
 }
