@@ -1,12 +1,12 @@
 // The API client's credentials (watch/kube.ts over workers/credentials-client.ts): resolved by
-// @kubernetes/client-node in a short-lived worker from every kind of configuration the agent
+// @kubernetes/client-node in a short-lived worker process from every kind of configuration the agent
 // takes (token, client certificate, token file, exec plugin with an expiry), reloaded before a
 // known expiry and once after a 401, a token file re-read periodically; a failing or hanging
 // load is one clear error. Against a real HTTPS server with the simulator's PKI.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -139,12 +139,24 @@ test('credentials worker: a bad kubeconfig, a failing or hanging exec plugin are
   const failing = s.kubeconfig({ exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: [fail] } });
   await assert.rejects(loadCredentialsInWorker({ kubeconfig: failing, master: '' }), /failed to get Kubernetes credentials: no credentials for you/);
   const hang = join(s.dir, 'hang.cjs');
-  // It ends by itself: terminating the worker does not kill a plugin it started.
-  writeFileSync(hang, 'setTimeout(() => {}, 4000);');
+  const hangPid = join(s.dir, 'hang.pid');
+  writeFileSync(hang, `require('fs').writeFileSync(${JSON.stringify(hangPid)}, String(process.pid)); setInterval(() => {}, 1000);`);
   const hanging = s.kubeconfig({ exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: [hang] } });
   const t0 = Date.now();
   await assert.rejects(loadCredentialsInWorker({ kubeconfig: hanging, master: '' }, { timeoutMs: 1500 }), /no answer within 1500 ms/);
   assert.ok(Date.now() - t0 < 5000);
+  // Given up on (a timeout or the agent's stop), the worker takes the plugin with it: its process group is killed.
+  rmSync(hangPid, { force: true });
+  const stop = new AbortController();
+  const gaveUp = assert.rejects(loadCredentialsInWorker({ kubeconfig: hanging, master: '' }, { signal: stop.signal }), /aborted/);
+  for (let i = 0; i < 600 && !existsSync(hangPid); i++) await new Promise((r) => setTimeout(r, 50));
+  const pid = Number(readFileSync(hangPid, 'utf8'));
+  stop.abort();
+  await gaveUp;
+  // Gone, or a zombie until whoever inherited it reaps it.
+  const gone = () => !existsSync(`/proc/${pid}`) || / Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\)/, ''));
+  for (let i = 0; i < 100 && !gone(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(gone(), 'the hanging plugin is gone');
   // Through the client: the request fails with the load's message; the next one tries again.
   const c = client(t, workerCredentials({ kubeconfig: failing, master: '' }));
   await assert.rejects(list(c), /no credentials for you/);
