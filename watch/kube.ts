@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 
 import { InvalidResponseError, KubeError } from './kube-error.js';
 import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from './lines.js';
+import { ListItemSplitter } from './list-items.js';
 import { shortMessage } from './watch-event.js';
 
 export interface RequestOptions {
@@ -70,20 +71,28 @@ const MAX_ERROR_BODY_BYTES = 64 * 1024;
  * passes `max` bytes (or declares more): the connection is dropped then, not drained.
  */
 async function readBody(res: http.IncomingMessage, max: number, what: string): Promise<Buffer> {
-  const tooLarge = (n: number) => {
-    res.destroy();
-    return new InvalidResponseError(`${what}: response body larger than ${max} bytes (${n} bytes seen)`, 'body_too_large', n);
-  };
-  const declared = Number(res.headers['content-length']);
-  if (declared > max) throw tooLarge(declared);
   const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of res) {
-    n += (c as Buffer).length;
-    if (n > max) throw tooLarge(n);
-    chunks.push(c as Buffer);
-  }
+  const n = await eachChunk(res, max, what, (c) => chunks.push(c));
   return Buffer.concat(chunks, n);
+}
+
+/** Every chunk of the body in order; refused (connection dropped) once it passes `max` bytes. Resolves to the length. */
+async function eachChunk(res: http.IncomingMessage, max: number, what: string, onChunk: (c: Buffer) => void): Promise<number> {
+  const tooLarge = (n: number) => new InvalidResponseError(`${what}: response body larger than ${max} bytes (${n} bytes seen)`, 'body_too_large', n);
+  const declared = Number(res.headers['content-length']);
+  let n = 0;
+  try {
+    if (declared > max) throw tooLarge(declared);
+    for await (const c of res) {
+      n += (c as Buffer).length;
+      if (n > max) throw tooLarge(n);
+      onChunk(c as Buffer);
+    }
+  } catch (e) {
+    res.destroy();
+    throw e;
+  }
+  return n;
 }
 
 /** An error answer as a KubeError: its status decides what callers do, even if its body is junk or huge. */
@@ -272,6 +281,20 @@ export class KubeClient {
     } catch {
       throw new InvalidResponseError(`${method} ${path}: invalid JSON in the response (${bytes.length} bytes)`, 'not_json', bytes.length);
     }
+  }
+
+  /**
+   * A list GET whose items go to `onItem` one at a time, each as its own JSON text, while the
+   * response arrives (watch/list-items.ts): neither the page's text nor all its objects are held
+   * at once. Resolves to the rest of the response (kind, metadata), its `items` empty.
+   */
+  async requestList<T = unknown>(path: string, onItem: (json: string) => void, r: Omit<RequestOptions, 'body' | 'contentType'> = {}): Promise<T> {
+    const res = await this.exchange('GET', path, {}, undefined, r.signal, r.timeoutMs ?? 30_000);
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) throw await errorOf(res, `GET ${path}`);
+    const split = new ListItemSplitter(this.maxLineBytes);
+    await eachChunk(res, this.maxResponseBytes, `GET ${path}`, (c) => split.push(c, onItem));
+    return split.end() as T;
   }
 
   /**
