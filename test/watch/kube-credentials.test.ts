@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,4 +162,34 @@ test('credentials worker: a bad kubeconfig, a failing or hanging exec plugin are
   const c = client(t, workerCredentials({ kubeconfig: failing, master: '' }));
   await assert.rejects(list(c), /no credentials for you/);
   await assert.rejects(list(c), /no credentials for you/);
+});
+
+test('credentials: in cluster (service account token and CA at the standard path), the rotated token is taken up', async () => {
+  // A private mount namespace with a tmpfs over /run (so nothing is made on the host); the server,
+  // the worker and the client run inside it (the main thread re-reads the token at that path).
+  const SA = '/var/run/secrets/kubernetes.io/serviceaccount';
+  const kube = new URL('../../watch/kube.js', import.meta.url).href;
+  const creds = new URL('../../workers/credentials-client.js', import.meta.url).href;
+  const sim = new URL('../../loadtest/apiserver/index.js', import.meta.url).href;
+  const script = `
+    import https from 'node:https'; import { mkdirSync, writeFileSync } from 'node:fs';
+    import { KubeClient } from ${JSON.stringify(kube)}; import { workerCredentials } from ${JSON.stringify(creds)};
+    import { makePki } from ${JSON.stringify(sim)};
+    const pki = makePki(); const accept = new Set(['sa-1']); const seen = [];
+    const srv = https.createServer({ cert: pki.server.certPem, key: pki.server.keyPem }, (req, res) => {
+      seen.push(req.headers.authorization); const ok = accept.has((req.headers.authorization ?? '').replace('Bearer ', ''));
+      res.writeHead(ok ? 200 : 401, { 'Content-Type': 'application/json' }); res.end(JSON.stringify({ kind: ok ? 'NodeList' : 'Status' })); });
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    mkdirSync(${JSON.stringify(SA)}, { recursive: true });
+    writeFileSync(${JSON.stringify(SA)} + '/ca.crt', pki.ca.certPem); writeFileSync(${JSON.stringify(SA)} + '/token', 'sa-1');
+    process.env.KUBERNETES_SERVICE_HOST = '127.0.0.1'; process.env.KUBERNETES_SERVICE_PORT = String(srv.address().port);
+    const c = new KubeClient(workerCredentials({ kubeconfig: '', master: '' }), { tokenFilePeriodMs: 100 });
+    await c.request('GET', '/api/v1/nodes');
+    writeFileSync(${JSON.stringify(SA)} + '/token', 'sa-2'); accept.add('sa-2');
+    await new Promise((r) => setTimeout(r, 150)); accept.delete('sa-1');
+    await c.request('GET', '/api/v1/nodes');
+    console.log(JSON.stringify({ seen, loads: c.loads })); c.close(); srv.close(); srv.closeAllConnections();`;
+  const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs tmpfs /run && mkdir -p ${SA} && exec "$0" --input-type=module -e "$1"`, process.execPath, script], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').at(-1)!), { seen: ['Bearer sa-1', 'Bearer sa-2'], loads: 1 });
 });
