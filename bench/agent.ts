@@ -16,6 +16,8 @@
 // RSS is the process's (threads share one address space); the V8 heap in use of each isolate
 // (main thread, planner that answered last, I/O worker) comes from the agent's own metrics.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent/node-record.js';
 import { clientPrelude, clockMs, cpuSeconds, f, histogramMean, metric, patchScript, pct, rssMB } from './agent-kit.js';
 import { commandFlags, type FlagDef } from '../main/flags.js';
@@ -42,6 +44,32 @@ const windowS = Number(o.window);
 const heartbeatPeriod = o['heartbeat-period'] as string;
 const settleS = Number(o.settle);
 const soakS = Number(o.soak);
+
+/**
+ * The cold start's timeline from the agent's own log (with --log-level info or debug): each
+ * start-up step in ms after the spawn, and the first programming's own split.
+ */
+function timeline(log: string, t0: number): string | null {
+  const steps: string[] = [];
+  let first: Record<string, unknown> | null = null;
+  for (const line of log.split('\n')) {
+    let r: Record<string, unknown>;
+    try {
+      r = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const at = Date.parse(String(r.ts)) - t0;
+    const msg = String(r.msg);
+    if (/^Starting Kilo|^Kubernetes credentials loaded|^host discovered/.test(msg)) steps.push(`${msg.replace(/^Starting Kilo.*/, 'started').replace(/^Kubernetes /, '')} ${f(at)}`);
+    if (msg === 'mesh programmed' && first === null) {
+      first = r;
+      steps.push(`first programmed ${f(at)}`);
+    }
+  }
+  if (first === null) return null;
+  return `${steps.join(', ')} ms; first plan: parse ${first.parseMs}, plan ${first.planMs}, apply ${first.applyMs} ms (kernel ${JSON.stringify(first.kernelMs)})`;
+}
 
 /** The V8 heap in use per isolate, from the agent's metrics (MB). */
 function heaps(metrics: string): string {
@@ -98,6 +126,8 @@ try {
   const rules = mesh.on('kg-0', ['iptables-save']).split('\n').filter((l) => l.startsWith('-A') && l.includes('Kilo')).length;
   console.log(`cold start → programmed: ${f(cold)} ms (${wgPeers} WireGuard peers, ${routes} routes, ${rules} iptables rules); RSS ${f(rssMB(pid))} MB`);
   console.log(`  ${heaps(mesh.http('kg-0', '/metrics').body)}`);
+  const tl = timeline(readFileSync(join(mesh.state, 'kg-kg-0.log'), 'utf8'), t0);
+  if (tl) console.log(`  timeline (from the agent's log): ${tl}`);
 
   // 2. Event → programmed. A route monitor in the node's namespace timestamps kernel changes.
   const mon = new RouteMonitor(mesh.node('kg-0').netns);

@@ -65,7 +65,7 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
     await io.close().catch(() => {});
   };
   const client = new KubeClient(workerCredentials({ kubeconfig: cfg.kubeconfig, master: cfg.master }));
-  const credentialsLoaded = client.ready();
+  const credentialsLoaded = client.ready().then(() => log.info('Kubernetes credentials loaded', { sinceProcessStartMs: Math.round(performance.now()) }));
   let host: Awaited<ReturnType<typeof discover>>;
   try {
     const [, read] = await Promise.all([credentialsLoaded, readHost(cfg.hostname)]);
