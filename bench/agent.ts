@@ -126,6 +126,9 @@ try {
   const rules = mesh.on('kg-0', ['iptables-save']).split('\n').filter((l) => l.startsWith('-A') && l.includes('Kilo')).length;
   console.log(`cold start → programmed: ${f(cold)} ms (${wgPeers} WireGuard peers, ${routes} routes, ${rules} iptables rules); RSS ${f(rssMB(pid))} MB`);
   console.log(`  ${heaps(mesh.http('kg-0', '/metrics').body)}`);
+  // The agent's log reaches its file through this process's event loop, which the synchronous
+  // steps above held up: let it run first.
+  await new Promise((r) => setTimeout(r, 500));
   const tl = timeline(readFileSync(join(mesh.state, 'kg-kg-0.log'), 'utf8'), t0);
   if (tl) console.log(`  timeline (from the agent's log): ${tl}`);
 
