@@ -12,11 +12,14 @@
 //   node dist/bench/agent.js [--nodes 5000] [--granularity full|location] [--changes 40] [--window 30] [--settle 30] [--log-level warn]
 //     [--heartbeat-period 30]   (every node's check-in period in the simulator; 334 is what
 //                                --heartbeat=adaptive picks at 5,000 nodes)
+//     [--soak 600]   (4. afterwards, heartbeat churn for this many seconds: RSS sampled every 30 s, growth reported)
+// RSS is the process's (threads share one address space); the V8 heap in use of each isolate
+// (main thread, planner that answered last, I/O worker) comes from the agent's own metrics.
 import { spawn, spawnSync } from 'node:child_process';
-import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent/node-record.js';
-import { clientPrelude, clockMs, cpuSeconds, f, firstProgrammed, histogramMean, metric, patchScript, pct, rssMB, threadMemory } from './agent-kit.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent/node-record.js';
+import { clientPrelude, clockMs, cpuSeconds, f, firstProgrammed, histogramMean, metric, patchScript, pct, rssMB, threadMemory } from './agent-kit.js';
 import { commandFlags, type FlagDef } from '../main/flags.js';
 import { Mesh } from '../loadtest/mesh/harness.js';
 import { RouteMonitor } from '../loadtest/mesh/monitor.js';
@@ -28,6 +31,7 @@ const FLAGS: FlagDef[] = [
   { name: 'window', type: 'string', default: '30', usage: 'Seconds of the heartbeat-churn window.' },
   { name: 'settle', type: 'string', default: '30', usage: 'Seconds after the change loop reported on their own (garbage collection of that loop).' },
   { name: 'heartbeat-period', type: 'string', default: '30', usage: 'Every simulated node\'s check-in period in seconds (334 is what --heartbeat=adaptive picks at 5,000 nodes).' },
+  { name: 'soak', type: 'string', default: '0', usage: 'Seconds of heartbeat churn after the rest, RSS sampled every 30 s (0: none).' },
   { name: 'log-level', type: 'string', default: 'warn', usage: 'The agent\'s --log-level.' },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
@@ -39,7 +43,35 @@ const changes = Number(o.changes);
 const windowS = Number(o.window);
 const heartbeatPeriod = o['heartbeat-period'] as string;
 const settleS = Number(o.settle);
+const soakS = Number(o.soak);
 
+/**
+ * The cold start's timeline from the agent's own log (with --log-level info or debug): each
+ * start-up step in ms after the spawn, and the first programming's own split.
+ */
+function timeline(log: string, t0: number): string | null {
+  const steps: string[] = [];
+  let first: Record<string, unknown> | null = null;
+  for (const line of log.split('\n')) {
+    let r: Record<string, unknown>;
+    try {
+      r = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const at = Date.parse(String(r.ts)) - t0;
+    const msg = String(r.msg);
+    if (/^Starting Kilo|^Kubernetes credentials loaded|^host discovered/.test(msg)) steps.push(`${msg.replace(/^Starting Kilo.*/, 'started').replace(/^Kubernetes /, '')} ${f(at)}`);
+    if (msg === 'mesh programmed' && first === null) {
+      first = r;
+      steps.push(`first programmed ${f(at)}`);
+    }
+  }
+  if (first === null) return null;
+  return `${steps.join(', ')} ms; first plan: parse ${first.parseMs}, plan ${first.planMs}, apply ${first.applyMs} ms (kernel ${JSON.stringify(first.kernelMs)})`;
+}
+
+/** The V8 heap in use per isolate, from the agent's metrics (MB). */
 /**
  * A minimal watcher: lists one Node for the current resourceVersion, watches Nodes from there
  * with the agent's Accept header for `seconds`, parses every event and prints its own CPU.
@@ -89,7 +121,13 @@ try {
   const rules = mesh.on('kg-0', ['iptables-save']).split('\n').filter((l) => l.startsWith('-A') && l.includes('Kilo')).length;
   console.log(`cold start → programmed: ${f(cold)} ms (${wgPeers} WireGuard peers, ${routes} routes, ${rules} iptables rules); RSS ${f(rssMB(pid))} MB`);
   console.log(`  memory by thread: ${threadMemory(mesh.http('kg-0', '/metrics').body)}`);
-  const programmed = firstProgrammed(readFileSync(join(mesh.state, 'kg-kg-0.log'), 'utf8'));
+  // The agent's log reaches its file through this process's event loop, which the synchronous
+  // steps above held up: let it run first.
+  await new Promise((r) => setTimeout(r, 500));
+  const log = readFileSync(join(mesh.state, 'kg-kg-0.log'), 'utf8');
+  const tl = timeline(log, t0);
+  if (tl) console.log(`  timeline (from the agent's log): ${tl}`);
+  const programmed = firstProgrammed(log);
   if (programmed !== null) console.log(`  first apply: ${programmed}`);
 
   // 2. Event → programmed. A route monitor in the node's namespace timestamps kernel changes.
@@ -160,6 +198,21 @@ try {
   console.log(fl
     ? `  baseline, a bare client receiving the same watch stream (TLS + JSON.parse, nothing else): ${fl[1]} events, CPU ${fl[2]}% of one core; agent ÷ bare ${f(((c1 - c0) / wall) * 100 / Number(fl[2]))}×`
     : `  baseline failed: ${floorOut.trim().slice(0, 300)}`);
+
+  // 4. Soak: heartbeat churn goes on; RSS every 30 s (the first sample is the reference).
+  if (soakS > 0) {
+    const samples: number[] = [rssMB(pid)];
+    const s0 = cpuSeconds(pid);
+    for (let t = 30; t <= soakS; t += 30) {
+      await new Promise((r) => setTimeout(r, 30_000));
+      samples.push(rssMB(pid));
+    }
+    const first = samples[0];
+    const last = samples.at(-1)!;
+    console.log(`soak, ${soakS} s of heartbeat churn: RSS ${f(first)} → ${f(last)} MB (${f(((last - first) / first) * 100)} %), min ${f(Math.min(...samples))}, max ${f(Math.max(...samples))} MB; agent CPU ${f(((cpuSeconds(pid) - s0) / soakS) * 100)}% of one core`);
+    console.log(`  samples (MB, every 30 s): ${samples.map(f).join(' ')}`);
+    console.log(`  memory by thread after the soak: ${threadMemory(mesh.http('kg-0', '/metrics').body)}`);
+  }
 } finally {
   await mesh.down();
 }

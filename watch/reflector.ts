@@ -202,7 +202,8 @@ export class Reflector<T> {
       if (cont) q.set('continue', cont);
       let body: { metadata?: { resourceVersion?: string; continue?: string }; items?: KubeObject[] };
       try {
-        body = await this.o.client.request('GET', `${this.o.path}?${q}`, { signal, timeoutMs: this.o.requestTimeoutMs ?? 60_000 });
+        // Item by item as the page arrives: each whole object dies young, only its slim record stays.
+        body = await this.o.client.requestList(`${this.o.path}?${q}`, (text) => this.listed(text, seen), { signal, timeoutMs: this.o.requestTimeoutMs ?? 60_000 });
       } catch (e) {
         // An expired continue token: start the list again from a fresh snapshot.
         if (e instanceof KubeError && e.status === 410) {
@@ -214,11 +215,6 @@ export class Reflector<T> {
         throw e;
       }
       if (!body || !Array.isArray(body.items)) throw new InvalidResponseError(`list ${this.o.path}: response has no items`, 'not_object', 0);
-      for (const item of body.items) {
-        const name = item?.metadata?.name;
-        if (typeof name !== 'string' || name === '') continue;
-        seen.set(name, this.o.slim(item));
-      }
       rv = body.metadata?.resourceVersion ?? rv;
       cont = body.metadata?.continue ?? '';
       if (!cont) break;
@@ -242,6 +238,19 @@ export class Reflector<T> {
     this.synced = true;
     this.connected = true;
     this.o.onSynced?.();
+  }
+
+  /** One listed item: parsed, and kept slim under its name (an item without one is skipped). */
+  private listed(text: string, seen: Map<string, T>): void {
+    let item: KubeObject | null;
+    try {
+      item = JSON.parse(text) as KubeObject | null;
+    } catch {
+      throw new InvalidResponseError(`list ${this.o.path}: an item is not JSON (${text.length} bytes)`, 'not_json', text.length);
+    }
+    const name = item?.metadata?.name;
+    if (typeof name !== 'string' || name === '') return;
+    seen.set(name, this.o.slim(item!));
   }
 
   private async watch(signal: AbortSignal): Promise<void> {

@@ -1,17 +1,26 @@
 // `kg` (the agent): start-up in the Go agent's order (design §11.1), then run until SIGTERM/SIGINT.
+// Only light modules are imported up front: the credentials worker starts first, and loads the
+// Kubernetes client library (the longest import) while this thread loads the agent's own modules.
 import { readFileSync } from 'node:fs';
-import { Agent } from './agent.js';
+import type { Agent } from './agent.js';
 import { discover, readHost } from './discovery.js';
 import { AGENT_FLAGS, FlagError, parseFlags, toConfig, type Config } from '../flags.js';
-import { createHttpServer, parseListen } from './http.js';
 import { loadNodeKey } from '../keys.js';
-import type { KubeClient } from '../../watch/kube.js';
+import { KubeClient } from '../../watch/kube.js';
+import { workerCredentials } from '../../workers/credentials-client.js';
 import { createLogger, type Logger } from '../log.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import type { Metrics } from './metrics.js';
 import { tuneHeap } from './memory.js';
 import { startProfiling } from '../profile.js';
-import { PlanPool } from '../../workers/plan-pool.js';
-import { IoClient } from '../../workers/io-client.js';
+import type { IoClient } from '../../workers/io-client.js';
+
+/** The agent's heavier modules (prom-client, piscina, comlink and all the agent's rooms), loaded once the credentials worker runs. */
+async function agentModules() {
+  const [agent, http, metrics, pool, io] = await Promise.all([
+    import('./agent.js'), import('./http.js'), import('./metrics.js'), import('../../workers/plan-pool.js'), import('../../workers/io-client.js'),
+  ]);
+  return { Agent: agent.Agent, createHttpServer: http.createHttpServer, parseListen: http.parseListen, createMetrics: metrics.createMetrics, PlanPool: pool.PlanPool, IoClient: io.IoClient };
+}
 
 /** Design §4.6: IPv6 iptables rules are skipped when the kernel has IPv6 disabled; an unreadable status is fatal, as in Go. */
 function ipv6Enabled(): boolean {
@@ -23,8 +32,8 @@ function ipv6Enabled(): boolean {
 }
 
 /** The I/O worker's client, its log lines and write errors going to the agent's log. */
-function createIo(cfg: Config, ipv6: boolean, metrics: Metrics, log: Logger, onRestart: () => void): IoClient {
-  return new IoClient(
+function createIo(Io: typeof IoClient, cfg: Config, ipv6: boolean, metrics: Metrics, log: Logger, onRestart: () => void): IoClient {
+  return new Io(
     // The agent drives resyncs (--resync-period re-plans, then re-reads the kernel when nothing
     // changed): a second timer in the worker would re-read every peer and rule twice.
     // Its route monitor still repairs route drift at once.
@@ -46,37 +55,54 @@ export interface RunningAgent {
   port: number;
 }
 
+/**
+ * The credentials worker process first (~0.6 s: Node and the client library), then this
+ * thread's modules, the metrics, the keys and the kernel's IPv6 status.
+ */
+async function prepare(cfg: Config, log: Logger) {
+  const stopLoading = new AbortController();
+  const client = new KubeClient(workerCredentials({ kubeconfig: cfg.kubeconfig, master: cfg.master }, { signal: stopLoading.signal }));
+  const credentialsLoaded = client.ready().then(() => log.info('Kubernetes credentials loaded', { sinceProcessStartMs: Math.round(performance.now()) }));
+  credentialsLoaded.catch(() => {}); // awaited later; a failure must not count as unhandled meanwhile
+  try {
+    const m = await agentModules();
+    const metrics = m.createMetrics();
+    const keys = loadNodeKey(cfg.keyDir, log, (problem) => metrics.keyFileErrors.labels(problem).inc());
+    return { client, stopLoading, credentialsLoaded, m, metrics, keys, ipv6: ipv6Enabled() };
+  } catch (e) {
+    stopLoading.abort();
+    throw e;
+  }
+}
+
 /** Starts the agent; resolves once it runs (fatal start-up errors reject). */
 export async function startAgent(cfg: Config, log: Logger, version: string): Promise<RunningAgent> {
   log.info(`Starting Kilo network mesh '${version}'.`, { hostname: cfg.hostname, granularity: cfg.meshGranularity });
-  const metrics = createMetrics();
-  const keys = loadNodeKey(cfg.keyDir, log, (problem) => metrics.keyFileErrors.labels(problem).inc());
-  const ipv6 = ipv6Enabled();
-  // The worker threads start first: they load their modules and the planner's code on their own
-  // threads while this one loads the Kubernetes client (the longest import) and reads the host.
-  const pool = new PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel, claims: cfg.claims });
+  const { client, stopLoading, credentialsLoaded, m, metrics, keys, ipv6 } = await prepare(cfg, log);
+  const pool = new m.PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel, claims: cfg.claims });
   let onIoRestart = () => {};
-  const io = createIo(cfg, ipv6, metrics, log, () => onIoRestart());
+  const io = createIo(m.IoClient, cfg, ipv6, metrics, log, () => onIoRestart());
   const ioStarted = io.start();
   const closeThreads = async () => {
+    stopLoading.abort();
     await pool.close().catch(() => {});
     await io.close().catch(() => {});
   };
-  let client: KubeClient;
   let host: Awaited<ReturnType<typeof discover>>;
   try {
-    const kube = await import('../../watch/kube.js');
-    client = new kube.KubeClient(kube.loadKubeConfig({ kubeconfig: cfg.kubeconfig, master: cfg.master }));
-    host = discover(await readHost(cfg.hostname), { ignore: [cfg.interface, 'kube-bridge'], internalCIDRs: cfg.internalCIDRs });
+    const [, read] = await Promise.all([credentialsLoaded, readHost(cfg.hostname)]);
+    host = discover(read, { ignore: [cfg.interface, 'kube-bridge'], internalCIDRs: cfg.internalCIDRs });
     log.info('host discovered', { privateIP: host.privateIP?.s ?? null, publicIP: host.publicIP?.s ?? null, privateInterface: host.privateIface, mtu: host.autoMTU });
     await ioStarted;
   } catch (e) {
     // A bad kubeconfig or host: stop the threads started above, then report.
+    stopLoading.abort();
     await ioStarted.catch(() => {});
+    await credentialsLoaded.catch(() => {});
     await closeThreads();
     throw e;
   }
-  const agent = new Agent({
+  const agent = new m.Agent({
     config: cfg, log, client, metrics, pool, io, host, publicKey: keys.publicKey, privateKey: keys.privateKey,
     minSyncIntervalMs: cfg.minSyncIntervalMs, checkInPeriodMs: cfg.checkInPeriodMs, heartbeat: cfg.heartbeat,
     privateInterface: host.privateIface ?? 'eth0', tunnelInterface: cfg.compatibility === 'flannel' ? 'flannel.1' : 'tunl0',
@@ -92,8 +118,8 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
     await shutdownResources();
     throw e;
   }
-  const server = createHttpServer({ registry: metrics.registry, health: () => agent.health(), graph: { version: () => agent.graphVersion(), dot: (max) => agent.graphDOT(max) } });
-  const { host: listenHost, port } = parseListen(cfg.listen);
+  const server = m.createHttpServer({ registry: metrics.registry, health: () => agent.health(), graph: { version: () => agent.graphVersion(), dot: (max) => agent.graphDOT(max) } });
+  const { host: listenHost, port } = m.parseListen(cfg.listen);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new Error(`failed to listen on ${cfg.listen}: ${e.message}`)));
     server.listen(port, listenHost, resolve);

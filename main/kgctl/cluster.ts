@@ -7,7 +7,8 @@ import type { NodeObject } from '../../plan/node.js';
 import type { PeerObject } from '../../plan/peer.js';
 import type { FlagValues } from '../flags.js';
 import { KubeError } from '../../watch/kube-error.js';
-import { KubeClient, loadKubeConfig } from '../../watch/kube.js';
+import { KubeClient } from '../../watch/kube.js';
+import { inProcessCredentials } from '../../workers/kube-config.js';
 import { KgctlError, parseListed, type Listed } from './model.js';
 
 export const PEERS_PATH = '/apis/kilo.squat.ai/v1alpha1/peers';
@@ -21,7 +22,7 @@ function defaultKubeconfig(): string {
 
 export function client(v: FlagValues): KubeClient {
   const path = (v.kubeconfig as string) || defaultKubeconfig();
-  return new KubeClient(loadKubeConfig({ kubeconfig: path, master: '' }));
+  return new KubeClient(inProcessCredentials({ kubeconfig: path, master: '' }));
 }
 
 /** A paged list of a collection; items in the server's order. */

@@ -4,7 +4,8 @@
 // namespace: node last-seen-observer.js <kubeconfig>. Ends on SIGTERM or when stdin closes.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeClient, loadKubeConfig } from '../../watch/kube.js';
+import { KubeClient } from '../../watch/kube.js';
+import { inProcessCredentials } from '../../workers/kube-config.js';
 import { silentLogger } from '../../main/log.js';
 import { Reflector } from '../../watch/reflector.js';
 
@@ -40,7 +41,7 @@ export function maxLastSeenAge(obs: Observation[], from: number, to: number): Ma
 }
 
 async function main(kubeconfig: string): Promise<void> {
-  const client = new KubeClient(loadKubeConfig({ kubeconfig, master: '' }));
+  const client = new KubeClient(inProcessCredentials({ kubeconfig, master: '' }));
   const print = (o: Observation) => process.stdout.write(JSON.stringify(o) + '\n');
   const r = new Reflector<{ lastSeen: number }>({
     client, path: '/api/v1/nodes', log: silentLogger, watchTimeoutSeconds: 60, backoffInitialMs: 100, backoffMaxMs: 1000,

@@ -14,7 +14,8 @@ import { parseCluster, plan } from '../../plan/plan.js';
 import { review } from '../../main/webhook.js';
 import { Agent } from '../../main/agent/agent.js';
 import { AGENT_FLAGS, parseFlags, toConfig } from '../../main/flags.js';
-import { KubeClient, loadKubeConfig } from '../../watch/kube.js';
+import { KubeClient } from '../../watch/kube.js';
+import { inProcessCredentials } from '../../workers/kube-config.js';
 import { createLogger } from '../../main/log.js';
 import { createMetrics } from '../../main/agent/metrics.js';
 import { startApiServer } from '../../loadtest/apiserver/index.js';
@@ -104,7 +105,7 @@ test('hostile: the agent counts and logs a bad annotation once, not once per pla
   const kc = join(dir, 'kubeconfig');
   writeFileSync(kc, api.kubeconfig);
   const cfg = toConfig(parseFlags(['--hostname', 'self', '--kubeconfig', kc, '--resync-period', '20ms', '--clean-up=false', '--key-dir', dir], AGENT_FLAGS).values);
-  const client = new KubeClient(loadKubeConfig({ kubeconfig: kc, master: '' }));
+  const client = new KubeClient(inProcessCredentials({ kubeconfig: kc, master: '' }));
   const metrics = createMetrics();
   const pool = new PlanPool({ threads: 1, topologyLabel: cfg.topologyLabel, claims: cfg.claims });
   // The dataplane is not what this test is about: an I/O worker that accepts every state.

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makePki, renderKubeconfig } from '../../loadtest/apiserver/index.js';
-import { KubeClient, loadKubeConfig, type KubeClientOptions } from '../../watch/kube.js';
+import { KubeClient, type KubeClientOptions } from '../../watch/kube.js';
+import { inProcessCredentials } from '../../workers/kube-config.js';
 
 export type Node = { metadata: { name: string; resourceVersion?: string; annotations?: Record<string, string> } };
 /** Answers one request; `n` counts the requests of its kind from 1. */
@@ -98,7 +99,7 @@ export async function startHostileApi(): Promise<HostileApi> {
     client: (o) => {
       const kc = join(dir, 'kubeconfig');
       writeFileSync(kc, renderKubeconfig({ server: api.url, caCertPem: pki.ca.certPem, token }));
-      return new KubeClient(loadKubeConfig({ kubeconfig: kc, master: '' }), o);
+      return new KubeClient(inProcessCredentials({ kubeconfig: kc, master: '' }), o);
     },
     stop: async () => {
       for (const s of sockets) s.destroy();

@@ -12,7 +12,8 @@ import { Agent } from '../../main/agent/agent.js';
 import { parseCIDR } from '../../plan/addr.js';
 import { AGENT_FLAGS, parseFlags, toConfig } from '../../main/flags.js';
 import { generateKeyPair } from '../../main/keys.js';
-import { KubeClient, loadKubeConfig } from '../../watch/kube.js';
+import { KubeClient } from '../../watch/kube.js';
+import { inProcessCredentials } from '../../workers/kube-config.js';
 import { silentLogger } from '../../main/log.js';
 import { createMetrics } from '../../main/agent/metrics.js';
 import { acceptingIo } from './fake-io.js';
@@ -37,7 +38,7 @@ async function setup(t: { after: (f: () => Promise<void> | void) => void }) {
   const dir = mkdtempSync(join(tmpdir(), 'kg-checkin-'));
   writeFileSync(join(dir, 'kubeconfig'), srv.kubeconfig);
   const config = toConfig(parseFlags(['--hostname', 'n1', '--kubeconfig', join(dir, 'kubeconfig'), '--check-in-period', '1s', '--resync-period', '0'], AGENT_FLAGS).values);
-  const client = new KubeClient(loadKubeConfig({ kubeconfig: join(dir, 'kubeconfig'), master: '' }));
+  const client = new KubeClient(inProcessCredentials({ kubeconfig: join(dir, 'kubeconfig'), master: '' }));
   const pool = new PlanPool({ threads: 1, topologyLabel: config.topologyLabel });
   const io = acceptingIo();
   const keys = generateKeyPair();

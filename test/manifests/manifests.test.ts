@@ -32,7 +32,7 @@ import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor';
 import { startApiServer } from '../../loadtest/apiserver/index.js';
 import { AGENT_FLAGS, parseFlags, toConfig } from '../../main/flags.js';
-import { loadKubeConfig } from '../../watch/kube.js';
+import { loadKubeConfig } from '../../workers/kube-config.js';
 import { createMetrics } from '../../main/agent/metrics.js';
 import { WEBHOOK_FLAGS, webhookMetrics } from '../../main/webhook.js';
 import { manifestWebhook } from '../../bench/webhook.js';

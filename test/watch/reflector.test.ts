@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApiServer, type ApiServer } from '../../loadtest/apiserver/index.js';
-import { KubeClient, loadKubeConfig } from '../../watch/kube.js';
+import { KubeClient } from '../../watch/kube.js';
+import { inProcessCredentials } from '../../workers/kube-config.js';
 import { createLogger, silentLogger } from '../../main/log.js';
 import { Reflector, type ReflectorEvent, type ReflectorOptions } from '../../watch/reflector.js';
 
@@ -30,7 +31,7 @@ async function setup<T = Ann>(t: After, nodes = 3, o: Partial<ReflectorOptions<T
   const dir = mkdtempSync(join(tmpdir(), 'kg-refl-'));
   const kc = join(dir, 'kubeconfig');
   writeFileSync(kc, api.kubeconfig);
-  const client = new KubeClient(loadKubeConfig({ kubeconfig: kc, master: '' }));
+  const client = new KubeClient(inProcessCredentials({ kubeconfig: kc, master: '' }));
   const events: ReflectorEvent<T>[] = [];
   const r = new Reflector<T>({
     client, path: '/api/v1/nodes', log: process.env.KG_TEST_LOG ? createLogger({ level: 'debug', write: (l) => process.stderr.write(l + '\n') }) : silentLogger, pageSize: 2, watchTimeoutSeconds: 30, backoffInitialMs: 20, backoffMaxMs: 200,
