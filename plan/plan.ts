@@ -251,6 +251,16 @@ function notReadyJSON(base: Pick<PlanJSON, 'format' | 'hostname' | 'granularity'
   };
 }
 
+/** The local node's topology: a view of the shared mesh when there is one, else built here. */
+function localTopology(o: PlanOptions, extras: PlanExtras, shared: SharedMesh | undefined, local: MeshNode, readyNodes: MeshNode[], readyPeers: MeshPeer[], port: number): Topology {
+  const localDiscoveredEndpoints = extras.localDiscoveredEndpoints ?? local.discoveredEndpoints;
+  const t = shared
+    ? meshView(shared.mesh, { hostname: o.hostname, port, localDiscoveredEndpoints })
+    : newTopology({ nodes: readyNodes, peers: readyPeers, granularity: o.granularity, hostname: o.hostname, port, subnet: o.subnet, localDiscoveredEndpoints, memo: extras.reuse === true });
+  if (!t.ok) throw new Error(`failed to create topology: ${t.error}`);
+  return t.value;
+}
+
 export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}): PlanResult {
   const memo = extras.reuse === true;
   const warnings = [...cluster.warnings];
@@ -278,19 +288,7 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
     return { json: notReadyJSON(base, local, o, wireguardJSON(o, null, publicKey, listenPort, memo), warnings), topology: null, device: null, routesMasked: false, routeOptions: null, ...counts };
   }
 
-  const localDiscoveredEndpoints = extras.localDiscoveredEndpoints ?? local.discoveredEndpoints;
-  const t = shared ? meshView(shared.mesh, { hostname: o.hostname, port: listenPort, localDiscoveredEndpoints }) : newTopology({
-    nodes: readyNodes,
-    peers: readyPeers,
-    granularity: o.granularity,
-    hostname: o.hostname,
-    port: listenPort,
-    subnet: o.subnet,
-    localDiscoveredEndpoints,
-    memo,
-  });
-  if (!t.ok) throw new Error(`failed to create topology: ${t.error}`);
-  const topo = t.value;
+  const topo = localTopology(o, extras, shared, local, readyNodes, readyPeers, listenPort);
 
   const enc = encapsulator({
     compatibility: o.compatibility,
