@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent/node-record.js';
 import { clientPrelude, clockMs, cpuSeconds, f, firstProgrammed, histogramMean, metric, patchScript, pct, rssMB, threadMemory } from './agent-kit.js';
 import { commandFlags, type FlagDef } from '../main/flags.js';
+import { KG_PROTO } from '../kernel/owner.js';
 import { Mesh } from '../loadtest/mesh/harness.js';
 import { RouteMonitor } from '../loadtest/mesh/monitor.js';
 
@@ -117,9 +118,13 @@ try {
   if (poller.status !== 0) throw new Error('kg did not become healthy within 300 s');
   await mesh.waitHealthy('kg-0', 10_000);
   const wgPeers = mesh.on('kg-0', ['wg', 'show', 'kilo0', 'peers']).trim().split('\n').filter(Boolean).length;
-  const routes = mesh.on('kg-0', ['ip', 'route', 'show', 'proto', 'static']).trim().split('\n').length;
-  const rules = mesh.on('kg-0', ['iptables-save']).split('\n').filter((l) => l.startsWith('-A') && l.includes('Kilo')).length;
-  console.log(`cold start → programmed: ${f(cold)} ms (${wgPeers} WireGuard peers, ${routes} routes, ${rules} iptables rules); RSS ${f(rssMB(pid))} MB`);
+  // kg's routes carry its own protocol in every table; with the set layout most per-address
+  // iptables rules are ipset elements, counted beside the rules.
+  const routes = mesh.on('kg-0', ['ip', 'route', 'show', 'table', 'all', 'proto', String(KG_PROTO)]).split('\n').filter(Boolean).length;
+  const iptRules = mesh.on('kg-0', ['iptables-save']).split('\n').filter((l) => l.startsWith('-A') && l.includes('Kilo')).length;
+  const elements = mesh.on('kg-0', ['ipset', 'save']).split('\n').filter((l) => /^add kilo[46]-/.test(l)).length;
+  const rules = `${iptRules} iptables rules, ${elements} ipset elements`;
+  console.log(`cold start → programmed: ${f(cold)} ms (${wgPeers} WireGuard peers, ${routes} routes, ${rules}); RSS ${f(rssMB(pid))} MB`);
   console.log(`  memory by thread: ${threadMemory(mesh.http('kg-0', '/metrics').body)}`);
   // The agent's log reaches its file through this process's event loop, which the synchronous
   // steps above held up: let it run first.
