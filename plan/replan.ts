@@ -444,15 +444,24 @@ function splice(s: State, dirty: ReadonlyMap<number, Dirty>, moved: number, prev
   const own = s.localIdx >= 0 ? s.segments[s.localIdx] : undefined;
   const order = [...dirty.keys()].sort((a, b) => a - b);
   const scratch: IptablesRule[] = [];
+  const routesOf = remoteSegmentRoutes(t, r.routeOptions!, own);
+  // Running offsets of segment k's items: one pass, however many segments were rebuilt.
+  let at = 0;
+  let routeAt = 0;
+  let ruleAt = s.iptHead;
   for (const k of order) {
+    for (; at < k; at++) {
+      routeAt += s.routeCount[at];
+      ruleAt += s.ruleCount[at];
+    }
     const seg = dirty.get(k)!.seg;
     s.segments[k] = seg;
-    const rr = remoteSegmentRoutes(t, r.routeOptions!, seg, own);
+    const rr = routesOf(seg);
     if (rr.masked) throw new Fallback('masked routes');
-    replace(r.json.routes, sum(s.routeCount, k), s.routeCount[k], rr.routes, rr.routes.length);
+    replace(r.json.routes, routeAt, s.routeCount[k], rr.routes, rr.routes.length);
     s.routeCount[k] = rr.routes.length;
     const n = segmentReturns(seg, scratch, 0, true);
-    replace(r.json.iptables.prepend, s.iptHead + sum(s.ruleCount, k), s.ruleCount[k], scratch, n);
+    replace(r.json.iptables.prepend, ruleAt, s.ruleCount[k], scratch, n);
     s.ruleCount[k] = n;
     if (r.device) {
       const i = peerIndex(s, k);
