@@ -112,6 +112,8 @@ class Fallback extends Error {}
 let planIds = 0;
 
 const MAX_PENDING_SHARE = 0.5;
+/** At most this many segments after a moved allocation are rebuilt incrementally. */
+const MAX_MOVED_SEGMENTS = 1000;
 
 /** One node's plans, kept up to date incrementally; one per planned hostname. */
 export class Replanner {
@@ -329,6 +331,8 @@ function dirtySegments(s: State, view: ReplicaView, changes: ReadonlyMap<string,
   }
   // The local segment's WireGuard IP is the device's address and in its own routes and rules.
   if (moved <= s.localIdx) throw new Fallback('allocation: the local segment moves');
+  // Rebuilding thousands of segments one by one measured slower than the memoised full plan.
+  if (s.segments.length - moved > MAX_MOVED_SEGMENTS) throw new Fallback('allocation: many later segments move');
   const dirty = new Map<number, Dirty>();
   const rebuild = (k: number, m: readonly MeshNode[]) => {
     const key = s.segments[k].location;
