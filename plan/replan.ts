@@ -112,6 +112,8 @@ class Fallback extends Error {}
 let planIds = 0;
 
 const MAX_PENDING_SHARE = 0.5;
+/** At most this many segments after a moved allocation are rebuilt incrementally. */
+const MAX_MOVED_SEGMENTS = 1000;
 
 /** One node's plans, kept up to date incrementally; one per planned hostname. */
 export class Replanner {
@@ -329,6 +331,8 @@ function dirtySegments(s: State, view: ReplicaView, changes: ReadonlyMap<string,
   }
   // The local segment's WireGuard IP is the device's address and in its own routes and rules.
   if (moved <= s.localIdx) throw new Fallback('allocation: the local segment moves');
+  // Rebuilding thousands of segments one by one measured slower than the memoised full plan.
+  if (s.segments.length - moved > MAX_MOVED_SEGMENTS) throw new Fallback('allocation: many later segments move');
   const dirty = new Map<number, Dirty>();
   const rebuild = (k: number, m: readonly MeshNode[]) => {
     const key = s.segments[k].location;
@@ -444,15 +448,24 @@ function splice(s: State, dirty: ReadonlyMap<number, Dirty>, moved: number, prev
   const own = s.localIdx >= 0 ? s.segments[s.localIdx] : undefined;
   const order = [...dirty.keys()].sort((a, b) => a - b);
   const scratch: IptablesRule[] = [];
+  const routesOf = remoteSegmentRoutes(t, r.routeOptions!, own);
+  // Running offsets of segment k's items: one pass, however many segments were rebuilt.
+  let at = 0;
+  let routeAt = 0;
+  let ruleAt = s.iptHead;
   for (const k of order) {
+    for (; at < k; at++) {
+      routeAt += s.routeCount[at];
+      ruleAt += s.ruleCount[at];
+    }
     const seg = dirty.get(k)!.seg;
     s.segments[k] = seg;
-    const rr = remoteSegmentRoutes(t, r.routeOptions!, seg, own);
+    const rr = routesOf(seg);
     if (rr.masked) throw new Fallback('masked routes');
-    replace(r.json.routes, sum(s.routeCount, k), s.routeCount[k], rr.routes, rr.routes.length);
+    replace(r.json.routes, routeAt, s.routeCount[k], rr.routes, rr.routes.length);
     s.routeCount[k] = rr.routes.length;
     const n = segmentReturns(seg, scratch, 0, true);
-    replace(r.json.iptables.prepend, s.iptHead + sum(s.ruleCount, k), s.ruleCount[k], scratch, n);
+    replace(r.json.iptables.prepend, ruleAt, s.ruleCount[k], scratch, n);
     s.ruleCount[k] = n;
     if (r.device) {
       const i = peerIndex(s, k);

@@ -69,7 +69,7 @@ function rule(src: CIDR | null, dst: CIDR | null, iif: string | null): Rule {
 
 /** What the routes of one plan are built with: the list, its masking flag, the per-segment memo, §7.2. */
 function routeBuilder(t: Topology, o: RouteOptions) {
-  const out: Route[] = [];
+  let out: Route[] = [];
   let masked = false;
   const memo = o.memo === true;
   const oneAddress = (ip: IP): CIDR => oneAddressOf(ip, memo);
@@ -115,8 +115,13 @@ function routeBuilder(t: Topology, o: RouteOptions) {
     strategy === 'always' || (strategy === 'crosssubnet' && !(privateIP && contains(privateIP, ip)));
 
   const result = (): RoutesResult => ({ routes: finish(out, masked), rules, masked });
-  /** The routes as built, without the de-duplication of masked ones (one segment's: see remoteSegmentRoutes). */
-  const raw = (): { routes: Route[]; masked: boolean } => ({ routes: out, masked });
+  /** The routes built since the last call, without the de-duplication of masked ones (see remoteSegmentRoutes). */
+  const raw = (): { routes: Route[]; masked: boolean } => {
+    const r = { routes: out, masked };
+    out = [];
+    masked = false;
+    return r;
+  };
   return { add, addEncap, remote, crossesSubnet, oneAddress, rules, result, raw, memo, enc, strategy, privateIP, tunl };
 }
 
@@ -248,13 +253,16 @@ export function routes(t: Topology, o: RouteOptions): RoutesResult {
 }
 
 /**
- * The routes of one remote segment `s`, exactly as routes(t, o) lists them for it (before the
+ * The routes of remote segments, each exactly as routes(t, o) lists them for it (before the
  * de-duplication of masked routes); `own` is the local segment. For incremental re-plans
  * (replan.ts), which rebuild the segments a change touched and keep the others' routes.
  */
-export function remoteSegmentRoutes(t: Topology, o: RouteOptions, s: Segment, own: Segment | undefined): { routes: Route[]; masked: boolean } {
+export function remoteSegmentRoutes(t: Topology, o: RouteOptions, own: Segment | undefined): (s: Segment) => { routes: Route[]; masked: boolean } {
   const b = routeBuilder(t, o);
-  if (t.leader) remoteViaSegment(t, b, o, s);
-  else remoteViaLeader(b, o, s, leaderGateway(t, b.enc, own));
-  return b.raw();
+  const gw = t.leader ? null : leaderGateway(t, b.enc, own);
+  return (s) => {
+    if (t.leader) remoteViaSegment(t, b, o, s);
+    else remoteViaLeader(b, o, s, gw);
+    return b.raw();
+  };
 }
