@@ -10,6 +10,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ApplyResult, CleanUpOptions, DataplaneEvent, DataplaneMetrics, DataplaneOptions, DesiredDelta, DesiredState, IoWorkerApi, ObservedState } from '../ipc/dataplane.js';
 
 const RESTART_MIN_MS = 100;
+const QUICK_DEATH_MS = 60_000;
 const RESTART_MAX_MS = 30_000;
 /** After this many consecutive failed restarts the supervisor gives up and reports. */
 const MAX_RESTARTS = 20;
@@ -43,6 +44,9 @@ export class IoClient {
   private closing = false;
   private restarts = 0;
   private consecutiveFailures = 0;
+  /** Deaths within QUICK_DEATH_MS of coming up, in a row: they back off too (a worker that dies in every apply). */
+  private quickDeaths = 0;
+  private upAt = 0;
   private ready: Promise<void> | null = null;
   private last: DataplaneMetrics | null = null;
   private metrics: ReturnType<typeof makeMetrics> | null = null;
@@ -94,6 +98,7 @@ export class IoClient {
     this.worker = w;
     this.remote = Comlink.wrap<IoWorkerApi>(nodeEndpoint(w));
     await this.call((r) => r.init(this.options));
+    this.upAt = Date.now();
   }
 
   private restart(): void {
@@ -101,7 +106,8 @@ export class IoClient {
       this.o.onEvent?.({ type: 'log', level: 'error', msg: `io-worker: giving up after ${MAX_RESTARTS} failed restarts` });
       return;
     }
-    const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** this.consecutiveFailures);
+    this.quickDeaths = Date.now() - this.upAt < QUICK_DEATH_MS ? Math.min(this.quickDeaths + 1, 20) : 0;
+    const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** Math.max(this.consecutiveFailures, this.quickDeaths - 1));
     this.restarts++;
     this.metrics?.restarts.inc();
     this.o.onEvent?.({ type: 'log', level: 'warn', msg: `io-worker died; restarting in ${delay} ms` });

@@ -118,3 +118,25 @@ test('io-worker: the WireGuard device comes up at start, before any desired stat
   assert.equal(after.up, true);
   assert.equal(after.peers.length, 4);
 });
+
+test('io-worker: a worker that keeps dying soon after it came up is restarted with growing delays', async (t) => {
+  const node = TestNode.create('quick');
+  const client = new IoClient({ nsenter: node.nsenter, uapiDir: node.uapiDir, resyncPeriodMs: 0, routeMonitor: false, iptablesBackend: 'nft', ipv6: false, createInterface: false });
+  t.after(async () => {
+    await client.close();
+    node.destroy();
+  });
+  await client.start();
+  // deaths 1 and 2 come back after 100 and 200 ms; the third one waits 400 ms
+  for (let i = 1; i <= 2; i++) {
+    await client.crashForTest();
+    assert.ok(await waitFor(() => client.restartCount === i, 5000));
+    await client.whenReady();
+  }
+  await client.crashForTest();
+  assert.ok(await waitFor(() => client.restartCount === 3, 5000));
+  const t0 = Date.now();
+  await client.whenReady();
+  assert.ok(Date.now() - t0 >= 300, `the third restart in a row waited ${Date.now() - t0} ms`);
+  assert.equal((await client.observe()).interface, 'kilo0', 'the restarted worker answers');
+});
