@@ -12,6 +12,9 @@ import { InvalidResponseError, KubeError } from './kube-error.js';
 import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from './lines.js';
 import { ListItemSplitter } from './list-items.js';
 import { shortMessage } from './watch-event.js';
+import type { ApiCredentials } from '../ipc/credentials.js';
+
+export type { ApiCredentials };
 
 export interface RequestOptions {
   body?: unknown;
@@ -25,22 +28,6 @@ export interface StreamHandlers {
   onBytes?(n: number): void;
   /** The server accepted the stream (200). */
   onOpen?(): void;
-}
-
-/**
- * What a request needs: the same shape as ipc/credentials.ts's ApiCredentials (watch/ imports
- * no other layer; the two are checked against each other where the agent wires them).
- */
-export interface ApiCredentials {
-  server: string;
-  ca: Uint8Array | null;
-  cert: Uint8Array | null;
-  key: Uint8Array | null;
-  servername: string | null;
-  skipTLSVerify: boolean;
-  headers: Record<string, string>;
-  expiresAtMs: number | null;
-  tokenFile: string | null;
 }
 
 /** Resolves the credentials afresh (a configuration error rejects with its message). */

@@ -22,7 +22,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   kernel: ['plan'],
   diff: ['plan', 'ipc', 'kernel'],
   dataplane: ['plan', 'ipc', 'kernel', 'diff'],
-  watch: [],
+  watch: ['ipc'],
   workers: ['plan', 'ipc', 'kernel', 'diff', 'dataplane'],
   main: ['plan', 'ipc', 'kernel', 'diff', 'dataplane', 'watch', 'workers'],
 };

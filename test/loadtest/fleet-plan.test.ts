@@ -13,7 +13,7 @@ import { parseCIDR } from '../../plan/addr.js';
 import { fleetPlanOptions, planFleet } from '../../loadtest/fleet/planner.js';
 import { compileNode, lookups } from '../../loadtest/fleet/verify.js';
 import { fleetIndex } from '../../loadtest/fleet/planner-worker.js';
-import { key, NOW } from '../plan/fixture.js';
+import { genAnnotations, key, NOW } from '../plan/fixture.js';
 
 interface GenNode { loc: number; internal: boolean; leader: boolean; publicEP: boolean; stale: boolean; alip: number | null; keepalive: boolean; discovered: number | null; noPod: boolean }
 interface GenCluster { nodes: GenNode[]; peers: { ips: number[]; endpoint: boolean; keepalive: boolean }[]; argv: string[] }
@@ -46,16 +46,7 @@ const genCluster: fc.Arbitrary<GenCluster> = fc.record({
 
 function objects(c: GenCluster): { nodes: NodeObject[]; peers: PeerObject[] } {
   const nodes = c.nodes.map((g, i) => {
-    const ann: Record<string, string> = {
-      'kilo.squat.ai/endpoint': g.publicEP ? `198.51.100.${i + 1}:51820` : `10.0.${g.loc}.${i + 1}:51820`,
-      'kilo.squat.ai/key': key(i + 1),
-      'kilo.squat.ai/last-seen': String(g.stale ? NOW - 120 : NOW),
-      'kilo.squat.ai/location': `l${g.loc}`,
-    };
-    if (g.internal) ann['kilo.squat.ai/internal-ip'] = `10.0.${g.loc}.${i + 1}/24`;
-    if (g.leader) ann['kilo.squat.ai/leader'] = '';
-    if (g.keepalive) ann['kilo.squat.ai/persistent-keepalive'] = '5';
-    if (g.alip !== null) ann['kilo.squat.ai/allowed-location-ips'] = g.alip === 5 ? '172.16.0.0/16' : `172.16.${g.alip}.0/24`;
+    const ann = genAnnotations(g, i, g.stale ? NOW - 120 : NOW);
     if (g.discovered !== null) {
       const k = g.discovered < 10 ? key(g.discovered + 1) : key(100 + g.discovered - 10);
       ann['kilo.squat.ai/discovered-endpoints'] = JSON.stringify({ [k]: { IP: `203.0.113.${i + 1}`, Port: 40000 + i, Zone: '' } });

@@ -80,3 +80,30 @@ export function options(hostname: string, o: Opts = {}): PlanOptions {
 export function planFor(nodes: NodeObject[], peers: PeerObject[], hostname: string, o: Opts = {}) {
   return plan(parseCluster(nodes, peers, 'topology.kubernetes.io/region'), options(hostname, o));
 }
+
+/** What the random-cluster generators (property, sequence and fleet tests) say about one node. */
+export interface GenNode {
+  publicEP: boolean;
+  loc: number;
+  internal: boolean;
+  leader: boolean;
+  /** Seconds of persistent keepalive (true: 5), none when falsy. */
+  keepalive: boolean | number;
+  /** Allowed-location IPs: 5 is a /16 over the others' /24s, so claims collide and nest. */
+  alip: number | null;
+}
+
+/** Node i's annotations as the generators write them (one shape for every property test). */
+export function genAnnotations(g: GenNode, i: number, lastSeen: number, port = 51820): Record<string, string> {
+  const ann: Record<string, string> = {
+    'kilo.squat.ai/endpoint': g.publicEP ? `198.51.100.${i + 1}:${port}` : `10.0.${g.loc}.${i + 1}:${port}`,
+    'kilo.squat.ai/key': key(i + 1),
+    'kilo.squat.ai/last-seen': String(lastSeen),
+    'kilo.squat.ai/location': `l${g.loc}`,
+  };
+  if (g.internal) ann['kilo.squat.ai/internal-ip'] = `10.0.${g.loc}.${i + 1}/24`;
+  if (g.leader) ann['kilo.squat.ai/leader'] = '';
+  if (g.keepalive) ann['kilo.squat.ai/persistent-keepalive'] = g.keepalive === true ? '5' : String(g.keepalive);
+  if (g.alip !== null) ann['kilo.squat.ai/allowed-location-ips'] = g.alip === 5 ? '172.16.0.0/16' : `172.16.${g.alip}.0/24`;
+  return ann;
+}

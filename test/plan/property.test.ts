@@ -12,7 +12,7 @@ import type { PeerObject } from '../../plan/peer.js';
 import { parseCluster, plan } from '../../plan/plan.js';
 import type { PlanJSON } from '../../plan/types.js';
 import type { Strategy } from '../../plan/encapsulation.js';
-import { key, NOW, options } from './fixture.js';
+import { genAnnotations, key, NOW, options } from './fixture.js';
 
 interface GenNode { loc: number; internal: boolean; leader: boolean; publicEP: boolean; stale: boolean; alip: number | null; keepalive: boolean }
 interface GenCluster { nodes: GenNode[]; peers: { ips: number[] }[]; granularity: 'location' | 'full'; encapsulate: Strategy }
@@ -37,17 +37,7 @@ const genCluster = fc.record({
 
 function objects(c: GenCluster): { nodes: NodeObject[]; peers: PeerObject[] } {
   const nodes = c.nodes.map((g, i) => {
-    const ann: Record<string, string> = {
-      'kilo.squat.ai/endpoint': g.publicEP ? `198.51.100.${i + 1}:51820` : `10.0.${g.loc}.${i + 1}:51820`,
-      'kilo.squat.ai/key': key(i + 1),
-      'kilo.squat.ai/last-seen': String(g.stale ? NOW - 120 : NOW),
-      'kilo.squat.ai/location': `l${g.loc}`,
-    };
-    if (g.internal) ann['kilo.squat.ai/internal-ip'] = `10.0.${g.loc}.${i + 1}/24`;
-    if (g.leader) ann['kilo.squat.ai/leader'] = '';
-    if (g.keepalive) ann['kilo.squat.ai/persistent-keepalive'] = '5';
-    // Allowed-location IPs may collide between nodes (and nest): filtering must sort that out.
-    if (g.alip !== null) ann['kilo.squat.ai/allowed-location-ips'] = g.alip === 5 ? '172.16.0.0/16' : `172.16.${g.alip}.0/24`;
+    const ann = genAnnotations(g, i, g.stale ? NOW - 120 : NOW);
     return { metadata: { name: `n${String(i).padStart(2, '0')}`, annotations: ann }, spec: { podCIDR: `10.42.${i}.0/24` } };
   });
   // Peer allowed IPs may be claimed twice (de-duplication) and may overlap allowed-location IPs.

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import type { NodeObject } from '../../plan/node.js';
 import type { PeerObject } from '../../plan/peer.js';
 import type { Strategy } from '../../plan/encapsulation.js';
-import { key, NOW } from './fixture.js';
+import { genAnnotations, key, NOW } from './fixture.js';
 
 export interface Spec {
   loc: number;
@@ -138,17 +138,7 @@ export class Model {
   object(name: string): NodeObject {
     const g = this.specs.get(name)!;
     const i = Number(name.slice(1, 3)) + 10 * (name.length > 3 ? name.charCodeAt(3) - 96 : 0);
-    const ann: Record<string, string> = {
-      'kilo.squat.ai/endpoint': g.publicEP ? `198.51.100.${i + 1}:${g.port}` : `10.0.${g.loc}.${i + 1}:${g.port}`,
-      'kilo.squat.ai/key': key(i + 1),
-      'kilo.squat.ai/last-seen': String(g.lastSeen),
-      'kilo.squat.ai/location': `l${g.loc}`,
-    };
-    if (g.internal) ann['kilo.squat.ai/internal-ip'] = `10.0.${g.loc}.${i + 1}/24`;
-    if (g.leader) ann['kilo.squat.ai/leader'] = '';
-    if (g.keepalive) ann['kilo.squat.ai/persistent-keepalive'] = String(g.keepalive);
-    // Allowed-location IPs may collide between nodes (and nest): filtering must sort that out.
-    if (g.alip !== null) ann['kilo.squat.ai/allowed-location-ips'] = g.alip === 5 ? '172.16.0.0/16' : `172.16.${g.alip}.0/24`;
+    const ann = genAnnotations(g, i, g.lastSeen, g.port);
     return { metadata: { name, annotations: ann }, spec: { podCIDR: `10.42.${i}.0/24` } };
   }
 
