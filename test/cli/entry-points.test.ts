@@ -13,7 +13,8 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** Tooling programs, relative to dist/ (or to the checkout for scripts/). Exit 2 on a bad flag. */
 const PROGRAMS = [
-  'bench/agent.js', 'bench/batch-file.js', 'bench/compare.js', 'bench/dataplane.js', 'bench/graph-burst.js', 'bench/nat-conn.js', 'bench/plan.js',
+  'bench/agent.js', 'bench/batch-file.js', 'bench/compare.js', 'bench/dataplane.js', 'bench/graph-burst.js', 'bench/io-worker.js',
+  'bench/nat-conn.js', 'bench/plan.js',
   'bench/watch-lines.js', 'bench/webhook.js', 'bench/capacity/kernel-child.js',
   'loadtest/run.js', 'loadtest/apiserver-bench.js', 'loadtest/apiserver/cli.js', 'loadtest/fleet/bench.js', 'loadtest/mesh/demo.js',
   'loadtest/sim/driver.js',
