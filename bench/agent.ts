@@ -168,6 +168,10 @@ try {
   const avg = (name: string, labels = '') => histogramMean(before, after, name, labels);
   const backend = mesh.on('kg-0', ['sh', '-c', 'iptables -V']).trim();
   console.log(`  iptables: ${backend}`);
+  const replanCounts = (t: string) => new Map([...t.matchAll(/^kg_replans_total\{kind="(\w+)",reason="([^"]*)"\} (\S+)$/gm)].map((x) => [`${x[1]}${x[2] ? ` (${x[2]})` : ''}`, Number(x[3])]));
+  const r0 = replanCounts(before);
+  const replans = [...replanCounts(after)].map(([k, n]) => [k, n - (r0.get(k) ?? 0)] as const).filter(([, n]) => n > 0);
+  console.log(`  re-plans during the changes: ${replans.map(([k, n]) => `${k} ${n}`).join(', ') || 'none counted'}`);
   console.log(`  inside the agent, mean per reconcile: plan (pool) ${avg('kg_plan_duration_seconds')}, apply (I/O worker call) ${avg('kg_apply_duration_seconds')}, dataplane pass ${avg('kg_dataplane_pass_duration_seconds', '{cause="apply"}')}, event → programmed ${avg('kg_event_to_programmed_seconds')}`);
   console.log(`event → programmed (one node's allowed-location IPs changed, ${changes} samples): p50 ${f(pct(lat, 50))} ms, p95 ${f(pct(lat, 95))} ms, p99 ${f(pct(lat, 99))} ms, max ${f(Math.max(...lat))} ms`);
   console.log(`  baseline, the same route by hand (spawn ip route replace → monitor): p50 ${f(pct(base, 50))} ms, p99 ${f(pct(base, 99))} ms; ratio p50 ${f(pct(lat, 50) / pct(base, 50))}×`);

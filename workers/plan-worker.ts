@@ -107,7 +107,11 @@ export function applyDelta(d: ReplicaDelta): void {
     replica.stale = true;
     return;
   }
-  if (d.topologyLabel || d.claims || d.peers?.length || d.peerDeletes?.length) {
+  // The pool repeats the label and the claim limits in every delta: only a different value (or
+  // any Peer change) makes the replanners start over, else no re-plan would be incremental.
+  const labelChanged = d.topologyLabel !== undefined && d.topologyLabel !== replica.topologyLabel;
+  const claimsChanged = d.claims !== undefined && JSON.stringify(d.claims) !== JSON.stringify(replica.claims);
+  if (labelChanged || claimsChanged || d.peers?.length || d.peerDeletes?.length) {
     invalidateReplanners();
     replica.peerWarningList = null;
   }

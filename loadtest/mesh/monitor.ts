@@ -1,5 +1,8 @@
-// Kernel route changes as they happen in a namespace (`ip monitor route`), timestamped on
-// arrival: the end of event → programmed. Used by the load test and bench/agent.ts.
+// Kernel route changes as they happen in a namespace (`ip -ts monitor route`): the end of
+// event → programmed. Used by the load test and bench/agent.ts. Each change carries the time
+// `ip` read it from the kernel, not the time this process got to the line: the load test's
+// driver blocks its event loop now and then (a synchronous /metrics scrape every 5 s), and
+// arrival stamps made every change seen during such a block look up to ~0.5 s late.
 import { spawn, type ChildProcess } from 'node:child_process';
 
 const clockMs = () => performance.timeOrigin + performance.now();
@@ -22,7 +25,7 @@ export class RouteMonitor {
 
   /** Starts `ip monitor route` and resolves once it runs (a short settle, as the tool prints nothing on start). */
   async start(): Promise<void> {
-    const p = spawn('ip', ['-n', this.netns, 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const p = spawn('ip', ['-ts', '-n', this.netns, 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
     this.proc = p;
     p.stdout!.on('data', (c: Buffer) => {
       const at = clockMs();
@@ -72,7 +75,15 @@ export class RouteMonitor {
 }
 
 /** `10.64.1.0/24 via … dev kilo0 proto static …` or `Deleted 10.64.1.0/24 …`. */
-export function parseMonitorLine(line: string, at: number): RouteEvent | null {
+export function parseMonitorLine(line: string, arrival: number): RouteEvent | null {
+  // `ip -ts` prefixes each line with its local time, e.g. `[2026-12-07T01:21:09.443183] `.
+  let at = arrival;
+  const ts = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\] /.exec(line);
+  if (ts) {
+    const ms = new Date(ts[1]).getTime(); // no offset: local time, as `ip` prints it
+    if (Number.isFinite(ms)) at = ms + Number((ts[2] ?? '0').padEnd(6, '0')) / 1000;
+    line = line.slice(ts[0].length);
+  }
   const m = /^(Deleted )?(\d+\.\d+\.\d+\.\d+(?:\/\d+)?) /.exec(line);
   if (!m) return null;
   const dst = m[2].includes('/') ? m[2] : `${m[2]}/32`;

@@ -49,6 +49,7 @@ export function createMetrics() {
     }),
     keyFileErrors: new Counter({ name: 'kg_key_file_errors_total', help: 'Problems found with the private key file at start-up (invalid: kept aside and replaced; leftover_temp: an interrupted write cleaned up).', labelNames: ['reason'], registers: [registry] }),
     plans: new Counter({ name: 'kg_plans_total', help: 'Plans computed.', labelNames: ['result'], registers: [registry] }),
+    replans: new Counter({ name: 'kg_replans_total', help: 'Plans by kind: incremental, or full with the reason the incremental re-plan fell back (plan/replan.ts).', labelNames: ['kind', 'reason'], registers: [registry] }),
     ioQueueDepth: new Gauge({ name: 'kg_io_queue_depth', help: 'Desired states waiting for the I/O worker.', registers: [registry] }),
     annotationWarnings: new Counter({ name: 'kg_annotation_warnings_total', help: 'Malformed annotations or Peers (ignored as Kilo ignores them), and claims over kg\'s caps; each counted once, when it first appears.', registers: [registry] }),
     currentWarnings: new Gauge({ name: 'kg_annotation_warnings', help: 'Planner warnings in the last plan (malformed annotations or Peers, claims over the caps).', registers: [registry] }),

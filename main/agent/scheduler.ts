@@ -19,7 +19,7 @@ type Planned = Extract<PlanAnswer, { ok: true }>;
 export interface SchedulerOptions {
   hostname: string;
   log: Logger;
-  metrics: Pick<Metrics, 'pendingChanges' | 'batchSize' | 'reconciles' | 'planDuration' | 'plans' | 'errors' | 'nodes' | 'peers' | 'leader' | 'ioQueueDepth' | 'plannerHeap' | 'applyDuration' | 'eventToProgrammed'>;
+  metrics: Pick<Metrics, 'pendingChanges' | 'batchSize' | 'reconciles' | 'planDuration' | 'plans' | 'replans' | 'errors' | 'nodes' | 'peers' | 'leader' | 'ioQueueDepth' | 'plannerHeap' | 'applyDuration' | 'eventToProgrammed'>;
   pool: Pick<PlanPool, 'plan'>;
   io: Pick<IoClient, 'applyFull' | 'applyPrepared' | 'resync'>;
   /** Average minimum time between plans under churn; bursts are coalesced. */
@@ -179,6 +179,8 @@ export class Scheduler {
       return null;
     }
     m.plans.labels('ok').inc();
+    // The reasons are the planner's own fixed strings; anything else is counted as 'other'.
+    if (a.replan) m.replans.labels(a.replan.incremental ? 'incremental' : 'full', a.replan.incremental ? '' : replanReason(a.replan.reason)).inc();
     const s = a.summary;
     this.o.planned(s);
     if (!s.ready) {
@@ -232,7 +234,7 @@ export class Scheduler {
     const now = this.clock();
     this.o.log.info('mesh programmed', {
       leader: s.leader, nodes: s.readyNodes, peers: s.readyPeers, wgPeers: s.wgPeers, routes: s.routes, writes: res.writes,
-      parseMs: Math.round(a.parseMs), planMs: Math.round(a.planMs), applyMs: Math.round(res.durationMs), events: t.events,
+      parseMs: Math.round(a.parseMs), planMs: Math.round(a.planMs), replan: a.replan?.incremental ? 'incremental' : a.replan?.reason ?? null, applyMs: Math.round(res.durationMs), events: t.events,
       waitMs: t.since === null ? null : Math.round(t.t0 - t.since), roundTripMs: Math.round(t.t1 - t.t0), ioMs: Math.round(t.ioMs), latencyMs: t.since === null ? null : Math.round(now - t.since),
       kernelMs: Object.fromEntries(res.reports.filter((r) => r.writes > 0 || r.read).map((r) => [r.kind, Math.round(r.durationMs)])),
     });
@@ -244,4 +246,9 @@ export class Scheduler {
     this.lastSuccess = Date.now();
     if (since !== null) this.o.metrics.eventToProgrammed.observe((this.clock() - since) / 1000);
   }
+}
+
+/** A fallback reason as a metric label: short, from the planner's fixed texts, else 'other'. */
+function replanReason(reason: string): string {
+  return /^[a-z][a-z :,-]{0,60}$/.test(reason) ? reason : 'other';
 }

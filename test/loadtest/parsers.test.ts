@@ -11,6 +11,10 @@ test('ip monitor route lines: additions, deletions, host routes; other lines ign
   assert.equal(parseMonitorLine('local 10.4.0.1 dev kilo0 table local proto kernel scope host src 10.4.0.1 ', 4), null);
   assert.equal(parseMonitorLine('fd00::/64 dev kilo0 proto static', 5), null);
   assert.equal(parseMonitorLine('', 6), null);
+  // `ip -ts`: the kernel-side time wins over the arrival time (local time, microseconds).
+  const at = new Date('2026-12-07T01:21:09').getTime() + 443.183;
+  assert.deepEqual(parseMonitorLine('[2026-12-07T01:21:09.443183] Deleted 10.9.9.9 dev lo proto 107 scope link ', 7), { at, kind: 'del', dst: '10.9.9.9/32' });
+  assert.equal(parseMonitorLine('[2026-12-07T01:21:09.443183] local ::1 dev lo table local proto kernel metric 0 pref medium', 8), null);
 });
 
 test('Prometheus text and percentiles', () => {

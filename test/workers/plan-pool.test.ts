@@ -128,3 +128,29 @@ test('plan pool: /graph tasks give the DOT of the replica, bounded, without a pl
   assert.deepEqual(await pool.graph({ options: options('alpha'), maxLength: 100 }), { ok: false, error: 'the graph is too large: its DOT text would exceed 100 characters', tooLarge: true });
   assert.deepEqual(await pool.graph({ options: { ...options('alpha'), now: NOW + 3600 }, maxLength: 1 << 20 }), { ok: true, dot: null }, 'no graph while the local node is not ready');
 });
+
+test('plan pool: a remote node\'s edit is re-planned incrementally through the pool (its deltas repeat the label and claims)', async (t) => {
+  const pool = new PlanPool({ threads: 1, topologyLabel: 'topology.kubernetes.io/region' });
+  t.after(() => pool.close());
+  const nodes = exampleNodes();
+  for (const n of nodes) pool.setNode(n.metadata!.name!, n);
+  const o = options('alpha', { encapsulate: 'always', local: true });
+  const desired = (baseSeq: number | null) => ({ cniPath: '/tmp/x.conflist', tunnelPrivIface: 'eth0', baseSeq });
+  const a = await pool.plan({ options: o, desired: desired(null) });
+  assert.ok(a.ok);
+  assert.deepEqual(a.replan, { incremental: false, reason: 'replica reset' });
+  // delta is a location of its own: an edit there touches one remote segment.
+  const remote = nodes[3];
+  assert.equal(remote.metadata!.name, 'delta');
+  remote.metadata!.annotations!['kilo.squat.ai/allowed-location-ips'] = '172.16.78.0/24';
+  pool.setNode('delta', remote);
+  const b = await pool.plan({ options: o, desired: desired(a.seq!) });
+  assert.ok(b.ok && b.delta);
+  assert.deepEqual(b.replan, { incremental: true });
+  assert.deepEqual(b.delta.routes!.items.map((r) => r.dst), ['172.16.78.0/24']);
+  // A Peer change is outside the incremental path: a full plan, with its reason.
+  for (const p of examplePeers()) pool.setPeer(p.metadata!.name!, p);
+  const c = await pool.plan({ options: o, desired: desired(b.seq!) });
+  assert.ok(c.ok);
+  assert.deepEqual(c.replan, { incremental: false, reason: 'replica reset' });
+});
