@@ -12,11 +12,9 @@
 // (plans), test/workers/replan.test.ts (the desired-state deltas).
 import { byText, oneAddress, type CIDR, type IP } from './addr.js';
 import { CoverIndex, filterAllowedLocationIPsIndexed } from './location-ips.js';
-import { discoverNATEndpoints } from './nat.js';
+import { isNATNode, natDiscovery, natTargets, type NATObservation } from './nat.js';
 import { nodeReady, type MeshNode, type UDPAddr } from './node.js';
-import { peerReady } from './peer.js';
 import { plan, peerJSONOf, type Cluster, type PlanExtras, type PlanOptions, type PlanResult } from './plan.js';
-import { parseEndpoint } from './endpoint.js';
 import { remoteSegmentRoutes } from './routes.js';
 import { segmentReturns } from './iptables.js';
 import { allocatedIPs, allocatedSegment, memoSegmentBase, segmentKey, type Segment, type SegmentBase } from './topology.js';
@@ -49,8 +47,6 @@ export interface PlanWindows {
   routes: Window | null;
   prepend: Window | null;
 }
-
-export type NATObservation = { publicKey: string; endpoint: string | null; lastHandshake: number }[];
 
 export interface Replanned {
   result: PlanResult;
@@ -251,8 +247,6 @@ function sameButLastSeen(a: MeshNode, b: MeshNode): boolean {
     a.discoveredEndpoints === b.discoveredEndpoints && a.allowedLocationIPs === b.allowedLocationIPs && a.granularity === b.granularity &&
     a.internal32?.s === b.internal32?.s;
 }
-
-const isNATNode = (n: MeshNode) => n.persistentKeepalive !== 0 && n.key !== null;
 
 /** Ready-node bookkeeping for one record leaving (`old`) and entering (`cur`) the ready set. */
 function updateCounts(s: State, old: MeshNode | null, cur: MeshNode | null): void {
@@ -545,24 +539,6 @@ function stateOf(
     key, now: o.now, result, segments, localIdx, localKey: t.location, logicalKey: `location:${c.nodes.find((n) => n.name === o.hostname)!.location}`,
     routeCount, ruleCount, iptHead, desiredPeers, minExpiry, natNodes: nat.nodes, natPeers: nat.peers, alipKeys, cover: null, discovered,
   };
-}
-
-/** Who NAT discovery could find an endpoint for: ready nodes with a key and a keepalive, and ready Peers. */
-function natTargets(c: Cluster, now: number): { nodes: Map<string, MeshNode>; peers: { publicKey: string }[] } {
-  const nodes = new Map<string, MeshNode>();
-  for (const n of c.nodes) if (isNATNode(n) && nodeReady(n, now)) nodes.set(n.name, n);
-  return { nodes, peers: c.peers.filter(peerReady).map((p) => ({ publicKey: p.publicKey! })) };
-}
-
-/** discoverNATEndpoints over the targets, as addresses. */
-function natDiscovery(observed: NATObservation, nodes: ReadonlyMap<string, MeshNode>, peers: readonly { publicKey: string }[]): Map<string, UDPAddr> {
-  const found = discoverNATEndpoints(observed, [...nodes.values()], peers);
-  const out = new Map<string, UDPAddr>();
-  for (const [key, text] of Object.entries(found)) {
-    const e = parseEndpoint(text);
-    if (e?.ip) out.set(key, { ip: e.ip, port: e.port, zone: '' });
-  }
-  return out;
 }
 
 function discoveredKey(m: ReadonlyMap<string, UDPAddr> | undefined): string {

@@ -7,15 +7,14 @@ import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { DeltaTracker } from '../diff/desired.js';
 import { parseIP, type IP } from '../plan/addr.js';
 import { formatDiscoveredEndpoints, nodeReady, parseNode, withLastSeen, type MeshNode, type NodeObject, type UDPAddr } from '../plan/node.js';
-import { peerReady, type MeshPeer } from '../plan/peer.js';
-import { parseEndpoint } from '../plan/endpoint.js';
+import type { MeshPeer } from '../plan/peer.js';
 import { byPublicKey, plan, readPeer, type Cluster, type PlanResult } from '../plan/plan.js';
 import { Replanner, type DesiredPeerOf, type PlanWindows, type ReplicaView } from '../plan/replan.js';
 import type { GraphAnswer, GraphTask, PlanAnswer, PlanTask, ReplicaDelta } from '../ipc/planner.js';
 import type { DesiredDelta, DesiredState } from '../ipc/dataplane.js';
 import { byText } from '../plan/addr.js';
 import { clusterDOT, GraphTooLargeError } from '../plan/graph.js';
-import { discoverNATEndpoints } from '../plan/nat.js';
+import { natDiscovery, natTargets } from '../plan/nat.js';
 import { DEFAULT_LIMITS, type ClaimLimits } from '../plan/claims.js';
 
 interface Replica {
@@ -261,29 +260,6 @@ function desiredState(task: PlanTask, r: PlanResult, desiredPeers: DesiredPeerOf
 }
 
 /**
- * Who NAT discovery (design §6.7) could find an endpoint for: ready nodes with a key and a
- * persistent keepalive, and ready Peers. Their count tells the agent whether reading the device
- * is worth it; the lists feed discoverNATEndpoints when it has a reading.
- */
-function natTargets(c: Cluster, now: number): { nodes: MeshNode[]; peers: { publicKey: string }[] } {
-  return {
-    nodes: c.nodes.filter((n) => n.persistentKeepalive !== 0 && n.key !== null && nodeReady(n, now)),
-    peers: c.peers.filter(peerReady).map((p) => ({ publicKey: p.publicKey! })),
-  };
-}
-
-/** discoverNATEndpoints over the targets, as addresses. */
-function natDiscovery(targets: ReturnType<typeof natTargets>, observed: NonNullable<PlanTask['observed']>): Map<string, UDPAddr> {
-  const found = discoverNATEndpoints(observed, targets.nodes, targets.peers);
-  const out = new Map<string, UDPAddr>();
-  for (const [key, text] of Object.entries(found)) {
-    const e = parseEndpoint(text);
-    if (e?.ip) out.set(key, { ip: e.ip, port: e.port, zone: '' });
-  }
-  return out;
-}
-
-/**
  * Per node, the last desired state this worker produced, and the plan it came from (the
  * replanner's windows are relative to one plan). Sequence numbers live in a range of this
  * thread's own, so states from two workers can never be mistaken for one another.
@@ -325,9 +301,10 @@ function planned(task: PlanTask, resolved: Map<string, IP>): Planned {
   // `kg plan`'s description of every node: a plan of the whole cluster, as before.
   const c = view.cluster();
   const targets = natTargets(c, task.options.now);
-  const discovered = task.observed ? natDiscovery(targets, task.observed) : undefined;
+  // NAT discovery (design §6.7) for the description's plan.
+  const discovered = task.observed ? natDiscovery(task.observed, targets.nodes, targets.peers) : undefined;
   const r = plan(c, task.options, { resolved, privateKey: task.privateKey ?? null, localDiscoveredEndpoints: discovered, describe: true, reuse: true });
-  return { r, desiredPeers: null, windows: null, id: null, prevId: null, natCandidates: targets.nodes.length + targets.peers.length, discovered };
+  return { r, desiredPeers: null, windows: null, id: null, prevId: null, natCandidates: targets.nodes.size + targets.peers.length, discovered };
 }
 
 /** The graph alone, from the replica: no plan, so no routes, rules or peers are built for it. */
