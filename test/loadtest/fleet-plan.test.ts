@@ -13,7 +13,7 @@ import { parseCIDR } from '../../plan/addr.js';
 import { fleetPlanOptions, planFleet } from '../../loadtest/fleet/planner.js';
 import { compileNode, lookups } from '../../loadtest/fleet/verify.js';
 import { fleetIndex } from '../../loadtest/fleet/planner-worker.js';
-import { genAnnotations, key, NOW } from '../plan/fixture.js';
+import { genAnnotations, genNodeFields, key, NOW } from '../plan/fixture.js';
 
 interface GenNode { loc: number; internal: boolean; leader: boolean; publicEP: boolean; stale: boolean; alip: number | null; keepalive: boolean; discovered: number | null; noPod: boolean }
 interface GenCluster { nodes: GenNode[]; peers: { ips: number[]; endpoint: boolean; keepalive: boolean }[]; argv: string[] }
@@ -21,13 +21,8 @@ interface GenCluster { nodes: GenNode[]; peers: { ips: number[]; endpoint: boole
 const genCluster: fc.Arbitrary<GenCluster> = fc.record({
   nodes: fc.array(
     fc.record({
-      loc: fc.integer({ min: 0, max: 3 }),
-      internal: fc.boolean(),
-      leader: fc.boolean(),
-      publicEP: fc.boolean(),
+      ...genNodeFields,
       stale: fc.integer({ min: 0, max: 7 }).map((x) => x === 0),
-      alip: fc.option(fc.integer({ min: 0, max: 5 }), { nil: null }),
-      keepalive: fc.boolean(),
       // A discovered endpoint for another node's key or a Peer's key (some collide).
       discovered: fc.option(fc.integer({ min: 0, max: 13 }), { nil: null }),
       noPod: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),

@@ -1,4 +1,5 @@
 // Shared test fixtures for the planner (the §18 cluster of the behaviour spec) and small helpers.
+import fc from 'fast-check';
 import { parseCIDR } from '../../plan/addr.js';
 import type { NodeObject } from '../../plan/node.js';
 import type { PeerObject } from '../../plan/peer.js';
@@ -92,6 +93,16 @@ export interface GenNode {
   /** Allowed-location IPs: 5 is a /16 over the others' /24s, so claims collide and nest. */
   alip: number | null;
 }
+
+/** The GenNode fields every random-cluster generator draws the same way (keepalive as on/off). */
+export const genNodeFields = {
+  loc: fc.integer({ min: 0, max: 3 }),
+  internal: fc.boolean(),
+  leader: fc.boolean(),
+  publicEP: fc.boolean(),
+  alip: fc.option(fc.integer({ min: 0, max: 5 }), { nil: null }),
+  keepalive: fc.boolean(),
+};
 
 /** Node i's annotations as the generators write them (one shape for every property test). */
 export function genAnnotations(g: GenNode, i: number, lastSeen: number, port = 51820): Record<string, string> {

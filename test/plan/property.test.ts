@@ -12,7 +12,7 @@ import type { PeerObject } from '../../plan/peer.js';
 import { parseCluster, plan } from '../../plan/plan.js';
 import type { PlanJSON } from '../../plan/types.js';
 import type { Strategy } from '../../plan/encapsulation.js';
-import { genAnnotations, key, NOW, options } from './fixture.js';
+import { genAnnotations, genNodeFields, key, NOW, options } from './fixture.js';
 
 interface GenNode { loc: number; internal: boolean; leader: boolean; publicEP: boolean; stale: boolean; alip: number | null; keepalive: boolean }
 interface GenCluster { nodes: GenNode[]; peers: { ips: number[] }[]; granularity: 'location' | 'full'; encapsulate: Strategy }
@@ -20,13 +20,8 @@ interface GenCluster { nodes: GenNode[]; peers: { ips: number[] }[]; granularity
 const genCluster = fc.record({
   nodes: fc.array(
     fc.record({
-      loc: fc.integer({ min: 0, max: 3 }),
-      internal: fc.boolean(),
-      leader: fc.boolean(),
-      publicEP: fc.boolean(),
+      ...genNodeFields,
       stale: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
-      alip: fc.option(fc.integer({ min: 0, max: 5 }), { nil: null }),
-      keepalive: fc.boolean(),
     }),
     { minLength: 1, maxLength: 12 },
   ),
