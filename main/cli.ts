@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { exitAfterDrain, isEntry } from './entry.js';
 import { AGENT_FLAGS, PLAN_FLAGS, flagHelp, parseFlags, validateLogLevel } from './flags.js';
+import { loadCredentialsInWorker } from '../workers/credentials-client.js';
 
 export function version(): string {
   try {
@@ -91,10 +92,17 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
-  // Loaded on demand: `kg plan`, `kg version` and the flag checks do not pay for the Kubernetes
-  // client library, the longest of the agent's imports.
-  const { runAgent } = await import('./agent/run.js');
-  return runAgent(argv, version());
+  // The credentials worker process first: its Node start and the Kubernetes client library's
+  // import are the longest step before the lists, and run while this thread loads the agent.
+  const stop = new AbortController();
+  const load = loadCredentialsInWorker({ kubeconfig: values.kubeconfig as string, master: values.master as string }, { signal: stop.signal });
+  load.catch(() => {}); // awaited by the agent; a failure must not count as unhandled meanwhile
+  try {
+    const { runAgent } = await import('./agent/run.js');
+    return await runAgent(argv, version(), { load, stop });
+  } finally {
+    stop.abort(); // a load still running (the agent failed to start) ends with its process group
+  }
 }
 
 if (isEntry(import.meta.url)) {

@@ -4,7 +4,10 @@
 // generated API models, never stays in the main isolate; kgctl and the tests call it in process.
 import { existsSync } from 'node:fs';
 import type https from 'node:https';
-import { KubeConfig, type User } from '@kubernetes/client-node';
+// KubeConfig from its own module, not the package's index (which loads the whole API client):
+// the credentials worker's hooks (credentials-hooks.ts) can then spare it the generated models.
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import type { User } from '@kubernetes/client-node/dist/config_types.js';
 import type { ApiCredentials } from '../ipc/credentials.js';
 
 export interface KubeConfigFlags {

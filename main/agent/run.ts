@@ -1,6 +1,7 @@
 // `kg` (the agent): start-up in the Go agent's order (design §11.1), then run until SIGTERM/SIGINT.
-// Only light modules are imported up front: the credentials worker starts first, and loads the
-// Kubernetes client library (the longest import) while this thread loads the agent's own modules.
+// Only light modules are imported up front: the credentials worker starts first (main/cli.ts
+// starts it before it loads this module), and loads the Kubernetes client library (the longest
+// import) while this thread loads the agent's own modules.
 import { readFileSync } from 'node:fs';
 import type { Agent } from './agent.js';
 import { discover, readHost } from './discovery.js';
@@ -13,6 +14,7 @@ import type { Metrics } from './metrics.js';
 import { tuneHeap } from './memory.js';
 import { startProfiling } from '../profile.js';
 import type { IoClient } from '../../workers/io-client.js';
+import type { ApiCredentials } from '../../ipc/credentials.js';
 
 /** The agent's heavier modules (prom-client, piscina, comlink and all the agent's rooms), loaded once the credentials worker runs. */
 async function agentModules() {
@@ -49,6 +51,12 @@ function createIo(Io: typeof IoClient, cfg: Config, ipv6: boolean, metrics: Metr
   );
 }
 
+/** A credentials load main/cli.ts started before it loaded the agent, and what stops it. */
+export interface EarlyCredentials {
+  load: Promise<ApiCredentials>;
+  stop: AbortController;
+}
+
 export interface RunningAgent {
   agent: Agent;
   stop(): Promise<void>;
@@ -59,9 +67,15 @@ export interface RunningAgent {
  * The credentials worker process first (~0.6 s: Node and the client library), then this
  * thread's modules, the metrics, the keys and the kernel's IPv6 status.
  */
-async function prepare(cfg: Config, log: Logger) {
-  const stopLoading = new AbortController();
-  const client = new KubeClient(workerCredentials({ kubeconfig: cfg.kubeconfig, master: cfg.master }, { signal: stopLoading.signal }));
+async function prepare(cfg: Config, log: Logger, early?: EarlyCredentials) {
+  const stopLoading = early?.stop ?? new AbortController();
+  const load = workerCredentials({ kubeconfig: cfg.kubeconfig, master: cfg.master }, { signal: stopLoading.signal });
+  let first = early?.load;
+  const client = new KubeClient(() => {
+    const p = first ?? load();
+    first = undefined;
+    return p;
+  });
   const credentialsLoaded = client.ready().then(() => log.info('Kubernetes credentials loaded', { sinceProcessStartMs: Math.round(performance.now()) }));
   credentialsLoaded.catch(() => {}); // awaited later; a failure must not count as unhandled meanwhile
   try {
@@ -76,9 +90,9 @@ async function prepare(cfg: Config, log: Logger) {
 }
 
 /** Starts the agent; resolves once it runs (fatal start-up errors reject). */
-export async function startAgent(cfg: Config, log: Logger, version: string): Promise<RunningAgent> {
+export async function startAgent(cfg: Config, log: Logger, version: string, early?: EarlyCredentials): Promise<RunningAgent> {
   log.info(`Starting Kilo network mesh '${version}'.`, { hostname: cfg.hostname, granularity: cfg.meshGranularity });
-  const { client, stopLoading, credentialsLoaded, m, metrics, keys, ipv6 } = await prepare(cfg, log);
+  const { client, stopLoading, credentialsLoaded, m, metrics, keys, ipv6 } = await prepare(cfg, log, early);
   const pool = new m.PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel, claims: cfg.claims });
   let onIoRestart = () => {};
   const io = createIo(m.IoClient, cfg, ipv6, metrics, log, () => onIoRestart());
@@ -141,14 +155,14 @@ export async function startAgent(cfg: Config, log: Logger, version: string): Pro
   };
 }
 
-export async function runAgent(argv: string[], version: string): Promise<number> {
+export async function runAgent(argv: string[], version: string, early?: EarlyCredentials): Promise<number> {
   const { values, positionals } = parseFlags(argv, AGENT_FLAGS);
   if (positionals.length > 0) throw new FlagError(`unknown command "${positionals[0]}" for "kg"`);
   const cfg = toConfig(values);
   const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
   tuneHeap();
   startProfiling(process.env.KG_CPU_PROFILE, log);
-  const running = await startAgent(cfg, log, version);
+  const running = await startAgent(cfg, log, version, early);
   await new Promise<void>((resolve) => {
     const onSignal = () => {
       log.info('caught interrupt; gracefully cleaning up; see you next time!');
