@@ -27,5 +27,7 @@ COPY --from=build /src/dist ./dist
 RUN printf '#!/bin/sh\nexec node /opt/kg/dist/main/cli.js "$@"\n' > /opt/bin/kg \
  && printf '#!/bin/sh\nexec node /opt/kg/dist/main/kgctl.js "$@"\n' > /opt/bin/kgctl \
  && chmod 0755 /opt/bin/kg /opt/bin/kgctl
-ENV PATH=/opt/bin:$PATH NODE_ENV=production
+# The agent's memory settings (main/agent/process-env.ts, also in the manifests): two malloc arenas
+# for all its threads, and the main thread's V8 young generation at 2 MiB semi-spaces.
+ENV PATH=/opt/bin:$PATH NODE_ENV=production MALLOC_ARENA_MAX=2 NODE_OPTIONS=--max-semi-space-size=2
 ENTRYPOINT ["/opt/bin/kg"]

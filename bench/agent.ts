@@ -12,6 +12,7 @@
 //   node dist/bench/agent.js [--nodes 5000] [--granularity full|location] [--changes 40] [--window 30] [--settle 30] [--log-level warn]
 //     [--heartbeat-period 30]   (every node's check-in period in the simulator; 334 is what
 //                                --heartbeat=adaptive picks at 5,000 nodes)
+//     [--agent-env production|none]   (the agent's environment: main/agent/process-env.ts, or none)
 //     [--soak 600]   (4. afterwards, heartbeat churn for this many seconds: RSS sampled every 30 s, growth reported)
 // RSS is the process's (threads share one address space); the V8 heap in use of each isolate
 // (main thread, planner that answered last, I/O worker) comes from the agent's own metrics.
@@ -22,6 +23,7 @@ import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent/node-rec
 import { clientPrelude, clockMs, cpuSeconds, f, firstProgrammed, histogramMean, metric, patchScript, pct, rssMB, threadMemory } from './agent-kit.js';
 import { commandFlags, type FlagDef } from '../main/flags.js';
 import { KG_PROTO } from '../kernel/owner.js';
+import { AGENT_ENV } from '../main/agent/process-env.js';
 import { Mesh } from '../loadtest/mesh/harness.js';
 import { RouteMonitor } from '../loadtest/mesh/monitor.js';
 
@@ -34,6 +36,7 @@ const FLAGS: FlagDef[] = [
   { name: 'heartbeat-period', type: 'string', default: '30', usage: 'Every simulated node\'s check-in period in seconds (334 is what --heartbeat=adaptive picks at 5,000 nodes).' },
   { name: 'soak', type: 'string', default: '0', usage: 'Seconds of heartbeat churn after the rest, RSS sampled every 30 s (0: none).' },
   { name: 'log-level', type: 'string', default: 'warn', usage: 'The agent\'s --log-level.' },
+  { name: 'agent-env', type: 'string', default: 'production', usage: 'The agent\'s environment: production (main/agent/process-env.ts, as the image and manifests set it) or none (a build from before it).' },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
 const o = commandFlags(process.argv.slice(2), FLAGS, 'node dist/bench/agent.js [flags]',
@@ -108,7 +111,17 @@ try {
 
   // 1. Cold start.
   const t0 = clockMs();
-  await mesh.startKg('kg-0', [], false);
+  // The agent runs with the environment production gives it (the harness spawns it with this
+  // process's environment; the simulator, already running, keeps its own).
+  const saved = { ...process.env };
+  if (o['agent-env'] === 'production') Object.assign(process.env, AGENT_ENV);
+  else if (o['agent-env'] !== 'none') throw new Error(`--agent-env: production or none, not ${String(o['agent-env'])}`);
+  const started = mesh.startKg('kg-0', [], false);
+  for (const k of Object.keys(AGENT_ENV)) {
+    if (saved[k] === undefined) delete process.env[k];
+    else process.env[k] = saved[k];
+  }
+  await started;
   const pid = mesh.node('kg-0').kg!.pid!;
   // A tight poll (curl every 20 ms, in the node's namespace): the harness's own health check
   // spawns node every 300 ms, which would add up to ~0.4 s to the measurement.
@@ -128,7 +141,8 @@ try {
   console.log(`  memory by thread: ${threadMemory(mesh.http('kg-0', '/metrics').body)}`);
   // The agent's log reaches its file through this process's event loop, which the synchronous
   // steps above held up: let it run first.
-  await new Promise((r) => setTimeout(r, 500));
+  await new Promise((r) => setTimeout(r, Math.max(500, 5_000 - (clockMs() - t0 - cold))));
+  console.log(`  RSS 5 s after programmed: ${f(rssMB(pid))} MB`);
   const log = readFileSync(join(mesh.state, 'kg-kg-0.log'), 'utf8');
   const tl = timeline(log, t0);
   if (tl) console.log(`  timeline (from the agent's log): ${tl}`);

@@ -33,7 +33,7 @@ export interface IoClientOptions {
  * well above the state of a 10,000-node cluster, so that a leak ends in a restart (and a report)
  * instead of the host's OOM killer.
  */
-export const IO_WORKER_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 512 };
+export const IO_WORKER_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 6, maxOldGenerationSizeMb: 512 };
 
 class WorkerDied extends Error {}
 

@@ -8,6 +8,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { Dataplane } from '../dataplane/dataplane.js';
+import { collectGarbageSoon } from './gc.js';
 import type { ApplyResult, CleanUpOptions, DataplaneEvent, DataplaneMetrics, DataplaneOptions, DesiredDelta, DesiredState, IoWorkerApi, ObservedState } from '../ipc/dataplane.js';
 
 if (!parentPort) throw new Error('io-worker must run as a worker thread');
@@ -34,14 +35,15 @@ const api: IoWorkerApi = {
     // The device comes up while the agent lists the cluster and plans (the first apply queues behind it).
     void dp.prepare();
   },
+  // A whole state and a resync's kernel read-back are bursts of tens of MB: given back after.
   apply(desired: DesiredState | string, seq: number): Promise<ApplyResult> {
-    return need().apply(typeof desired === 'string' ? (JSON.parse(desired) as DesiredState) : desired, seq);
+    return need().apply(typeof desired === 'string' ? (JSON.parse(desired) as DesiredState) : desired, seq).finally(() => collectGarbageSoon());
   },
   applyDelta(delta: DesiredDelta): Promise<ApplyResult> {
     return need().applyDelta(delta);
   },
   resync(): Promise<ApplyResult> {
-    return need().resync();
+    return need().resync().finally(() => collectGarbageSoon());
   },
   observe(): Promise<ObservedState> {
     return need().observe();

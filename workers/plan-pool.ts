@@ -17,6 +17,14 @@ export interface PlanPoolOptions {
   claims?: ClaimLimits;
 }
 
+/**
+ * The planner threads' V8 limits: the young generation at 2 MiB semi-spaces, as the main
+ * thread's (main/agent/process-env.ts). A full plan allocates in bursts and V8 would grow the
+ * semi-spaces to 16 MiB and keep them; what survives goes to the old generation, which holds the
+ * replica and is not capped (it grows with the cluster).
+ */
+export const PLANNER_LIMITS = { maxYoungGenerationSizeMb: 6 };
+
 export class PlanPool {
   private readonly pool: Piscina;
   private readonly channel: BroadcastChannel;
@@ -54,6 +62,7 @@ export class PlanPool {
       idleTimeout: Number.POSITIVE_INFINITY,
       atomics: 'disabled',
       workerData: { channel: name },
+      resourceLimits: PLANNER_LIMITS,
     });
   }
 

@@ -16,6 +16,7 @@ import { byText } from '../plan/addr.js';
 import { clusterDOT, GraphTooLargeError } from '../plan/graph.js';
 import { natDiscovery, natTargets } from '../plan/nat.js';
 import { DEFAULT_LIMITS, type ClaimLimits } from '../plan/claims.js';
+import { collectGarbageSoon } from './gc.js';
 
 interface Replica {
   v: number;
@@ -333,6 +334,9 @@ export default async function run(task: PlanTask | GraphTask): Promise<PlanAnswe
     const local = replica.nodes.get(task.options.hostname);
     if (!local) return { ok: false, error: `node ${JSON.stringify(task.options.hostname)} is not in the cluster` };
     const p = planned(task, resolved);
+    // A full plan (the first, a resync, a fallback) allocates tens of MB that an incremental
+    // re-plan does not: give them back once the burst is over.
+    if (p.replan?.incremental !== true) collectGarbageSoon();
     const { r } = p;
     const j = r.json;
     return {

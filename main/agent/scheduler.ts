@@ -10,6 +10,7 @@ import type { PlanPool } from '../../workers/plan-pool.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 import { Pacer } from './pacer.js';
+import { collectGarbageSoon } from '../../workers/gc.js';
 
 /** A plan task without the version (the pool's) and the base the I/O worker holds (the scheduler's). */
 export type PlanRequest = Omit<PlanTask, 'kind' | 'v' | 'desired'> & { desired: { cniPath: string | null; tunnelPrivIface: string | null } };
@@ -206,6 +207,8 @@ export class Scheduler {
     else if (a.delta) res = await this.o.io.applyPrepared(a.delta);
     // The whole state crosses as the planner's JSON text: one copy, not a clone per object.
     else res = await this.o.io.applyFull(a.full!, a.seq!);
+    // A whole state (its JSON text) or a resync: this thread's share of the burst, given back.
+    if (!a.delta) collectGarbageSoon();
     m.ioQueueDepth.set(0);
     this.forceApply = false;
     const ioMs = this.clock() - t1;
