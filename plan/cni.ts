@@ -83,9 +83,13 @@ function secondRange(text: string): string | null {
  * Sets `ipam.ranges = [[{subnet}]]` in every plugin that has `ipam` (design §10.2).
  * Returns the new text, `null` when the file already holds the pod CIDR, or an error.
  */
-export function rewriteConflist(text: string, podCIDR: string, podCIDR2: string | null = null): { text: string | null } | { error: string } {
+export function rewriteConflist(text: string, podCIDR: string, podCIDR2?: string | null): { text: string | null } | { error: string } {
   const current = conflistRange(text);
-  if ('cidr' in current && (podCIDR2 === null || sameCIDR(secondRange(text), podCIDR2))) {
+  // Design §20.4: `podCIDR2` undefined is Kilo's rule (the first range alone decides); in dual
+  // stack kg owns the second range set too: a string is wanted there, null is none.
+  const second = secondRange(text);
+  const secondOK = podCIDR2 === undefined || (podCIDR2 === null ? second === null : sameCIDR(second, podCIDR2));
+  if ('cidr' in current && secondOK) {
     const a = parseCIDR(current.cidr);
     const b = parseCIDR(podCIDR);
     if (a && b && a.bits === b.bits && a.ip.s === b.ip.s) return { text: null };
@@ -103,7 +107,7 @@ export function rewriteConflist(text: string, podCIDR: string, podCIDR2: string 
     if (!('ipam' in p)) continue;
     if (!isObj(p.ipam)) return { error: 'failed to parse IPAM configuration from CNI config' };
     // Design §20.4: host-local allocates one address from each range set, so a pod gets both families.
-    p.ipam.ranges = podCIDR2 === null ? [[{ subnet: podCIDR }]] : [[{ subnet: podCIDR }], [{ subnet: podCIDR2 }]];
+    p.ipam.ranges = typeof podCIDR2 === 'string' ? [[{ subnet: podCIDR }], [{ subnet: podCIDR2 }]] : [[{ subnet: podCIDR }]];
     found = true;
   }
   if (!found) return { error: 'failed to find IPAM configuration in CNI config' };
@@ -111,7 +115,7 @@ export function rewriteConflist(text: string, podCIDR: string, podCIDR2: string 
 }
 
 /** The conflist kg would write for the stock ConfigMap, as a JSON value (two range sets for dual stack). */
-export function stockConflist(podCIDR: string, podCIDR2: string | null = null): unknown {
+export function stockConflist(podCIDR: string, podCIDR2?: string | null): unknown {
   const r = rewriteConflist(JSON.stringify(STOCK_CONFLIST), podCIDR, podCIDR2);
   return 'text' in r && r.text ? JSON.parse(r.text) : null;
 }
