@@ -11,6 +11,7 @@ import { workerCredentials } from '../../workers/credentials-client.js';
 import { createLogger, type Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 import { tuneHeap } from './memory.js';
+import { dualStackConfig, ipv6Usable } from './ipv6.js';
 import { startProfiling } from '../profile.js';
 import type { IoClient } from '../../workers/io-client.js';
 
@@ -76,9 +77,10 @@ async function prepare(cfg: Config, log: Logger) {
 }
 
 /** Starts the agent; resolves once it runs (fatal start-up errors reject). */
-export async function startAgent(cfg: Config, log: Logger, version: string): Promise<RunningAgent> {
-  log.info(`Starting Kilo network mesh '${version}'.`, { hostname: cfg.hostname, granularity: cfg.meshGranularity });
-  const { client, stopLoading, credentialsLoaded, m, metrics, keys, ipv6 } = await prepare(cfg, log);
+export async function startAgent(config: Config, log: Logger, version: string): Promise<RunningAgent> {
+  log.info(`Starting Kilo network mesh '${version}'.`, { hostname: config.hostname, granularity: config.meshGranularity });
+  const { client, stopLoading, credentialsLoaded, m, metrics, keys, ipv6 } = await prepare(config, log);
+  const cfg = dualStackConfig(config, ipv6 && ipv6Usable(), (msg, f) => log.warn(msg, f), metrics.dualStackDisabled);
   const pool = new m.PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel, claims: cfg.claims });
   let onIoRestart = () => {};
   const io = createIo(m.IoClient, cfg, ipv6, metrics, log, () => onIoRestart());
