@@ -353,7 +353,8 @@ function secondFamily(obj: NodeObject, ann: Record<string, string>, subnet: CIDR
   let subnet2: CIDR | null = null;
   const list = obj.spec?.podCIDRs;
   if (subnet && Array.isArray(list)) {
-    for (const text of list) {
+    // Kubernetes allows two entries (one per family): a longer list is not read past that.
+    for (const text of list.slice(0, 2)) {
       const c = typeof text === 'string' ? parseCIDR(text) : null;
       if (!c) {
         bad(warnings, name, 'spec.podCIDRs', 'invalid CIDR', String(text));

@@ -98,11 +98,14 @@ test('single stack stays byte-identical: no --dual-stack-subnet, or no node with
 
 test('dual stack: the second family must be the other family; spec.podCIDRs entries of the first family are skipped', () => {
   const nodes = dualNodes();
-  nodes[0].spec = { podCIDR: '10.2.1.0/24', podCIDRs: ['10.2.1.0/24', '10.9.0.0/24', 'fd10:0:0:1::/64'] };
+  nodes[0].spec = { podCIDR: '10.2.1.0/24', podCIDRs: ['fd10:0:0:1::/64', '10.2.1.0/24'] };
   const j = dualPlan('a', nodes).json;
   assert.equal(j.dualStack?.podCIDR, 'fd10:0:0:1::/64');
   assert.deepEqual(j.nodes[0].dualStack, { subnet: 'fd10:0:0:1::/64', internalIP: 'fd00:1::1/64' });
   assert.equal(j.nodes[0].subnet, '10.2.1.0/24', 'spec.podCIDR stays the first family');
+  // Kubernetes allows two entries: a third is not read (bounded work on a hostile list).
+  nodes[0].spec = { podCIDR: '10.2.1.0/24', podCIDRs: ['10.2.1.0/24', '10.9.0.0/24', 'fd10:0:0:1::/64'] };
+  assert.deepEqual(dualPlan('a', nodes).json.nodes[0].dualStack, { subnet: null, internalIP: 'fd00:1::1/64' });
   // An IPv4 --dual-stack-subnet finds no second-family pod CIDR in this IPv4-first cluster: single stack.
   const v4 = dualPlan('a', dualNodes(), parseCIDR('10.5.0.0/16')!).json;
   assert.equal(v4.dualStack, undefined);
