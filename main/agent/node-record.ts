@@ -30,7 +30,8 @@ export function slimNode(o: KubeObject & NodeObject, topologyLabel: string): Nod
 /** `spec.podCIDRs` when it holds more than one string (dual stack, design §20.2); else undefined. */
 export function dualPodCIDRs(o: NodeObject): string[] | undefined {
   const l = o.spec?.podCIDRs;
-  return Array.isArray(l) && l.length > 1 && l.every((x) => typeof x === 'string') ? [...l] : undefined;
+  // Kubernetes allows two entries, and the planner reads no more (plan/node.ts).
+  return Array.isArray(l) && l.length > 1 && typeof l[0] === 'string' && typeof l[1] === 'string' ? [l[0], l[1]] : undefined;
 }
 
 function sameMap(a: Record<string, string>, b: Record<string, string>, skip: string): boolean {
