@@ -8,6 +8,7 @@ import { encapsulator } from './encapsulation.js';
 import { iptablesRules } from './iptables.js';
 import type { MeshNode } from './node.js';
 import { routes as buildRoutes } from './routes.js';
+import { newSegmentMemo } from './memo.js';
 import type { Segment, Topology } from './topology.js';
 import type { DualStackJSON, Family, IptablesJSON, Route, Rule } from './types.js';
 import { deviceConf, type WGConf } from './wireguard.js';
@@ -70,7 +71,7 @@ function allocation(subnet: CIDR, count: number): readonly IP[] {
  * segment's allowed IPs); another member joins only with a second-family pod CIDR and internal IP
  * while the leader has an internal IP of that family too (its gateway inside the location).
  */
-function dualSegment(s: Segment, byName: ReadonlyMap<string, MeshNode>, f: Family, wg: IP, warnings: string[]): Segment {
+function dualSegment(s: Segment, byName: ReadonlyMap<string, MeshNode>, f: Family, wg: IP, warnings: string[], memo: boolean): Segment {
   const leader = second(byName.get(s.hostnames[s.leader])!, f);
   const hostnames: string[] = [];
   const cidrs: (CIDR | null)[] = [];
@@ -100,15 +101,34 @@ function dualSegment(s: Segment, byName: ReadonlyMap<string, MeshNode>, f: Famil
   return {
     location: s.location, leader: leaderAt, hostnames, endpoint: s.endpoint, key: s.key, persistentKeepalive: s.persistentKeepalive,
     allowedIPs, allowedLocationIPs: [], cidrs, privateIPs, cniCompatibilityIPs: cidrs.map(() => null),
-    wireGuardIP: wg, wireGuard32: wg32, memo: null,
+    wireGuardIP: wg, wireGuard32: wg32, memo: memo ? newSegmentMemo() : null,
   };
+}
+
+/**
+ * The agent's plans (memo): a first-family segment that is the same object plan after plan (its
+ * members' records and its WireGuard IP unchanged, topology.ts) has the same second-family
+ * segment, so it is kept with it, and what routes, iptables and WireGuard memoise on it is reused.
+ */
+const dualMemo = new WeakMap<Segment, { subnet: string; seg: Segment; warnings: string[] }>();
+function cachedDualSegment(s: Segment, byName: ReadonlyMap<string, MeshNode>, f: Family, subnet: CIDR, wg: IP, warnings: string[], memo: boolean): Segment {
+  const hit = memo ? dualMemo.get(s) : undefined;
+  if (hit && hit.subnet === subnet.s) {
+    for (const w of hit.warnings) warnings.push(w);
+    return hit.seg;
+  }
+  const own: string[] = [];
+  const seg = dualSegment(s, byName, f, wg, own, memo);
+  for (const w of own) warnings.push(w);
+  if (memo) dualMemo.set(s, { subnet: subnet.s, seg, warnings: own });
+  return seg;
 }
 
 /**
  * The second family's topology, from the first family's `t` and the ready records. null when the
  * second subnet has too few addresses (with a warning); the first family is planned regardless.
  */
-export function dualTopology(t: Topology, nodes: readonly MeshNode[], local: MeshNode, subnet: CIDR, warnings: string[]): { topology: Topology; active: boolean } | null {
+export function dualTopology(t: Topology, nodes: readonly MeshNode[], local: MeshNode, subnet: CIDR, warnings: string[], memo = false): { topology: Topology; active: boolean } | null {
   const f = familyOf(subnet);
   const ips = allocation(subnet, t.segments.length);
   if (ips.length < t.segments.length) {
@@ -117,7 +137,7 @@ export function dualTopology(t: Topology, nodes: readonly MeshNode[], local: Mes
   }
   const byName = new Map<string, MeshNode>();
   for (const n of nodes) byName.set(n.name, n);
-  const segments = t.segments.map((s, k) => dualSegment(s, byName, f, ips[k], warnings));
+  const segments = t.segments.map((s, k) => cachedDualSegment(s, byName, f, subnet, ips[k], warnings, memo));
   const own = segments.find((s) => s.location === t.location);
   const active = !!own && own.hostnames.includes(local.name);
   const mine = second(local, f);
@@ -137,8 +157,8 @@ export function dualTopology(t: Topology, nodes: readonly MeshNode[], local: Mes
 }
 
 /** Design §20.3: routes, iptables and WireGuard allowed IPs of the second family for the local node. */
-export function dualStackPlan(t: Topology, nodes: readonly MeshNode[], local: MeshNode, o: DualStackOptions, describe: boolean, warnings: string[]): DualStackPlan | null {
-  const d = dualTopology(t, nodes, local, o.subnet, warnings);
+export function dualStackPlan(t: Topology, nodes: readonly MeshNode[], local: MeshNode, o: DualStackOptions, describe: boolean, warnings: string[], memo = false): DualStackPlan | null {
+  const d = dualTopology(t, nodes, local, o.subnet, warnings, memo);
   if (!d) return null;
   const { topology, active } = d;
   // IPIP is IPv4-only (design §20.3): inside a location the second family is routed plainly.
@@ -147,12 +167,12 @@ export function dualStackPlan(t: Topology, nodes: readonly MeshNode[], local: Me
   let rules: Rule[] = [];
   let prepend: IptablesJSON['prepend'] = [];
   if (active) {
-    const r = buildRoutes(topology, { kiloIface: o.kiloIface, privIface: o.privIface, local: o.local, enc, memo: false });
+    const r = buildRoutes(topology, { kiloIface: o.kiloIface, privIface: o.privIface, local: o.local, enc, memo });
     routes = r.routes;
     rules = r.rules;
-    prepend = iptablesRules(topology, { cni: o.cni, forwardRules: o.forwardRules, serviceCIDRs: [], enc, local: o.local, localNodeLocation: o.localNodeLocation, memo: false }).prepend;
+    prepend = iptablesRules(topology, { cni: o.cni, forwardRules: o.forwardRules, serviceCIDRs: [], enc, local: o.local, localNodeLocation: o.localNodeLocation, memo }).prepend;
   } else warnings.push(`node ${local.name}: takes no part in the ${familyOf(o.subnet)} half of the mesh`);
-  const device = t.leader ? deviceConf(topology, null, t.port, false) : null;
+  const device = t.leader ? deviceConf(topology, null, t.port, memo) : null;
   return { json: dualJSON(o, topology, local, active, describe), topology, routes, rules, prepend, device };
 }
 

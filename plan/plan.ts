@@ -266,10 +266,10 @@ function localTopology(o: PlanOptions, extras: PlanExtras, shared: SharedMesh | 
 }
 
 /** Design §20: the first family's routes, rules, iptables and device with the second family's appended. */
-function withDualStack(o: PlanOptions, topo: Topology, readyNodes: readonly MeshNode[], local: MeshNode, describe: boolean, warnings: string[], r: RoutesResult, iptables: IptablesJSON, device: WGConf | null) {
+function withDualStack(o: PlanOptions, topo: Topology, readyNodes: readonly MeshNode[], local: MeshNode, describe: boolean, warnings: string[], r: RoutesResult, iptables: IptablesJSON, device: WGConf | null, memo: boolean) {
   const d = dualStackPlan(topo, readyNodes, local, {
     subnet: o.dualStackSubnet!, kiloIface: o.interface, privIface: o.privateInterface, local: o.local, cni: o.cni, forwardRules: o.iptablesForwardRules, localNodeLocation: local.location,
-  }, describe, warnings);
+  }, describe, warnings, memo);
   if (!d) return null;
   return {
     json: d.json,
@@ -328,7 +328,7 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
     memo,
   });
   let device = topo.leader ? deviceConf(topo, extras.privateKey ?? null, listenPort, memo) : null;
-  const dual = isDualStack(readyNodes, o.dualStackSubnet) ? withDualStack(o, topo, readyNodes, local, describe, warnings, r, iptables, device) : null;
+  const dual = isDualStack(readyNodes, o.dualStackSubnet) ? withDualStack(o, topo, readyNodes, local, describe, warnings, r, iptables, device, memo) : null;
   if (dual) device = dual.device;
 
   return {
