@@ -51,6 +51,8 @@ export interface WantedLink {
   mtu: number | null;
   /** The only address the link must carry; null = leave addresses alone. */
   address: string | null;
+  /** Design §20.3: a second address the link must carry too (dual stack); only with `address`. */
+  address2?: string | null;
   up: boolean;
 }
 
@@ -59,12 +61,9 @@ export function planLink(link: LinkInfo, dev: string, want: WantedLink): string[
   const lines: string[] = [];
   if (want.mtu !== null && link.mtu !== want.mtu) lines.push(`link set ${dev} mtu ${want.mtu}`);
   if (want.address !== null) {
-    let present = false;
-    for (const a of link.addrs) {
-      if (a === want.address) present = true;
-      else lines.push(`addr del ${a} dev ${dev}`);
-    }
-    if (!present) lines.push(`addr replace ${want.address} dev ${dev}`);
+    const wanted = want.address2 ? [want.address, want.address2] : [want.address];
+    for (const a of link.addrs) if (!wanted.includes(a)) lines.push(`addr del ${a} dev ${dev}`);
+    for (const w of wanted) if (!link.addrs.includes(w)) lines.push(`addr replace ${w} dev ${dev}`);
   }
   if (link.up !== want.up) lines.push(`link set ${dev} ${want.up ? 'up' : 'down'}`);
   return lines;
@@ -90,10 +89,17 @@ export function checkWantedLink(dev: string, want: WantedLink): { want: WantedLi
     if (!c.ok) problems.push({ message: `${c.problem}: the link's addresses are left as they are`, reason: 'invalid' });
     address = c.ok ? c.value : null;
   }
-  return { want: { ...want, mtu, address }, problems };
+  let address2 = address === null ? null : want.address2 ?? null;
+  if (address2 !== null) {
+    const c = checkIfAddr('address', address2);
+    if (!c.ok) problems.push({ message: `${c.problem}: the link keeps its first address only`, reason: 'invalid' });
+    address2 = c.ok ? c.value : null;
+  }
+  return { want: { ...want, mtu, address, ...(address2 !== null ? { address2 } : {}) }, problems };
 }
 
 /** The link after `planLink`'s lines succeeded. */
 export function linkAfter(link: LinkInfo, want: WantedLink): LinkInfo {
-  return { ...link, mtu: want.mtu ?? link.mtu, addrs: want.address !== null ? [want.address] : link.addrs, up: want.up };
+  const addrs = want.address === null ? link.addrs : want.address2 ? [want.address, want.address2] : [want.address];
+  return { ...link, mtu: want.mtu ?? link.mtu, addrs, up: want.up };
 }

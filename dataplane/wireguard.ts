@@ -398,7 +398,7 @@ export class WireGuardReconciler {
       want = { mtu: null, address: null, up: false };
     } else {
       if (desired.mtu === 0 && (reread || this.autoMtu === null)) this.autoMtu = await detectMtu(this.exec);
-      want = { mtu: desired.mtu > 0 ? desired.mtu : this.autoMtu, address: desired.address, up: true };
+      want = { mtu: desired.mtu > 0 ? desired.mtu : this.autoMtu, address: desired.address, ...(desired.address2 ? { address2: desired.address2 } : {}), up: true };
     }
     const checked = checkWantedLink(this.opts.interface, want);
     const warnId = JSON.stringify([this.opts.interface, want]);

@@ -147,7 +147,7 @@ export class DeltaTracker {
     const delta: DesiredDelta = {
       base: this.seq,
       interface: d.interface,
-      wireguard: d.wireguard === null ? null : { privateKey: d.wireguard.privateKey, listenPort: d.wireguard.listenPort, mtu: d.wireguard.mtu, address: d.wireguard.address },
+      wireguard: d.wireguard === null ? null : { privateKey: d.wireguard.privateKey, listenPort: d.wireguard.listenPort, mtu: d.wireguard.mtu, address: d.wireguard.address, ...(d.wireguard.address2 ? { address2: d.wireguard.address2 } : {}) },
       peers: spliceInWindow(prev.peers, d.wireguard?.peers ?? [], w.peers, peerItemKey),
       routes: spliceInWindow(prev.routes, d.routes, w.routes, routeItemKey),
       rules: same ? null : d.rules,
@@ -172,7 +172,7 @@ export class DeltaTracker {
     const delta: DesiredDelta = {
       base: this.seq,
       interface: d.interface,
-      wireguard: d.wireguard === null ? null : { privateKey: d.wireguard.privateKey, listenPort: d.wireguard.listenPort, mtu: d.wireguard.mtu, address: d.wireguard.address },
+      wireguard: d.wireguard === null ? null : { privateKey: d.wireguard.privateKey, listenPort: d.wireguard.listenPort, mtu: d.wireguard.mtu, address: d.wireguard.address, ...(d.wireguard.address2 ? { address2: d.wireguard.address2 } : {}) },
       peers: spliceOf(prev.peers, next.peers, peerItemKey),
       routes: spliceOf(prev.routes, next.routes, routeItemKey),
       rules: rest ? null : d.rules,

@@ -17,6 +17,8 @@ export interface DesiredWireGuard {
   mtu: number;
   /** The single address the link must carry, e.g. `10.4.0.1/16`. */
   address: string;
+  /** Design §20.3: the second family's address, e.g. `fd04::1/64`; only in dual stack. */
+  address2?: string;
   peers: DesiredPeer[];
 }
 
@@ -30,7 +32,8 @@ export interface DesiredState {
   iptables: IptablesJSON;
   /** IPIP tunnel (design §9.3/§9.7): device name and the address it must carry (null = none). */
   tunnel: { dev: string; address: string | null; privIface?: string | null } | null;
-  cni: { path: string; podCIDR: string } | null;
+  /** `podCIDR2` (design §20.4): absent = Kilo's rule; with --dual-stack-subnet the second range set, or null for none. */
+  cni: { path: string; podCIDR: string; podCIDR2?: string | null } | null;
 }
 
 /** One splice of a list: remove `deleteCount` items at `start`, insert `items` there. */

@@ -67,6 +67,7 @@ export const AGENT_FLAGS: FlagDef[] = [
   { name: 'heartbeat-budget', type: 'string', default: '15', usage: 'Adaptive heartbeat mode: cluster-wide Node writes per second to stay under (kg).' },
   { name: 'log-format', type: 'string', default: 'json', usage: 'Log format: json or logfmt (kg).' },
   ALLOW_SHORT_PREFIXES_FLAG,
+  { name: 'dual-stack-subnet', type: 'string', default: '', usage: 'CIDR of the other address family than --subnet from which to allocate second WireGuard addresses; turns on dual stack for nodes with pod CIDRs of both families (kg).' },
   { name: 'iptables-layout', type: 'string', default: 'sets', usage: 'How per-address iptables rules are laid out: sets (one rule per ipset; a node change is element adds and deletes) or kilo (one rule per address, as the Go agent) (kg).' },
 ];
 
@@ -205,6 +206,8 @@ export interface Config {
   resyncPeriodMs: number;
   serviceCIDRs: CIDR[];
   subnet: CIDR;
+  /** --dual-stack-subnet (design §20.1): the second family's mesh subnet, or null. */
+  dualStackSubnet: CIDR | null;
   topologyLabel: string;
   version: boolean;
   keyDir: string;
@@ -221,6 +224,16 @@ function cidrFlag(v: string, masked: boolean): CIDR {
   const c = parseCIDR(v);
   if (!c) throw new FlagError(`failed to parse "${v}" as CIDR: invalid CIDR address: ${v}`);
   return masked ? network(c) : c;
+}
+
+/** Design §20.1: empty (single stack) or a CIDR of the other family than --subnet. */
+function dualStackSubnetFlag(v: string, subnet: CIDR): CIDR | null {
+  if (v === '') return null;
+  const c = cidrFlag(v, true);
+  if (c.ip.v6 === subnet.ip.v6) {
+    throw new FlagError(`dual-stack subnet ${v} is of the same address family as the subnet ${subnet.s}; it must be ${subnet.ip.v6 ? 'IPv4' : 'IPv6'}`);
+  }
+  return c;
 }
 
 export function validateLogLevel(level: string): LogLevel {
@@ -309,7 +322,7 @@ export function toConfig(v: FlagValues, opts: { osHostname?: () => string } = {}
     prioritisePrivateAddresses: v['prioritise-private-addresses'] as boolean,
     resyncPeriodMs: parseDuration(v['resync-period'] as string) ?? 30_000,
     serviceCIDRs,
-    subnet,
+    subnet, dualStackSubnet: dualStackSubnetFlag(v['dual-stack-subnet'] as string, subnet),
     topologyLabel: v['topology-label'] as string,
     version: v.version as boolean,
   };

@@ -77,6 +77,7 @@ export function runPlan(argv: string[]): number {
     privateInterface: values['private-interface'] as string,
     tunnelInterface: values['tunnel-interface'] as string,
     now,
+    ...(cfg.dualStackSubnet ? { dualStackSubnet: cfg.dualStackSubnet } : {}),
   });
   process.stdout.write(output === 'json' ? JSON.stringify(result.json, null, 2) + '\n' : planText(result.json));
   return 0;

@@ -55,13 +55,41 @@ export function conflistRange(text: string): { cidr: string } | { error: string 
   return { error: 'no IPAM configuration found' };
 }
 
+function sameCIDR(a: string | null, b: string): boolean {
+  const x = a === null ? null : parseCIDR(a);
+  const y = parseCIDR(b);
+  return !!x && !!y && x.bits === y.bits && x.ip.s === y.ip.s;
+}
+
+/** The subnet of the second range set of the first plugin with IPAM ranges (design §20.4), or null. */
+function secondRange(text: string): string | null {
+  let conf: unknown;
+  try {
+    conf = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isObj(conf) || !Array.isArray(conf.plugins)) return null;
+  for (const p of conf.plugins) {
+    if (!isObj(p) || !isObj(p.ipam)) continue;
+    const set = Array.isArray(p.ipam.ranges) ? p.ipam.ranges[1] : undefined;
+    const r = Array.isArray(set) ? set[0] : null;
+    return isObj(r) && typeof r.subnet === 'string' ? r.subnet : null;
+  }
+  return null;
+}
+
 /**
  * Sets `ipam.ranges = [[{subnet}]]` in every plugin that has `ipam` (design §10.2).
  * Returns the new text, `null` when the file already holds the pod CIDR, or an error.
  */
-export function rewriteConflist(text: string, podCIDR: string): { text: string | null } | { error: string } {
+export function rewriteConflist(text: string, podCIDR: string, podCIDR2?: string | null): { text: string | null } | { error: string } {
   const current = conflistRange(text);
-  if ('cidr' in current) {
+  // Design §20.4: `podCIDR2` undefined is Kilo's rule (the first range alone decides); in dual
+  // stack kg owns the second range set too: a string is wanted there, null is none.
+  const second = secondRange(text);
+  const secondOK = podCIDR2 === undefined || (podCIDR2 === null ? second === null : sameCIDR(second, podCIDR2));
+  if ('cidr' in current && secondOK) {
     const a = parseCIDR(current.cidr);
     const b = parseCIDR(podCIDR);
     if (a && b && a.bits === b.bits && a.ip.s === b.ip.s) return { text: null };
@@ -78,15 +106,16 @@ export function rewriteConflist(text: string, podCIDR: string): { text: string |
     if (!isObj(p)) return { error: 'failed to parse plugin from CNI config' };
     if (!('ipam' in p)) continue;
     if (!isObj(p.ipam)) return { error: 'failed to parse IPAM configuration from CNI config' };
-    p.ipam.ranges = [[{ subnet: podCIDR }]];
+    // Design §20.4: host-local allocates one address from each range set, so a pod gets both families.
+    p.ipam.ranges = typeof podCIDR2 === 'string' ? [[{ subnet: podCIDR }], [{ subnet: podCIDR2 }]] : [[{ subnet: podCIDR }]];
     found = true;
   }
   if (!found) return { error: 'failed to find IPAM configuration in CNI config' };
   return { text: sortedJSON(conf) };
 }
 
-/** The conflist kg would write for the stock ConfigMap, as a JSON value. */
-export function stockConflist(podCIDR: string): unknown {
-  const r = rewriteConflist(JSON.stringify(STOCK_CONFLIST), podCIDR);
+/** The conflist kg would write for the stock ConfigMap, as a JSON value (two range sets for dual stack). */
+export function stockConflist(podCIDR: string, podCIDR2?: string | null): unknown {
+  const r = rewriteConflist(JSON.stringify(STOCK_CONFLIST), podCIDR, podCIDR2);
   return 'text' in r && r.text ? JSON.parse(r.text) : null;
 }

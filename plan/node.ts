@@ -26,6 +26,9 @@ export const A = {
   cniCompatibilityIP: 'kilo.squat.ai/cni-compatibility-ip',
   /** kg only (heartbeat mode `adaptive`, see heartbeat.ts); Go Kilo ignores it. */
   checkInPeriod: CHECK_IN_PERIOD_ANNOTATION,
+  /** kg only (design §20.2): the internal IP of the second family; Go Kilo ignores them. */
+  dualStackInternalIP: 'kilo.squat.ai/dual-stack-internal-ip',
+  forceDualStackInternalIP: 'kilo.squat.ai/force-dual-stack-internal-ip',
 } as const;
 
 export const DEFAULT_TOPOLOGY_LABEL = 'topology.kubernetes.io/region';
@@ -57,6 +60,10 @@ export interface MeshNode {
   readonly discoveredEndpoints: ReadonlyMap<string, UDPAddr> | null;
   readonly allowedLocationIPs: readonly CIDR[];
   readonly granularity: Granularity | '';
+  /** The first `spec.podCIDRs` entry of the other family than `subnet` (design §20.2), or null. */
+  readonly subnet2: CIDR | null;
+  /** The second family's internal IP (`kilo.squat.ai/[force-]dual-stack-internal-ip`), or null. */
+  readonly internalIP2: CIDR | null;
   /**
    * Derived once per parse, so that the many plans of one parsed record (the agent's pool keeps
    * them) do not rebuild them: the one-address CIDR of the internal IP and the segment keys.
@@ -72,7 +79,7 @@ export function withLastSeen(n: MeshNode, lastSeen: number): MeshNode {
 }
 
 /** Completes the derived fields of a node record (for records built by hand, e.g. in tests). */
-export function meshNode(n: Omit<MeshNode, 'internal32' | 'locationKey' | 'nodeKey' | 'readyWindow'> & { readyWindow?: number }): MeshNode {
+export function meshNode(n: Omit<MeshNode, 'internal32' | 'locationKey' | 'nodeKey' | 'readyWindow' | 'subnet2' | 'internalIP2'> & { readyWindow?: number; subnet2?: CIDR | null; internalIP2?: CIDR | null }): MeshNode {
   // One literal with every field in a fixed order: all records share one hidden class (a spread
   // here made parsing and every later plan several times slower).
   return {
@@ -80,6 +87,7 @@ export function meshNode(n: Omit<MeshNode, 'internal32' | 'locationKey' | 'nodeK
     cniCompatibilityIP: n.cniCompatibilityIP, lastSeen: n.lastSeen, readyWindow: n.readyWindow ?? READY_WINDOW_SECONDS, leader: n.leader, location: n.location,
     persistentKeepalive: n.persistentKeepalive, subnet: n.subnet, wireGuardIP: n.wireGuardIP,
     discoveredEndpoints: n.discoveredEndpoints, allowedLocationIPs: n.allowedLocationIPs, granularity: n.granularity,
+    subnet2: n.subnet2 ?? null, internalIP2: n.internalIP2 ?? null,
     internal32: n.internalIP ? oneAddress(n.internalIP.ip) : null, locationKey: `location:${n.location}`, nodeKey: `node:${n.name}`,
   };
 }
@@ -87,7 +95,7 @@ export function meshNode(n: Omit<MeshNode, 'internal32' | 'locationKey' | 'nodeK
 /** The few fields of a Kubernetes Node that Kilo reads: all the planner needs to cache. */
 export interface NodeObject {
   metadata?: { name?: string; annotations?: Record<string, string> | null; labels?: Record<string, string> | null };
-  spec?: { podCIDR?: string | null } | null;
+  spec?: { podCIDR?: string | null; podCIDRs?: readonly string[] | null } | null;
 }
 
 export interface Parsed<T> {
@@ -329,11 +337,44 @@ export function parseNodeInto(obj: NodeObject, topologyLabel: string, warnings: 
 
   const cniCompatibilityIP = cidrAnnotation(ann, warnings, name, A.cniCompatibilityIP);
   const wireGuardIP = cidrAnnotation(ann, warnings, name, A.wireGuardIP);
+  const { subnet2, internalIP2 } = secondFamily(obj, ann, subnet, warnings, name);
 
   return meshNode({
     name, endpoint, key, internalIP, noInternalIP, cniCompatibilityIP, lastSeen, readyWindow, leader, location,
-    persistentKeepalive, subnet, wireGuardIP, discoveredEndpoints, allowedLocationIPs, granularity,
+    persistentKeepalive, subnet, wireGuardIP, discoveredEndpoints, allowedLocationIPs, granularity, subnet2, internalIP2,
   });
+}
+
+/**
+ * Design §20.2: the second family's pod CIDR (the first `spec.podCIDRs` entry whose family is not
+ * `spec.podCIDR`'s) and internal IP (forced, else annotated; `-` or empty forces none).
+ */
+function secondFamily(obj: NodeObject, ann: Record<string, string>, subnet: CIDR | null, warnings: string[], name: string): { subnet2: CIDR | null; internalIP2: CIDR | null } {
+  let subnet2: CIDR | null = null;
+  const list = obj.spec?.podCIDRs;
+  if (subnet && Array.isArray(list)) {
+    // Kubernetes allows two entries (one per family): a longer list is not read past that.
+    for (const text of list.slice(0, 2)) {
+      const c = typeof text === 'string' ? parseCIDR(text) : null;
+      if (!c) {
+        bad(warnings, name, 'spec.podCIDRs', 'invalid CIDR', String(text));
+        continue;
+      }
+      if (c.ip.v6 !== subnet.ip.v6) {
+        subnet2 = network(c);
+        break;
+      }
+    }
+  }
+  if (!(A.dualStackInternalIP in ann) && !(A.forceDualStackInternalIP in ann)) return { subnet2, internalIP2: null };
+  if (present(ann, warnings, name, A.forceDualStackInternalIP)) {
+    const v = ann[A.forceDualStackInternalIP];
+    if (v === '' || v === '-') return { subnet2, internalIP2: null };
+    const forced = parseCIDR(v);
+    if (forced) return { subnet2, internalIP2: forced };
+    bad(warnings, name, A.forceDualStackInternalIP, 'invalid CIDR', v);
+  }
+  return { subnet2, internalIP2: cidrAnnotation(ann, warnings, name, A.dualStackInternalIP) };
 }
 
 export function nodeReady(n: MeshNode | null | undefined, nowSeconds: number): boolean {
@@ -370,5 +411,7 @@ export function nodeJSON(n: MeshNode, nowSeconds: number): NodeJSON {
     discoveredEndpoints: discovered,
     allowedLocationIPs: n.allowedLocationIPs.length ? n.allowedLocationIPs.map((c) => c.s) : NO_TEXT,
     granularity: n.granularity,
+    // Design §20.2: only nodes with second-family data carry the field (single-stack JSON unchanged).
+    ...(n.subnet2 || n.internalIP2 ? { dualStack: { subnet: n.subnet2?.s ?? null, internalIP: n.internalIP2?.s ?? null } } : {}),
   };
 }

@@ -14,6 +14,8 @@ import type { Granularity, IptablesJSON, PlanJSON, WireGuardJSON } from './types
 import { deviceConf, type WGConf } from './wireguard.js';
 import type { WGPeer } from './wg-peer.js';
 import { DEFAULT_LIMITS, type ClaimLimits } from './claims.js';
+import { dualStackPlan, isDualStack, mergePeers } from './dual.js';
+import type { RoutesResult } from './routes.js';
 
 export interface PlanOptions {
   hostname: string;
@@ -31,6 +33,8 @@ export interface PlanOptions {
   tunnelInterface: string;
   /** Unix seconds for readiness. */
   now: number;
+  /** `--dual-stack-subnet`: the second family's mesh subnet (design §20); absent or null: single stack. */
+  dualStackSubnet?: CIDR | null;
 }
 
 export interface Cluster {
@@ -261,6 +265,22 @@ function localTopology(o: PlanOptions, extras: PlanExtras, shared: SharedMesh | 
   return t.value;
 }
 
+/** Design §20: the first family's routes, rules, iptables and device with the second family's appended. */
+function withDualStack(o: PlanOptions, topo: Topology, readyNodes: readonly MeshNode[], local: MeshNode, describe: boolean, warnings: string[], r: RoutesResult, iptables: IptablesJSON, device: WGConf | null, memo: boolean) {
+  const d = dualStackPlan(topo, readyNodes, local, {
+    subnet: o.dualStackSubnet!, kiloIface: o.interface, privIface: o.privateInterface, local: o.local, cni: o.cni, forwardRules: o.iptablesForwardRules, localNodeLocation: local.location,
+  }, describe, warnings, memo);
+  if (!d) return null;
+  return {
+    json: d.json,
+    routes: d.routes.length ? [...r.routes, ...d.routes] : r.routes,
+    rules: d.rules.length ? [...r.rules, ...d.rules] : r.rules,
+    iptables: d.prepend.length ? { ...iptables, prepend: [...iptables.prepend, ...d.prepend] } : iptables,
+    device: device && d.device ? { ...device, peers: mergePeers(device.peers, d.device.peers) } : device,
+    podCIDR: d.json.active ? d.json.podCIDR : null,
+  };
+}
+
 export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}): PlanResult {
   const memo = extras.reuse === true;
   const warnings = [...cluster.warnings];
@@ -307,7 +327,9 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
     localNodeLocation: local.location,
     memo,
   });
-  const device = topo.leader ? deviceConf(topo, extras.privateKey ?? null, listenPort, memo) : null;
+  let device = topo.leader ? deviceConf(topo, extras.privateKey ?? null, listenPort, memo) : null;
+  const dual = isDualStack(readyNodes, o.dualStackSubnet) ? withDualStack(o, topo, readyNodes, local, describe, warnings, r, iptables, device, memo) : null;
+  if (dual) device = dual.device;
 
   return {
     json: {
@@ -316,13 +338,14 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
       leader: topo.leader,
       wireGuardCIDR: topo.wireGuardCIDR.s,
       segments: describe ? topo.segments.map(segmentJSON) : [],
-      routes: r.routes,
-      rules: r.rules,
+      routes: dual?.routes ?? r.routes,
+      rules: dual?.rules ?? r.rules,
       wireguard: wireguardJSON(o, device, publicKey, listenPort, memo),
-      iptables,
-      cni: o.cni && local.subnet ? stockConflist(local.subnet.s) : null,
+      iptables: dual?.iptables ?? iptables,
+      cni: o.cni && local.subnet ? stockConflist(local.subnet.s, dual?.podCIDR) : null,
       tunnel: tunnelAddress(enc, o.local, local.subnet, memo),
       warnings,
+      ...(dual ? { dualStack: dual.json } : {}),
     },
     topology: topo,
     device,

@@ -139,6 +139,8 @@ export class Replanner {
     if (full) reason = 'asked for a full plan';
     else if (this.stale || !s) reason = this.stale ? 'replica reset' : 'no incremental state';
     else if (s.key !== key) reason = 'options';
+    // Design §20.5: the incremental path keeps one family's windows; dual-stack plans are full.
+    else if (o.dualStackSubnet) reason = 'dual stack';
     else if (o.now < s.now) reason = 'clock went back';
     else if (this.pending.size > Math.max(64, view.nodes.size * MAX_PENDING_SHARE)) reason = 'many changes';
     if (s && reason === null) {

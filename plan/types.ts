@@ -28,6 +28,8 @@ export interface NodeJSON {
   discoveredEndpoints: Record<string, string>;
   allowedLocationIPs: string[];
   granularity: Granularity | '';
+  /** Design §20.2: the second family's pod CIDR and internal IP; only on nodes that have either. */
+  dualStack?: { subnet: string | null; internalIP: string | null };
 }
 
 export interface PeerJSON {
@@ -109,6 +111,30 @@ export interface IptablesJSON {
   append: IptablesRule[];
 }
 
+/** Design §20: what `kg plan` prints of the second family (`dualStack`; absent for single-stack input). */
+export interface DualStackJSON {
+  family: Family;
+  /** `--dual-stack-subnet`. */
+  subnet: string;
+  /** As `wireGuardCIDR`: the leader's second-family WireGuard IP with the subnet's prefix, else the subnet. */
+  wireGuardCIDR: string;
+  /** The local node's second-family pod CIDR and internal IP. */
+  podCIDR: string | null;
+  internalIP: string | null;
+  /** false: the local node takes no part in the second family (see `warnings`). */
+  active: boolean;
+  segments: DualSegmentJSON[];
+}
+
+export interface DualSegmentJSON {
+  location: string;
+  hostnames: string[];
+  allowedIPs: string[];
+  cidrs: (string | null)[];
+  privateIPs: string[];
+  wireGuardIP: string;
+}
+
 export interface PlanJSON {
   format: 1;
   hostname: string;
@@ -131,4 +157,6 @@ export interface PlanJSON {
    */
   tunnel: { dev: string; address: string } | null;
   warnings: string[];
+  /** Design §20: only when `--dual-stack-subnet` is set and a ready node has a pod CIDR of its family. */
+  dualStack?: DualStackJSON;
 }

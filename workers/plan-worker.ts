@@ -247,6 +247,7 @@ function desiredState(task: PlanTask, r: PlanResult, desiredPeers: DesiredPeerOf
           listenPort: j.wireguard.listenPort,
           mtu: o.mtu === 'auto' ? 0 : o.mtu,
           address: j.wireGuardCIDR,
+          ...(j.dualStack ? { address2: j.dualStack.wireGuardCIDR } : {}),
           // Peers without a preshared key are passed as they are (frozen and reused between
           // plans, so their diff keys are too).
           peers: desiredPeers ?? j.wireguard.peers.map((p, i) => (r.device!.peers[i].presharedKey ? { ...p, presharedKeySecret: r.device!.peers[i].presharedKey! } : p)),
@@ -256,7 +257,7 @@ function desiredState(task: PlanTask, r: PlanResult, desiredPeers: DesiredPeerOf
     rules: j.rules,
     iptables: j.iptables,
     tunnel: j.tunnel ? { dev: j.tunnel.dev, address: j.tunnel.address, privIface: task.desired?.tunnelPrivIface ?? null } : null,
-    cni: task.desired?.cniPath && r.topology?.subnet ? { path: task.desired.cniPath, podCIDR: r.topology.subnet.s } : null,
+    cni: task.desired?.cniPath && r.topology?.subnet ? { path: task.desired.cniPath, podCIDR: r.topology.subnet.s, ...(o.dualStackSubnet ? { podCIDR2: j.dualStack?.active ? j.dualStack.podCIDR : null } : {}) } : null,
   };
 }
 

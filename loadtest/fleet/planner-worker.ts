@@ -7,7 +7,8 @@ import type { NodeObject } from '../../plan/node.js';
 import { peerReady, type PeerObject } from '../../plan/peer.js';
 import { parseCluster, plan, sharedMesh, type Cluster, type PlanOptions, type SharedMesh } from '../../plan/plan.js';
 import type { PlanJSON } from '../../plan/types.js';
-import { compileNode, lookups, verifyFleet, type CompiledNode, type FleetIndex, type IndexLookups, type RouteTable, type VerifyReport } from './verify.js';
+import { compileNode, lookups, verifyFleet, type CompiledNode, type FleetIndex, type IndexLookups, type PlanForCheck, type RouteTable, type VerifyReport } from './verify.js';
+import { ipv6Destination } from './verify6.js';
 
 export interface FleetInput {
   nodes: NodeObject[];
@@ -51,6 +52,31 @@ export interface NodeSummary {
   compiled: CompiledNode | null;
   /** The whole plan, for hostnames in keepPlans. */
   plan?: PlanJSON;
+  /** Dual stack (design §20), ready nodes only: what the IPv6 fleet check reads (verify6.ts). */
+  ipv6?: IPv6Summary;
+}
+
+/** A node's IPv6 half: its pod CIDR when it takes part, its IPv6 internal IP, its IPv6 routes and WireGuard claims. */
+export interface IPv6Summary {
+  /** Whether the node takes part in the IPv6 half (its plan's `dualStack.active`). */
+  active: boolean;
+  podCIDR: string | null;
+  internalIP: string | null;
+  plan: PlanForCheck;
+}
+
+/** The IPv6 half of a dual-stack plan, or undefined (single stack, or not ready). */
+function ipv6Summary(j: PlanJSON, ready: boolean): IPv6Summary | undefined {
+  if (!j.dualStack || !ready) return undefined;
+  const v6 = (a: string) => a.includes(':');
+  return {
+    active: j.dualStack.active, podCIDR: ipv6Destination(j), internalIP: j.dualStack.internalIP,
+    plan: {
+      hostname: j.hostname, routes: j.routes.filter((r) => v6(r.dst)),
+      // Peers (the CRD) claim IPv4 here only (design §20.3): the segments' peers carry the IPv6 half.
+      wireguard: { applied: j.wireguard.applied, peers: j.wireguard.peers.map((p) => ({ ...p, allowedIPs: p.allowedIPs.filter(v6) })).filter((p) => p.allowedIPs.length > 0) },
+    },
+  };
 }
 
 /** The fleet's index (node order, readiness, keys, Peers) from a parsed cluster. */
@@ -97,6 +123,7 @@ export function planRange(ctx: FleetContext, from: number, to: number): NodeSumm
       compiled: ready ? compileNode(ctx.index, ctx.lk, j, like(ctx, j)) : null,
       planMs: performance.now() - t0,
       ...(ctx.keep.has(hostname) ? { plan: j } : {}),
+      ...(j.dualStack && ready ? { ipv6: ipv6Summary(j, ready) } : {}),
     });
   }
   return out;

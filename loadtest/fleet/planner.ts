@@ -31,6 +31,7 @@ import type { PeerObject } from '../../plan/peer.js';
 import { plan, type PlanOptions } from '../../plan/plan.js';
 import { peerConf } from '../../plan/wireguard.js';
 import { compilePeer, lookups, mergeReports, verifyFleet, type CompiledNode, type FleetIndex, type VerifyReport } from './verify.js';
+import { compileNode6, lookups6 } from './verify6.js';
 import { fleetContext, planRange, type FleetContext, type FleetInput, type NodeSummary, type VerifyTask } from './planner-worker.js';
 
 export type { NodeSummary } from './planner-worker.js';
@@ -52,6 +53,8 @@ export interface FleetResult {
   threads: number;
   /** The fleet check, when `verify` was asked for. */
   verify?: VerifyReport;
+  /** Its IPv6 half, when `verify` was asked for and the fleet is dual-stack (verify6.ts). */
+  verify6?: VerifyReport;
   ms: { parse: number; plan: number; verify: number; total: number };
 }
 
@@ -66,13 +69,15 @@ export function fleetPlanOptions(argv: readonly string[] = [], now = Math.floor(
       compatibility: cfg.compatibility, iptablesForwardRules: cfg.iptablesForwardRules, serviceCIDRs: cfg.serviceCIDRs,
       interface: cfg.interface, mtu: cfg.mtu, privateInterface: values['private-interface'] as string,
       tunnelInterface: values['tunnel-interface'] as string, now,
+      ...(cfg.dualStackSubnet ? { dualStackSubnet: cfg.dualStackSubnet } : {}),
     },
   };
 }
 
 /** Only what kg reads from a Node: ~10 KiB kubelet objects become a few hundred bytes per worker. */
 function slim(n: NodeObject): NodeObject {
-  return { metadata: { name: n.metadata?.name, annotations: n.metadata?.annotations, labels: n.metadata?.labels }, spec: { podCIDR: n.spec?.podCIDR } };
+  const dual = Array.isArray(n.spec?.podCIDRs) && n.spec!.podCIDRs!.length > 1 ? { podCIDRs: n.spec!.podCIDRs } : {};
+  return { metadata: { name: n.metadata?.name, annotations: n.metadata?.annotations, labels: n.metadata?.labels }, spec: { podCIDR: n.spec?.podCIDR, ...dual } };
 }
 
 export async function planFleet(nodes: readonly NodeObject[], peers: readonly PeerObject[], o: FleetOptions): Promise<FleetResult> {
@@ -123,7 +128,8 @@ export async function planFleet(nodes: readonly NodeObject[], peers: readonly Pe
     }
   }
   if (report) report.ms = t3 - t2;
-  return { index: ctx.index, nodes: summaries, peers: compiledPeers, threads: o.threads, ...(report ? { verify: report } : {}), ms: { parse: t1 - t0, plan: t2 - t1, verify: t3 - t2, total: performance.now() - t0 } };
+  const report6 = o.verify ? verifyPlannedFleet6({ index: ctx.index, nodes: summaries }) : null;
+  return { index: ctx.index, nodes: summaries, peers: compiledPeers, threads: o.threads, ...(report ? { verify: report } : {}), ...(report6 ? { verify6: report6 } : {}), ms: { parse: t1 - t0, plan: t2 - t1, verify: t3 - t2, total: performance.now() - t0 } };
 }
 
 /** Every ready Peer's `kgctl showconf peer` configuration, compiled; the segments are the same from every node. */
@@ -136,6 +142,21 @@ function compilePeers(ctx: FleetContext, summaries: readonly NodeSummary[], o: F
     const conf = topo ? peerConf(topo, p.name).peers.map((x) => ({ publicKey: x.publicKey, allowedIPs: x.allowedIPs.map((a) => a.s) })) : [];
     return compilePeer(ctx.index, ctx.lk, k, conf);
   });
+}
+
+/**
+ * The fleet check's IPv6 half (verify6.ts) on a planned dual-stack fleet, in the calling thread;
+ * null when no node planned an IPv6 half.
+ */
+export function verifyPlannedFleet6(r: Pick<FleetResult, 'index' | 'nodes'>): VerifyReport | null {
+  if (!r.nodes.some((n) => n.ipv6)) return null;
+  // The walk's sources and destinations are the nodes taking part; the ready others are unchecked.
+  const active = r.nodes.map((n) => n.ipv6?.active === true);
+  const index = { ...r.index, ready: r.index.ready.map((x, i) => x && active[i]) };
+  const l = lookups6(index, r.nodes.map((n) => n.ipv6?.podCIDR ?? null), r.nodes.map((n) => n.ipv6?.internalIP ?? null));
+  const report = verifyFleet(l.ix, l.lk, r.nodes.map((n) => (n.ipv6?.active ? compileNode6(l, n.ipv6.plan) : null)), []);
+  report.unchecked += r.index.ready.filter((x, i) => x && !active[i]).length;
+  return report;
 }
 
 /** Runs the fleet check (loadtest/fleet/verify.ts) on a planned fleet. */

@@ -13,7 +13,8 @@
 // claimed twice on one interface. compareKernel() compares a real agent's kernel to its plan.
 //
 // Scope: IPv4 destinations and sources (the simulator's clusters are IPv4); IPv6 pod CIDRs are
-// counted as unchecked, never silently passed. Only the main routing table is walked: Kilo's
+// counted as unchecked, never silently passed. A dual-stack fleet's IPv6 half is walked by this
+// same verifyFleet over IPv6 destinations compiled in verify6.ts (design §20). Only the main routing table is walked: Kilo's
 // table 1107 and its rules carry encapsulated traffic to private IPs, not pod traffic.
 //
 // Per node, compileNode() turns a plan into two typed arrays indexed by destination (every node's

@@ -2,11 +2,11 @@
 // (5 nodes, 3 locations, CNI-made pods) — with the topology, a ping matrix, and /metrics and
 // /graph forwarded to this machine's loopback. Ctrl-C tears it all down.
 //
-//   node dist/loadtest/mesh/demo.js [--once] [--granularity location|full]
+//   node dist/loadtest/mesh/demo.js [--once] [--granularity location|full] [--dual-stack]
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
-import { Mesh } from './harness.js';
+import { DUAL_STACK_SUBNET, Mesh } from './harness.js';
 import { parseCluster, plan } from '../../plan/plan.js';
 import { planText } from '../../plan/format-text.js';
 import { parseCIDR } from '../../plan/addr.js';
@@ -15,6 +15,7 @@ import { commandFlags, FlagError, type FlagDef } from '../../main/flags.js';
 const FLAGS: FlagDef[] = [
   { name: 'once', type: 'bool', default: false, usage: 'Print the topology and the ping matrix, then tear the mesh down.' },
   { name: 'granularity', type: 'string', default: 'location', usage: 'Mesh granularity: location or full.' },
+  { name: 'dual-stack', type: 'bool', default: false, usage: `IPv4 and IPv6: pod CIDRs and underlay addresses of both families, kg with --dual-stack-subnet ${DUAL_STACK_SUBNET}, pings in both.` },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
 const args = commandFlags(process.argv.slice(2), FLAGS, 'node dist/loadtest/mesh/demo.js [flags]   (npm run demo)',
@@ -24,6 +25,7 @@ const args = commandFlags(process.argv.slice(2), FLAGS, 'node dist/loadtest/mesh
   });
 const once = args.once as boolean;
 const granularity = args.granularity as 'location' | 'full';
+const dualStack = args['dual-stack'] as boolean;
 
 /** Forwards 127.0.0.1:<port> on this machine to 127.0.0.1:1107 inside a node's namespace. */
 function forward(mesh: Mesh, node: string, port: number): () => void {
@@ -53,6 +55,7 @@ const mesh = new Mesh({
     { name: 'h1', location: 'home' },
   ],
   flags: ['--encapsulate', 'never', '--mesh-granularity', granularity],
+  dualStack,
   log: (l) => console.log(`  ${l}`),
 });
 
@@ -82,22 +85,25 @@ try {
   const p = plan(parseCluster(nodes, [], 'topology.kubernetes.io/region'), {
     hostname: 'a1', granularity, subnet: parseCIDR('10.4.0.0/16')!, encapsulate: 'never', local: true, cni: true, compatibility: '',
     iptablesForwardRules: false, serviceCIDRs: [], interface: 'kilo0', mtu: 1420, privateInterface: 'eth0', tunnelInterface: 'tunl0', now: Math.floor(Date.now() / 1000),
+    ...(dualStack ? { dualStackSubnet: parseCIDR(DUAL_STACK_SUBNET)! } : {}),
   }).json;
   console.log('\n# topology and routes, as kg on a1 programs them\n');
   console.log(planText(p).split('\n# iptables-save')[0]);
 
-  console.log('# ping matrix (pod → pod)');
   const names = mesh.nodes.map((n) => n.spec.name);
-  console.log(`from\\to  ${names.map((n) => n.padEnd(5)).join(' ')}`);
   let failures = 0;
-  for (const from of names) {
-    const row = names.map((to) => {
-      if (from === to) return '  -  ';
-      const ok = mesh.ping({ pod: from }, mesh.node(to).podIP!, 2);
-      if (!ok) failures++;
-      return ok ? ' ok  ' : ' FAIL';
-    });
-    console.log(`${from.padEnd(8)}  ${row.join(' ')}`);
+  for (const family of dualStack ? ['IPv4', 'IPv6'] : ['IPv4']) {
+    console.log(`# ping matrix (pod → pod${dualStack ? `, ${family}` : ''})`);
+    console.log(`from\\to  ${names.map((n) => n.padEnd(5)).join(' ')}`);
+    for (const from of names) {
+      const row = names.map((to) => {
+        if (from === to) return '  -  ';
+        const ok = mesh.ping({ pod: from }, family === 'IPv4' ? mesh.node(to).podIP! : mesh.node(to).podIP6!, 2);
+        if (!ok) failures++;
+        return ok ? ' ok  ' : ' FAIL';
+      });
+      console.log(`${from.padEnd(8)}  ${row.join(' ')}`);
+    }
   }
   console.log(`\n${failures === 0 ? 'every pod reaches every pod' : `${failures} pairs failed`}; WireGuard on a1:`);
   console.log(mesh.on('a1', ['wg', 'show', 'kilo0']).replace(/private key: .*\n/, ''));

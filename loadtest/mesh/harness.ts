@@ -40,7 +40,16 @@ export interface MeshOptions {
   /** A state directory (logs, kubeconfig); default /tmp/<prefix>. */
   stateDir?: string;
   log?: (line: string) => void;
+  /**
+   * Dual stack (design §20): IPv6 underlay addresses (fd77::/64) beside the IPv4 ones, a second
+   * (IPv6) pod CIDR in each Node's spec.podCIDRs, each node's IPv6 underlay address as its
+   * force-dual-stack-internal-ip, and kg with --dual-stack-subnet fd04::/64: pods get both families.
+   */
+  dualStack?: boolean;
 }
+
+/** The IPv6 mesh subnet of a dual-stack mesh. */
+export const DUAL_STACK_SUBNET = 'fd04::/64';
 
 export interface NodeHandle {
   spec: MeshNodeSpec;
@@ -51,6 +60,10 @@ export interface NodeHandle {
   ip: string;
   podCIDR: string;
   podIP: string | null;
+  /** Dual stack only: the IPv6 underlay address, pod CIDR and pod address. */
+  ip6: string | null;
+  podCIDR6: string | null;
+  podIP6: string | null;
   kg: ChildProcess | null;
 }
 
@@ -115,6 +128,7 @@ export class Mesh {
     const h: NodeHandle = {
       spec, index: i, netns: `${this.o.prefix}-${spec.name}`, podNetns: `${this.o.prefix}-${spec.name}-pod`, mnt: `${this.mntRoot}/${spec.name}`,
       ip: `192.168.77.${11 + i}`, podCIDR: `10.244.${i + 1}.0/24`, podIP: null, kg: null,
+      ip6: this.o.dualStack ? `fd77::${(11 + i).toString(16)}` : null, podCIDR6: this.o.dualStack ? `fd44:0:0:${(i + 1).toString(16)}::/64` : null, podIP6: null,
     };
     this.nodes.push(h);
     return h;
@@ -173,18 +187,21 @@ export class Mesh {
     // The nodes' default gateway: a dead end inside the underlay namespace (kg's host discovery
     // needs a default route, and nothing may leave the test namespaces).
     sh('ip', ['-n', this.ul, 'addr', 'add', '192.168.77.1/24', 'dev', 'br0']);
+    if (this.o.dualStack) sh('ip', ['-n', this.ul, 'addr', 'add', 'fd77::1/64', 'dev', 'br0', 'nodad']);
     this.attach(this.apiNs, 'api', '192.168.77.2');
     await this.startApi();
     for (const n of this.nodes) await this.createNode(n);
   }
 
   /** A namespace with one leg on the underlay bridge. */
-  private attach(ns: string, tag: string, ip: string): void {
+  private attach(ns: string, tag: string, ip: string, ip6: string | null = null): void {
     sh('ip', ['netns', 'add', ns]);
     sh('ip', ['-n', this.ul, 'link', 'add', `ul-${tag}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
     sh('ip', ['-n', this.ul, 'link', 'set', `ul-${tag}`, 'master', 'br0', 'up']);
     sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     sh('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+    // nodad: usable at once (as a route source and gateway) instead of tentative for a second.
+    if (ip6) sh('ip', ['-n', ns, 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad']);
     sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
   }
 
@@ -220,19 +237,25 @@ export class Mesh {
   }
 
   private nodeObject(n: NodeHandle): object {
+    const dual = n.ip6 && n.podCIDR6 ? { 'kilo.squat.ai/force-dual-stack-internal-ip': `${n.ip6}/64` } : {};
     return {
       apiVersion: 'v1', kind: 'Node',
-      metadata: { name: n.spec.name, labels: { 'topology.kubernetes.io/region': n.spec.location, 'kubernetes.io/hostname': n.spec.name }, annotations: n.spec.annotations ?? {} },
-      spec: { podCIDR: n.podCIDR },
+      metadata: { name: n.spec.name, labels: { 'topology.kubernetes.io/region': n.spec.location, 'kubernetes.io/hostname': n.spec.name }, annotations: { ...dual, ...(n.spec.annotations ?? {}) } },
+      spec: n.podCIDR6 ? { podCIDR: n.podCIDR, podCIDRs: [n.podCIDR, n.podCIDR6] } : { podCIDR: n.podCIDR },
     };
   }
 
   private async createNode(n: NodeHandle): Promise<void> {
     this.log(`node ${n.spec.name}: ${n.netns} ${n.ip} pods ${n.podCIDR} location ${n.spec.location}`);
-    this.attach(n.netns, n.spec.name, n.ip);
+    this.attach(n.netns, n.spec.name, n.ip, n.ip6);
     sh('ip', ['netns', 'exec', n.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     sh('ip', ['-n', n.netns, 'route', 'add', 'default', 'via', '192.168.77.1']);
     sh('ip', ['netns', 'add', n.podNetns]);
+    if (n.ip6) {
+      // IPv6 forwarding, and no DAD on the links the CNI plugins make (the bridge's gateway and the pod's address).
+      sh('ip', ['netns', 'exec', n.netns, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0']);
+      sh('ip', ['netns', 'exec', n.podNetns, 'sysctl', '-qw', 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0']);
+    }
     writeFileSync(n.mnt, '');
     sh('unshare', [`--mount=${n.mnt}`, '--propagation', 'private', 'true']);
     const dirs = ['/run/wireguard', '/var/lib/kilo', '/var/lib/cni', '/etc/cni/net.d'];
@@ -256,7 +279,7 @@ export class Mesh {
       // KG_NODE_ARGS: node flags for the agents (e.g. --cpu-prof, which NODE_OPTIONS refuses).
       `--mount=${n.mnt}`, `--net=/run/netns/${n.netns}`, '--', process.execPath, ...(process.env.KG_NODE_ARGS ?? '').split(' ').filter(Boolean), join(DIST, 'main/cli.js'),
       '--hostname', name, '--kubeconfig', this.kubeconfig, '--listen', ':1107', '--resync-period', '10s', '--log-level', 'info',
-      ...(this.o.flags ?? []), ...(n.spec.flags ?? []), ...extra,
+      ...(this.o.dualStack ? ['--dual-stack-subnet', DUAL_STACK_SUBNET] : []), ...(this.o.flags ?? []), ...(n.spec.flags ?? []), ...extra,
     ];
     const log = join(this.state, `kg-${name}.log`);
     writeFileSync(log, `# kg ${args.slice(3).join(' ')}\n`);
@@ -306,7 +329,7 @@ export class Mesh {
     const n = this.node(name);
     const conf = await waitFor(`kg to write the CNI range on ${name}`, () => {
       const text = this.on(name, ['cat', '/etc/cni/net.d/10-kilo.conflist']);
-      return text.includes(n.podCIDR) ? text : null;
+      return text.includes(n.podCIDR) && (!n.podCIDR6 || text.includes(n.podCIDR6)) ? text : null;
     }, 30_000);
     const list = JSON.parse(conf) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
     let prev: unknown = undefined;
@@ -315,8 +338,10 @@ export class Mesh {
       const out = this.on(name, ['env', 'CNI_COMMAND=ADD', `CNI_CONTAINERID=${n.podNetns}`, `CNI_NETNS=/run/netns/${n.podNetns}`, 'CNI_IFNAME=eth0', `CNI_PATH=${CNI_BIN}`, join(CNI_BIN, String(plugin.type))], { input: stdin });
       prev = JSON.parse(out);
     }
-    const ip = ((prev as { ips: { address: string }[] }).ips[0].address).split('/')[0];
+    const ips = (prev as { ips: { address: string }[] }).ips.map((x) => x.address.split('/')[0]);
+    const ip = ips.find((x) => !x.includes(':'))!;
     n.podIP = ip;
+    n.podIP6 = ips.find((x) => x.includes(':')) ?? null;
     return ip;
   }
 

@@ -75,7 +75,7 @@ export class Agent {
     this.watchMetrics = new WatchMetricsExport(o.metrics);
     this.probes = new PodCIDRProbes({
       client: o.client, log: o.log,
-      found: (name, podCIDR) => this.nodeReflector.amend(name, (cur) => (cur.spec?.podCIDR ? cur : { ...cur, spec: { ...cur.spec, podCIDR } })),
+      found: (name, podCIDR, podCIDRs) => this.nodeReflector.amend(name, (cur) => (cur.spec?.podCIDR ? cur : { ...cur, spec: { ...cur.spec, podCIDR, ...(podCIDRs ? { podCIDRs } : {}) } })),
     });
     this.local = new LocalNode({
       config: o.config, log: o.log, client: o.client, metrics: o.metrics, pool: o.pool, host: o.host, publicKey: o.publicKey,
@@ -210,6 +210,7 @@ export class Agent {
       compatibility: c.compatibility, iptablesForwardRules: c.iptablesForwardRules, serviceCIDRs: c.serviceCIDRs, interface: c.interface,
       mtu: c.mtu === 'auto' ? this.o.host.autoMTU : c.mtu, privateInterface: this.o.privateInterface, tunnelInterface: this.o.tunnelInterface,
       now: this.view.readinessNow(),
+      ...(c.dualStackSubnet ? { dualStackSubnet: c.dualStackSubnet } : {}),
     };
   }
 

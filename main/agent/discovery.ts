@@ -35,6 +35,8 @@ export interface Discovered {
   defaultIface: string | null;
   /** Default-route device MTU − 80, or 1420 when unknown (design §4.4). */
   autoMTU: number;
+  /** Design §20.2: the other family's address on the private interface (absent: none found). */
+  privateIP2?: CIDR | null;
 }
 
 /** isLocal: loopback, link-local unicast, link-local multicast. */
@@ -102,7 +104,20 @@ export function discover(view: HostView, o: { ignore: string[]; internalCIDRs: C
   const privateIP = priv[0] ?? null;
   const publicIP = pub[0] ?? privateIP;
   const privateIface = privateIP ? links.find((l) => linkCIDRs(l).some((c) => c.ip.s === privateIP.ip.s))?.ifname ?? null : null;
-  return { privateIP, publicIP, privateIface, defaultIface: defLink?.ifname ?? null, autoMTU: defLink ? defLink.mtu - 80 : 1420 };
+  const privateIP2 = secondFamilyIP(links, privateIface, privateIP, ignore);
+  return { privateIP, publicIP, privateIface, defaultIface: defLink?.ifname ?? null, autoMTU: defLink ? defLink.mtu - 80 : 1420, ...(privateIP2 ? { privateIP2 } : {}) };
+}
+
+/**
+ * Design §20.2: the second family's internal IP, the first address of the other family on the
+ * interface holding the internal IP: private ones first, then global (IPv6 hosts mostly have
+ * only global ones); never loopback or link-local.
+ */
+function secondFamilyIP(links: readonly HostLink[], iface: string | null, first: CIDR | null, ignore: ReadonlySet<string>): CIDR | null {
+  const l = iface && first ? links.find((x) => x.ifname === iface) : undefined;
+  if (!l) return null;
+  const c = classify(linkCIDRs(l).filter((x) => x.ip.v6 !== first!.ip.v6 && !ignore.has(x.s)));
+  return c.priv[0] ?? c.pub[0] ?? null;
 }
 
 /** Reads links, addresses and main-table routes of this network namespace, and resolves the hostname. */

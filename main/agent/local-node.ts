@@ -125,6 +125,11 @@ export class LocalNode {
     if (this.localObj) void this.handle(this.localObj);
   }
 
+  /** The annotations kg owns: design §3.1.3's, and with --dual-stack-subnet the second internal IP (§20.2). */
+  private owned(): readonly string[] {
+    return this.o.config.dualStackSubnet ? [...OWNED, A.dualStackInternalIP] : OWNED;
+  }
+
   private desiredLocal(n: MeshNode, lastSeen: number): MeshNode {
     const c = this.o.config;
     let endpoint = n.endpoint;
@@ -143,6 +148,8 @@ export class LocalNode {
       wireGuardIP: this.wireGuardIP ? parseCIDR(this.wireGuardIP) : null,
       granularity: c.meshGranularity,
       cniCompatibilityIP: c.compatibility === 'cilium' ? this.cniIP : null,
+      // Design §20.2: sticky as internal-ip is (§3.1.5): the annotated value wins over discovery.
+      internalIP2: c.dualStackSubnet ? n.internalIP2 ?? this.o.host.privateIP2 ?? null : null,
     };
   }
 
@@ -156,6 +163,7 @@ export class LocalNode {
       [A.discoveredEndpoints]: this.discovered,
       [A.granularity]: n.granularity,
       [A.cniCompatibilityIP]: n.cniCompatibilityIP?.s ?? '',
+      ...(this.o.config.dualStackSubnet ? { [A.dualStackInternalIP]: n.internalIP2?.s ?? '' } : {}),
       ...(this.advertised > 0 ? { [A.checkInPeriod]: String(this.advertised) } : {}),
     };
   }
@@ -163,7 +171,7 @@ export class LocalNode {
   /** Writes only the owned annotations that differ (a JSON merge patch, as compatible as Go's). */
   private async publish(current: Record<string, string>, want: Record<string, string>, event: 'local' | 'checkin'): Promise<CheckInResult> {
     const diff: Record<string, string | null> = {};
-    for (const k of OWNED) if (current[k] !== want[k]) diff[k] = want[k];
+    for (const k of this.owned()) if (current[k] !== want[k]) diff[k] = want[k];
     // The adaptive period is the only owned annotation that can disappear (back to kilo mode):
     // null removes it in a merge patch.
     if (current[A.checkInPeriod] !== want[A.checkInPeriod]) diff[A.checkInPeriod] = want[A.checkInPeriod] ?? null;
@@ -196,7 +204,7 @@ export class LocalNode {
     const want = this.desiredLocal(n, lastSeen);
     const wantAnn = this.annotationsOf(want);
     const cur = obj.metadata?.annotations ?? {};
-    const changed = OWNED.some((k) => k !== A.lastSeen && cur[k] !== wantAnn[k]) || cur[A.checkInPeriod] !== wantAnn[A.checkInPeriod];
+    const changed = this.owned().some((k) => k !== A.lastSeen && cur[k] !== wantAnn[k]) || cur[A.checkInPeriod] !== wantAnn[A.checkInPeriod];
     if (changed && !(await this.publish(cur, wantAnn, 'local')).ok) return;
     const before = this.local ? JSON.stringify(this.annotationsOf(this.local)) : '';
     const prevObj = this.localObj;
@@ -249,7 +257,7 @@ export class LocalNode {
 
   /** Clean-up: removes kg's annotations (quirk, design §16.40: the patch fails whole if one is missing; it is only logged). */
   async removeAnnotations(): Promise<void> {
-    const keys = [...CLEANUP, ...(this.localObj?.metadata?.annotations?.[A.checkInPeriod] !== undefined ? [A.checkInPeriod] : [])];
+    const keys = [...CLEANUP, ...(this.o.config.dualStackSubnet ? [A.dualStackInternalIP] : []), ...(this.localObj?.metadata?.annotations?.[A.checkInPeriod] !== undefined ? [A.checkInPeriod] : [])];
     try {
       await this.o.client.request('PATCH', `/api/v1/nodes/${encodeURIComponent(this.o.config.hostname)}`, {
         body: keys.map((k) => ({ op: 'remove', path: `/metadata/annotations/${k.replaceAll('~', '~0').replaceAll('/', '~1')}` })),

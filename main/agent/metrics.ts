@@ -54,6 +54,7 @@ export function createMetrics() {
     annotationWarnings: new Counter({ name: 'kg_annotation_warnings_total', help: 'Malformed annotations or Peers (ignored as Kilo ignores them), and claims over kg\'s caps; each counted once, when it first appears.', registers: [registry] }),
     currentWarnings: new Gauge({ name: 'kg_annotation_warnings', help: 'Planner warnings in the last plan (malformed annotations or Peers, claims over the caps).', registers: [registry] }),
     heartbeats: new Counter({ name: 'kg_heartbeats_total', help: 'Heartbeat (check-in) writes of the local node.', labelNames: ['result'], registers: [registry] }),
+    dualStackDisabled: new Gauge({ name: 'kg_dual_stack_disabled', help: '1 when --dual-stack-subnet is IPv6 but this kernel or network namespace has IPv6 disabled, so only the IPv4 half runs (design §20.8).', registers: [registry] }),
     dnsFailures: new Counter({ name: 'kg_dns_failures_total', help: 'DNS endpoint resolutions that failed.', registers: [registry] }),
   };
   return m;

@@ -20,10 +20,18 @@ export function slimNode(o: KubeObject & NodeObject, topologyLabel: string): Nod
   for (const k in all) if (k.startsWith(ANNOTATION_PREFIX) && typeof all[k] === 'string') ann[k] = all[k];
   const label = o.metadata?.labels?.[topologyLabel];
   const podCIDR = o.spec?.podCIDR;
+  const podCIDRs = dualPodCIDRs(o);
   return {
     metadata: { name: o.metadata?.name ?? '', annotations: ann, labels: typeof label === 'string' ? { [topologyLabel]: label } : {} },
-    spec: { podCIDR: typeof podCIDR === 'string' ? podCIDR : '' },
+    spec: podCIDRs ? { podCIDR: typeof podCIDR === 'string' ? podCIDR : '', podCIDRs } : { podCIDR: typeof podCIDR === 'string' ? podCIDR : '' },
   };
+}
+
+/** `spec.podCIDRs` when it holds more than one string (dual stack, design §20.2); else undefined. */
+export function dualPodCIDRs(o: NodeObject): string[] | undefined {
+  const l = o.spec?.podCIDRs;
+  // Kubernetes allows two entries, and the planner reads no more (plan/node.ts).
+  return Array.isArray(l) && l.length > 1 && typeof l[0] === 'string' && typeof l[1] === 'string' ? [l[0], l[1]] : undefined;
 }
 
 function sameMap(a: Record<string, string>, b: Record<string, string>, skip: string): boolean {
@@ -43,7 +51,7 @@ function sameMap(a: Record<string, string>, b: Record<string, string>, skip: str
  * (it runs for every heartbeat of the cluster).
  */
 export function sameButLastSeen(a: NodeObject, b: NodeObject): boolean {
-  return (a.spec?.podCIDR ?? '') === (b.spec?.podCIDR ?? '') &&
+  return (a.spec?.podCIDR ?? '') === (b.spec?.podCIDR ?? '') && String(a.spec?.podCIDRs ?? '') === String(b.spec?.podCIDRs ?? '') &&
     sameMap(a.metadata?.annotations ?? {}, b.metadata?.annotations ?? {}, A.lastSeen) &&
     sameMap(a.metadata?.labels ?? {}, b.metadata?.labels ?? {}, '');
 }
@@ -68,7 +76,7 @@ export function heartbeatInPlace(held: NodeObject, fresh: NodeObject): NodeObjec
  * and it can only be set once, so the one seen before is kept; a heartbeat keeps the held record.
  */
 export function mergeWatchedNode(fresh: NodeObject, old: NodeObject | undefined): NodeObject {
-  const rec = fresh.spec?.podCIDR || !old?.spec?.podCIDR ? fresh : { ...fresh, spec: { ...fresh.spec, podCIDR: old.spec.podCIDR } };
+  const rec = fresh.spec?.podCIDR || !old?.spec?.podCIDR ? fresh : { ...fresh, spec: { ...fresh.spec, podCIDR: old.spec.podCIDR, ...(old.spec.podCIDRs ? { podCIDRs: old.spec.podCIDRs } : {}) } };
   return old !== undefined ? heartbeatInPlace(old, rec) : rec;
 }
 

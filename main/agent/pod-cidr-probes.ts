@@ -1,6 +1,7 @@
 // GETs of the Nodes that have no pod CIDR yet (a new Node before the IPAM controller assigned
 // one): the metadata-only watch cannot show it when it comes, and a Node without one is not ready (design §2.4.1).
 import type { NodeObject } from '../../plan/node.js';
+import { dualPodCIDRs } from './node-record.js';
 import type { KubeClient } from '../../watch/kube.js';
 import type { Logger } from '../log.js';
 
@@ -8,7 +9,7 @@ export interface PodCIDRProbesOptions {
   client: Pick<KubeClient, 'request'>;
   log: Logger;
   /** Hands a found pod CIDR to the held record (Reflector.amend). */
-  found: (name: string, podCIDR: string) => void;
+  found: (name: string, podCIDR: string, podCIDRs?: string[]) => void;
 }
 
 /** At most 4 GETs at a time, each Node backing off from 1 s, doubling up to 5 min. */
@@ -52,7 +53,7 @@ export class PodCIDRProbes {
           const podCIDR = (body as NodeObject | null)?.spec?.podCIDR;
           if (!podCIDR) throw new Error('no pod CIDR yet');
           this.probes.delete(name);
-          this.o.found(name, podCIDR);
+          this.o.found(name, podCIDR, dualPodCIDRs(body as NodeObject));
         })
         .catch((err: Error) => {
           this.o.log.debug('node has no pod CIDR yet', { node: name, error: err.message });

@@ -12,6 +12,7 @@ import { workerCredentials } from '../../workers/credentials-client.js';
 import { createLogger, type Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 import { tuneHeap } from './memory.js';
+import { dualStackConfig, ipv6Usable } from './ipv6.js';
 import { startProfiling } from '../profile.js';
 import type { IoClient } from '../../workers/io-client.js';
 import type { ApiCredentials } from '../../ipc/credentials.js';
@@ -90,9 +91,10 @@ async function prepare(cfg: Config, log: Logger, early?: EarlyCredentials) {
 }
 
 /** Starts the agent; resolves once it runs (fatal start-up errors reject). */
-export async function startAgent(cfg: Config, log: Logger, version: string, early?: EarlyCredentials): Promise<RunningAgent> {
-  log.info(`Starting Kilo network mesh '${version}'.`, { hostname: cfg.hostname, granularity: cfg.meshGranularity });
-  const { client, stopLoading, credentialsLoaded, m, metrics, keys, ipv6 } = await prepare(cfg, log, early);
+export async function startAgent(config: Config, log: Logger, version: string, early?: EarlyCredentials): Promise<RunningAgent> {
+  log.info(`Starting Kilo network mesh '${version}'.`, { hostname: config.hostname, granularity: config.meshGranularity });
+  const { client, stopLoading, credentialsLoaded, m, metrics, keys, ipv6 } = await prepare(config, log, early);
+  const cfg = dualStackConfig(config, ipv6 && ipv6Usable(), (msg, f) => log.warn(msg, f), metrics.dualStackDisabled);
   const pool = new m.PlanPool({ threads: cfg.plannerThreads, topologyLabel: cfg.topologyLabel, claims: cfg.claims });
   let onIoRestart = () => {};
   const io = createIo(m.IoClient, cfg, ipv6, metrics, log, () => onIoRestart());
