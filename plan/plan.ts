@@ -9,8 +9,8 @@ import { iptablesRules } from './iptables.js';
 import { nodeJSON, nodeReady, parseNodeInto, type MeshNode, type NodeObject, type UDPAddr } from './node.js';
 import { parsePeer, peerJSON, peerName, peerReady, validatePeer, type MeshPeer, type PeerObject } from './peer.js';
 import { routes as buildRoutes, type RouteOptions } from './routes.js';
-import { meshView, newMesh, newTopology, segmentJSON, segmentKey, type Mesh, type Topology } from './topology.js';
-import type { Granularity, IptablesJSON, PlanJSON, WireGuardJSON } from './types.js';
+import { crossLocation, meshView, newMesh, newTopology, segmentJSON, segmentKey, type Mesh, type Topology } from './topology.js';
+import type { Granularity, IptablesJSON, PlanJSON, SegmentJSON, WireGuardJSON } from './types.js';
 import { deviceConf, type WGConf } from './wireguard.js';
 import type { WGPeer } from './wg-peer.js';
 import { DEFAULT_LIMITS, type ClaimLimits } from './claims.js';
@@ -251,6 +251,16 @@ function notReadyJSON(base: Pick<PlanJSON, 'format' | 'hostname' | 'granularity'
   };
 }
 
+/** The segments as `kg plan` prints them; in cross granularity with their location group (design §19.1). */
+function segmentsJSON(topo: Topology, readyNodes: readonly MeshNode[]): SegmentJSON[] {
+  if (topo.sameLocation === undefined) return topo.segments.map(segmentJSON);
+  const byKey = new Map(readyNodes.map((n) => [n.nodeKey, n]));
+  return topo.segments.map((s) => {
+    const n = byKey.get(s.location);
+    return { ...segmentJSON(s), nodeLocation: n ? crossLocation(n) : null };
+  });
+}
+
 /** The local node's topology: a view of the shared mesh when there is one, else built here. */
 function localTopology(o: PlanOptions, extras: PlanExtras, shared: SharedMesh | undefined, local: MeshNode, readyNodes: MeshNode[], readyPeers: MeshPeer[], port: number): Topology {
   const localDiscoveredEndpoints = extras.localDiscoveredEndpoints ?? local.discoveredEndpoints;
@@ -315,7 +325,7 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
       location: topo.location,
       leader: topo.leader,
       wireGuardCIDR: topo.wireGuardCIDR.s,
-      segments: describe ? topo.segments.map(segmentJSON) : [],
+      segments: describe ? segmentsJSON(topo, readyNodes) : [],
       routes: r.routes,
       rules: r.rules,
       wireguard: wireguardJSON(o, device, publicKey, listenPort, memo),
@@ -323,6 +333,7 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
       cni: o.cni && local.subnet ? stockConflist(local.subnet.s) : null,
       tunnel: tunnelAddress(enc, o.local, local.subnet, memo),
       warnings,
+      ...(topo.sameLocation !== undefined ? { nodeLocation: topo.nodeLocation ?? null } : {}),
     },
     topology: topo,
     device,

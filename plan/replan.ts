@@ -7,7 +7,7 @@
 //
 // plan() stays the reference: every change this module does not handle (the local node or its
 // segment, an allocation move that reaches the local segment, Peers, discovered endpoints, DNS
-// endpoints, masked routes, other options) falls back to the memoised full plan, counted by
+// endpoints, masked routes, other options, cross granularity) falls back to the memoised full plan, counted by
 // reason in `stats`. Property tests: test/plan/property.test.ts
 // (plans), test/workers/replan.test.ts (the desired-state deltas).
 import { byText, oneAddress, type CIDR, type IP } from './addr.js';
@@ -137,7 +137,10 @@ export class Replanner {
     const s = this.state;
     let reason: string | null = null;
     if (full) reason = 'asked for a full plan';
-    else if (this.stale || !s) reason = this.stale ? 'replica reset' : 'no incremental state';
+    else if (this.stale) reason = 'replica reset';
+    // Cross granularity is always re-planned in full (memoised; design §19.5).
+    else if (o.granularity === 'cross') reason = 'cross granularity';
+    else if (!s) reason = 'no incremental state';
     else if (s.key !== key) reason = 'options';
     else if (o.now < s.now) reason = 'clock went back';
     else if (this.pending.size > Math.max(64, view.nodes.size * MAX_PENDING_SHARE)) reason = 'many changes';
@@ -503,7 +506,7 @@ function stateOf(
   discovered: Map<string, UDPAddr> | undefined, desiredPeers: DesiredPeerOf[] | null,
 ): State | null {
   const t = result.topology;
-  if (!t || result.routesMasked || !result.routeOptions) return null;
+  if (!t || result.routesMasked || !result.routeOptions || o.granularity === 'cross') return null;
   const segments = t.segments;
   const localIdx = indexOf(segments, t.location);
   const routeCount: number[] = new Array(segments.length);

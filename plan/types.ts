@@ -3,7 +3,8 @@
 // people read it, so a field is never renamed or dropped.
 
 export type Family = 'ipv4' | 'ipv6';
-export type Granularity = 'location' | 'full';
+/** `cross`: a WireGuard tunnel between every two nodes of different locations (design §19). */
+export type Granularity = 'location' | 'full' | 'cross';
 
 /** Endpoint as printed by `kg plan`. `resolved` is `ip:port` / `[v6]:port` when known. */
 export interface EndpointJSON {
@@ -52,6 +53,8 @@ export interface SegmentJSON {
   privateIPs: string[];
   wireGuardIP: string;
   allowedLocationIPs: string[];
+  /** Cross granularity only: the segment's location group (`location:<name>`, null: none; design §19.1). */
+  nodeLocation?: string | null;
 }
 
 /** A route as `ip route` would hold it. Kilo installs every route with protocol static. */
@@ -131,4 +134,6 @@ export interface PlanJSON {
    */
   tunnel: { dev: string; address: string } | null;
   warnings: string[];
+  /** Cross granularity only: the local node's location group (null: none; design §19.1). */
+  nodeLocation?: string | null;
 }

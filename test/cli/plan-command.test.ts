@@ -108,7 +108,7 @@ test('kg plan: bad input exits non-zero with one clear message', () => {
       [['plan', '--hostname', 'a', '--nodes', scalar], /expected a Kubernetes object or List/],
       [['plan', '--hostname', 'alpha', ...EX, '--subnet', 'nope'], /failed to parse "nope" as CIDR/],
       [['plan', '--hostname', 'alpha', ...EX, '--encapsulate', 'sometimes'], /encapsulation sometimes unknown; possible values are: never, crosssubnet, always/],
-      [['plan', '--hostname', 'alpha', ...EX, '--mesh-granularity', 'auto'], /mesh granularity auto unknown; possible values are: location, full/],
+      [['plan', '--hostname', 'alpha', ...EX, '--mesh-granularity', 'auto'], /mesh granularity auto unknown; possible values are: location, full, cross/],
       [['plan', '--hostname', 'alpha', ...EX, '--port', '70000'], /invalid port: port mus be in range \[1:65535\], but got 70000/],
       [['plan', '--hostname', 'alpha', ...EX, '--mtu', 'big'], /failed to parse MTU "big"/],
       [['plan', '--hostname', 'alpha', ...EX, '--service-cidr', '10.43.0.0'], /failed to parse "10.43.0.0" as CIDR/],

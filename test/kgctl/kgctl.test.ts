@@ -216,7 +216,7 @@ PublicKey = ${KEY.alpha}
       [['showconf', 'node', 'alpha', '-o', 'xml'], /output format xml unknown; posible values are: wireguard, json, yaml/],
       [['showconf', 'node', 'alpha', '--allowed-ips', '10.0.0.1'], /allowed-ips must contain only valid CIDRs/],
       [['showconf', 'node'], /usage: kgctl showconf/],
-      [['graph', '--mesh-granularity', 'site'], /mesh granularity site unknown; posible values are: location, full, auto/],
+      [['graph', '--mesh-granularity', 'site'], /mesh granularity site unknown; posible values are: location, full, cross, auto/],
       [['graph', '--port', '0'], /invalid port/],
       [['graph', '--nope'], /unknown flag: --nope/],
       [['frobnicate'], /unknown command "frobnicate"/],
