@@ -34,6 +34,22 @@ test('kg plan: JSON for the example cluster follows the plan contract (PlanJSON)
   assert.deepEqual(p.warnings, []);
 });
 
+test('kg plan --mesh-granularity cross: every node leads its own segment, no tunnel inside a location (design §19)', () => {
+  const r = kg(['plan', '--hostname', 'bravo', ...EX, '--mesh-granularity', 'cross']);
+  assert.equal(r.code, 0, r.err);
+  const p = JSON.parse(r.out);
+  assert.deepEqual([p.granularity, p.location, p.nodeLocation, p.leader, p.wireGuardCIDR], ['cross', 'node:bravo', 'location:east', true, '10.4.0.2/16']);
+  assert.deepEqual(p.segments.map((s: { location: string; nodeLocation: string | null }) => [s.location, s.nodeLocation]), [
+    ['node:alpha', 'location:east'], ['node:bravo', 'location:east'], ['node:charlie', 'location:west'], ['node:delta', null],
+  ]);
+  // charlie, delta and the Peer; not alpha, bravo's location neighbour.
+  assert.equal(p.wireguard.peers.length, 3);
+  assert.ok(!p.wireguard.peers.some((x: { allowedIPs: string[] }) => x.allowedIPs.includes('10.42.0.0/24')));
+  const text = kg(['plan', '--hostname', 'bravo', ...EX, '--mesh-granularity', 'cross', '-o', 'text']);
+  assert.equal(text.code, 0, text.err);
+  assert.ok(text.out.includes('granularity cross'), text.out);
+});
+
 test('kg plan: -o text for people, and the same nodes read from stdin as JSON', () => {
   const text = kg(['plan', '--hostname', 'bravo', ...EX, '-o', 'text']);
   assert.equal(text.code, 0, text.err);
