@@ -48,6 +48,8 @@ export interface Topology {
    */
   readonly nodeLocation?: string | null;
   readonly sameLocation?: ReadonlySet<string> | null;
+  /** Cross granularity only: every location group's segment keys (for the graph). */
+  readonly crossGroups?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 export interface TopologyInput {
@@ -451,7 +453,7 @@ export function meshView(mesh: Mesh, input: Pick<TopologyInput, 'hostname' | 'po
 }
 
 /** The local node's location group in a cross mesh (design §19.1); the groups are built once per mesh. */
-function crossView(mesh: Mesh, local: MeshNode): { nodeLocation: string | null; sameLocation: ReadonlySet<string> | null } {
+function crossView(mesh: Mesh, local: MeshNode): Required<Pick<Topology, 'nodeLocation' | 'sameLocation' | 'crossGroups'>> {
   if (!mesh.crossGroups) {
     const groups = new Map<string, Set<string>>();
     for (const n of mesh.nodes) {
@@ -464,7 +466,7 @@ function crossView(mesh: Mesh, local: MeshNode): { nodeLocation: string | null; 
     mesh.crossGroups = groups;
   }
   const nodeLocation = crossLocation(local);
-  return { nodeLocation, sameLocation: nodeLocation === null ? null : mesh.crossGroups.get(nodeLocation) ?? null };
+  return { nodeLocation, sameLocation: nodeLocation === null ? null : mesh.crossGroups.get(nodeLocation) ?? null, crossGroups: mesh.crossGroups };
 }
 
 /** One node's topology: the view of a mesh built for it alone. */
