@@ -4,24 +4,11 @@
 // pod traffic crosses the underlay in the clear. Bounded in time; everything is torn down.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { Mesh, waitFor } from '../../loadtest/mesh/harness.js';
+import { spawnSync } from 'node:child_process';
+import { captureUnderlay, Mesh, waitFor } from '../../loadtest/mesh/harness.js';
 
 const PREFIX = `kgx${process.pid % 10000}`;
 const KGCTL = new URL('../../main/kgctl.js', import.meta.url).pathname;
-
-/** Captures on the underlay bridge while `during` runs; returns tcpdump's IP lines. */
-async function capture(mesh: Mesh, filter: string, during: () => void): Promise<string[]> {
-  const p = spawn('timeout', ['20', 'ip', 'netns', 'exec', mesh.ul, 'tcpdump', '-l', '-n', '-i', 'br0', '-c', '600', filter], { stdio: ['ignore', 'pipe', 'ignore'] });
-  let out = '';
-  p.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  await new Promise((r) => setTimeout(r, 800));
-  during();
-  await new Promise((r) => setTimeout(r, 500));
-  p.kill('SIGINT');
-  await new Promise((r) => p.once('exit', r));
-  return out.split('\n').filter((l) => l.includes(' IP '));
-}
 
 test('e2e: a cross-granularity kg mesh (design §19)', { timeout: 600_000 }, async (t) => {
   const mesh = new Mesh({
@@ -79,11 +66,11 @@ test('e2e: a cross-granularity kg mesh (design §19)', { timeout: 600_000 }, asy
       owner.set(n.podIP!, n.spec.name);
     }
     const addr = (s: string) => s.replace(/\.\d+:?$/, '').replace(/:$/, '');
-    const lines = await capture(mesh, 'ip and not host 192.168.77.2 and not host 192.168.77.1', () => {
+    const lines = await captureUnderlay(mesh, 'ip and not host 192.168.77.2 and not host 192.168.77.1', () => {
       for (const [from, to] of [['a1', 'b1'], ['a2', 'c1'], ['b2', 'a1'], ['c1', 'b2'], ['a1', 'a2'], ['b1', 'b2'], ['a2', 'a1']]) {
         assert.ok(mesh.ping({ pod: from }, pod(to), 3), `pod ${from} → pod ${to}`);
       }
-    });
+    }, 600);
     let across = 0;
     let within = 0;
     const bad: string[] = [];
