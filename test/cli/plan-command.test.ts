@@ -47,7 +47,8 @@ test('kg plan --mesh-granularity cross: every node leads its own segment, no tun
   assert.ok(!p.wireguard.peers.some((x: { allowedIPs: string[] }) => x.allowedIPs.includes('10.42.0.0/24')));
   const text = kg(['plan', '--hostname', 'bravo', ...EX, '--mesh-granularity', 'cross', '-o', 'text']);
   assert.equal(text.code, 0, text.err);
-  assert.ok(text.out.includes('granularity cross'), text.out);
+  assert.ok(text.out.includes('granularity cross, location group location:east'), text.out);
+  assert.match(text.out, /\nnode:delta +- +delta /, 'delta, without an internal IP, is in no location group');
 });
 
 test('kg plan: -o text for people, and the same nodes read from stdin as JSON', () => {
