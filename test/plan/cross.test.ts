@@ -7,7 +7,8 @@ import { ruleIdentity } from '../../plan/iptables.js';
 import { parseCluster, plan } from '../../plan/plan.js';
 import type { IptablesRule } from '../../plan/types.js';
 import { examplePeers, exampleNodes } from './example.js';
-import { key, options, planFor, specNodes, specPeers, type Opts } from './fixture.js';
+import { key, NOW, options, planFor, specNodes, specPeers, type Opts } from './fixture.js';
+import { Replanner, type ReplicaView } from '../../plan/replan.js';
 
 const X: Opts = { granularity: 'cross' };
 const XL: Opts = { granularity: 'cross', local: true, encapsulate: 'always' };
@@ -183,4 +184,57 @@ test('cross: other nodes’ granularity annotations are ignored (§19.6), and ot
     assert.ok(!('nodeLocation' in p), `${granularity}: no top-level nodeLocation`);
     assert.ok(p.segments.every((s) => !('nodeLocation' in s)), `${granularity}: no segment nodeLocation`);
   }
+});
+
+test('cross: incremental re-plans around the location group, equal to fresh plans (design §19.5)', () => {
+  // b1 plans; z1 is its location neighbour; c1 joins and leaves between them in key order, which
+  // moves z1's WireGuard IP; a2 changes elsewhere; then z1 itself changes (a fallback).
+  const node = (name: string, loc: string, i: number) => ({
+    metadata: { name, labels: { 'topology.kubernetes.io/region': loc } },
+    spec: { podCIDR: `10.42.${i}.0/24` },
+  });
+  const ann = (i: number, extra: Record<string, string> = {}) => ({
+    'kilo.squat.ai/endpoint': `198.51.100.${i}:51820`, 'kilo.squat.ai/internal-ip': `10.0.${i}.1/24`, 'kilo.squat.ai/key': key(i), 'kilo.squat.ai/last-seen': String(NOW), ...extra,
+  });
+  const obj = (name: string, loc: string, i: number, extra: Record<string, string> = {}) => ({ ...node(name, loc, i), metadata: { ...node(name, loc, i).metadata, annotations: ann(i, extra) } });
+  const objects = new Map([
+    ['a1', obj('a1', 'a', 1)], ['a2', obj('a2', 'a', 2)], ['b1', obj('b1', 'b', 3)], ['z1', obj('z1', 'b', 4)],
+  ]);
+  const parse = (o: ReturnType<typeof obj>) => parseCluster([o], [], 'topology.kubernetes.io/region').nodes[0];
+  const records = new Map([...objects].map(([n, o]) => [n, parse(o)]));
+  const view: ReplicaView = {
+    nodes: records,
+    cluster: () => ({ nodes: [...records.values()].sort((x, y) => (x.name < y.name ? -1 : 1)), peers: [], warnings: [] }),
+    warnings: () => [],
+  };
+  const r = new Replanner();
+  const o = options('b1', XL);
+  const check = (what: string) => {
+    const got = r.plan(view, o, { privateKey: null });
+    const want = plan(parseCluster([...objects.values()], [], 'topology.kubernetes.io/region'), o, { describe: false }).json;
+    assert.deepEqual(got.result.json, want, what);
+    return got.fullReason;
+  };
+  const set = (name: string, o2: ReturnType<typeof obj> | null) => {
+    r.noteNode(name, records.get(name));
+    if (o2) {
+      objects.set(name, o2);
+      records.set(name, parse(o2));
+    } else {
+      objects.delete(name);
+      records.delete(name);
+    }
+  };
+  assert.equal(check('first plan'), 'replica reset');
+  set('c1', obj('c1', 'c', 5));
+  assert.equal(check('c1 joins before z1'), null);
+  set('a2', obj('a2', 'a', 2, { 'kilo.squat.ai/allowed-location-ips': '172.16.0.0/24' }));
+  assert.equal(check('a2 changes'), null);
+  set('c1', null);
+  assert.equal(check('c1 leaves'), null);
+  set('z1', obj('z1', 'b', 4, { 'kilo.squat.ai/allowed-location-ips': '172.16.1.0/24' }));
+  assert.equal(check('z1, a neighbour, changes'), 'cross: the local location');
+  set('a1', obj('a1', 'b', 1));
+  assert.equal(check('a1 moves into b1’s location'), 'cross: the local location');
+  assert.ok(r.stats.incremental >= 3);
 });
