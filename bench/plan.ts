@@ -1,5 +1,5 @@
 // Benchmark: one node's full plan (parse + topology + routes + rules + WireGuard + iptables) at
-// N = 100 … 10,000 nodes, in 1 and 100 locations, for both granularities. Measured with mitata,
+// N = 100 … 10,000 nodes, in 1 and 100 locations, for the three granularities. Measured with mitata,
 // twice: as `kg plan` runs it (with the plan-format description of every node and segment), and
 // without the description (the stages the planner issue names, nothing else).
 // Baseline in the same run: structuredClone of the same Node objects, i.e. what merely handing
@@ -43,7 +43,7 @@ const FLAGS: FlagDef[] = [
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
 const args = commandFlags(process.argv.slice(2), FLAGS, 'node dist/bench/plan.js [flags]',
-  'One node\'s full plan at each size, in 1 and 100 locations, for both granularities (mitata), with a\nstructuredClone baseline; writes a results file for bench/compare.js.');
+  'One node\'s full plan at each size, in 1 and 100 locations, for the three granularities (mitata), with a\nstructuredClone baseline; writes a results file for bench/compare.js.');
 const sizes = (args.sizes as string).split(',').map(Number);
 const quick = args.quick as boolean;
 const replanOnly = args['replan-only'] as boolean;
@@ -66,7 +66,7 @@ for (const n of alipOnly ? [] : sizes) {
   for (const locations of [1, 100]) {
     const nodes = syntheticNodes({ nodes: n, locations, peers: 0, now: NOW });
     const peers = syntheticPeers({ nodes: n, locations, peers: 100, now: NOW });
-    for (const granularity of ['location', 'full'] as Granularity[]) {
+    for (const granularity of ['location', 'full', 'cross'] as Granularity[]) {
       const o = options(syntheticName(0), granularity);
       const shape = plan(parseCluster(nodes, peers, 'topology.kubernetes.io/region'), o).json;
       const budget = { min_cpu_time: quick ? 100e6 : 800e6, max_samples: quick ? 30 : 500 };
@@ -96,7 +96,7 @@ for (const r of rows) {
 // costs once they outgrow the caches and V8's young generation.
 const perNode = (msOf: (r: Row) => number) => (r: Row) => msOf(r) / r.nodes;
 const [kgPlan, bare, clone] = [perNode((r) => r.p50), perNode((r) => r.bareP50), perNode((r) => r.cloneP50)];
-for (const g of ['location', 'full'] as Granularity[]) {
+for (const g of ['location', 'full', 'cross'] as Granularity[]) {
   for (const locations of [1, 100]) {
     const sel = rows.filter((r) => r.granularity === g && r.locations === locations);
     if (sel.length < 2) continue;

@@ -17,7 +17,7 @@ const FLAGS: FlagDef[] = [
   { name: 'peers', type: 'string', default: '100', usage: 'Peers.' },
   { name: 'agents', type: 'string', default: '1', usage: 'Real kg agents, each in its own namespaces.' },
   { name: 'scenario', type: 'string', default: 'all', usage: `Comma-separated: ${SCENARIOS.join(', ')}, or all.` },
-  { name: 'granularity', type: 'string', default: 'location', usage: 'location | full.' },
+  { name: 'granularity', type: 'string', default: 'location', usage: 'location | full | cross.' },
   { name: 'heartbeat', type: 'string', default: 'both', usage: 'kilo | adaptive | both (both: steady runs once per mode).' },
   { name: 'heartbeat-budget', type: 'string', default: '15', usage: 'Adaptive mode\'s cluster-wide writes/s.' },
   { name: 'duration', type: 'string', default: '60', usage: 'Seconds per scenario.' },
@@ -50,8 +50,8 @@ for (const s of scenarios) {
     process.exit(2);
   }
 }
-if (values.granularity !== 'location' && values.granularity !== 'full') {
-  console.error(`invalid --granularity ${values.granularity}: expected location or full`);
+if (values.granularity !== 'location' && values.granularity !== 'full' && values.granularity !== 'cross') {
+  console.error(`invalid --granularity ${values.granularity}: expected location, full or cross`);
   process.exit(2);
 }
 if (!['kilo', 'adaptive', 'both'].includes(values.heartbeat)) {
@@ -72,7 +72,7 @@ if (!/^[a-z][a-z0-9]{0,7}$/.test(values.prefix)) {
 }
 const o: LoadTestOptions = {
   nodes: num('nodes', 2, 20_000), locations: num('locations', 1, 4000), peers: num('peers', 0, 10_000), agents: num('agents', 1, 16),
-  scenarios: scenarios as Scenario[], granularity: values.granularity as 'location' | 'full', heartbeat: values.heartbeat === 'adaptive' ? 'adaptive' : 'kilo',
+  scenarios: scenarios as Scenario[], granularity: values.granularity as 'location' | 'full' | 'cross', heartbeat: values.heartbeat === 'adaptive' ? 'adaptive' : 'kilo',
   compareHeartbeat: values.heartbeat === 'both', heartbeatBudget: num('heartbeat-budget', 0.1, 1e6), durationS: num('duration', 1, 86_400),
   rate: num('rate', 0.1, 1000), fleetEach: values.fleet === 'each', fleetThreads: num('fleet-threads', 1, 64), fleetBaseline: !values['no-baseline'],
   soakS: num('soak', 0, 86_400), prefix: values.prefix, iptablesLayout: values['iptables-layout'] as 'sets' | 'kilo', log: (l) => console.log(l),

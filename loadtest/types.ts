@@ -11,7 +11,7 @@ export interface LoadTestOptions {
   peers: number;
   agents: number;
   scenarios: Scenario[];
-  granularity: 'location' | 'full';
+  granularity: 'location' | 'full' | 'cross';
   heartbeat: HeartbeatMode;
   /** Also measure the other heartbeat mode's API load in a steady phase (simulated nodes). */
   compareHeartbeat: boolean;

@@ -49,7 +49,7 @@ export const AGENT_FLAGS: FlagDef[] = [
   { name: 'local', type: 'bool', default: true, usage: 'Should Kilo manage routes within a location?' },
   { name: 'log-level', type: 'string', default: 'info', usage: 'Log level to use. Possible values: all, debug, info, warn, error, none' },
   { name: 'master', type: 'string', default: '', usage: 'The address of the Kubernetes API server (overrides any value in kubeconfig).' },
-  { name: 'mesh-granularity', type: 'string', default: 'location', usage: 'The granularity of the network mesh to create. Possible values: location, full' },
+  { name: 'mesh-granularity', type: 'string', default: 'location', usage: 'The granularity of the network mesh to create. Possible values: location, full, cross' },
   { name: 'mtu', type: 'string', default: 'auto', usage: 'The MTU of the WireGuard interface created by Kilo ("auto" detects it from the default route\'s interface).' },
   { name: 'port', type: 'int', default: 51820, usage: 'The port over which WireGuard peers should communicate.' },
   { name: 'prioritise-private-addresses', type: 'bool', default: false, usage: 'Prefer to assign a private IP address to the node\'s endpoint.' },
@@ -258,8 +258,8 @@ export function toConfig(v: FlagValues, opts: { osHostname?: () => string } = {}
     throw new FlagError(`encapsulation ${encapsulate} unknown; possible values are: never, crosssubnet, always`);
   }
   const granularity = v['mesh-granularity'] as string;
-  if (granularity !== 'location' && granularity !== 'full') {
-    throw new FlagError(`mesh granularity ${granularity} unknown; possible values are: location, full`);
+  if (granularity !== 'location' && granularity !== 'full' && granularity !== 'cross') {
+    throw new FlagError(`mesh granularity ${granularity} unknown; possible values are: location, full, cross`);
   }
   if (v.backend !== 'kubernetes') throw new FlagError(`backend ${v.backend} unknown; possible values are: kubernetes`);
   const port = v.port as number;

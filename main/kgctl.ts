@@ -25,7 +25,7 @@ function version(): string {
 /** Persistent flags of every kgctl command (§14.1). */
 export const GLOBAL_FLAGS: FlagDef[] = [
   { name: 'backend', type: 'string', default: 'kubernetes', usage: 'The backend for the mesh. Possible values: kubernetes' },
-  { name: 'mesh-granularity', type: 'string', default: 'auto', usage: 'The granularity of the network mesh to create. Possible values: location, full, auto' },
+  { name: 'mesh-granularity', type: 'string', default: 'auto', usage: 'The granularity of the network mesh to create. Possible values: location, full, cross, auto' },
   { name: 'kubeconfig', type: 'string', default: '', usage: 'Path to kubeconfig (default: $KUBECONFIG if it exists, else $HOME/.kube/config).' },
   { name: 'port', type: 'int', default: 51820, usage: 'The WireGuard port over which the nodes communicate.' },
   { name: 'topology-label', type: 'string', default: 'topology.kubernetes.io/region', usage: 'Kubernetes node label used to group nodes into logical locations.' },
@@ -78,7 +78,7 @@ const stdio: Io = { out: (s) => process.stdout.write(s), err: (s) => process.std
 /** §14.1: port and granularity are validated before anything else, with Go's "posible" spelling. */
 export function validateGlobal(v: FlagValues): { granularity: GranularityFlag; port: number } {
   const g = v['mesh-granularity'] as string;
-  if (g !== 'location' && g !== 'full' && g !== 'auto') throw new FlagError(`mesh granularity ${g} unknown; posible values are: location, full, auto`);
+  if (g !== 'location' && g !== 'full' && g !== 'cross' && g !== 'auto') throw new FlagError(`mesh granularity ${g} unknown; posible values are: location, full, cross, auto`);
   if (v.backend !== 'kubernetes') throw new FlagError(`backend ${v.backend} unknown; posible values are: kubernetes`);
   const port = v.port as number;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new FlagError(`invalid port: port mus be in range [1:65535], but got ${port}`);

@@ -50,16 +50,20 @@ function iptablesText(p: PlanJSON, family: Family): string {
 
 export function planText(p: PlanJSON): string {
   const out: string[] = [];
-  out.push(`node ${p.hostname}: segment ${p.location}, ${p.leader ? 'leader' : 'not a leader'}, WireGuard ${p.wireGuardCIDR}, granularity ${p.granularity}`);
+  // Cross granularity names the node's location group (design §19.1), which decides its tunnels.
+  const group = p.nodeLocation !== undefined ? `, location group ${p.nodeLocation ?? '(none)'}` : '';
+  out.push(`node ${p.hostname}: segment ${p.location}, ${p.leader ? 'leader' : 'not a leader'}, WireGuard ${p.wireGuardCIDR}, granularity ${p.granularity}${group}`);
   const ready = p.nodes.filter((n) => n.ready).length;
   out.push(`${p.nodes.length} nodes (${ready} ready), ${p.peers.length} peers (${p.peers.filter((x) => x.ready).length} ready)`);
   out.push('', '# topology');
   if (p.segments.length === 0) out.push('(none)');
   else {
-    const rows = [['SEGMENT', 'LEADER', 'WIREGUARD IP', 'ENDPOINT', 'NODES', 'ALLOWED LOCATION IPS']];
+    const cross = p.nodeLocation !== undefined;
+    const rows = [['SEGMENT', ...(cross ? ['LOCATION GROUP'] : []), 'LEADER', 'WIREGUARD IP', 'ENDPOINT', 'NODES', 'ALLOWED LOCATION IPS']];
     for (const s of p.segments) {
       rows.push([
         s.location,
+        ...(cross ? [s.nodeLocation ?? '-'] : []),
         s.hostnames[s.leader] ?? '',
         s.wireGuardIP,
         s.endpoint ? (s.endpoint.resolved ?? `${s.endpoint.host}:${s.endpoint.port}`) : '-',

@@ -5,7 +5,7 @@ import { endpointString } from './endpoint.js';
 import { nodeReady } from './node.js';
 import { peerReady } from './peer.js';
 import type { Cluster, PlanOptions } from './plan.js';
-import { newTopology, type Topology } from './topology.js';
+import { newTopology, type Segment, type Topology } from './topology.js';
 
 const UNSAFE = /[\\"\x00-\x1f\x7f]/;
 const UNSAFE_ALL = /[\\"\x00-\x1f\x7f]/g;
@@ -41,6 +41,7 @@ const PEER_EDGE = '[ dir=both, style=dashed ]';
  * over the bound is refused without building it.
  */
 export function topologyDOT(t: Topology, maxLength = Number.POSITIVE_INFINITY): string {
+  if (t.crossGroups) return crossDOT(t, t.crossGroups, maxLength);
   const out: string[] = [];
   let size = 0;
   const st = (s: string) => {
@@ -95,6 +96,87 @@ export function topologyDOT(t: Topology, maxLength = Number.POSITIVE_INFINITY): 
     out.push(`\tsubgraph ${name} {`);
     size += name.length + 20;
     for (const s of stmts) st(s);
+    out.push('', '}', ';');
+  }
+  out.push('', '}');
+  return out.join('\n') + '\n';
+}
+
+const PLAIN_EDGE = '[ arrowhead=none, arrowtail=none, dir=both, style=dotted ]';
+
+/** One node's ellipse, labelled as a leader's (every node leads its segment in cross granularity). */
+function crossNode(s: Segment, group: string): string {
+  const lines = [group, s.hostnames[0], s.cidrs[0]?.s ?? ''];
+  if (s.privateIPs[0]) lines.push(s.privateIPs[0].s);
+  lines.push(s.wireGuardIP.s);
+  const ep = endpointString(s.endpoint);
+  if (ep) lines.push(ep);
+  return `${q(s.hostnames[0])} [ label="${lines.map(dotEscape).join('\\n')}", rank=1, shape=ellipse ]`;
+}
+
+/**
+ * Cross granularity (design §19.7): each node in a box of its own inside its location's box,
+ * dotted plain edges between the nodes of one location, tunnel edges only between locations
+ * (and to nodes in no location group, which stand alone as in full granularity), and the Peers.
+ */
+function crossDOT(t: Topology, groups: ReadonlyMap<string, ReadonlySet<string>>, maxLength: number): string {
+  const out: string[] = [];
+  let size = 0;
+  const st = (s: string, indent = '\t') => {
+    size += s.length + indent.length + 2;
+    if (size > maxLength) throw new GraphTooLargeError(maxLength);
+    out.push(`${indent}${s};`);
+  };
+  out.push('digraph kilo {');
+  st(`label=${q(network(t.wireGuardCIDR).s)}`);
+  st('labelloc=t');
+  st('outputorder=nodesfirst');
+  st('overlap=false');
+  const groupOf = new Map<string, string>();
+  for (const [g, keys] of groups) for (const k of keys) groupOf.set(k, g);
+  const names = t.segments.map((s) => q(s.hostnames[0]));
+  const peerNames = t.peers.map((p) => p.name).sort().map(q);
+  const L = names.length;
+  const sum = (xs: string[]) => xs.reduce((n, x) => n + x.length, 0);
+  const bound = (L - 1) * sum(names) + ((L * (L - 1)) / 2) * (PLAIN_EDGE.length + 5) + peerNames.length * sum(names) + L * sum(peerNames) + L * peerNames.length * (PEER_EDGE.length + 5);
+  if (size + bound > maxLength) throw new GraphTooLargeError(maxLength);
+  for (let i = 0; i < L; i++) {
+    const gi = groupOf.get(t.segments[i].location);
+    for (let j = i + 1; j < L; j++) {
+      const same = gi !== undefined && gi === groupOf.get(t.segments[j].location);
+      st(`${names[i]}->${names[j]}${same ? PLAIN_EDGE : MEMBER_EDGE}`);
+    }
+  }
+  for (const n of names) for (const p of peerNames) st(`${n}->${p}${PEER_EDGE}`);
+  // Location boxes, each holding one box per node; nodes in no group stand alone.
+  const boxes: [string, string[][]][] = [];
+  const inner = new Map<string, string[][]>();
+  for (const s of t.segments) {
+    const g = groupOf.get(s.location);
+    const box = [`label=${q(s.location)}`, 'style="dashed,rounded"', crossNode(s, g ?? s.location)];
+    const name = q(`cluster_location_${s.location}`);
+    if (g === undefined) {
+      boxes.push([name, [box]]);
+      continue;
+    }
+    let list = inner.get(g);
+    if (!list) inner.set(g, (list = []));
+    list.push([name, ...box]);
+  }
+  for (const [g, list] of inner) boxes.push([q(`cluster_location_${g}`), [[`label=${q(g)}`, 'style="dashed,rounded"'], ...list]]);
+  boxes.sort(byQuoted);
+  const peerStmts = t.peers.slice().sort((a, b) => (a.name < b.name ? -1 : 1)).map((p) => `${q(p.name)} [ label="${dotEscape(p.name)}\\n${dotEscape(endpointString(p.endpoint))}\n", shape=ellipse ]`);
+  boxes.push([q('cluster_peers'), [['label="peers"', 'style="dashed,rounded"', ...peerStmts]]]);
+  for (const [name, parts] of boxes) {
+    out.push(`\tsubgraph ${name} {`);
+    const grouped = parts.some((part) => part[0]?.startsWith('"cluster_'));
+    for (const part of parts) {
+      if (part[0].startsWith('"cluster_')) {
+        out.push(`\t\tsubgraph ${part[0]} {`);
+        for (const x of part.slice(1)) st(x, '\t\t\t');
+        out.push('\t\t}');
+      } else for (const x of part) st(x, grouped ? '\t\t' : '\t');
+    }
     out.push('', '}', ';');
   }
   out.push('', '}');

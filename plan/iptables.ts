@@ -1,6 +1,6 @@
 // iptables rule sets (design §8.2–8.4). The strings are Kilo's, byte for byte (misspelling
 // included), so that a TS kg can take over a host a Go kg managed and the reverse.
-import { oneAddress, type CIDR } from './addr.js';
+import { oneAddress, type CIDR, type IP } from './addr.js';
 import { encapsulationRules, type Encapsulator } from './encapsulation.js';
 import type { Segment, Topology } from './topology.js';
 import type { Family, IptablesChain, IptablesJSON, IptablesRule } from './types.js';
@@ -70,6 +70,17 @@ export function segmentReturns(s: Segment, out: IptablesRule[], at: number, memo
   return at;
 }
 
+/**
+ * Cross granularity (design §19.4): the location group's private IPs, in segment order, for the
+ * IPIP allow list. Kilo's PR #328 finds no `location:` segment there and allows none, which drops
+ * the location's own IPIP traffic; kg allows the group's, as location granularity does.
+ */
+function crossPrivateIPs(t: Topology): IP[] {
+  const out: IP[] = [];
+  for (const s of t.segments) if (t.sameLocation!.has(s.location)) for (const p of s.privateIPs) out.push(p);
+  return out;
+}
+
 function r(family: Family, table: string, chain: string, rule: string[]): IptablesRule {
   return { family, table, chain, rule };
 }
@@ -83,7 +94,7 @@ export function iptablesRules(t: Topology, o: IptablesOptions): IptablesJSON {
   // §8.3, added first (§8.4), only when encapsulating with --local.
   if (o.enc.strategy !== 'never' && o.local) {
     const logical = t.segments.find((s) => s.location === `location:${o.localNodeLocation}`);
-    const e = encapsulationRules(o.enc, logical?.privateIPs ?? []);
+    const e = encapsulationRules(o.enc, t.sameLocation ? crossPrivateIPs(t) : logical?.privateIPs ?? []);
     chains.push(...e.chains);
     append.push(...e.append);
     prepend.push(...e.prepend);

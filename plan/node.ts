@@ -325,7 +325,7 @@ export function parseNodeInto(obj: NodeObject, topologyLabel: string, warnings: 
   let granularity: Granularity | '' = '';
   if (present(ann, warnings, name, A.granularity)) {
     const g = ann[A.granularity];
-    if (g === 'location' || g === 'full') granularity = g;
+    if (g === 'location' || g === 'full' || g === 'cross') granularity = g;
     else if (g !== '') bad(warnings, name, A.granularity, 'unknown granularity', g);
   }
 

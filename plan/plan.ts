@@ -9,8 +9,8 @@ import { iptablesRules } from './iptables.js';
 import { nodeJSON, nodeReady, parseNodeInto, type MeshNode, type NodeObject, type UDPAddr } from './node.js';
 import { parsePeer, peerJSON, peerName, peerReady, validatePeer, type MeshPeer, type PeerObject } from './peer.js';
 import { routes as buildRoutes, type RouteOptions } from './routes.js';
-import { meshView, newMesh, newTopology, segmentJSON, segmentKey, type Mesh, type Topology } from './topology.js';
-import type { Granularity, IptablesJSON, PlanJSON, WireGuardJSON } from './types.js';
+import { crossLocation, meshView, newMesh, newTopology, segmentJSON, segmentKey, type Mesh, type Topology } from './topology.js';
+import type { Granularity, IptablesJSON, PlanJSON, SegmentJSON, WireGuardJSON } from './types.js';
 import { deviceConf, type WGConf } from './wireguard.js';
 import type { WGPeer } from './wg-peer.js';
 import { DEFAULT_LIMITS, type ClaimLimits } from './claims.js';
@@ -255,6 +255,21 @@ function notReadyJSON(base: Pick<PlanJSON, 'format' | 'hostname' | 'granularity'
   };
 }
 
+/** The segments as `kg plan` prints them; in cross granularity with their location group (design §19.1). */
+function segmentsJSON(topo: Topology, readyNodes: readonly MeshNode[]): SegmentJSON[] {
+  const out = topo.segments.map(segmentJSON);
+  if (topo.sameLocation === undefined) return out;
+  // Cross: the k-th segment is the k-th ready node (node keys sort as the names); a map only
+  // when that does not hold (a spread copy and a 5,000-entry map per plan cost ~15 ms).
+  let byKey: Map<string, MeshNode> | null = null;
+  for (let k = 0; k < out.length; k++) {
+    let n: MeshNode | undefined = readyNodes[k];
+    if (n?.nodeKey !== out[k].location) n = (byKey ??= new Map(readyNodes.map((x) => [x.nodeKey, x]))).get(out[k].location);
+    out[k].nodeLocation = n ? crossLocation(n) : null;
+  }
+  return out;
+}
+
 /** The local node's topology: a view of the shared mesh when there is one, else built here. */
 function localTopology(o: PlanOptions, extras: PlanExtras, shared: SharedMesh | undefined, local: MeshNode, readyNodes: MeshNode[], readyPeers: MeshPeer[], port: number): Topology {
   const localDiscoveredEndpoints = extras.localDiscoveredEndpoints ?? local.discoveredEndpoints;
@@ -337,7 +352,7 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
       location: topo.location,
       leader: topo.leader,
       wireGuardCIDR: topo.wireGuardCIDR.s,
-      segments: describe ? topo.segments.map(segmentJSON) : [],
+      segments: describe ? segmentsJSON(topo, readyNodes) : [],
       routes: dual?.routes ?? r.routes,
       rules: dual?.rules ?? r.rules,
       wireguard: wireguardJSON(o, device, publicKey, listenPort, memo),
@@ -345,6 +360,7 @@ export function plan(cluster: Cluster, o: PlanOptions, extras: PlanExtras = {}):
       cni: o.cni && local.subnet ? stockConflist(local.subnet.s, dual?.podCIDR) : null,
       tunnel: tunnelAddress(enc, o.local, local.subnet, memo),
       warnings,
+      ...(topo.sameLocation !== undefined ? { nodeLocation: topo.nodeLocation ?? null } : {}),
       ...(dual ? { dualStack: dual.json } : {}),
     },
     topology: topo,

@@ -7,17 +7,17 @@
 //
 // plan() stays the reference: every change this module does not handle (the local node or its
 // segment, an allocation move that reaches the local segment, Peers, discovered endpoints, DNS
-// endpoints, masked routes, other options) falls back to the memoised full plan, counted by
+// endpoints, masked routes, other options; in cross granularity, the local location group) falls back to the memoised full plan, counted by
 // reason in `stats`. Property tests: test/plan/property.test.ts
 // (plans), test/workers/replan.test.ts (the desired-state deltas).
-import { byText, oneAddress, type CIDR, type IP } from './addr.js';
+import { byText, network, oneAddress, type CIDR, type IP } from './addr.js';
 import { CoverIndex, filterAllowedLocationIPsIndexed } from './location-ips.js';
 import { isNATNode, natDiscovery, natTargets, type NATObservation } from './nat.js';
 import { nodeReady, type MeshNode, type UDPAddr } from './node.js';
 import { plan, peerJSONOf, type Cluster, type PlanExtras, type PlanOptions, type PlanResult } from './plan.js';
 import { remoteSegmentRoutes } from './routes.js';
 import { segmentReturns } from './iptables.js';
-import { allocatedIPs, allocatedSegment, memoSegmentBase, segmentKey, type Segment, type SegmentBase } from './topology.js';
+import { allocatedIPs, allocatedSegment, crossLocation, memoSegmentBase, segmentKey, type Segment, type SegmentBase, type Topology } from './topology.js';
 import type { IptablesRule, WireGuardPeer } from './types.js';
 import { segmentPeer } from './wireguard.js';
 
@@ -81,6 +81,13 @@ interface State {
   localKey: string;
   /** The `location:<local location>` segment key (§8.3's encapsulation rules read it). */
   logicalKey: string;
+  /**
+   * Cross granularity (design §19.5): the local node's location group and its segments' keys
+   * (the local one included), which have no WireGuard peer and routes of the local kind; null
+   * otherwise.
+   */
+  groupKey: string | null;
+  group: ReadonlySet<string> | null;
   routeCount: number[];
   ruleCount: number[];
   iptHead: number;
@@ -230,6 +237,7 @@ export class Replanner {
       const oldKey = was ? segmentKey(before!, o.granularity) : null;
       const newKey = is ? segmentKey(cur!, o.granularity) : null;
       if (oldKey === s.localKey || newKey === s.localKey || oldKey === s.logicalKey || newKey === s.logicalKey) throw new Fallback('local segment');
+      if (s.groupKey !== null && ((was && crossLocation(before!) === s.groupKey) || (is && crossLocation(cur!) === s.groupKey))) throw new Fallback('cross: the local location');
       changes.set(name, { cur, oldKey, newKey });
       updateCounts(s, was ? before! : null, is ? cur! : null);
     }
@@ -415,7 +423,7 @@ function refilter(s: State, view: ReplicaView, o: PlanOptions, dirty: Map<number
     const list = filtered.get(k)!;
     const d = dirty.get(k);
     if (!d && sameList(list, s.segments[k].allowedLocationIPs)) continue;
-    if (k === s.localIdx) throw new Fallback('local segment');
+    if (k === s.localIdx || inGroup(s, k)) throw new Fallback('local segment');
     const seg = d ? d.seg : allocatedSegment(bases.get(k)!, k, o.subnet)!;
     seg.allowedLocationIPs = list;
     if (!d) dirty.set(k, { k, base: bases.get(k)!, seg });
@@ -456,6 +464,13 @@ function splice(s: State, dirty: ReadonlyMap<number, Dirty>, moved: number, prev
     }
     const seg = dirty.get(k)!.seg;
     s.segments[k] = seg;
+    if (inGroup(s, k)) {
+      // Cross: a location neighbour moved by the allocation; its routes do not name its WireGuard IP.
+      const n = segmentReturns(seg, scratch, 0, true);
+      replace(r.json.iptables.prepend, ruleAt, s.ruleCount[k], scratch, n);
+      s.ruleCount[k] = n;
+      continue;
+    }
     const rr = routesOf(seg);
     if (rr.masked) throw new Fallback('masked routes');
     replace(r.json.routes, routeAt, s.routeCount[k], rr.routes, rr.routes.length);
@@ -475,11 +490,10 @@ function splice(s: State, dirty: ReadonlyMap<number, Dirty>, moved: number, prev
   const from = Math.min(moved, order.length ? order[0] : Infinity);
   const end = Math.max(order.length ? order[order.length - 1] + 1 : from, moved === Infinity ? from : moved);
   const window = (prevLen: number, len: number, start: number, stop: number): Window => ({ start, deleteCount: prevLen - (len - stop) - start, count: stop - start });
-  const remoteBefore = (k: number) => (s.localIdx >= 0 && s.localIdx < k ? k - 1 : k);
   return {
     routes: window(prev.routes, r.json.routes.length, sum(s.routeCount, from), sum(s.routeCount, end)),
     prepend: window(prev.prepend, r.json.iptables.prepend.length, s.iptHead + sum(s.ruleCount, from), s.iptHead + sum(s.ruleCount, end)),
-    peers: r.device ? window(prev.peers, r.json.wireguard.peers.length, remoteBefore(from), remoteBefore(end)) : null,
+    peers: r.device ? window(prev.peers, r.json.wireguard.peers.length, peerIndex(s, from), peerIndex(s, end)) : null,
   };
 }
 
@@ -489,9 +503,41 @@ function replace<T>(xs: T[], at: number, count: number, items: readonly T[], n: 
   else xs.splice(at, count, ...items.slice(0, n));
 }
 
-/** The device peer of remote segment k (the local segment has none). */
+/** The device peer of remote segment k (the local segment has none, nor in cross its location group's). */
 function peerIndex(s: State, k: number): number {
-  return s.localIdx >= 0 && s.localIdx < k ? k - 1 : k;
+  if (!s.group) return s.localIdx >= 0 && s.localIdx < k ? k - 1 : k;
+  let before = 0;
+  for (const key of s.group) if (indexOf(s.segments, key) < k) before++;
+  return k - before;
+}
+
+/** Cross granularity: whether segment k is in the local node's location group (design §19.5). */
+function inGroup(s: State, k: number): boolean {
+  return s.group !== null && k < s.segments.length && s.group.has(s.segments[k].location);
+}
+
+/**
+ * Cross granularity: the route count of each segment of the local location group, read off the
+ * plan's list (each emits routes to its own pod CIDR and private IP only, design §19.3); false
+ * when the list cannot be split that way (then no incremental state).
+ */
+function groupRouteCounts(t: Topology, routes: readonly { dst: string }[], routeCount: number[], end: number): boolean {
+  let at = 0;
+  for (let k = 0; k < t.segments.length; k++) {
+    const s = t.segments[k];
+    if (!t.sameLocation!.has(s.location)) {
+      at += routeCount[k];
+      continue;
+    }
+    const own = new Set<string>();
+    for (const c of s.cidrs) if (c) own.add(network(c).s);
+    for (const p of s.privateIPs) own.add(oneAddress(p).s);
+    let n = 0;
+    while (at + n < end && own.has(routes[at + n].dst)) n++;
+    routeCount[k] = n;
+    at += n;
+  }
+  return at === end;
 }
 
 function desiredPeersOf(r: PlanResult): DesiredPeerOf[] {
@@ -508,6 +554,7 @@ function stateOf(
   if (!t || result.routesMasked || !result.routeOptions) return null;
   const segments = t.segments;
   const localIdx = indexOf(segments, t.location);
+  const group = t.sameLocation ?? null;
   const routeCount: number[] = new Array(segments.length);
   const ruleCount: number[] = new Array(segments.length);
   let routes = 0;
@@ -515,6 +562,12 @@ function stateOf(
   for (let k = 0; k < segments.length; k++) {
     const m = segments[k].memo;
     if (k === localIdx) continue;
+    if (group?.has(segments[k].location)) {
+      // Cross: a location neighbour; its routes are counted below.
+      if (!m?.rules) return null;
+      rules += ruleCount[k] = m.rules.length;
+      continue;
+    }
     if (!m?.routes || !m.rules) return null;
     routes += routeCount[k] = m.routes.routes.length;
     rules += ruleCount[k] = m.rules.length;
@@ -528,6 +581,7 @@ function stateOf(
     ruleCount[localIdx] = (own.memo?.rules?.length ?? 1 + own.allowedIPs.length) + own.allowedLocationIPs.length;
     rules += ruleCount[localIdx];
   }
+  if (group && localIdx >= 0 && !groupRouteCounts(t, j.routes, routeCount, j.routes.length - peerIPs)) return null;
   const iptHead = j.iptables.prepend.length - rules - 2 * peerIPs;
   if (iptHead < 0 || (localIdx >= 0 && routeCount[localIdx] < 0)) return null;
   let minExpiry = Infinity;
@@ -539,6 +593,7 @@ function stateOf(
   }
   return {
     key, now: o.now, result, segments, localIdx, localKey: t.location, logicalKey: `location:${c.nodes.find((n) => n.name === o.hostname)!.location}`,
+    groupKey: t.nodeLocation ?? null, group,
     routeCount, ruleCount, iptHead, desiredPeers, minExpiry, natNodes: nat.nodes, natPeers: nat.peers, alipKeys, cover: null, discovered,
   };
 }

@@ -1,7 +1,7 @@
 // Routes and policy rules (design §7), for leaders and non-leaders.
 import { contains, network, oneAddress as oneAddressOf, type CIDR, type IP } from './addr.js';
 import type { Encapsulator } from './encapsulation.js';
-import { updateEndpoint, type Segment, type Topology } from './topology.js';
+import { isLocalSegment, updateEndpoint, type Segment, type Topology } from './topology.js';
 import type { Route, Rule } from './types.js';
 
 export const KILO_TABLE = 1107;
@@ -210,7 +210,8 @@ function remoteViaSegment(t: Topology, b: RouteBuilder, o: RouteOptions, s: Segm
 function leaderRoutes(t: Topology, o: RouteOptions, b: RouteBuilder): RoutesResult {
   const { add, addEncap, crossesSubnet, oneAddress, rules, enc, strategy, privateIP, tunl } = b;
   for (const s of t.segments) {
-    if (s.location === t.location) {
+    // In cross granularity the location's other nodes are routed as the local segment's (design §19.3).
+    if (isLocalSegment(t, s)) {
       if (o.local && privateIP) {
         for (let i = 0; i < s.cidrs.length; i++) {
           const pip = s.privateIPs[i];

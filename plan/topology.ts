@@ -41,6 +41,15 @@ export interface Topology {
   readonly discoveredEndpoints: Map<string, UDPAddr>;
   readonly port: number;
   readonly persistentKeepalive: number;
+  /**
+   * Cross granularity only (design §19): the local node's location group (`location:<name>`;
+   * null for a node without an internal IP, which groups with no one) and the segment keys of
+   * its members, the local node's included. Absent or null in the other granularities.
+   */
+  readonly nodeLocation?: string | null;
+  readonly sameLocation?: ReadonlySet<string> | null;
+  /** Cross granularity only: every location group's segment keys (for the graph). */
+  readonly crossGroups?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 export interface TopologyInput {
@@ -61,9 +70,23 @@ export interface TopologyInput {
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 
-/** The segment key of a node (design §5.1). */
+/** The segment key of a node (design §5.1; cross as full, design §19.1). */
 export function segmentKey(n: MeshNode, granularity: Granularity): string {
-  return granularity === 'full' || !n.internalIP ? n.nodeKey : n.locationKey;
+  return granularity === 'full' || granularity === 'cross' || !n.internalIP ? n.nodeKey : n.locationKey;
+}
+
+/**
+ * Cross granularity (design §19.1): the location group of a node, whose members reach each other
+ * on the underlay and are no WireGuard peers of each other. A node without an internal IP is in
+ * none (as it gets its own segment in location granularity, design §16.5).
+ */
+export function crossLocation(n: MeshNode): string | null {
+  return n.internalIP ? n.locationKey : null;
+}
+
+/** Whether `s` is reached without WireGuard from the local node: its own segment, or in cross its location group's. */
+export function isLocalSegment(t: Topology, s: Segment): boolean {
+  return s.location === t.location || (t.sameLocation != null && t.sameLocation.has(s.location));
 }
 
 /** findLeader over name-sorted members (design §5.3). */
@@ -311,7 +334,7 @@ function segmentBases(nodes: readonly MeshNode[], granularity: Granularity, memo
     if (members.length > 1) members.sort((a, b) => byText(a.name, b.name));
     push(segmentBase(location, members, memo));
   };
-  if (granularity === 'full') {
+  if (granularity === 'full' || granularity === 'cross') {
     // Every node is its own segment (segmentKey is its node key): no grouping needed, and
     // without memoisation no members list either.
     if (memo) for (const n of nodes) add(n.nodeKey, [n]);
@@ -349,6 +372,8 @@ export interface Mesh {
   /** Segment index by location, built by the second view (one plan needs no map). */
   bySegment: Map<string, number> | null;
   views: number;
+  /** Cross granularity: the segment keys of each location group, built by the first view. */
+  crossGroups?: Map<string, Set<string>>;
 }
 
 export type MeshInput = Omit<TopologyInput, 'hostname' | 'port' | 'localDiscoveredEndpoints'>;
@@ -408,6 +433,7 @@ export function meshView(mesh: Mesh, input: Pick<TopologyInput, 'hostname' | 'po
     discovered = new Map(input.localDiscoveredEndpoints);
     for (const [key, addr] of mesh.discovered) if (!discovered.has(key)) discovered.set(key, addr);
   } else discovered = new Map(discovered);
+  const cross = mesh.granularity === 'cross' ? crossView(mesh, local) : null;
   return {
     ok: true,
     value: {
@@ -421,8 +447,26 @@ export function meshView(mesh: Mesh, input: Pick<TopologyInput, 'hostname' | 'po
       discoveredEndpoints: discovered,
       port: input.port,
       persistentKeepalive: local.persistentKeepalive,
+      ...cross,
     },
   };
+}
+
+/** The local node's location group in a cross mesh (design §19.1); the groups are built once per mesh. */
+function crossView(mesh: Mesh, local: MeshNode): Required<Pick<Topology, 'nodeLocation' | 'sameLocation' | 'crossGroups'>> {
+  if (!mesh.crossGroups) {
+    const groups = new Map<string, Set<string>>();
+    for (const n of mesh.nodes) {
+      const g = crossLocation(n);
+      if (g === null) continue;
+      let members = groups.get(g);
+      if (!members) groups.set(g, (members = new Set()));
+      members.add(n.nodeKey);
+    }
+    mesh.crossGroups = groups;
+  }
+  const nodeLocation = crossLocation(local);
+  return { nodeLocation, sameLocation: nodeLocation === null ? null : mesh.crossGroups.get(nodeLocation) ?? null, crossGroups: mesh.crossGroups };
 }
 
 /** One node's topology: the view of a mesh built for it alone. */

@@ -3,7 +3,8 @@
 // people read it, so a field is never renamed or dropped.
 
 export type Family = 'ipv4' | 'ipv6';
-export type Granularity = 'location' | 'full';
+/** `cross`: a WireGuard tunnel between every two nodes of different locations (design §19). */
+export type Granularity = 'location' | 'full' | 'cross';
 
 /** Endpoint as printed by `kg plan`. `resolved` is `ip:port` / `[v6]:port` when known. */
 export interface EndpointJSON {
@@ -54,6 +55,8 @@ export interface SegmentJSON {
   privateIPs: string[];
   wireGuardIP: string;
   allowedLocationIPs: string[];
+  /** Cross granularity only: the segment's location group (`location:<name>`, null: none; design §19.1). */
+  nodeLocation?: string | null;
 }
 
 /** A route as `ip route` would hold it. Kilo installs every route with protocol static. */
@@ -159,4 +162,6 @@ export interface PlanJSON {
   warnings: string[];
   /** Design §20: only when `--dual-stack-subnet` is set and a ready node has a pod CIDR of its family. */
   dualStack?: DualStackJSON;
+  /** Cross granularity only: the local node's location group (null: none; design §19.1). */
+  nodeLocation?: string | null;
 }

@@ -1,7 +1,7 @@
 // WireGuard configurations (design §6.1–6.4): the leader's device, a Peer's view, a segment as a
 // peer, and the `wg setconf` INI text.
 import { endpointString } from './endpoint.js';
-import { updateEndpoint, type Segment, type Topology } from './topology.js';
+import { isLocalSegment, updateEndpoint, type Segment, type Topology } from './topology.js';
 import type { WGPeer } from './wg-peer.js';
 
 export type { WGPeer };
@@ -15,7 +15,8 @@ export interface WGConf {
 /** §6.1: the local leader's device configuration; `memo`: reuse segment peers across plans (memo.ts). */
 export function deviceConf(t: Topology, privateKey: string | null, listenPort: number, memo = false): WGConf {
   const peers: WGPeer[] = [];
-  for (const s of t.segments) if (s.location !== t.location) peers.push(segmentPeer(t, s, memo));
+  // In cross granularity no peer for the nodes of the local location (design §19.2).
+  for (const s of t.segments) if (!isLocalSegment(t, s)) peers.push(segmentPeer(t, s, memo));
   for (const p of t.peers) {
     peers.push({
       publicKey: p.publicKey ?? '',

@@ -68,7 +68,7 @@ export function loadCluster(cfg: BenchConfig): BenchCluster {
 }
 
 /**
- * The first node that leads its location and the first that does not (null in full
+ * The first node that leads its location and the first that does not (null in full and cross
  * granularity, where every node is its own segment's leader). Bounded: at most 64 plans.
  */
 function pickNodes(cfg: BenchConfig, c: Cluster, now: number): { leader: string; nonLeader: string | null } {
@@ -78,7 +78,7 @@ function pickNodes(cfg: BenchConfig, c: Cluster, now: number): { leader: string;
     const j = plan(c, planOptions(cfg, n.name, now), { describe: false }).json;
     if (j.leader && leader === null) leader = n.name;
     if (!j.leader && nonLeader === null) nonLeader = n.name;
-    if (leader !== null && (nonLeader !== null || cfg.granularity === 'full')) break;
+    if (leader !== null && (nonLeader !== null || cfg.granularity !== 'location')) break;
   }
   if (leader === null) throw new FlagError('no node of the cluster leads its location (are the nodes ready at --now? do they have keys and endpoints?)');
   return { leader, nonLeader };

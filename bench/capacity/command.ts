@@ -9,7 +9,7 @@ incremental), kernel write cost (root: a scratch network namespace), agent memor
 per heartbeat mode, and fleet planning throughput.
 
 Usage:
-  kg bench [--nodes 5000] [--locations 50] [--peers 100] [--granularity location|full] [-o table|json|markdown]
+  kg bench [--nodes 5000] [--locations 50] [--peers 100] [--granularity location|full|cross] [-o table|json|markdown]
   kg bench --nodes-file FILE [--peers-file FILE] [--now UNIX_SECONDS]
   kg bench --sweep 100,1000,5000,10000 [--out-dir DIR]
 

@@ -9,7 +9,7 @@ export const BENCH_FLAGS: FlagDef[] = [
   { name: 'nodes', type: 'int', default: 5000, usage: 'Nodes in the synthetic cluster.' },
   { name: 'locations', type: 'int', default: 50, usage: 'Locations (values of the topology label) the nodes are spread over.' },
   { name: 'peers', type: 'int', default: 100, usage: 'Kilo Peers (VPN clients) in the synthetic cluster.' },
-  { name: 'granularity', type: 'string', default: 'location', usage: 'Mesh granularity: location or full.' },
+  { name: 'granularity', type: 'string', default: 'location', usage: 'Mesh granularity: location, full or cross.' },
   { name: 'encapsulate', type: 'string', default: 'always', usage: 'Encapsulation within a location: never, crosssubnet or always.' },
   { name: 'heartbeat', type: 'string', default: 'kilo', usage: 'Heartbeat mode to highlight: kilo or adaptive (both are reported).' },
   { name: 'heartbeat-budget', type: 'int', default: DEFAULT_HEARTBEAT_BUDGET, usage: 'Adaptive heartbeat: cluster-wide Node writes per second.' },
@@ -82,7 +82,7 @@ export function parseBenchFlags(argv: string[]): BenchConfig {
   return {
     nodes, locations,
     peers: positiveInt('peers', values.peers as number, 0, 50_000),
-    granularity: oneOf('granularity', values.granularity as string, ['location', 'full'] as const),
+    granularity: oneOf('granularity', values.granularity as string, ['location', 'full', 'cross'] as const),
     encapsulate: oneOf('encapsulate', values.encapsulate as string, STRATEGIES),
     heartbeat: oneOf('heartbeat', values.heartbeat as string, HEARTBEAT_MODES),
     heartbeatBudget: positiveInt('heartbeat-budget', values['heartbeat-budget'] as number, 1),

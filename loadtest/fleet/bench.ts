@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Fleet plan + verify on its own: one thread against the pool, on the simulator's generated
 // cluster (the same nodes and Peers as the load test), alternating so both see the same machine.
-//   node dist/loadtest/fleet/bench.js [--nodes 5000] [--locations 50] [--peers 100] [--granularity location|full] [--threads 2] [--rounds 2]
+//   node dist/loadtest/fleet/bench.js [--nodes 5000] [--locations 50] [--peers 100] [--granularity location|full|cross] [--threads 2] [--rounds 2]
 import { commandFlags, type FlagDef } from '../../main/flags.js';
 import { generateNodes, generatePeers } from '../apiserver/generate.js';
 import { fleetPlanOptions, planFleet } from './planner.js';
@@ -12,7 +12,7 @@ const FLAGS: FlagDef[] = [
   { name: 'nodes', type: 'string', default: '5000', usage: 'Nodes of the generated cluster.' },
   { name: 'locations', type: 'string', default: '50', usage: 'Locations the nodes are spread over.' },
   { name: 'peers', type: 'string', default: '100', usage: 'Peers of the generated cluster.' },
-  { name: 'granularity', type: 'string', default: 'location', usage: 'Mesh granularity: location or full.' },
+  { name: 'granularity', type: 'string', default: 'location', usage: 'Mesh granularity: location, full or cross.' },
   { name: 'threads', type: 'string', default: '2', usage: 'Size of the pool measured against one thread.' },
   { name: 'rounds', type: 'string', default: '2', usage: 'Rounds of (one thread, pool); the best of each is reported.' },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },

@@ -3,6 +3,7 @@
 // per worker in workerData and is parsed once; a task is just a range of node indices.
 import { workerData } from 'node:worker_threads';
 import { nodeReady } from '../../plan/node.js';
+import { crossLocation } from '../../plan/topology.js';
 import type { NodeObject } from '../../plan/node.js';
 import { peerReady, type PeerObject } from '../../plan/peer.js';
 import { parseCluster, plan, sharedMesh, type Cluster, type PlanOptions, type SharedMesh } from '../../plan/plan.js';
@@ -91,7 +92,20 @@ export function fleetIndex(c: Cluster, o: Omit<PlanOptions, 'hostname'>): FleetI
     privateIPs: c.nodes.map((n) => n.internalIP?.ip.s ?? null),
     peers: peers.map((p) => ({ name: p.name, publicKey: p.publicKey ?? '', allowedIPs: p.allowedIPs.map((a) => a.s) })),
     kiloIface: o.interface,
+    ...(o.granularity === 'cross' ? { groups: crossGroups(c) } : {}),
   };
+}
+
+/** Cross granularity: each node's location group as a number (-1: none), as topology.ts groups them. */
+function crossGroups(c: Cluster): number[] {
+  const ids = new Map<string, number>();
+  return c.nodes.map((n) => {
+    const g = crossLocation(n);
+    if (g === null) return -1;
+    let id = ids.get(g);
+    if (id === undefined) ids.set(g, (id = ids.size));
+    return id;
+  });
 }
 
 export function fleetContext(input: FleetInput): FleetContext {
@@ -102,7 +116,8 @@ export function fleetContext(input: FleetInput): FleetContext {
   // plans of every node, where each plan built its own 10,000 rules and routes. Not in full
   // granularity: there every node leads, its routes carry its own source address, the memo
   // misses on every segment and the plans took twice as long (README, fleet check).
-  const reuse = input.plan.granularity !== 'full';
+  // Cross likewise: every node leads with its own source address.
+  const reuse = input.plan.granularity !== 'full' && input.plan.granularity !== 'cross';
   return { input, cluster, mesh: sharedMesh(cluster, input.plan, { reuse }), reuse, index, lk: lookups(index), keep: new Set(input.keepPlans), tables: new Map() };
 }
 
@@ -132,11 +147,14 @@ export function planRange(ctx: FleetContext, from: number, to: number): NodeSumm
 /**
  * The table a node's routes are compiled from by difference: another non-leader of its location
  * (they route everything through one leader), or in full granularity another node (every node
- * leads, routing every other node's addresses through WireGuard). A leader in location
+ * leads, routing every other node's addresses through WireGuard), or in cross granularity another
+ * node of its location group. A leader in location
  * granularity routes its own location apart from the others: compiled in full.
  */
 function like(ctx: FleetContext, j: PlanJSON): { base: RouteTable | null } | undefined {
-  const key = !j.leader ? j.location : ctx.input.plan.granularity === 'full' ? '' : null;
+  const g = ctx.input.plan.granularity;
+  // Cross: the nodes of one location group differ only in their own routes (design §19.3).
+  const key = !j.leader ? j.location : g === 'full' ? '' : g === 'cross' ? `cross:${j.nodeLocation ?? j.location}` : null;
   if (key === null) return undefined;
   let t = ctx.tables.get(key);
   if (!t) ctx.tables.set(key, (t = { base: null }));

@@ -10,7 +10,7 @@
 // ready or unknown, a hop to a Peer, or a node visited twice (loop).
 //
 // Besides reachability: WireGuard peering between leaders is symmetric, and no allowed IP is
-// claimed twice on one interface. compareKernel() compares a real agent's kernel to its plan.
+// claimed twice on one interface; in cross granularity, no WireGuard hop inside a location. compareKernel() compares a real agent's kernel to its plan.
 //
 // Scope: IPv4 destinations and sources (the simulator's clusters are IPv4); IPv6 pod CIDRs are
 // counted as unchecked, never silently passed. A dual-stack fleet's IPv6 half is walked by this
@@ -59,6 +59,11 @@ export interface FleetIndex {
   peers: { name: string; publicKey: string; allowedIPs: string[] }[];
   /** The WireGuard interface name (--interface). */
   kiloIface: string;
+  /**
+   * Cross granularity only (design §19.1): node i's location group (-1: none). A WireGuard hop
+   * between two nodes of one group fails the walk ('wireguard-inside-location').
+   */
+  groups?: readonly number[];
 }
 
 /** Per-node lookups derived from a FleetIndex (rebuilt in each thread: Maps clone poorly). */
@@ -557,6 +562,10 @@ export function verifyFleet(
           }
           if (k >= N) {
             fail('misroute', `${label(src)} → ${ix.names[dst]}: ${label(h)} sends it to ${label(k)}`);
+            break;
+          }
+          if (ix.groups && h < N && ix.groups[h] >= 0 && ix.groups[h] === ix.groups[k]) {
+            fail('wireguard-inside-location', `${label(src)} → ${ix.names[dst]}: ${ix.names[h]} tunnels to ${ix.names[k]} of its own location`);
             break;
           }
           const rc = nodes[k];

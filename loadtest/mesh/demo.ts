@@ -2,7 +2,7 @@
 // (5 nodes, 3 locations, CNI-made pods) — with the topology, a ping matrix, and /metrics and
 // /graph forwarded to this machine's loopback. Ctrl-C tears it all down.
 //
-//   node dist/loadtest/mesh/demo.js [--once] [--granularity location|full] [--dual-stack]
+//   node dist/loadtest/mesh/demo.js [--once] [--granularity location|full|cross] [--dual-stack]
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
@@ -14,17 +14,17 @@ import { commandFlags, FlagError, type FlagDef } from '../../main/flags.js';
 
 const FLAGS: FlagDef[] = [
   { name: 'once', type: 'bool', default: false, usage: 'Print the topology and the ping matrix, then tear the mesh down.' },
-  { name: 'granularity', type: 'string', default: 'location', usage: 'Mesh granularity: location or full.' },
+  { name: 'granularity', type: 'string', default: 'location', usage: 'Mesh granularity: location, full or cross.' },
   { name: 'dual-stack', type: 'bool', default: false, usage: `IPv4 and IPv6: pod CIDRs and underlay addresses of both families, kg with --dual-stack-subnet ${DUAL_STACK_SUBNET}, pings in both.` },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
 const args = commandFlags(process.argv.slice(2), FLAGS, 'node dist/loadtest/mesh/demo.js [flags]   (npm run demo)',
   'A local Kilo mesh: the API simulator and 5 real kg agents in network namespaces (needs root,\nwireguard-go), with the topology, a ping matrix, and /metrics and /graph on this machine\'s loopback.',
   (v) => {
-    if (v.granularity !== 'location' && v.granularity !== 'full') throw new FlagError('--granularity must be location or full');
+    if (v.granularity !== 'location' && v.granularity !== 'full' && v.granularity !== 'cross') throw new FlagError('--granularity must be location, full or cross');
   });
 const once = args.once as boolean;
-const granularity = args.granularity as 'location' | 'full';
+const granularity = args.granularity as 'location' | 'full' | 'cross';
 const dualStack = args['dual-stack'] as boolean;
 
 /** Forwards 127.0.0.1:<port> on this machine to 127.0.0.1:1107 inside a node's namespace. */

@@ -411,3 +411,16 @@ export class Mesh {
     rmSync(join(this.state, 'owner.pid'), { force: true });
   }
 }
+
+/** Captures on the underlay bridge while `during` runs (at most `max` packets); returns tcpdump's IP lines. */
+export async function captureUnderlay(mesh: Mesh, filter: string, during: () => void, max = 400): Promise<string[]> {
+  const p = spawn('timeout', ['20', 'ip', 'netns', 'exec', mesh.ul, 'tcpdump', '-l', '-n', '-i', 'br0', '-c', String(max), filter], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  p.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  await new Promise((r) => setTimeout(r, 800));
+  during();
+  await new Promise((r) => setTimeout(r, 500));
+  p.kill('SIGINT');
+  await new Promise((r) => p.once('exit', r));
+  return out.split('\n').filter((l) => l.includes(' IP '));
+}

@@ -46,7 +46,7 @@ export function resolveGranularity(flag: GranularityFlag, nodes: readonly MeshNo
   if (flag !== 'auto') return flag;
   if (nodes.length === 0) throw new KgctlError('could not get any nodes');
   const g = nodes[0].granularity;
-  if (g !== 'location' && g !== 'full') throw new KgctlError('mesh granularity auto is not supported');
+  if (g !== 'location' && g !== 'full' && g !== 'cross') throw new KgctlError('mesh granularity auto is not supported');
   return g;
 }
 

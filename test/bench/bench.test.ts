@@ -147,7 +147,7 @@ test('bad flags: one clear error line and exit status 1', () => {
   const cases: [string[], RegExp][] = [
     [['--nodes', 'many'], /invalid argument "many" for "--nodes"/],
     [['--nodes', '1'], /invalid --nodes 1/],
-    [['--granularity', 'cosmic'], /invalid --granularity "cosmic"; possible values are: location, full/],
+    [['--granularity', 'cosmic'], /invalid --granularity "cosmic"; possible values are: location, full, cross/],
     [['--nodes', '20', '--locations', '30'], /more locations than --nodes/],
     [['-o', 'xml'], /invalid --output "xml"/],
     [['--sweep', '100,lots'], /invalid --sweep/],

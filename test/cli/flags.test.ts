@@ -43,6 +43,8 @@ test('validation order and texts', () => {
   assert.throws(() => toConfig(parseFlags([], AGENT_FLAGS).values, { osHostname: () => '' }), /failed to determine hostname/);
   assert.throws(() => cfg(['--encapsulate=z', '--mesh-granularity=q']), /encapsulation z unknown/);
   assert.throws(() => cfg(['--mesh-granularity=q', '--backend=b']), /mesh granularity q unknown/);
+  assert.throws(() => cfg(['--mesh-granularity=q']), /mesh granularity q unknown; possible values are: location, full, cross$/);
+  assert.equal(cfg(['--mesh-granularity=cross']).meshGranularity, 'cross');
   assert.throws(() => cfg(['--backend=b', '--port=0']), /backend b unknown; possible values are: kubernetes/);
   assert.throws(() => cfg(['--port=0']), /port mus be in range \[1:65535\], but got 0/);
   assert.throws(() => cfg(['--internal-cidr=10.0.0.1']), /failed to parse "10.0.0.1" as CIDR/);

@@ -34,6 +34,23 @@ test('kg plan: JSON for the example cluster follows the plan contract (PlanJSON)
   assert.deepEqual(p.warnings, []);
 });
 
+test('kg plan --mesh-granularity cross: every node leads its own segment, no tunnel inside a location (design §19)', () => {
+  const r = kg(['plan', '--hostname', 'bravo', ...EX, '--mesh-granularity', 'cross']);
+  assert.equal(r.code, 0, r.err);
+  const p = JSON.parse(r.out);
+  assert.deepEqual([p.granularity, p.location, p.nodeLocation, p.leader, p.wireGuardCIDR], ['cross', 'node:bravo', 'location:east', true, '10.4.0.2/16']);
+  assert.deepEqual(p.segments.map((s: { location: string; nodeLocation: string | null }) => [s.location, s.nodeLocation]), [
+    ['node:alpha', 'location:east'], ['node:bravo', 'location:east'], ['node:charlie', 'location:west'], ['node:delta', null],
+  ]);
+  // charlie, delta and the Peer; not alpha, bravo's location neighbour.
+  assert.equal(p.wireguard.peers.length, 3);
+  assert.ok(!p.wireguard.peers.some((x: { allowedIPs: string[] }) => x.allowedIPs.includes('10.42.0.0/24')));
+  const text = kg(['plan', '--hostname', 'bravo', ...EX, '--mesh-granularity', 'cross', '-o', 'text']);
+  assert.equal(text.code, 0, text.err);
+  assert.ok(text.out.includes('granularity cross, location group location:east'), text.out);
+  assert.match(text.out, /\nnode:delta +- +delta /, 'delta, without an internal IP, is in no location group');
+});
+
 test('kg plan: -o text for people, and the same nodes read from stdin as JSON', () => {
   const text = kg(['plan', '--hostname', 'bravo', ...EX, '-o', 'text']);
   assert.equal(text.code, 0, text.err);
@@ -108,7 +125,7 @@ test('kg plan: bad input exits non-zero with one clear message', () => {
       [['plan', '--hostname', 'a', '--nodes', scalar], /expected a Kubernetes object or List/],
       [['plan', '--hostname', 'alpha', ...EX, '--subnet', 'nope'], /failed to parse "nope" as CIDR/],
       [['plan', '--hostname', 'alpha', ...EX, '--encapsulate', 'sometimes'], /encapsulation sometimes unknown; possible values are: never, crosssubnet, always/],
-      [['plan', '--hostname', 'alpha', ...EX, '--mesh-granularity', 'auto'], /mesh granularity auto unknown; possible values are: location, full/],
+      [['plan', '--hostname', 'alpha', ...EX, '--mesh-granularity', 'auto'], /mesh granularity auto unknown; possible values are: location, full, cross/],
       [['plan', '--hostname', 'alpha', ...EX, '--port', '70000'], /invalid port: port mus be in range \[1:65535\], but got 70000/],
       [['plan', '--hostname', 'alpha', ...EX, '--mtu', 'big'], /failed to parse MTU "big"/],
       [['plan', '--hostname', 'alpha', ...EX, '--service-cidr', '10.43.0.0'], /failed to parse "10.43.0.0" as CIDR/],

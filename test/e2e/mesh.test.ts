@@ -3,29 +3,16 @@
 // Bounded in time; everything is torn down even when a step fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair } from '../../main/keys.js';
-import { Mesh, waitFor } from '../../loadtest/mesh/harness.js';
+import { captureUnderlay, Mesh, waitFor } from '../../loadtest/mesh/harness.js';
 import { parseCIDR } from '../../plan/addr.js';
 import { parseCluster, plan } from '../../plan/plan.js';
 import { peerConf, renderINI } from '../../plan/wireguard.js';
 
 const PREFIX = `kge${process.pid % 10000}`;
-
-/** Captures on the underlay bridge while `during` runs; returns tcpdump's lines. */
-async function capture(mesh: Mesh, filter: string, during: () => void): Promise<string[]> {
-  const p = spawn('timeout', ['20', 'ip', 'netns', 'exec', mesh.ul, 'tcpdump', '-l', '-n', '-i', 'br0', '-c', '400', filter], { stdio: ['ignore', 'pipe', 'ignore'] });
-  let out = '';
-  p.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  await new Promise((r) => setTimeout(r, 800));
-  during();
-  await new Promise((r) => setTimeout(r, 500));
-  p.kill('SIGINT');
-  await new Promise((r) => p.once('exit', r));
-  return out.split('\n').filter((l) => l.includes(' IP '));
-}
 
 test('e2e: a real kg mesh in network namespaces', { timeout: 600_000 }, async (t) => {
   const mesh = new Mesh({
@@ -58,7 +45,7 @@ test('e2e: a real kg mesh in network namespaces', { timeout: 600_000 }, async (t
   await t.test('between locations the underlay carries only WireGuard', async () => {
     const a = mesh.nodes.filter((n) => n.spec.location === 'a').map((n) => `host ${n.ip}`).join(' or ');
     const b = mesh.nodes.filter((n) => n.spec.location === 'b').map((n) => `host ${n.ip}`).join(' or ');
-    const lines = await capture(mesh, `ip and (${a}) and (${b})`, () => {
+    const lines = await captureUnderlay(mesh, `ip and (${a}) and (${b})`, () => {
       assert.ok(mesh.ping({ pod: 'a2' }, pod('b2'), 5));
       assert.ok(mesh.ping({ pod: 'b1' }, pod('a1'), 5));
     });

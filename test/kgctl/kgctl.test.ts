@@ -216,7 +216,7 @@ PublicKey = ${KEY.alpha}
       [['showconf', 'node', 'alpha', '-o', 'xml'], /output format xml unknown; posible values are: wireguard, json, yaml/],
       [['showconf', 'node', 'alpha', '--allowed-ips', '10.0.0.1'], /allowed-ips must contain only valid CIDRs/],
       [['showconf', 'node'], /usage: kgctl showconf/],
-      [['graph', '--mesh-granularity', 'site'], /mesh granularity site unknown; posible values are: location, full, auto/],
+      [['graph', '--mesh-granularity', 'site'], /mesh granularity site unknown; posible values are: location, full, cross, auto/],
       [['graph', '--port', '0'], /invalid port/],
       [['graph', '--nope'], /unknown flag: --nope/],
       [['frobnicate'], /unknown command "frobnicate"/],
@@ -229,6 +229,51 @@ PublicKey = ${KEY.alpha}
     const missing = await kgctl(join(dir, 'nope'), ['graph']);
     assert.equal(missing.code, 1);
     assert.match(missing.err, /kubeconfig .*nope does not exist/);
+  });
+
+  await t.test('--mesh-granularity=cross: graph, showconf node and peer (design §19.7)', async () => {
+    const g = await kgctl(kc, ['graph', '--mesh-granularity', 'cross']);
+    assert.equal(g.code, 0, g.err);
+    // Each node in a box of its own inside its location's; delta, without an internal IP, alone.
+    assert.match(g.out, /\tsubgraph "cluster_location_location:east" \{\n\t\tlabel="location:east";\n\t\tstyle="dashed,rounded";\n\t\tsubgraph "cluster_location_node:alpha" \{\n/);
+    assert.ok(g.out.includes('\tsubgraph "cluster_location_node:delta" {'));
+    const edges = g.out.split('\n').filter((l) => l.includes('->') && !l.includes('laptop'));
+    assert.deepEqual(edges, [
+      '\t"alpha"->"bravo"[ arrowhead=none, arrowtail=none, dir=both, style=dotted ];',
+      '\t"alpha"->"charlie"[ dir=both ];', '\t"alpha"->"delta"[ dir=both ];',
+      '\t"bravo"->"charlie"[ dir=both ];', '\t"bravo"->"delta"[ dir=both ];',
+      '\t"charlie"->"delta"[ dir=both ];',
+    ]);
+    const dot = spawnSync('dot', ['-Tsvg'], { input: g.out, encoding: 'utf8' });
+    assert.equal(dot.status, 0, `Graphviz accepts it: ${dot.stderr}`);
+    // bravo leads its own segment and peers with charlie, delta and the Peer, not with alpha.
+    const b = await kgctl(kc, ['showconf', 'node', 'bravo', '--mesh-granularity', 'cross']);
+    assert.equal(b.code, 0, b.err);
+    assert.equal(b.out, `[Interface]
+ListenPort = 51820
+
+[Peer]
+AllowedIPs = 10.42.2.0/24, 172.16.5.4/32, 10.4.0.3/32, 172.16.9.0/24
+Endpoint = 198.51.100.7:51820
+PersistentKeepalive = 0
+PublicKey = ${KEY.charlie}
+
+[Peer]
+AllowedIPs = 10.42.3.0/24, 10.4.0.4/32
+Endpoint = 198.51.100.8:51820
+PersistentKeepalive = 0
+PublicKey = ${KEY.delta}
+
+[Peer]
+AllowedIPs = 10.5.0.1/32
+PersistentKeepalive = 0
+PublicKey = ${KEY.laptop}
+`);
+    // A Peer tunnels to every node (§19.2).
+    const p = await kgctl(kc, ['showconf', 'peer', 'laptop', '--mesh-granularity', 'cross']);
+    assert.equal(p.code, 0, p.err);
+    assert.equal(p.out.split('[Peer]').length - 1, 4);
+    assert.ok(p.out.startsWith('[Peer]\nAllowedIPs = 10.42.0.0/24, 10.0.1.10/32, 10.4.0.1/32\n'), p.out);
   });
 
   await t.test('--mesh-granularity=full: one segment per node', async () => {
@@ -287,6 +332,18 @@ test('PeerRoutes (§7.8) for the example cluster, by hand', () => {
   assert.ok(r.every((x) => x.protocol === 'static' && x.table === null && x.src === null));
 });
 
+test('PeerRoutes (§7.8) in cross granularity: every node through its own WireGuard IP (design §19.7)', () => {
+  const { nodes, peers } = exampleObjects();
+  const v = view(parseListed(nodes, peers, 'topology.kubernetes.io/region'), { granularity: 'cross', now: Math.floor(Date.now() / 1000) });
+  const r = peerRoutes(topology(v, v.lastReady, 51820), 'kilo0', 'laptop', []);
+  assert.deepEqual(r.map((x) => `${x.dst}${x.gw ? ` via ${x.gw}` : ''} dev ${x.dev}${x.onlink ? ' onlink' : ''}`), [
+    '10.42.0.0/24 via 10.4.0.1 dev kilo0 onlink', '10.0.1.10/32 via 10.4.0.1 dev kilo0 onlink', '10.4.0.1/32 dev kilo0',
+    '10.42.1.0/24 via 10.4.0.2 dev kilo0 onlink', '10.0.1.11/32 via 10.4.0.2 dev kilo0 onlink', '10.4.0.2/32 dev kilo0',
+    '10.42.2.0/24 via 10.4.0.3 dev kilo0 onlink', '172.16.5.4/32 via 10.4.0.3 dev kilo0 onlink', '172.16.9.0/24 via 10.4.0.3 dev kilo0 onlink', '10.4.0.3/32 dev kilo0',
+    '10.42.3.0/24 via 10.4.0.4 dev kilo0 onlink', '10.4.0.4/32 dev kilo0',
+  ]);
+});
+
 test('kgctl model: granularity auto, subnet inference, --allowed-ips, Peer objects', () => {
   const now = Math.floor(Date.now() / 1000);
   const node = (name: string, ann: Record<string, string>) => ({ metadata: { name, labels: { 'topology.kubernetes.io/region': 'r' }, annotations: { 'kilo.squat.ai/last-seen': String(now), 'kilo.squat.ai/key': KEY.alpha, 'kilo.squat.ai/endpoint': '192.0.2.1:51820', ...ann } }, spec: { podCIDR: '10.42.0.0/24' } });
@@ -300,6 +357,9 @@ test('kgctl model: granularity auto, subnet inference, --allowed-ips, Peer objec
   assert.throws(() => resolveGranularity('auto', l.nodes.slice(1)), /mesh granularity auto is not supported/);
   assert.throws(() => resolveGranularity('auto', []), /could not get any nodes/);
   assert.equal(resolveGranularity('location', []), 'location');
+  // auto detects cross from the annotation as it does the others.
+  const crossed = parseListed([node('x', { 'kilo.squat.ai/granularity': 'cross' })], [], 'topology.kubernetes.io/region');
+  assert.equal(resolveGranularity('auto', crossed.nodes), 'cross');
   // graph/showconf: the last parseable WireGuard IP wins, masked; connect: the first one
   assert.equal(inferSubnet(l.nodes).s, '10.7.0.0/24');
   assert.equal(inferSubnet([]).s, '10.4.0.0/16');

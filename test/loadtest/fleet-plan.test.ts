@@ -31,7 +31,7 @@ const genCluster: fc.Arbitrary<GenCluster> = fc.record({
   ),
   peers: fc.array(fc.record({ ips: fc.array(fc.integer({ min: 0, max: 7 }), { maxLength: 3 }), endpoint: fc.boolean(), keepalive: fc.boolean() }), { maxLength: 4 }),
   argv: fc.tuple(
-    fc.constantFrom('location', 'full'),
+    fc.constantFrom('location', 'full', 'cross'),
     fc.constantFrom('never', 'always', 'crosssubnet'),
     fc.boolean(),
     fc.boolean(),
@@ -113,7 +113,7 @@ test('property: a shared mesh gives every node the topology newTopology gives it
         }
         assert.deepEqual([...view.value.discoveredEndpoints], [...want]);
         const own = view.value.segments.find((s) => s.location === view.value.location)!;
-        assert.equal(view.value.location, o.plan.granularity === 'full' || !n.internalIP ? n.nodeKey : n.locationKey);
+        assert.equal(view.value.location, o.plan.granularity !== 'location' || !n.internalIP ? n.nodeKey : n.locationKey);
         assert.equal(view.value.leader, own.hostnames[own.leader] === n.name);
         assert.equal(view.value.wireGuardCIDR.s, view.value.leader ? `${own.wireGuardIP.s}/16` : o.plan.subnet.s);
       }

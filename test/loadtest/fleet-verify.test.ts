@@ -34,8 +34,8 @@ function verify(ctx: FleetContext, ps: PlanJSON[]) {
 
 const clone = (p: PlanJSON): PlanJSON => structuredClone(p);
 
-test('fleet check: a planned fleet passes, in location and full granularity', () => {
-  for (const g of ['location', 'full']) {
+test('fleet check: a planned fleet passes, in location, full and cross granularity', () => {
+  for (const g of ['location', 'full', 'cross']) {
     const { ctx, plans: ps } = plans(['--mesh-granularity', g]);
     const r = verify(ctx, ps);
     assert.deepEqual(r.failures, {}, r.examples.join('\n'));
@@ -46,6 +46,23 @@ test('fleet check: a planned fleet passes, in location and full granularity', ()
     assert.equal(r.peers, 3);
     assert.ok(r.hops.max >= (g === 'location' ? 3 : 1));
   }
+});
+
+test('fleet check: in cross granularity, a WireGuard hop inside a location fails (design §19)', () => {
+  const { ctx, plans: ps } = plans(['--mesh-granularity', 'cross']);
+  assert.ok(ctx.index.groups, 'the index carries the location groups');
+  const a = ps.findIndex((p) => p.nodeLocation);
+  const b = ps.findIndex((p, i) => i !== a && p.nodeLocation === ps[a].nodeLocation);
+  assert.ok(a >= 0 && b >= 0, 'two nodes of one location');
+  // a tunnels to its neighbour b instead of reaching it on the underlay.
+  const cidr = ctx.index.podCIDRs[b]!;
+  ps[a] = clone(ps[a]);
+  ps[a].routes = ps[a].routes.map((r) => (r.dst === cidr ? { ...r, dev: 'kilo0', gw: '10.4.255.254', src: null } : r));
+  ps[a].wireguard.peers.push({ publicKey: ctx.index.keys[b], endpoint: null, allowedIPs: [cidr], persistentKeepalive: 0, presharedKey: false });
+  const r = verify(ctx, ps);
+  assert.equal(r.ok, false);
+  assert.equal(r.failures['wireguard-inside-location'], 1, JSON.stringify(r.failures));
+  assert.match(r.examples.join('\n'), new RegExp(`${ps[a].hostname} tunnels to ${ps[b].hostname} of its own location`));
 });
 
 test('fleet check: a removed route is a blackhole', () => {

@@ -124,7 +124,7 @@ test('location-ips: newTopology filters as the reference does, in full and locat
   const gen = fc.record({
     nodes: fc.array(fc.record({ loc: fc.integer({ min: 0, max: 3 }), internal: fc.boolean(), alips: fc.array(anyCIDR, { maxLength: 5 }) }), { minLength: 1, maxLength: 12 }),
     peers: fc.array(fc.array(anyCIDR, { maxLength: 3 }), { maxLength: 3 }),
-    granularity: fc.constantFrom('location' as const, 'full' as const),
+    granularity: fc.constantFrom('location' as const, 'full' as const, 'cross' as const),
     memo: fc.boolean(),
   });
   fc.assert(

@@ -15,7 +15,7 @@ import type { Strategy } from '../../plan/encapsulation.js';
 import { genAnnotations, genNodeFields, key, NOW, options } from './fixture.js';
 
 interface GenNode { loc: number; internal: boolean; leader: boolean; publicEP: boolean; stale: boolean; alip: number | null; keepalive: boolean }
-interface GenCluster { nodes: GenNode[]; peers: { ips: number[] }[]; granularity: 'location' | 'full'; encapsulate: Strategy }
+interface GenCluster { nodes: GenNode[]; peers: { ips: number[] }[]; granularity: 'location' | 'full' | 'cross'; encapsulate: Strategy }
 
 const genCluster = fc.record({
   nodes: fc.array(
@@ -26,7 +26,7 @@ const genCluster = fc.record({
     { minLength: 1, maxLength: 12 },
   ),
   peers: fc.array(fc.record({ ips: fc.array(fc.integer({ min: 0, max: 7 }), { maxLength: 3 }) }), { maxLength: 4 }),
-  granularity: fc.constantFrom('location' as const, 'full' as const),
+  granularity: fc.constantFrom('location' as const, 'full' as const, 'cross' as const),
   encapsulate: fc.constantFrom<Strategy>('never', 'always'),
 });
 
@@ -67,8 +67,11 @@ function lpm<T>(items: T[], cidrOf: (t: T) => string[], dst: string): T | null {
   return best;
 }
 
-/** Follows one packet from node `from` towards `dst`; returns the node that owns dst, or a failure. */
-function deliver(all: Map<string, PlanJSON>, from: string, dst: string): string {
+/**
+ * Follows one packet from node `from` towards `dst`; returns the node that owns dst, or a failure.
+ * `wgHops` collects the WireGuard hops taken, as [from, to].
+ */
+function deliver(all: Map<string, PlanJSON>, from: string, dst: string, wgHops: [string, string][] = []): string {
   const any = [...all.values()][0];
   const byInternal = new Map(any.nodes.filter((n) => n.ready && n.internalIP).map((n) => [n.internalIP!.split('/')[0], n.name]));
   const byKey = new Map(any.nodes.filter((n) => n.ready).map((n) => [n.key!, n.name]));
@@ -85,6 +88,7 @@ function deliver(all: Map<string, PlanJSON>, from: string, dst: string): string 
       const peer = lpm(p.wireguard.peers, (x) => x.allowedIPs, dst);
       if (!p.wireguard.applied || !peer) return `blackhole in WireGuard at ${at}`;
       next = byKey.get(peer.publicKey);
+      if (next) wgHops.push([at, next]);
     } else {
       next = r.gw ? byInternal.get(r.gw) : undefined;
     }
@@ -126,6 +130,49 @@ test('property: every ready node reaches every other ready node’s pod CIDR, ho
       }
     }),
     { numRuns: 150 },
+  );
+});
+
+// Cross granularity (design §19): tunnels exactly between nodes of different location groups, the
+// location's own traffic on the underlay, every pod CIDR still reachable.
+test('property: cross granularity tunnels only between locations, and every pod CIDR is reachable', () => {
+  fc.assert(
+    fc.property(genCluster, fc.constantFrom<Strategy>('never', 'always', 'crosssubnet'), fc.boolean(), (g, encapsulate, local) => {
+      const c: GenCluster = { ...g, granularity: 'cross', encapsulate };
+      const all = plans(c, local);
+      const any = [...all.values()][0];
+      if (!any) return;
+      // A node's location group: its location when it has an internal IP, none otherwise (§19.1).
+      const group = new Map(any.nodes.filter((n) => n.ready).map((n) => [n.name, n.internalIP ? n.location : null]));
+      const same = (a: string, b: string) => group.get(a) !== null && group.get(a) === group.get(b);
+      const byKey = new Map(any.nodes.filter((n) => n.ready).map((n) => [n.key!, n.name]));
+      for (const [name, p] of all) {
+        assert.equal(p.leader, true, `${name} leads its own segment`);
+        const peers = new Set(p.wireguard.peers.map((x) => byKey.get(x.publicKey)).filter((x) => x !== undefined));
+        for (const other of all.keys()) {
+          if (other === name) continue;
+          assert.equal(peers.has(other), !same(name, other), `${name}: WireGuard peer ${other} iff in another location group`);
+        }
+        const seen = new Set<string>();
+        for (const a of p.wireguard.peers.flatMap((x) => x.allowedIPs).map((x) => network(parseCIDR(x)!).s)) {
+          assert.ok(!seen.has(a), `${name}: ${a} twice on one interface`);
+          seen.add(a);
+        }
+      }
+      // Without --local kg leaves the location's own pod traffic to the CNI: nothing to follow.
+      if (!local) return;
+      for (const [from] of all) {
+        for (const [to, p] of all) {
+          if (from === to) continue;
+          const pod = p.nodes.find((n) => n.name === to)!.subnet!.replace('.0/24', '.7');
+          const hops: [string, string][] = [];
+          assert.equal(deliver(all, from, pod, hops), to, `${from} → pod of ${to}`);
+          for (const [a, b] of hops) assert.ok(!same(a, b), `${from} → pod of ${to}: WireGuard hop ${a}→${b} inside a location`);
+          assert.ok(hops.length <= 1, `${from} → pod of ${to}: at most one tunnel (${JSON.stringify(hops)})`);
+        }
+      }
+    }),
+    { numRuns: 200 },
   );
 });
 
@@ -198,7 +245,7 @@ const malformedPeer = fc.oneof(junk, fc.record({ metadata: fc.oneof(junk, fc.rec
 
 test('property: malformed Nodes and Peers become warnings, never exceptions', () => {
   fc.assert(
-    fc.property(fc.array(malformedNode, { maxLength: 5 }), fc.array(malformedPeer, { maxLength: 3 }), fc.constantFrom('location' as const, 'full' as const), fc.boolean(), (nodes, peers, granularity, reuse) => {
+    fc.property(fc.array(malformedNode, { maxLength: 5 }), fc.array(malformedPeer, { maxLength: 3 }), fc.constantFrom('location' as const, 'full' as const, 'cross' as const), fc.boolean(), (nodes, peers, granularity, reuse) => {
       const c = parseCluster(nodes as NodeObject[], peers as PeerObject[], 'topology.kubernetes.io/region');
       for (const n of c.nodes) {
         try {

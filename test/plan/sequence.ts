@@ -61,7 +61,7 @@ export const op: fc.Arbitrary<Op> = fc.oneof(
 export const scenario = fc.record({
   nodes: fc.array(spec, { minLength: 2, maxLength: 10 }),
   ops: fc.array(op, { minLength: 20, maxLength: 60 }),
-  granularity: fc.constantFrom('location' as const, 'full' as const),
+  granularity: fc.constantFrom('location' as const, 'full' as const, 'cross' as const),
   encapsulate: fc.constantFrom<Strategy>('never', 'always', 'crosssubnet'),
 });
 export type Scenario = typeof scenario extends fc.Arbitrary<infer T> ? T : never;
