@@ -23,7 +23,7 @@ function newResults(o: LoadTestOptions): Results {
     version: 1, startedAt: new Date().toISOString(), options: { ...o, log: undefined } as unknown as Omit<LoadTestOptions, 'log'>,
     machine: { cpus: availableParallelism(), loadAvg: loadavg() },
     coldStartMs: [], phases: [], heartbeatModes: [], fleetTiming: { threads1: null, pool: null, speedup: null },
-    samples: [], rates: [], latencies: [], missed: [], checks: [], ok: false,
+    samples: [], rates: [], scrapes: [], latencies: [], missed: [], checks: [], ok: false,
   };
 }
 
@@ -81,7 +81,7 @@ export async function runLoadTest(o: LoadTestOptions): Promise<Results> {
     prefix: o.prefix,
     // Each agent leads a location of its own: it holds the WireGuard device and the mesh routes.
     nodes: agentNames.map((name, i) => ({ name, location: `agents-${i}` })),
-    flags: [...kgFlags, '--log-level', 'warn', '--resync-period', '5m', '--heartbeat', o.heartbeat, '--heartbeat-budget', String(o.heartbeatBudget)],
+    flags: [...kgFlags, '--log-level', 'warn', '--resync-period', '5m', '--heartbeat', o.heartbeat, '--heartbeat-budget', String(o.heartbeatBudget), ...(o.agentFlags ?? [])],
     apiScript: 'loadtest/sim/driver.js',
     apiArgs: ['--nodes', String(simNodes), '--peers', String(o.peers), '--locations', String(o.locations), '--heartbeat', o.heartbeat, '--heartbeat-budget', String(o.heartbeatBudget), '--history-size', '20000'],
     log: o.log,
@@ -90,7 +90,8 @@ export async function runLoadTest(o: LoadTestOptions): Promise<Results> {
   const timers: NodeJS.Timeout[] = [];
   try {
     await start(run);
-    timers.push(...startSampling(run, clock()));
+    run.t0 = clock();
+    timers.push(...startSampling(run, run.t0));
     for (const sc of o.scenarios) {
       // A scenario that throws (the simulator or an agent gone) is a failed check; the rest run.
       try {
@@ -110,6 +111,7 @@ export async function runLoadTest(o: LoadTestOptions): Promise<Results> {
     run.tearingDown = true;
     for (const t of timers) clearInterval(t);
     for (const m of run.monitors) m.stop();
+    run.closeClients();
     await mesh.down();
   }
   run.res.ok = run.res.checks.length > 0 && run.res.checks.every((c) => c.ok);
