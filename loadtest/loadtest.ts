@@ -13,6 +13,7 @@ import { Mesh } from './mesh/harness.js';
 import { RouteMonitor } from './mesh/monitor.js';
 import { Sim } from './sim/client.js';
 import { clock, LoadRun, sleep } from './load-run.js';
+import { cpuTicks } from './metrics.js';
 import { runPhase } from './phase.js';
 import { startSampling } from './sampling.js';
 import { SCENARIO_RUNS } from './scenarios/index.js';
@@ -53,6 +54,25 @@ async function start(run: LoadRun): Promise<void> {
     await m.start();
     run.monitors.push(m);
   }
+  await settle(run);
+}
+
+/**
+ * Waits (at most 30 s) until every agent has spent two seconds in a row under a quarter of a core:
+ * the first phase measures the agents at work, not their warm-up after the first programming
+ * (right after it the I/O worker's passes still take 100+ ms); cold start is timed on its own.
+ */
+async function settle(run: LoadRun): Promise<void> {
+  const t0 = clock();
+  let last = run.pids.map(cpuTicks);
+  let quiet = 0;
+  while (quiet < 2 && clock() - t0 < 30_000) {
+    await sleep(1000);
+    const now = run.pids.map(cpuTicks);
+    quiet = now.some((t, i) => !(t - last[i] < 25)) ? 0 : quiet + 1; // ticks are 1/100 s
+    last = now;
+  }
+  run.log(`agents ${quiet >= 2 ? 'settled' : 'still busy'} ${((clock() - t0) / 1000).toFixed(1)} s after start-up`);
 }
 
 /** Fleet plan + verify on the final state (the pool against one thread), then every kernel against its plan. */
