@@ -1,6 +1,6 @@
 // Time series recorded through the whole run: each agent's CPU and RSS once a second, and the
-// first agent's event, plan and kernel-write rates with the API write rate every 5 s (a scrape
-// spawns a process in the agent's namespace, so it is the rarer one).
+// first agent's event, plan and kernel-write rates with the API write rate every 5 s. A scrape
+// is asynchronous (LoadRun.scrape) and costs the agent ~1 ms of its main thread.
 import { clock, type LoadRun } from './load-run.js';
 import { cpuTicks, rssMB, sumOf } from './metrics.js';
 import type { SimStats } from './sim/protocol.js';
