@@ -244,12 +244,12 @@ async function main(): Promise<void> {
     const rawIpt: number[] = [];
     const ourIpt: number[] = [];
     for (let i = 0; i < 3; i++) {
-      await new IptablesReconciler(exec, { backend: BACKEND, ipv6: false }).cleanUp();
+      await new IptablesReconciler(exec, { backend: BACKEND, ipv6: false, layout: 'kilo' }).cleanUp();
       const [ms, r] = await time(() => exec.run(t.restore, ['--noflush'], rawRestore));
       check(r.code === 0, r.stderr);
       rawIpt.push(ms);
-      await new IptablesReconciler(exec, { backend: BACKEND, ipv6: false }).cleanUp();
-      const ir = new IptablesReconciler(exec, { backend: BACKEND, ipv6: false });
+      await new IptablesReconciler(exec, { backend: BACKEND, ipv6: false, layout: 'kilo' }).cleanUp();
+      const ir = new IptablesReconciler(exec, { backend: BACKEND, ipv6: false, layout: 'kilo' });
       ir.setDesired(last.iptables);
       const [ms2, rep] = await time(() => ir.reconcile(false));
       check(rep.errors.length === 0, JSON.stringify(rep.errors));
@@ -306,7 +306,7 @@ async function main(): Promise<void> {
     check((JSON.parse(node.ip('-4', '-j', 'route', 'show', 'proto', String(KG_PROTO))) as unknown[]).length === routes.length, 'Go-way routes all installed');
     report(`Go way: ${routes.length} routes, one process each`, goRoutesMs, `ratio vs raw batch ${(goRoutesMs / stat(rawIp).median).toFixed(0)}x`);
     // ... and per-rule iptables (-C then -A) on a documented subset, extrapolated linearly
-    await new IptablesReconciler(exec, { backend: BACKEND, ipv6: false }).cleanUp();
+    await new IptablesReconciler(exec, { backend: BACKEND, ipv6: false, layout: 'kilo' }).cleanUp();
     await exec.run(ipt, ['-w', '-t', 'nat', '-N', 'KILO-NAT']);
     const subset = last.iptables.prepend.filter((r) => r.chain === 'KILO-NAT').slice(0, GO_IPT_SUBSET);
     const [goIptMs] = await time(async () => {

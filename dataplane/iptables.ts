@@ -114,12 +114,14 @@ export class IptablesReconciler {
 
   constructor(
     private readonly exec: Exec,
-    opts: { backend: IptablesBackend | null; ipv6: boolean; layout?: IptablesLayout; maxelem?: number },
+    // No default layout: the agent's is `sets` (--iptables-layout), and a default here that
+    // differed from it let tests and benchmarks measure the other layout without saying so.
+    opts: { backend: IptablesBackend | null; ipv6: boolean; layout: IptablesLayout; maxelem?: number },
     private readonly count: OpCounter = () => {},
   ) {
     this.backend = opts.backend;
     this.families = opts.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
-    this.layout = opts.layout ?? 'kilo';
+    this.layout = opts.layout;
     this.sets = new DesiredSets(this.families);
     this.ipsets = new IpsetReconciler(exec, this.layout === 'sets', opts.maxelem ?? DEFAULT_MAXELEM);
   }

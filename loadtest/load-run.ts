@@ -3,10 +3,12 @@
 // every agent's kernel, compare kernels with plans, run the fleet check, record a check.
 import type { Mesh } from './mesh/harness.js';
 import type { RouteMonitor } from './mesh/monitor.js';
+import { NsHttp } from './mesh/ns-http.js';
 import { readKernel } from './fleet/kernel.js';
 import { compareKernel } from './fleet/verify.js';
 import { fleetPlanOptions, planFleet } from './fleet/planner.js';
 import type { Sim } from './sim/client.js';
+import { parseMetrics } from './metrics.js';
 import type { FleetCheck, LoadTestOptions, PhaseResult, Results } from './types.js';
 import { parseCluster, plan, type Cluster } from '../plan/plan.js';
 import { uapiRequest } from '../dataplane/wireguard.js';
@@ -38,6 +40,10 @@ export class LoadRun {
   tearingDown = false;
   /** The simulator's IPC channel, once the mesh is up. */
   sim!: Sim;
+  /** The run's time origin (clock()): samples, rates, scrapes and latencies count seconds from it. */
+  t0 = clock();
+  /** One in-namespace HTTP client per agent (mesh/ns-http.ts), started on first use. */
+  private readonly clients = new Map<string, NsHttp>();
 
   constructor(readonly o: LoadTestOptions, readonly mesh: Mesh, readonly res: Results) {
     this.log = o.log;
@@ -51,6 +57,25 @@ export class LoadRun {
     this.log(`${ok ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
   }
 
+  /**
+   * An agent's /metrics, parsed (empty when the agent does not answer). Asynchronous, from a
+   * client living in the agent's namespace; each scrape's time and size is recorded.
+   */
+  async scrape(name: string): Promise<Map<string, number>> {
+    const n = this.mesh.node(name);
+    let c = this.clients.get(name);
+    if (!c) this.clients.set(name, (c = new NsHttp([`--mount=${n.mnt}`, `--net=/run/netns/${n.netns}`])));
+    const at = clock();
+    const r = await c.get('/metrics');
+    this.res.scrapes.push({ t: (at - this.t0) / 1000, agent: name, ms: r.ms, bytes: Buffer.byteLength(r.body) });
+    return r.status === 200 ? parseMetrics(r.body) : new Map();
+  }
+
+  closeClients(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+
   /** Waits for a route change on every agent; records one sample per agent. */
   async expectRoute(scenario: string, what: string, at: number, kind: 'add' | 'del', dst: string, t: PhaseTally): Promise<void> {
     await Promise.all(this.monitors.map(async (m, i) => {
@@ -61,7 +86,7 @@ export class LoadRun {
       }
       else {
         t.lat.push(Math.max(0, seen - at));
-        this.res.latencies.push({ scenario, what, ms: Math.max(0, seen - at) });
+        this.res.latencies.push({ scenario, what, ms: Math.max(0, seen - at), t: (at - this.t0) / 1000 });
       }
     }));
   }
@@ -77,7 +102,7 @@ export class LoadRun {
         if (txt.includes(`public_key=${hex}`)) {
           const ms = Math.max(0, clock() - at);
           t.lat.push(ms);
-          this.res.latencies.push({ scenario, what, ms });
+          this.res.latencies.push({ scenario, what, ms, t: (at - this.t0) / 1000 });
           return;
         }
         await sleep(20);

@@ -13,6 +13,7 @@ import { Mesh } from './mesh/harness.js';
 import { RouteMonitor } from './mesh/monitor.js';
 import { Sim } from './sim/client.js';
 import { clock, LoadRun, sleep } from './load-run.js';
+import { cpuTicks } from './metrics.js';
 import { runPhase } from './phase.js';
 import { startSampling } from './sampling.js';
 import { SCENARIO_RUNS } from './scenarios/index.js';
@@ -23,7 +24,7 @@ function newResults(o: LoadTestOptions): Results {
     version: 1, startedAt: new Date().toISOString(), options: { ...o, log: undefined } as unknown as Omit<LoadTestOptions, 'log'>,
     machine: { cpus: availableParallelism(), loadAvg: loadavg() },
     coldStartMs: [], phases: [], heartbeatModes: [], fleetTiming: { threads1: null, pool: null, speedup: null },
-    samples: [], rates: [], latencies: [], missed: [], checks: [], ok: false,
+    samples: [], rates: [], scrapes: [], latencies: [], missed: [], checks: [], ok: false,
   };
 }
 
@@ -53,6 +54,25 @@ async function start(run: LoadRun): Promise<void> {
     await m.start();
     run.monitors.push(m);
   }
+  await settle(run);
+}
+
+/**
+ * Waits (at most 30 s) until every agent has spent two seconds in a row under a quarter of a core:
+ * the first phase measures the agents at work, not their warm-up after the first programming
+ * (right after it the I/O worker's passes still take 100+ ms); cold start is timed on its own.
+ */
+async function settle(run: LoadRun): Promise<void> {
+  const t0 = clock();
+  let last = run.pids.map(cpuTicks);
+  let quiet = 0;
+  while (quiet < 2 && clock() - t0 < 30_000) {
+    await sleep(1000);
+    const now = run.pids.map(cpuTicks);
+    quiet = now.some((t, i) => !(t - last[i] < 25)) ? 0 : quiet + 1; // ticks are 1/100 s
+    last = now;
+  }
+  run.log(`agents ${quiet >= 2 ? 'settled' : 'still busy'} ${((clock() - t0) / 1000).toFixed(1)} s after start-up`);
 }
 
 /** Fleet plan + verify on the final state (the pool against one thread), then every kernel against its plan. */
@@ -81,7 +101,7 @@ export async function runLoadTest(o: LoadTestOptions): Promise<Results> {
     prefix: o.prefix,
     // Each agent leads a location of its own: it holds the WireGuard device and the mesh routes.
     nodes: agentNames.map((name, i) => ({ name, location: `agents-${i}` })),
-    flags: [...kgFlags, '--log-level', 'warn', '--resync-period', '5m', '--heartbeat', o.heartbeat, '--heartbeat-budget', String(o.heartbeatBudget)],
+    flags: [...kgFlags, '--log-level', 'warn', '--resync-period', '5m', '--heartbeat', o.heartbeat, '--heartbeat-budget', String(o.heartbeatBudget), ...(o.agentFlags ?? [])],
     apiScript: 'loadtest/sim/driver.js',
     apiArgs: ['--nodes', String(simNodes), '--peers', String(o.peers), '--locations', String(o.locations), '--heartbeat', o.heartbeat, '--heartbeat-budget', String(o.heartbeatBudget), '--history-size', '20000'],
     log: o.log,
@@ -90,7 +110,8 @@ export async function runLoadTest(o: LoadTestOptions): Promise<Results> {
   const timers: NodeJS.Timeout[] = [];
   try {
     await start(run);
-    timers.push(...startSampling(run, clock()));
+    run.t0 = clock();
+    timers.push(...startSampling(run, run.t0));
     for (const sc of o.scenarios) {
       // A scenario that throws (the simulator or an agent gone) is a failed check; the rest run.
       try {
@@ -110,6 +131,7 @@ export async function runLoadTest(o: LoadTestOptions): Promise<Results> {
     run.tearingDown = true;
     for (const t of timers) clearInterval(t);
     for (const m of run.monitors) m.stop();
+    run.closeClients();
     await mesh.down();
   }
   run.res.ok = run.res.checks.length > 0 && run.res.checks.every((c) => c.ok);

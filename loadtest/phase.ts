@@ -2,7 +2,7 @@
 // a scenario's body, then the checks every phase makes (kernel equals plan, fleet check, every
 // change programmed).
 import { clock, type LoadRun, type PhaseTally } from './load-run.js';
-import { cpuTicks, deltaByLabels, parseMetrics, percentile, rssMB, sumOf } from './metrics.js';
+import { cpuTicks, deltaByLabels, percentile, rssMB, sumOf } from './metrics.js';
 import type { SimStats } from './sim/protocol.js';
 import type { PhaseResult } from './types.js';
 import type { HeartbeatMode } from '../plan/heartbeat.js';
@@ -64,7 +64,7 @@ async function phaseChecks(run: LoadRun, scenario: string, ph: PhaseResult, t: P
 export async function runPhase(run: LoadRun, scenario: string, mode: HeartbeatMode, body: (t: PhaseTally) => Promise<number>): Promise<PhaseResult> {
   const { o, res, log } = run;
   log(`— ${scenario} (${mode} heartbeats), ${scenario === 'soak' ? o.soakS : o.durationS} s`);
-  const m0 = run.agentNames.map((n) => parseMetrics(run.mesh.http(n, '/metrics').body));
+  const m0 = await Promise.all(run.agentNames.map((n) => run.scrape(n)));
   const s0 = await run.sim.call<SimStats>({ op: 'stats' });
   const rss0 = run.pids.map(rssMB);
   const c0 = run.pids.map(cpuTicks);
@@ -74,11 +74,13 @@ export async function runPhase(run: LoadRun, scenario: string, mode: HeartbeatMo
   const wall = (clock() - w0) / 1000;
   const c1 = run.pids.map(cpuTicks);
   const s1 = await run.sim.call<SimStats>({ op: 'stats' });
-  const m1 = run.agentNames.map((n) => parseMetrics(run.mesh.http(n, '/metrics').body));
+  const m1 = await Promise.all(run.agentNames.map((n) => run.scrape(n)));
   const ph = phaseResult(run, scenario, mode, { metrics: m0, sim: s0, cpu: c0 }, { metrics: m1, sim: s1, cpu: c1 }, rss0, wall, changes, t);
   const f = (x: number | null) => (x === null ? 'n/a' : x.toFixed(1));
   const evTotal = Object.values(ph.agent.eventsReceived).reduce((x, y) => x + y, 0);
   log(`  ${changes} changes; event → programmed n=${t.lat.length} missed=${t.missed.n} p50 ${f(ph.latency.p50)} p95 ${f(ph.latency.p95)} p99 ${f(ph.latency.p99)} ms; agent CPU ${ph.agent.cpuPercent.toFixed(1)}%, RSS ${rss0[0].toFixed(0)}→${ph.agent.rssEndMB.toFixed(0)} MB; ${evTotal} events / ${ph.agent.plans} plans; API ${ph.api.writesPerSecond.toFixed(1)} writes/s, ${ph.api.watchEventsPerSecond.toFixed(0)} watch events/s`);
+  const slow = res.latencies.filter((l) => l.scenario === scenario).sort((x, y) => y.ms - x.ms).slice(0, 5);
+  if (slow.length) log(`  slowest: ${slow.map((l) => `${l.ms.toFixed(0)} ms (${l.what} at ${l.t?.toFixed(1)} s)`).join(', ')}; checks start at ${((clock() - run.t0) / 1000).toFixed(1)} s`);
   if (scenario !== 'soak') await phaseChecks(run, scenario, ph, t);
   res.phases.push(ph);
   return ph;

@@ -29,6 +29,7 @@ const FLAGS: FlagDef[] = [
   { name: 'timeout', type: 'string', default: '', usage: 'Hard limit in seconds for the whole run (default: an estimate from the above).' },
   { name: 'out', type: 'string', default: '', usage: 'Results directory (default /tmp/kg-loadtest/<timestamp>).' },
   { name: 'iptables-layout', type: 'string', default: 'sets', usage: 'The agents\' --iptables-layout: sets or kilo.' },
+  { name: 'agent-flags', type: 'string', default: '', usage: 'Extra flags for the agents, space-separated (e.g. "--min-sync-interval 20ms").' },
   { name: 'prefix', type: 'string', default: 'kglt', usage: 'Namespace name prefix.' },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
@@ -75,7 +76,7 @@ const o: LoadTestOptions = {
   scenarios: scenarios as Scenario[], granularity: values.granularity as 'location' | 'full' | 'cross', heartbeat: values.heartbeat === 'adaptive' ? 'adaptive' : 'kilo',
   compareHeartbeat: values.heartbeat === 'both', heartbeatBudget: num('heartbeat-budget', 0.1, 1e6), durationS: num('duration', 1, 86_400),
   rate: num('rate', 0.1, 1000), fleetEach: values.fleet === 'each', fleetThreads: num('fleet-threads', 1, 64), fleetBaseline: !values['no-baseline'],
-  soakS: num('soak', 0, 86_400), prefix: values.prefix, iptablesLayout: values['iptables-layout'] as 'sets' | 'kilo', log: (l) => console.log(l),
+  soakS: num('soak', 0, 86_400), prefix: values.prefix, agentFlags: values['agent-flags'].split(' ').filter(Boolean), iptablesLayout: values['iptables-layout'] as 'sets' | 'kilo', log: (l) => console.log(l),
 };
 // Set-up (keys for N nodes, the agents' cold start) plus each phase and its fleet checks.
 const estimate = 300 + o.nodes / 20 + (o.scenarios.length + (o.compareHeartbeat ? 1 : 0)) * (o.durationS + 120 + (o.fleetEach ? o.nodes / 50 : 0)) + o.soakS + o.nodes / 25;

@@ -28,6 +28,8 @@ export interface LoadTestOptions {
   /** Extra steady soak (seconds) for the RSS trend; 0 = none. */
   soakS: number;
   prefix: string;
+  /** Extra flags for the agents, after the load test's own. */
+  agentFlags?: string[];
   /** The agents' --iptables-layout (default sets). */
   iptablesLayout?: 'sets' | 'kilo';
   log: (line: string) => void;
@@ -37,6 +39,8 @@ export interface LatencySample {
   scenario: string;
   what: string;
   ms: number;
+  /** When the change was made, seconds from the run's start. */
+  t?: number;
 }
 
 export interface PhaseResult {
@@ -70,6 +74,8 @@ export interface Results {
   fleetTiming: { threads1: { planMs: number; verifyMs: number } | null; pool: { threads: number; planMs: number; verifyMs: number } | null; speedup: number | null };
   samples: { t: number; agent: string; cpuPercent: number; rssMB: number }[];
   rates: { t: number; events: number; plans: number; kernelWrites: number; apiWrites: number }[];
+  /** The load test's own /metrics scrapes of the agents: when, how long the agent took to answer, how big. */
+  scrapes: { t: number; agent: string; ms: number; bytes: number }[];
   latencies: LatencySample[];
   /** Changes never seen in an agent's kernel within 30 s. */
   missed: { scenario: string; what: string; agent: string; change: string }[];

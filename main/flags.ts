@@ -61,7 +61,10 @@ export const AGENT_FLAGS: FlagDef[] = [
   // kg's own flags (not in the Go agent).
   { name: 'key-dir', type: 'string', default: '/var/lib/kilo', usage: 'Directory of the WireGuard private key file (kg).' },
   { name: 'planner-threads', type: 'int', default: 1, usage: 'Threads of the planner pool; the agent plans one node, one change at a time, so 1 is enough and keeps memory low; set explicitly, containers misreport CPUs (kg).' },
-  { name: 'min-sync-interval', type: 'duration', default: '100ms', usage: 'Plans are held to one per interval on average; a change after a quiet spell is planned at once, and changes during churn are coalesced (kg).' },
+  // 20 ms, not 100: the interval caps the sustained plan rate, and 100 ms (10/s) is the churn target
+  // itself, so any other plan (a readiness sweep) queued every change behind the bucket. A re-plan
+  // costs ~1 ms and a pass ~15-25 ms, so one run in flight already spaces plans; 50/s is headroom.
+  { name: 'min-sync-interval', type: 'duration', default: '20ms', usage: 'Plans are held to one per interval on average; a change after a quiet spell is planned at once, and changes during churn are coalesced (kg).' },
   { name: 'check-in-period', type: 'duration', default: '30s', usage: 'Heartbeat period of the own node (the minimum in adaptive mode); Go agents expect 30s (kg).' },
   { name: 'heartbeat', type: 'string', default: 'kilo', usage: 'Heartbeat mode: kilo (Go-compatible, every --check-in-period) or adaptive (all-kg clusters only: the period grows with the cluster to stay under --heartbeat-budget writes/s) (kg).' },
   { name: 'heartbeat-budget', type: 'string', default: '15', usage: 'Adaptive heartbeat mode: cluster-wide Node writes per second to stay under (kg).' },
@@ -294,7 +297,7 @@ export function toConfig(v: FlagValues, opts: { osHostname?: () => string } = {}
     heartbeat: { mode: mode as HeartbeatMode, minPeriodSeconds: Math.ceil(checkIn / 1000), budget },
     keyDir: v['key-dir'] as string,
     plannerThreads: threads,
-    minSyncIntervalMs: parseDuration(v['min-sync-interval'] as string) ?? 100,
+    minSyncIntervalMs: parseDuration(v['min-sync-interval'] as string) ?? 20,
     checkInPeriodMs: checkIn,
     logFormat,
     claims: limitsWith({ allowShortPrefixes: v['allow-short-prefixes'] as boolean }),

@@ -2,6 +2,7 @@
 // Fleet plan + verify on its own: one thread against the pool, on the simulator's generated
 // cluster (the same nodes and Peers as the load test), alternating so both see the same machine.
 //   node dist/loadtest/fleet/bench.js [--nodes 5000] [--locations 50] [--peers 100] [--granularity location|full|cross] [--threads 2] [--rounds 2]
+import { loadavg } from 'node:os';
 import { commandFlags, type FlagDef } from '../../main/flags.js';
 import { generateNodes, generatePeers } from '../apiserver/generate.js';
 import { fleetPlanOptions, planFleet } from './planner.js';
@@ -14,7 +15,7 @@ const FLAGS: FlagDef[] = [
   { name: 'peers', type: 'string', default: '100', usage: 'Peers of the generated cluster.' },
   { name: 'granularity', type: 'string', default: 'location', usage: 'Mesh granularity: location, full or cross.' },
   { name: 'threads', type: 'string', default: '2', usage: 'Size of the pool measured against one thread.' },
-  { name: 'rounds', type: 'string', default: '2', usage: 'Rounds of (one thread, pool); the best of each is reported.' },
+  { name: 'rounds', type: 'string', default: '2', usage: 'Rounds of (one thread, pool); the min and median of each are reported, and each round\'s ratio.' },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
 const values = commandFlags(process.argv.slice(2), FLAGS, 'node dist/loadtest/fleet/bench.js [flags]',
@@ -24,16 +25,25 @@ const nodes = generateNodes({ count: n, locations: Number(values.locations), rea
 const peers = generatePeers({ count: Number(values.peers) }) as PeerObject[];
 const o = fleetPlanOptions(['--mesh-granularity', values.granularity, '--encapsulate', 'never']);
 const s = (ms: number) => (ms / 1000).toFixed(1);
-const best = new Map<number, number>();
+const times = new Map<number, number[]>();
+const ratios: number[] = [];
 for (let r = 0; r < Number(values.rounds); r++) {
+  const round: number[] = [];
   for (const threads of [1, Number(values.threads)]) {
+    const c0 = process.cpuUsage();
     const res = await planFleet(nodes, peers, { threads, verify: true, ...o });
+    const c = process.cpuUsage(c0); // every thread of this process, µs
+    const cpuS = (c.user + c.system) / 1e6;
     if (!res.verify!.ok) throw new Error(`fleet check failed: ${res.verify!.examples.slice(0, 3).join('; ')}`);
     const total = res.ms.total;
-    best.set(threads, Math.min(best.get(threads) ?? Infinity, total));
-    console.log(`${n} nodes (${values.granularity}), ${threads} thread(s): plan ${s(res.ms.parse + res.ms.plan)} s + verify ${s(res.ms.verify)} s = ${s(total)} s; ${res.verify!.paths} paths ok`);
+    round.push(total);
+    times.set(threads, [...(times.get(threads) ?? []), total]);
+    console.log(`${n} nodes (${values.granularity}), ${threads} thread(s): parse ${s(res.ms.parse)} s + plan ${s(res.ms.plan)} s + verify ${s(res.ms.verify)} s = ${s(total)} s; ${res.verify!.paths} paths ok; CPU ${cpuS.toFixed(1)} s (${(cpuS / (total / 1000)).toFixed(2)} cores busy; load ${loadavg()[0].toFixed(1)})`);
   }
+  ratios.push(round[0] / round[1]);
 }
-const one = best.get(1)!;
-const pool = best.get(Number(values.threads))!;
-console.log(`best: 1 thread ${s(one)} s, pool of ${values.threads} ${s(pool)} s: ${(one / pool).toFixed(2)}×`);
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const one = times.get(1)!;
+const pool = times.get(Number(values.threads))!;
+console.log(`min: 1 thread ${s(Math.min(...one))} s, pool of ${values.threads} ${s(Math.min(...pool))} s: ${(Math.min(...one) / Math.min(...pool)).toFixed(2)}×`);
+console.log(`median: 1 thread ${s(med(one))} s, pool ${s(med(pool))} s: ${(med(one) / med(pool)).toFixed(2)}×; per round ${ratios.map((x) => x.toFixed(2) + '×').join(', ')}`);

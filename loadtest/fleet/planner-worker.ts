@@ -1,7 +1,7 @@
 // The fleet planner's worker (loadtest/fleet/planner.ts): plans a range of nodes of one cluster snapshot
-// and compiles each plan for the fleet check (loadtest/fleet/verify.ts). The cluster arrives once
-// per worker in workerData and is parsed once; a task is just a range of node indices.
-import { workerData } from 'node:worker_threads';
+// and compiles each plan for the fleet check (loadtest/fleet/verify.ts). The cluster arrives with
+// each task as a handle to shared memory and is parsed once per worker and snapshot.
+import { deserialize } from 'node:v8';
 import { nodeReady } from '../../plan/node.js';
 import { crossLocation } from '../../plan/topology.js';
 import type { NodeObject } from '../../plan/node.js';
@@ -161,11 +161,31 @@ function like(ctx: FleetContext, j: PlanJSON): { base: RouteTable | null } | und
   return t;
 }
 
-let ctx: FleetContext | null = null;
+/** A cluster snapshot for the pool: FleetInput as structured-clone bytes (node:v8) in shared memory, and its number. */
+export interface Snapshot {
+  id: number;
+  data: Uint8Array;
+}
+
+/** Plans nodes [from, to) of the snapshot. */
+export interface PlanTask {
+  snap: Snapshot;
+  from: number;
+  to: number;
+}
+
+/** The context of the last snapshot this worker planned (a pool's workers outlive one fleet plan). */
+let ctx: { id: number; c: FleetContext } | null = null;
+
+function contextOf(snap: Snapshot): FleetContext {
+  if (ctx?.id !== snap.id) ctx = { id: snap.id, c: fleetContext(deserialize(snap.data.slice()) as FleetInput) };
+  return ctx.c;
+}
 
 /** Verifies destinations [from, to) over every node's compiled arrays (shared memory, not copied). */
 export interface VerifyTask {
   kind: 'verify';
+  snap: Snapshot;
   from: number;
   to: number;
   leader: boolean[];
@@ -173,12 +193,12 @@ export interface VerifyTask {
   peers: CompiledNode[];
 }
 
-/** piscina entry: plans nodes [from, to) of the snapshot in workerData, or verifies a range. */
-export default function run(task: { from: number; to: number } | VerifyTask): NodeSummary[] | VerifyReport {
-  ctx ??= fleetContext(workerData as FleetInput);
+/** piscina entry: plans a range of nodes of a snapshot, or verifies a range of destinations. */
+export default function run(task: PlanTask | VerifyTask): NodeSummary[] | VerifyReport {
+  const c = contextOf(task.snap);
   if ('kind' in task) {
-    const ix = { ...ctx.index, leader: task.leader };
-    return verifyFleet(ix, ctx.lk, task.nodes, task.peers, { from: task.from, to: task.to, interfaceChecks: task.from === 0 });
+    const ix = { ...c.index, leader: task.leader };
+    return verifyFleet(ix, c.lk, task.nodes, task.peers, { from: task.from, to: task.to, interfaceChecks: task.from === 0 });
   }
-  return planRange(ctx, task.from, task.to);
+  return planRange(c, task.from, task.to);
 }

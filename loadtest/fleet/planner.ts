@@ -14,8 +14,9 @@
 //   a view of it (planner-worker.ts); a kept plan equals `kg plan` for its host, and may share
 //   frozen objects with other nodes' plans (read it, do not modify it).
 // - threads = 1 plans in the calling thread: the single-thread baseline with no pool overhead.
-//   threads > 1 starts a piscina pool of that many workers (loadtest/fleet/planner-worker.ts); the cluster
-//   goes to each worker once (workerData), and each task plans a range of node indices.
+//   threads > 1 runs on a piscina pool of that many workers (loadtest/fleet/planner-worker.ts), kept
+//   between calls (closeFleetPools() stops it); the cluster crosses once per call (structured-clone bytes) in shared
+//   memory, each worker parses it once, and each task plans a range of node indices.
 // - FleetResult: `index` (node order, readiness, keys, pod CIDRs, ready Peers), one NodeSummary
 //   per node in name order (counts, leader, location, and `compiled`: the node's forwarding
 //   compiled for the fleet check), `peers`: every ready Peer's configuration (kgctl showconf peer)
@@ -24,6 +25,7 @@
 // - `verify: true` also runs the fleet check (`result.verify`), over the same threads: each task
 //   walks a range of destinations over every node's compiled arrays, held in shared memory.
 //   verifyPlannedFleet(result) runs it in the calling thread instead.
+import { serialize } from 'node:v8';
 import { Piscina } from 'piscina';
 import { parseFlags, toConfig, AGENT_FLAGS, PLAN_FLAGS } from '../../main/flags.js';
 import type { NodeObject } from '../../plan/node.js';
@@ -32,7 +34,7 @@ import { plan, type PlanOptions } from '../../plan/plan.js';
 import { peerConf } from '../../plan/wireguard.js';
 import { compilePeer, lookups, mergeReports, verifyFleet, type CompiledNode, type FleetIndex, type VerifyReport } from './verify.js';
 import { compileNode6, lookups6 } from './verify6.js';
-import { fleetContext, planRange, type FleetContext, type FleetInput, type NodeSummary, type VerifyTask } from './planner-worker.js';
+import { fleetContext, planRange, type FleetContext, type FleetInput, type NodeSummary, type PlanTask, type Snapshot, type VerifyTask } from './planner-worker.js';
 
 export type { NodeSummary } from './planner-worker.js';
 
@@ -102,12 +104,15 @@ export async function planFleet(nodes: readonly NodeObject[], peers: readonly Pe
     if (o.verify) report = verifyFleet(ctx.index, ctx.lk, summaries.map((s) => s.compiled), compiledPeers);
     t3 = performance.now();
   } else {
-    const pool = new Piscina({ filename: new URL('./planner-worker.js', import.meta.url).href, minThreads: o.threads, maxThreads: o.threads, workerData: input, idleTimeout: 1000 });
-    try {
+    const pool = poolOf(o.threads);
+    // The snapshot crosses once, as structured-clone bytes in shared memory: every task holds a handle, and
+    // a worker that has not planned this snapshot yet builds its context from it.
+    const snap: Snapshot = { id: ++snapshots, data: cloneShared(input) };
+    {
       // Small tasks balance the load; several per worker keep the queue busy.
       const chunk = o.chunk ?? Math.max(1, Math.min(200, Math.ceil(N / (o.threads * 16))));
       const tasks: Promise<NodeSummary[]>[] = [];
-      for (let from = 0; from < N; from += chunk) tasks.push(pool.run({ from, to: Math.min(N, from + chunk) }) as Promise<NodeSummary[]>);
+      for (let from = 0; from < N; from += chunk) tasks.push(pool.run({ snap, from, to: Math.min(N, from + chunk) } satisfies PlanTask) as Promise<NodeSummary[]>);
       summaries = (await Promise.all(tasks)).flat();
       t2 = performance.now();
       compiledPeers = compilePeers(ctx, summaries, o);
@@ -117,19 +122,46 @@ export async function planFleet(nodes: readonly NodeObject[], peers: readonly Pe
         const leader = ctx.index.leader;
         const step = Math.ceil(N / (o.threads * 4));
         const parts: Promise<VerifyReport>[] = [];
-        for (let from = 0; from < N; from += step) parts.push(pool.run({ kind: 'verify', from, to: Math.min(N, from + step), leader, nodes, peers: compiledPeers } satisfies VerifyTask) as Promise<VerifyReport>);
+        for (let from = 0; from < N; from += step) parts.push(pool.run({ kind: 'verify', snap, from, to: Math.min(N, from + step), leader, nodes, peers: compiledPeers } satisfies VerifyTask) as Promise<VerifyReport>);
         const t = performance.now();
         report = mergeReports(await Promise.all(parts), 0);
         report.ms = performance.now() - t;
       }
       t3 = performance.now();
-    } finally {
-      await pool.destroy();
     }
   }
   if (report) report.ms = t3 - t2;
   const report6 = o.verify ? verifyPlannedFleet6({ index: ctx.index, nodes: summaries }) : null;
   return { index: ctx.index, nodes: summaries, peers: compiledPeers, threads: o.threads, ...(report ? { verify: report } : {}), ...(report6 ? { verify6: report6 } : {}), ms: { parse: t1 - t0, plan: t2 - t1, verify: t3 - t2, total: performance.now() - t0 } };
+}
+
+/**
+ * One pool per size, kept between fleet plans: a fresh worker pays its isolate's warm-up (JIT, heap
+ * growth) on every plan, where the one-thread baseline runs in a warm calling thread. Idle workers
+ * do not keep the process alive (piscina unrefs them) and leave after a minute.
+ */
+const pools = new Map<number, Piscina>();
+let snapshots = 0;
+
+function poolOf(threads: number): Piscina {
+  let p = pools.get(threads);
+  if (!p) pools.set(threads, (p = new Piscina({ filename: new URL('./planner-worker.js', import.meta.url).href, minThreads: 0, maxThreads: threads, idleTimeout: 60_000 })));
+  return p;
+}
+
+/** Stops the kept pools' workers (tests, or a caller that wants its threads back now). */
+export async function closeFleetPools(): Promise<void> {
+  const ps = [...pools.values()];
+  pools.clear();
+  await Promise.all(ps.map((p) => p.destroy()));
+}
+
+/** Structured-clone bytes (as workerData would carry them) in shared memory. */
+function cloneShared(x: unknown): Uint8Array {
+  const bytes = serialize(x);
+  const shared = new Uint8Array(new SharedArrayBuffer(bytes.length));
+  shared.set(bytes);
+  return shared;
 }
 
 /** Every ready Peer's `kgctl showconf peer` configuration, compiled; the segments are the same from every node. */

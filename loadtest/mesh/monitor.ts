@@ -1,8 +1,8 @@
 // Kernel route changes as they happen in a namespace (`ip -ts monitor route`): the end of
 // event → programmed. Used by the load test and bench/agent.ts. Each change carries the time
-// `ip` read it from the kernel, not the time this process got to the line: the load test's
-// driver blocks its event loop now and then (a synchronous /metrics scrape every 5 s), and
-// arrival stamps made every change seen during such a block look up to ~0.5 s late.
+// `ip` read it from the kernel, not the time this process got to the line: a blocked event
+// loop in the driver (it used to scrape /metrics synchronously every 5 s) would make every change
+// seen meanwhile look late.
 import { spawn, type ChildProcess } from 'node:child_process';
 
 const clockMs = () => performance.timeOrigin + performance.now();

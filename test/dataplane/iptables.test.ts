@@ -71,7 +71,7 @@ for (const backend of ['legacy', 'nft'] as const) {
 
     const exec = new Exec(node.nsenter);
     assert.equal(await detectBackend(exec), backend, 'the backend holding the rules is detected');
-    const r = new IptablesReconciler(exec, { backend, ipv6: true });
+    const r = new IptablesReconciler(exec, { backend, ipv6: true, layout: 'kilo' });
 
     // 1. apply from empty
     r.setDesired(kiloRules(100));
@@ -152,7 +152,7 @@ test('iptables: one rule iptables refuses does not block the others, not even in
   requireTool('iptables-legacy-restore');
   const node = TestNode.create('ipt-bad');
   t.after(() => node.destroy());
-  const r = new IptablesReconciler(new Exec(node.nsenter), { backend: 'legacy', ipv6: false });
+  const r = new IptablesReconciler(new Exec(node.nsenter), { backend: 'legacy', ipv6: false, layout: 'kilo' });
   const good = kiloRules(3);
   good.prepend.splice(3, 0, { family: 'ipv4', table: 'filter', chain: 'FORWARD', rule: ['-j', 'NO-SUCH-CHAIN', ...C('Kilo: broken')] });
   r.setDesired(good);

@@ -121,7 +121,7 @@ test('injection: a control character in any field never becomes a command; that 
   await t.test('iptables-restore: a newline in a comment, a chain name', async () => {
     const node = setup('inj-ipt');
     try {
-      const r = new IptablesReconciler(new Exec(node.nsenter), { backend: 'legacy', ipv6: false });
+      const r = new IptablesReconciler(new Exec(node.nsenter), { backend: 'legacy', ipv6: false, layout: 'kilo' });
       const nat = (rule: string[], chain = 'KILO-NAT'): IptablesRule => ({ family: 'ipv4', table: 'nat', chain, rule });
       const prepend = [
         nat(['-d', '10.4.0.1/32', ...C('Kilo: do not NAT packets destined for WireGuared IPs'), '-j', 'RETURN']),

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { syntheticNodes, syntheticPeers } from '../../bench/synthetic.js';
 import { fleetContext, planRange, type FleetContext } from '../../loadtest/fleet/planner-worker.js';
-import { fleetPlanOptions, planFleet, verifyPlannedFleet } from '../../loadtest/fleet/planner.js';
+import { closeFleetPools, fleetPlanOptions, planFleet, verifyPlannedFleet } from '../../loadtest/fleet/planner.js';
 import fc from 'fast-check';
 import { compareKernel, compileNode, compilePeer, decisionsFrom, verifyFleet, parseV4CIDR, LOCAL, NO_PEER, NO_ROUTE, UNCHECKED, UNKNOWN_GW, UNKNOWN_KEY, VIA_WG, type FleetIndex, type IndexLookups, type KernelState, type PlanForCheck, type RouteTable } from '../../loadtest/fleet/verify.js';
 import { plan } from '../../plan/plan.js';
@@ -135,6 +135,20 @@ test('fleet planner: the pool plans what one thread plans', async () => {
   const { ms: _b, ...inThread } = single;
   assert.deepEqual(parallel, inThread);
   await assert.rejects(planFleet([], [], { threads: 0, ...o }), /threads must be 1\.\.64/);
+});
+
+test('fleet planner: the kept pool plans each new snapshot, not the one its workers planned before', async () => {
+  const o = fleetPlanOptions([], NOW);
+  const other = { nodes: 25, locations: 3, peers: 2, now: NOW };
+  const first = await planFleet(syntheticNodes(shape), syntheticPeers(shape), { threads: 2, chunk: 5, verify: true, ...o });
+  const second = await planFleet(syntheticNodes(other), syntheticPeers(other), { threads: 2, chunk: 5, verify: true, ...o });
+  const alone = await planFleet(syntheticNodes(other), syntheticPeers(other), { threads: 1, ...o });
+  assert.equal(first.nodes.length, 40);
+  assert.equal(second.nodes.length, 25);
+  assert.deepEqual(second.nodes.map(({ planMs: _, ...s }) => s), alone.nodes.map(({ planMs: _, ...s }) => s));
+  assert.ok(second.verify!.ok);
+  assert.equal(second.verify!.readyNodes, alone.index.ready.filter(Boolean).length);
+  await closeFleetPools();
 });
 
 test('compareKernel: equal state gives no differences; a missing route, an extra peer and a lost rule are named', () => {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pacer } from '../../main/agent/pacer.js';
+import { AGENT_FLAGS, parseDuration } from '../../main/flags.js';
 
 test('pacer: a change after a quiet spell is planned at once, a burst of up to `burst` too', () => {
   const p = new Pacer(100, 3, 0);
@@ -42,4 +43,29 @@ test('pacer: a zero interval never waits', () => {
     assert.equal(p.delay(i), 0);
     p.take(i);
   }
+});
+
+/** Per change, how long it waits for a token: `rate` changes/s plus one other plan a second (the readiness sweep), each run `runMs` long, one in flight. */
+function churnWaits(intervalMs: number, rate: number, runMs: number, seconds: number): number[] {
+  const p = new Pacer(intervalMs, 3, 0);
+  const arrivals = [...Array.from({ length: seconds * rate }, (_, i) => ({ at: (i * 1000) / rate, churn: true })), ...Array.from({ length: seconds }, (_, i) => ({ at: i * 1000 + 37, churn: false }))].sort((a, b) => a.at - b.at);
+  const waits: number[] = [];
+  let free = 0; // when the run in flight ends
+  for (const a of arrivals) {
+    const ready = Math.max(a.at, free);
+    const start = ready + p.delay(ready);
+    p.take(start);
+    free = start + runMs;
+    if (a.churn) waits.push(start - a.at);
+  }
+  return waits;
+}
+
+test('pacer: at the default --min-sync-interval, 10 changes/s plus a sweep a second never wait for a token', () => {
+  const def = AGENT_FLAGS.find((f) => f.name === 'min-sync-interval')!.default as string;
+  const waits = churnWaits(parseDuration(def)!, 10, 25, 60);
+  assert.equal(Math.max(...waits), 0);
+  // The old 100 ms default is the churn rate itself: the bucket drains and changes queue behind it.
+  const old = churnWaits(100, 10, 25, 60);
+  assert.ok(Math.max(...old) >= 50, `max wait at 100 ms ${Math.max(...old)}`);
 });
