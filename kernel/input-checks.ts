@@ -10,7 +10,6 @@
 
 import ipaddr from 'ipaddr.js';
 
-const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
 /**
  * Memo of canonical forms (the same CIDRs come back in every desired state). Bounded above the
  * distinct CIDRs of a 10,000-node cluster (~50,000) so that churn cannot grow it by more than ~10 MB.
@@ -29,18 +28,56 @@ function remember(k: string, v: string): string {
 export function canonicalCIDR(s: string): string {
   const hit = memo.get(s);
   if (hit !== undefined) return hit;
-  const m = V4.exec(s);
-  if (m) {
-    const o = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
-    const len = m[5] === undefined ? 32 : Number(m[5]);
-    if (o.every((x) => x <= 255) && len <= 32) {
-      const n = ((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]) >>> 0;
-      const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-      const v = (n & mask) >>> 0;
-      return remember(s, `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}/${len}`);
-    }
+  return remember(s, fastV4CIDR(s) ?? slowCanonicalCIDR(s));
+}
+
+/** Decimal digits of `s` from `i`, at most `max`: [value, end], or null when there are none or more. */
+function digitsAt(s: string, i: number, max: number): [number, number] | null {
+  let v = 0;
+  let j = i;
+  for (; j < s.length; j++) {
+    const c = s.charCodeAt(j);
+    if (c < 48 || c > 57) break;
+    if (j - i === max) return null;
+    v = v * 10 + c - 48;
   }
-  return remember(s, slowCanonicalCIDR(s));
+  return j === i ? null : [v, j];
+}
+
+/**
+ * canonicalCIDR of a dotted quad (four decimal octets of 1-3 digits, ≤ 255, leading zeros read as
+ * decimal) with an optional `/` length of 1-2 digits ≤ 32, without a regular expression and
+ * returning `s` itself when it is already canonical (the planner's CIDRs are): the first pass at
+ * 5,000 nodes checks ~60,000 of them. null = anything else (the slow path decides).
+ */
+export function fastV4CIDR(s: string): string | null {
+  let n = 0;
+  let i = 0;
+  let same = true; // s is already the canonical text
+  for (let part = 0; part < 4; part++) {
+    if (part > 0) {
+      if (s.charCodeAt(i) !== 46) return null;
+      i++;
+    }
+    const d = digitsAt(s, i, 3);
+    if (d === null || d[0] > 255) return null;
+    if (d[1] - i > 1 && s.charCodeAt(i) === 48) same = false;
+    n = n * 256 + d[0];
+    i = d[1];
+  }
+  let len = 32;
+  if (i === s.length) same = false;
+  else {
+    if (s.charCodeAt(i) !== 47) return null;
+    const d = digitsAt(s, i + 1, 2);
+    if (d === null || d[1] !== s.length || d[0] > 32) return null;
+    if (d[1] - i - 1 > 1 && s.charCodeAt(i + 1) === 48) same = false;
+    len = d[0];
+  }
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const v = (n & mask) >>> 0;
+  if (same && v === n) return s;
+  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}/${len}`;
 }
 
 /**
