@@ -188,8 +188,10 @@ export class Dataplane {
   /**
    * Work that needs no desired state, done ahead of the first one (the agent starts this worker
    * before it lists the cluster and plans): the WireGuard device comes up (created on startup,
-   * as Kilo's mesh.New does: design §11.1) and the iptables backend is detected. Failures are left for the first
-   * pass, which tries again and reports them.
+   * as Kilo's mesh.New does: design §11.1), the iptables backend is detected, and the device's peers,
+   * the routes and the rules are read for the first pass to diff against (a change made between
+   * this read and that pass is repaired by the next resync). Failures are left for the first pass,
+   * which tries again and reports them.
    */
   prepare(): Promise<void> {
     return this.serial(async () => {
@@ -197,6 +199,9 @@ export class Dataplane {
       await Promise.all([
         this.iptables.getBackend().catch(() => null),
         this.options.createInterface ? this.wireguard.prepare().catch((e: Error) => this.log('debug', `WireGuard device not ready ahead of the plan: ${e.message}`)) : null,
+        // the tables' current state, read while the cluster is listed (the first pass skips its reads)
+        this.hasDesired ? null : this.routes.prime(),
+        this.hasDesired ? null : this.rules.prime(),
       ]);
       this.log('debug', `dataplane prepared in ${Math.round(performance.now() - t0)} ms`);
     });

@@ -41,11 +41,22 @@ export class RouteReconciler {
   /** Keys whose route the kernel refused for good → the refused line (not written again while desired unchanged). */
   private refused = new Map<string, string>();
   private readonly pending = new Rejections('routes');
+  /** The kernel's routes read ahead of the first desired state (prime), used once by the next non-rereading pass. */
+  private primed: KRoute[] | null = null;
 
   constructor(
     private readonly exec: Exec,
     private readonly kiloTable: number,
   ) {}
+
+  /**
+   * Read the kernel's routes now, while the agent lists the cluster, for the first pass to diff
+   * against (its read is then off the start-up path). A failed read is left to that pass.
+   */
+  async prime(): Promise<void> {
+    if (this.cache !== null) return;
+    this.primed = await readRoutes(this.exec).catch(() => null);
+  }
 
   /** Keys to look at in the next pass; null = all (a full diff). */
   private dirty: Set<string> | null = null;
@@ -92,6 +103,7 @@ export class RouteReconciler {
 
   invalidate(): void {
     this.cache = null;
+    this.primed = null;
   }
 
   /**
@@ -126,8 +138,10 @@ export class RouteReconciler {
     try {
       let owned = reread ? null : this.cache;
       let ops: RouteOp[];
+      const primed = reread ? null : this.primed;
+      this.primed = null;
       if (owned === null) {
-        const actual = await readRoutes(this.exec);
+        const actual = primed ?? (await readRoutes(this.exec));
         const o = ownedRoutes(actual, this.desired, this.kiloTable);
         owned = o.owned;
         report.read = true;

@@ -27,11 +27,19 @@ export class RuleReconciler {
   /** Rules the kernel refused for good, by key → the refused line. */
   private refused = new Map<string, string>();
   private readonly pending = new Rejections('rules');
+  /** The kernel's rules read ahead of the first desired state (prime), used once by the next non-rereading pass. */
+  private primed: KRule[] | null = null;
 
   constructor(
     private readonly exec: Exec,
     private readonly kiloTable: number,
   ) {}
+
+  /** Read the kernel's rules now, for the first pass to diff against (see RouteReconciler.prime). */
+  async prime(): Promise<void> {
+    if (this.cache !== null) return;
+    this.primed = await readRules(this.exec).catch(() => null);
+  }
 
   setDesired(rules: readonly Rule[]): void {
     this.desired = [];
@@ -50,6 +58,7 @@ export class RuleReconciler {
 
   invalidate(): void {
     this.cache = null;
+    this.primed = null;
   }
 
   /** One pass; `ready`: what must be there before anything is written (the devices rules name). */
@@ -59,8 +68,10 @@ export class RuleReconciler {
     this.pending.drain(report);
     try {
       let actual = reread ? null : this.cache;
+      const primed = reread ? null : this.primed;
+      this.primed = null;
       if (actual === null) {
-        actual = await readRules(this.exec);
+        actual = primed ?? (await readRules(this.exec));
         report.read = true;
       }
       const ops = diffRules(this.desired, actual, this.kiloTable).filter((o) => o.kind === 'delete' || this.refused.get(o.key) !== o.line);

@@ -422,12 +422,15 @@ export class WireGuardReconciler {
     this.link = linkAfter(link, want);
   }
 
-  /** Bring the device up ahead of any desired state (Dataplane.prepare): created or adopted, its link read, `--mtu=auto` detected. */
+  /** Bring the device up ahead of any desired state (Dataplane.prepare): created or adopted, its link and peers read, `--mtu=auto` detected. */
   async prepare(): Promise<void> {
     if (this.mode !== null) return;
     const mtu = detectMtu(this.exec).then((m) => (this.autoMtu ??= m));
     await this.ensureInterface();
-    this.link = await readLink(this.exec, this.opts.interface);
+    // the device's peers too: the first pass diffs against them without a read of its own
+    const [link, device] = await Promise.all([readLink(this.exec, this.opts.interface), this.readDevice().catch(() => null)]);
+    this.link = link;
+    this.device ??= device;
     await mtu;
   }
 

@@ -10,7 +10,6 @@
 
 import ipaddr from 'ipaddr.js';
 
-const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
 /**
  * Memo of canonical forms (the same CIDRs come back in every desired state). Bounded above the
  * distinct CIDRs of a 10,000-node cluster (~50,000) so that churn cannot grow it by more than ~10 MB.
@@ -29,18 +28,41 @@ function remember(k: string, v: string): string {
 export function canonicalCIDR(s: string): string {
   const hit = memo.get(s);
   if (hit !== undefined) return hit;
-  const m = V4.exec(s);
-  if (m) {
-    const o = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
-    const len = m[5] === undefined ? 32 : Number(m[5]);
-    if (o.every((x) => x <= 255) && len <= 32) {
-      const n = ((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]) >>> 0;
-      const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-      const v = (n & mask) >>> 0;
-      return remember(s, `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}/${len}`);
+  return remember(s, fastV4CIDR(s) ?? slowCanonicalCIDR(s));
+}
+
+/**
+ * canonicalCIDR of a dotted quad (four decimal octets of 1-3 digits, ≤ 255, leading zeros read as
+ * decimal) with an optional `/` length of 1-2 digits ≤ 32, without a regular expression (the first
+ * pass at 5,000 nodes checks ~60,000 CIDRs). Always a new string, never the input: that may be a
+ * slice of a kernel read-back text (see remember). null = anything else (the slow path decides).
+ */
+export function fastV4CIDR(s: string): string | null {
+  let n = 0;
+  let i = 0;
+  let len = 32;
+  // fields 0-3: the octets (1-3 digits, each followed by "."; the last by "/" or the end), 4: the length
+  for (let field = 0; field < 5; field++) {
+    let v = 0;
+    const start = i;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      v = v * 10 + c - 48;
     }
+    if (i === start || i - start > (field < 4 ? 3 : 2) || v > (field < 4 ? 255 : 32)) return null;
+    if (field < 4) n = n * 256 + v;
+    else len = v;
+    if (i === s.length) {
+      if (field < 3) return null;
+      break;
+    }
+    const sep = s.charCodeAt(i++);
+    if (field < 3 ? sep !== 46 : field !== 3 || sep !== 47) return null;
   }
-  return remember(s, slowCanonicalCIDR(s));
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const v = (n & mask) >>> 0;
+  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}/${len}`;
 }
 
 /**
