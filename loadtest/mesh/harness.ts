@@ -51,6 +51,13 @@ export interface MeshOptions {
 /** The IPv6 mesh subnet of a dual-stack mesh. */
 export const DUAL_STACK_SUBNET = 'fd04::/64';
 
+/** The e2e tests' mesh: five nodes in three locations (two, two and one). */
+export const FIVE_NODES: readonly MeshNodeSpec[] = [
+  { name: 'a1', location: 'a' }, { name: 'a2', location: 'a' },
+  { name: 'b1', location: 'b' }, { name: 'b2', location: 'b' },
+  { name: 'c1', location: 'c' },
+];
+
 export interface NodeHandle {
   spec: MeshNodeSpec;
   index: number;

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { captureUnderlay, Mesh, waitFor } from '../../loadtest/mesh/harness.js';
+import { captureUnderlay, FIVE_NODES, Mesh, waitFor } from '../../loadtest/mesh/harness.js';
 
 const PREFIX = `kgx${process.pid % 10000}`;
 const KGCTL = new URL('../../main/kgctl.js', import.meta.url).pathname;
@@ -13,11 +13,7 @@ const KGCTL = new URL('../../main/kgctl.js', import.meta.url).pathname;
 test('e2e: a cross-granularity kg mesh (design §19)', { timeout: 600_000 }, async (t) => {
   const mesh = new Mesh({
     prefix: PREFIX,
-    nodes: [
-      { name: 'a1', location: 'a' }, { name: 'a2', location: 'a' },
-      { name: 'b1', location: 'b' }, { name: 'b2', location: 'b' },
-      { name: 'c1', location: 'c' },
-    ],
+    nodes: [...FIVE_NODES],
     // No IPIP in this kernel: within a location, routes go natively over the underlay.
     flags: ['--encapsulate', 'never', '--mesh-granularity', 'cross'],
   });

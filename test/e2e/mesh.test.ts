@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair } from '../../main/keys.js';
-import { captureUnderlay, Mesh, waitFor } from '../../loadtest/mesh/harness.js';
+import { captureUnderlay, FIVE_NODES, Mesh, waitFor } from '../../loadtest/mesh/harness.js';
 import { parseCIDR } from '../../plan/addr.js';
 import { parseCluster, plan } from '../../plan/plan.js';
 import { peerConf, renderINI } from '../../plan/wireguard.js';
@@ -17,11 +17,7 @@ const PREFIX = `kge${process.pid % 10000}`;
 test('e2e: a real kg mesh in network namespaces', { timeout: 600_000 }, async (t) => {
   const mesh = new Mesh({
     prefix: PREFIX,
-    nodes: [
-      { name: 'a1', location: 'a' }, { name: 'a2', location: 'a' },
-      { name: 'b1', location: 'b' }, { name: 'b2', location: 'b' },
-      { name: 'c1', location: 'c' },
-    ],
+    nodes: [...FIVE_NODES],
     // No IPIP in this kernel: within a location, routes go natively over the underlay.
     flags: ['--encapsulate', 'never'],
   });
