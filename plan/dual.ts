@@ -9,7 +9,7 @@ import { iptablesRules } from './iptables.js';
 import type { MeshNode } from './node.js';
 import { routes as buildRoutes } from './routes.js';
 import { newSegmentMemo } from './memo.js';
-import type { Segment, Topology } from './topology.js';
+import { crossLocation, type Segment, type Topology } from './topology.js';
 import type { DualStackJSON, Family, IptablesJSON, Route, Rule } from './types.js';
 import { deviceConf, type WGConf } from './wireguard.js';
 import type { WGPeer } from './wg-peer.js';
@@ -125,6 +125,19 @@ function cachedDualSegment(s: Segment, byName: ReadonlyMap<string, MeshNode>, f:
 }
 
 /**
+ * Cross (design §20.3): a node's location group reaches its second-family pods on the underlay
+ * through its second-family internal IP; without one only the other locations reach them.
+ */
+function crossWarnings(groups: ReadonlyMap<string, ReadonlySet<string>>, nodes: readonly MeshNode[], f: Family, warnings: string[]): void {
+  for (const n of nodes) {
+    const g = crossLocation(n);
+    if (g === null || (groups.get(g)?.size ?? 0) < 2) continue;
+    const x = second(n, f);
+    if (x.pod && !x.internal) warnings.push(`node ${n.name}: has an ${f} pod CIDR but no ${f} internal IP; its ${f} pods are reached only from other locations`);
+  }
+}
+
+/**
  * The second family's topology, from the first family's `t` and the ready records. null when the
  * second subnet has too few addresses (with a warning); the first family is planned regardless.
  */
@@ -138,6 +151,7 @@ export function dualTopology(t: Topology, nodes: readonly MeshNode[], local: Mes
   const byName = new Map<string, MeshNode>();
   for (const n of nodes) byName.set(n.name, n);
   const segments = t.segments.map((s, k) => cachedDualSegment(s, byName, f, subnet, ips[k], warnings, memo));
+  if (t.crossGroups) crossWarnings(t.crossGroups, nodes, f, warnings);
   const own = segments.find((s) => s.location === t.location);
   const active = !!own && own.hostnames.includes(local.name);
   const mine = second(local, f);
@@ -152,6 +166,9 @@ export function dualTopology(t: Topology, nodes: readonly MeshNode[], local: Mes
     discoveredEndpoints: t.discoveredEndpoints,
     port: t.port,
     persistentKeepalive: t.persistentKeepalive,
+    // Cross (design §20.3): the first family's location groups, so that the group's nodes stay
+    // off WireGuard and are routed on the underlay by their second-family internal IPs.
+    ...(t.sameLocation !== undefined ? { nodeLocation: t.nodeLocation, sameLocation: t.sameLocation, crossGroups: t.crossGroups } : {}),
   };
   return { topology, active };
 }

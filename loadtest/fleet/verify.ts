@@ -64,6 +64,11 @@ export interface FleetIndex {
    * between two nodes of one group fails the walk ('wireguard-inside-location').
    */
   groups?: readonly number[];
+  /**
+   * Cross dual stack, the IPv6 walk only (design §20.3): node i has no IPv6 internal IP, so the
+   * nodes of its location group and it do not reach each other in IPv6; those pairs are unchecked.
+   */
+  groupGateless?: readonly boolean[];
 }
 
 /** Per-node lookups derived from a FleetIndex (rebuilt in each thread: Maps clone poorly). */
@@ -459,7 +464,7 @@ export interface VerifyReport {
   /** Source → destination walks made, and how many reached their destination. */
   paths: number;
   reached: number;
-  /** Destinations not checked (IPv6 or no pod CIDR). */
+  /** Destinations not checked (IPv6 or no pod CIDR), plus the pairs skipped by `groupGateless`. */
   unchecked: number;
   /** Failures by kind, and the first few of each. */
   failures: Record<string, number>;
@@ -535,6 +540,10 @@ export function verifyFleet(
   for (const src of sources) {
     for (const dst of dsts) {
       if (src === dst) continue;
+      if (ix.groupGateless && src < N && ix.groups![src] >= 0 && ix.groups![src] === ix.groups![dst] && (ix.groupGateless[src] || ix.groupGateless[dst])) {
+        unchecked++;
+        continue;
+      }
       paths++;
       stamp++;
       const srcAddrIdx = src; // a node's pod address and a Peer's first allowed IP share the index space

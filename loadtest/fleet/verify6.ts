@@ -57,6 +57,7 @@ export function lookups6(ix: FleetIndex, podCIDRs6: readonly (string | null)[], 
     else byKey.set(k, i);
   });
   const ix6: FleetIndex = { ...ix, podCIDRs: [...podCIDRs6], privateIPs: [...privateIPs6], peers: [] };
+  if (ix.groups) ix6.groupGateless = privateIPs6.map((p) => !p);
   const lk: IndexLookups = { addr: marks, byName: new Map(ix.names.map((n, i) => [n, i])), byKey, byPrivateIP: new Map(), sharedKeys, cover: { bits: 0, key: '', dests: [] }, byPrefix: [], claims: new Map(), stamp: 0 };
   return { addr, byPrivateIP, byPrefix: new Map(), ix: ix6, lk };
 }

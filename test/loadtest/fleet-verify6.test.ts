@@ -26,7 +26,7 @@ async function fleet(argv: string[], nodes = dualFleet()) {
 }
 
 test('fleet check, IPv6: a dual-stack fleet passes in both families; nodes left out of IPv6 are unchecked', async () => {
-  for (const g of ['location', 'full']) {
+  for (const g of ['location', 'full', 'cross']) {
     const r = await fleet(['--mesh-granularity', g]);
     assert.ok(r.verify?.ok, r.verify?.examples.join('\n'));
     const v6 = r.verify6!;
@@ -34,8 +34,11 @@ test('fleet check, IPv6: a dual-stack fleet passes in both families; nodes left 
     // Location granularity: the leaders (nodes 0..3) have IPv6 internal IPs; the 5 non-leaders without one
     // (i % 7 == 6: 6, 13, 20, 27, 34) take no part. Full granularity: every node leads its segment.
     const out = g === 'location' ? 5 : 0;
-    assert.equal(v6.unchecked, out);
-    assert.equal(v6.paths, (40 - out) * (40 - out - 1));
+    // Cross: those 5 (locations i % 4: 20 | 13 | 6, 34 | 27) and their groups of 10 do not reach each
+    // other in IPv6 (design §20.3): 3 × 2 × 9 + (10 × 9 − 8 × 7) = 88 ordered pairs unchecked.
+    const pairs = g === 'cross' ? 88 : 0;
+    assert.equal(v6.unchecked, out + pairs);
+    assert.equal(v6.paths, (40 - out) * (40 - out - 1) - pairs);
     assert.equal(v6.reached, v6.paths);
     assert.ok(v6.hops.max >= (g === 'location' ? 3 : 1));
   }

@@ -118,3 +118,56 @@ test('dual stack: the forced IPv6 internal IP wins, and "-" forces none', () => 
   nodes[1].metadata!.annotations!['kilo.squat.ai/force-dual-stack-internal-ip'] = '-';
   assert.equal(dualPlan('b', nodes).json.dualStack?.active, false);
 });
+
+// Cross (design §19, §20.3) on the same cluster: every node is its own segment and leader, node:a..d
+// get 10.4.0.1..4 and fd04::1..4; a, b (location 1) and c, d (location 2) are location groups with
+// no WireGuard peer inside, reaching each other on the underlay at their IPv6 internal IPs.
+function crossPlan(host: string) {
+  const o = { ...options(host, { local: true, granularity: 'cross' }), dualStackSubnet: DUAL };
+  return plan(parseCluster(dualNodes(), [], 'topology.kubernetes.io/region'), o).json;
+}
+
+test('dual stack in cross: a routes b on the underlay and c, d over their own tunnels, in both families', () => {
+  const j = crossPlan('a');
+  assert.deepEqual(v6(j.routes.map(routeText)), [
+    'fd10:0:0:2::/64 via fd00:1::2 dev eth0 proto static onlink',
+    'fd10:0:0:3::/64 via fd04::3 dev kilo0 proto static src fd00:1::1 onlink',
+    'fd00:2::3/128 via fd04::3 dev kilo0 proto static src fd00:1::1 onlink',
+    'fd10:0:0:4::/64 via fd04::4 dev kilo0 proto static src fd00:1::1 onlink',
+  ]);
+  assert.equal(j.dualStack?.wireGuardCIDR, 'fd04::1/64');
+  // Two peers, c and d (b is in a's group): each with its IPv4 allowed IPs, then its IPv6 ones.
+  assert.deepEqual(j.wireguard.peers.map((p) => p.allowedIPs), [
+    ['10.2.3.0/24', '192.168.1.3/32', '10.4.0.3/32', 'fd10:0:0:3::/64', 'fd00:2::3/128', 'fd04::3/128'],
+    ['10.2.4.0/24', '192.168.1.4/32', '10.4.0.4/32', 'fd10:0:0:4::/64', 'fd04::4/128'],
+  ]);
+  assert.deepEqual(j.rules, [], 'no encapsulation: no rules in either family');
+});
+
+test('dual stack in cross: d without an IPv6 internal IP takes part towards location 1 only', () => {
+  const d = crossPlan('d');
+  assert.equal(d.dualStack?.active, true, 'd is its own segment and leader');
+  assert.deepEqual(v6(d.routes.map(routeText)), [
+    'fd10:0:0:1::/64 via fd04::1 dev kilo0 proto static onlink',
+    'fd00:1::1/128 via fd04::1 dev kilo0 proto static onlink',
+    'fd10:0:0:2::/64 via fd04::2 dev kilo0 proto static onlink',
+    'fd00:1::2/128 via fd04::2 dev kilo0 proto static onlink',
+  ]);
+  assert.deepEqual(d.wireguard.peers.map((p) => p.allowedIPs), [
+    ['10.2.1.0/24', '192.168.0.1/32', '10.4.0.1/32', 'fd10:0:0:1::/64', 'fd00:1::1/128', 'fd04::1/128'],
+    ['10.2.2.0/24', '192.168.0.2/32', '10.4.0.2/32', 'fd10:0:0:2::/64', 'fd00:1::2/128', 'fd04::2/128'],
+  ]);
+  assert.ok(d.warnings.includes('node d: has an ipv6 pod CIDR but no ipv6 internal IP; its ipv6 pods are reached only from other locations'));
+  // c, in d's group, has no IPv6 route to d's pods (none on the underlay, and d is no peer of c).
+  const c = crossPlan('c');
+  assert.deepEqual(v6(c.routes.map(routeText)), [
+    'fd10:0:0:1::/64 via fd04::1 dev kilo0 proto static src fd00:2::3 onlink',
+    'fd00:1::1/128 via fd04::1 dev kilo0 proto static src fd00:2::3 onlink',
+    'fd10:0:0:2::/64 via fd04::2 dev kilo0 proto static src fd00:2::3 onlink',
+    'fd00:1::2/128 via fd04::2 dev kilo0 proto static src fd00:2::3 onlink',
+  ]);
+  assert.deepEqual(c.wireguard.peers.map((p) => p.allowedIPs.filter((a) => a.includes(':'))), [
+    ['fd10:0:0:1::/64', 'fd00:1::1/128', 'fd04::1/128'],
+    ['fd10:0:0:2::/64', 'fd00:1::2/128', 'fd04::2/128'],
+  ]);
+});
