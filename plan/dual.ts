@@ -213,13 +213,19 @@ function dualJSON(o: DualStackOptions, d: Topology, local: MeshNode, active: boo
 }
 
 /**
- * The first family's device peers with the second family's allowed IPs appended: the segment
- * peers come first in both, in segment order, and the second family has no Peer resources of its
- * own (a Peer's allowed IPs of both families are already the first family's).
+ * The first family's device peers with the second family's allowed IPs appended, matched by
+ * public key: the second family's segments are the first family's, and it has no Peer resources
+ * of its own (a Peer's allowed IPs of both families are already the first family's). By key, not
+ * position, so a peer list of the view that differs from the first family's (as cross's location
+ * groups once made it) cannot hand one segment's addresses to another or drop them unseen.
  */
 export function mergePeers(first: readonly WGPeer[], second: readonly WGPeer[]): WGPeer[] {
-  return first.map((p, i) => {
-    const q = second[i];
-    return q && q.publicKey === p.publicKey && q.allowedIPs.length ? { ...p, allowedIPs: [...p.allowedIPs, ...q.allowedIPs] } : p;
+  const byKey = new Map<string, WGPeer>();
+  for (const q of second) if (q.allowedIPs.length && !byKey.has(q.publicKey)) byKey.set(q.publicKey, q);
+  return first.map((p) => {
+    const q = byKey.get(p.publicKey);
+    if (!q) return p;
+    byKey.delete(p.publicKey); // once: a Peer resource reusing a node's key gets nothing of it
+    return { ...p, allowedIPs: [...p.allowedIPs, ...q.allowedIPs] };
   });
 }
