@@ -5,13 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { contains, network, parseCIDR, parseIP } from '../../plan/addr.js';
+import { network, parseCIDR } from '../../plan/addr.js';
 import { withLastSeen, type MeshNode, type NodeObject } from '../../plan/node.js';
 import { Replanner, type ReplicaView } from '../../plan/replan.js';
 import { parseCluster, plan } from '../../plan/plan.js';
 import type { PlanJSON } from '../../plan/types.js';
 import type { Strategy } from '../../plan/encapsulation.js';
 import { Model, scenario } from './sequence.js';
+import { deliver } from './walk.js';
 import { genAnnotations, genNodeFields, NOW, options } from './fixture.js';
 
 const DUAL = parseCIDR('fd04::/112')!;
@@ -51,47 +52,7 @@ function plans(c: GenCluster): Map<string, PlanJSON> {
   return out;
 }
 
-function lpm<T>(items: readonly T[], cidrOf: (t: T) => string[], dst: string): T | null {
-  const ip = parseIP(dst)!;
-  let best: T | null = null;
-  let bits = -1;
-  for (const it of items) {
-    for (const c of cidrOf(it)) {
-      const cc = network(parseCIDR(c)!);
-      if (contains(cc, ip) && cc.bits > bits) [best, bits] = [it, cc.bits];
-    }
-  }
-  return best;
-}
 
-/** Follows a packet from `from` to `dst` over routes (main table) and WireGuard allowed IPs, in either family. */
-function deliver(all: Map<string, PlanJSON>, from: string, dst: string): string {
-  const any = [...all.values()][0];
-  const v6 = dst.includes(':');
-  const internal = (n: PlanJSON['nodes'][number]) => (v6 ? n.dualStack?.internalIP : n.internalIP);
-  const pod = (n: PlanJSON['nodes'][number]) => (v6 ? n.dualStack?.subnet : n.subnet);
-  const byInternal = new Map(any.nodes.filter((n) => internal(n)).map((n) => [internal(n)!.split('/')[0], n.name]));
-  const byKey = new Map(any.nodes.map((n) => [n.key!, n.name]));
-  let at = from;
-  const path = [at];
-  for (let hop = 0; hop < 2 * all.size + 2; hop++) {
-    const p = all.get(at)!;
-    const own = pod(p.nodes.find((n) => n.name === at)!);
-    if (own && contains(parseCIDR(own)!, parseIP(dst)!)) return at;
-    const r = lpm(p.routes.filter((x) => x.table === null), (x) => [x.dst], dst);
-    if (!r) return `no route at ${at} (${path.join('→')})`;
-    let next: string | undefined;
-    if (r.dev === 'kilo0') {
-      const peer = lpm(p.wireguard.peers, (x) => x.allowedIPs, dst);
-      if (!p.wireguard.applied || !peer) return `blackhole in WireGuard at ${at}`;
-      next = byKey.get(peer.publicKey);
-    } else next = r.gw ? byInternal.get(r.gw) : undefined;
-    if (!next) return `next hop ${r.gw ?? r.dev} from ${at} is not a node`;
-    at = next;
-    path.push(at);
-  }
-  return `loop: ${path.join('→')}`;
-}
 
 /** §20.3, derived from the inputs and the first family's segments: does `name` take part in IPv6? */
 function takesPart(p: PlanJSON, name: string, asSource: boolean): boolean {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { contains, network, parseCIDR, parseIP } from '../../plan/addr.js';
+import { network, parseCIDR } from '../../plan/addr.js';
 import { withLastSeen, type MeshNode, type NodeObject } from '../../plan/node.js';
 import { Replanner, type ReplicaView } from '../../plan/replan.js';
 import { Model, scenario } from './sequence.js';
@@ -12,6 +12,7 @@ import type { PeerObject } from '../../plan/peer.js';
 import { parseCluster, plan } from '../../plan/plan.js';
 import type { PlanJSON } from '../../plan/types.js';
 import type { Strategy } from '../../plan/encapsulation.js';
+import { deliver } from './walk.js';
 import { genAnnotations, genNodeFields, key, NOW, options } from './fixture.js';
 
 interface GenNode { loc: number; internal: boolean; leader: boolean; publicEP: boolean; stale: boolean; alip: number | null; keepalive: boolean }
@@ -54,50 +55,7 @@ function plans(c: GenCluster, local = true): Map<string, PlanJSON> {
   return out;
 }
 
-function lpm<T>(items: T[], cidrOf: (t: T) => string[], dst: string): T | null {
-  const ip = parseIP(dst)!;
-  let best: T | null = null;
-  let bits = -1;
-  for (const it of items) {
-    for (const c of cidrOf(it)) {
-      const cc = network(parseCIDR(c)!);
-      if (contains(cc, ip) && cc.bits > bits) [best, bits] = [it, cc.bits];
-    }
-  }
-  return best;
-}
 
-/**
- * Follows one packet from node `from` towards `dst`; returns the node that owns dst, or a failure.
- * `wgHops` collects the WireGuard hops taken, as [from, to].
- */
-function deliver(all: Map<string, PlanJSON>, from: string, dst: string, wgHops: [string, string][] = []): string {
-  const any = [...all.values()][0];
-  const byInternal = new Map(any.nodes.filter((n) => n.ready && n.internalIP).map((n) => [n.internalIP!.split('/')[0], n.name]));
-  const byKey = new Map(any.nodes.filter((n) => n.ready).map((n) => [n.key!, n.name]));
-  let at = from;
-  const path = [at];
-  for (let hop = 0; hop < 2 * all.size + 2; hop++) {
-    const p = all.get(at)!;
-    const own = p.nodes.find((n) => n.name === at)!.subnet!;
-    if (contains(parseCIDR(own)!, parseIP(dst)!)) return at;
-    const r = lpm(p.routes.filter((x) => x.table === null), (x) => [x.dst], dst);
-    if (!r) return `no route at ${at} (${path.join('→')})`;
-    let next: string | undefined;
-    if (r.dev === 'kilo0') {
-      const peer = lpm(p.wireguard.peers, (x) => x.allowedIPs, dst);
-      if (!p.wireguard.applied || !peer) return `blackhole in WireGuard at ${at}`;
-      next = byKey.get(peer.publicKey);
-      if (next) wgHops.push([at, next]);
-    } else {
-      next = r.gw ? byInternal.get(r.gw) : undefined;
-    }
-    if (!next || !all.has(next)) return `next hop ${r.gw ?? r.dev} from ${at} is not a ready node`;
-    at = next;
-    path.push(at);
-  }
-  return `loop: ${path.join('→')}`;
-}
 
 test('property: no allowed IP is claimed by two WireGuard peers', () => {
   fc.assert(
