@@ -1,4 +1,4 @@
-// The fleet planner's worker (loadtest/fleet/planner.ts): plans a range of nodes of one cluster snapshot
+// The fleet planner's worker (loadtest/fleet/planner.ts): plans some nodes of one cluster snapshot
 // and compiles each plan for the fleet check (loadtest/fleet/verify.ts). The cluster arrives with
 // each task as a handle to shared memory and is parsed once per worker and snapshot.
 import { deserialize } from 'node:v8';
@@ -123,25 +123,33 @@ export function fleetContext(input: FleetInput): FleetContext {
 
 export function planRange(ctx: FleetContext, from: number, to: number): NodeSummary[] {
   const out: NodeSummary[] = [];
-  const o = ctx.input.plan;
-  for (let i = from; i < to && i < ctx.index.names.length; i++) {
-    const hostname = ctx.index.names[i];
-    const t0 = performance.now();
-    const r = plan(ctx.cluster, { ...o, hostname }, { describe: ctx.keep.has(hostname), mesh: ctx.mesh, reuse: ctx.reuse });
-    const j = r.json;
-    const ready = ctx.index.ready[i];
-    out.push({
-      hostname, ready, leader: j.leader, location: j.location, wireGuardCIDR: j.wireGuardCIDR,
-      routes: j.routes.length, rules: j.rules.length, wgPeers: j.wireguard.peers.length,
-      iptablesRules: j.iptables.prepend.length + j.iptables.append.length, cni: j.cni !== null, tunnel: j.tunnel?.dev ?? null,
-      warnings: j.warnings.length,
-      compiled: ready ? compileNode(ctx.index, ctx.lk, j, like(ctx, j)) : null,
-      planMs: performance.now() - t0,
-      ...(ctx.keep.has(hostname) ? { plan: j } : {}),
-      ...(j.dualStack && ready ? { ipv6: ipv6Summary(j, ready) } : {}),
-    });
-  }
+  for (let i = from; i < to && i < ctx.index.names.length; i++) out.push(planOne(ctx, i));
   return out;
+}
+
+/** Plans the nodes at these indices (a pool task: whole locations, see planner.ts locationTasks). */
+export function planIndices(ctx: FleetContext, indices: readonly number[]): NodeSummary[] {
+  return indices.map((i) => planOne(ctx, i));
+}
+
+/** Plans node i and compiles its plan for the fleet check. */
+function planOne(ctx: FleetContext, i: number): NodeSummary {
+  const o = ctx.input.plan;
+  const hostname = ctx.index.names[i];
+  const t0 = performance.now();
+  const r = plan(ctx.cluster, { ...o, hostname }, { describe: ctx.keep.has(hostname), mesh: ctx.mesh, reuse: ctx.reuse });
+  const j = r.json;
+  const ready = ctx.index.ready[i];
+  return {
+    hostname, ready, leader: j.leader, location: j.location, wireGuardCIDR: j.wireGuardCIDR,
+    routes: j.routes.length, rules: j.rules.length, wgPeers: j.wireguard.peers.length,
+    iptablesRules: j.iptables.prepend.length + j.iptables.append.length, cni: j.cni !== null, tunnel: j.tunnel?.dev ?? null,
+    warnings: j.warnings.length,
+    compiled: ready ? compileNode(ctx.index, ctx.lk, j, like(ctx, j)) : null,
+    planMs: performance.now() - t0,
+    ...(ctx.keep.has(hostname) ? { plan: j } : {}),
+    ...(j.dualStack && ready ? { ipv6: ipv6Summary(j, ready) } : {}),
+  };
 }
 
 /**
@@ -167,11 +175,10 @@ export interface Snapshot {
   data: Uint8Array;
 }
 
-/** Plans nodes [from, to) of the snapshot. */
+/** Plans the nodes at `indices` of the snapshot (whole locations: each worker compiles only its own locations' base tables). */
 export interface PlanTask {
   snap: Snapshot;
-  from: number;
-  to: number;
+  indices: number[];
 }
 
 /** The context of the last snapshot this worker planned (a pool's workers outlive one fleet plan). */
@@ -193,12 +200,12 @@ export interface VerifyTask {
   peers: CompiledNode[];
 }
 
-/** piscina entry: plans a range of nodes of a snapshot, or verifies a range of destinations. */
+/** piscina entry: plans some nodes of a snapshot, or verifies a range of destinations. */
 export default function run(task: PlanTask | VerifyTask): NodeSummary[] | VerifyReport {
   const c = contextOf(task.snap);
   if ('kind' in task) {
     const ix = { ...c.index, leader: task.leader };
     return verifyFleet(ix, c.lk, task.nodes, task.peers, { from: task.from, to: task.to, interfaceChecks: task.from === 0 });
   }
-  return planRange(c, task.from, task.to);
+  return planIndices(c, task.indices);
 }

@@ -16,7 +16,7 @@
 // - threads = 1 plans in the calling thread: the single-thread baseline with no pool overhead.
 //   threads > 1 runs on a piscina pool of that many workers (loadtest/fleet/planner-worker.ts), kept
 //   between calls (closeFleetPools() stops it); the cluster crosses once per call (structured-clone bytes) in shared
-//   memory, each worker parses it once, and each task plans a range of node indices.
+//   memory, each worker parses it once, and each task plans whole locations (locationTasks).
 // - FleetResult: `index` (node order, readiness, keys, pod CIDRs, ready Peers), one NodeSummary
 //   per node in name order (counts, leader, location, and `compiled`: the node's forwarding
 //   compiled for the fleet check), `peers`: every ready Peer's configuration (kgctl showconf peer)
@@ -111,9 +111,10 @@ export async function planFleet(nodes: readonly NodeObject[], peers: readonly Pe
     {
       // Small tasks balance the load; several per worker keep the queue busy.
       const chunk = o.chunk ?? Math.max(1, Math.min(200, Math.ceil(N / (o.threads * 16))));
-      const tasks: Promise<NodeSummary[]>[] = [];
-      for (let from = 0; from < N; from += chunk) tasks.push(pool.run({ snap, from, to: Math.min(N, from + chunk) } satisfies PlanTask) as Promise<NodeSummary[]>);
-      summaries = (await Promise.all(tasks)).flat();
+      const groups = locationTasks(ctx.cluster.nodes.map((n) => n.location), chunk, Math.max(chunk, Math.ceil(N / (o.threads * 2))));
+      const done = await Promise.all(groups.map((indices) => pool.run({ snap, indices } satisfies PlanTask) as Promise<NodeSummary[]>));
+      summaries = new Array<NodeSummary>(N);
+      groups.forEach((indices, g) => indices.forEach((i, k) => (summaries[i] = done[g][k])));
       t2 = performance.now();
       compiledPeers = compilePeers(ctx, summaries, o);
       if (o.verify) {
@@ -154,6 +155,31 @@ export async function closeFleetPools(): Promise<void> {
   const ps = [...pools.values()];
   pools.clear();
   await Promise.all(ps.map((p) => p.destroy()));
+}
+
+/**
+ * The pool's tasks (`locations`: each node's): node indices grouped by location, whole locations per task once a task holds
+ * `chunk` nodes, so a location's nodes plan in one worker and each worker compiles only its own
+ * locations' base tables (compileNode by difference). No task holds more than `most`: only a
+ * location larger than that is cut.
+ */
+export function locationTasks(locations: readonly string[], chunk: number, most: number): number[][] {
+  const byLocation = new Map<string, number[]>();
+  locations.forEach((loc, i) => {
+    const l = byLocation.get(loc);
+    if (l) l.push(i);
+    else byLocation.set(loc, [i]);
+  });
+  const tasks: number[][] = [[]];
+  for (const members of byLocation.values()) {
+    const cur = tasks[tasks.length - 1].length;
+    if (cur >= chunk || (cur > 0 && cur + members.length > most)) tasks.push([]);
+    for (const i of members) {
+      if (tasks[tasks.length - 1].length >= most) tasks.push([]);
+      tasks[tasks.length - 1].push(i);
+    }
+  }
+  return tasks.filter((t) => t.length > 0);
 }
 
 /** Structured-clone bytes (as workerData would carry them) in shared memory. */
