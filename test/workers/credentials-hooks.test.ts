@@ -33,6 +33,10 @@ test('credentials hooks: any other use of the generated client keeps the whole m
   assert.equal(genIndexStub(`import { createConfiguration as c } from ${gen};`, configUrl), null, 'a renamed import');
   assert.equal(genIndexStub(`import x from 'y';`, configUrl), null);
   assert.equal(genIndexStub(imp(''), configUrl), null);
+  // A version whose small modules no longer declare the names keeps the whole module too.
+  assert.ok(genIndexStub(imp('createConfiguration'), configUrl, () => 'export function createConfiguration(o) {}'));
+  assert.equal(genIndexStub(imp('createConfiguration'), configUrl, () => 'export function somethingElse() {}'), null, 'moved away');
+  assert.equal(genIndexStub(imp('ServerConfiguration'), configUrl, () => { throw new Error('ENOENT'); }), null, 'module gone');
 });
 
 test('credentials hooks: with them, KubeConfig loads and resolves credentials without a single generated model', () => {
