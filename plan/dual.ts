@@ -213,6 +213,38 @@ function dualJSON(o: DualStackOptions, d: Topology, local: MeshNode, active: boo
 }
 
 /**
+ * Design §20.3: the first family's routes to second-family destinations (a Peer's or an
+ * allowed-location IP of the second family) carry the first family's `src` or gateway, which the
+ * kernel rejects for that destination. With the second family planned, the source is the local
+ * node's second-family internal IP (none without one) and the gateway the same node's
+ * second-family internal IP; a route whose gateway has none is left out, with a warning.
+ */
+export function secondFamilyRoutes(routes: readonly Route[], nodes: readonly MeshNode[], local: MeshNode, subnet: CIDR, warnings: string[]): readonly Route[] {
+  const f = familyOf(subnet);
+  const v6 = f === 'ipv6';
+  const mixed = (r: Route) => r.dst.includes(':') === v6 && ((r.src !== null && r.src.includes(':') !== v6) || (r.gw !== null && r.gw.includes(':') !== v6));
+  if (!routes.some(mixed)) return routes;
+  const byInternal = new Map<string, MeshNode>();
+  for (const n of nodes) if (n.internalIP) byInternal.set(n.internalIP.ip.s, n);
+  const src = second(local, f).internal?.ip.s ?? null;
+  const out: Route[] = [];
+  for (const r of routes) {
+    if (!mixed(r)) {
+      out.push(r);
+      continue;
+    }
+    const via = r.gw !== null && r.gw.includes(':') !== v6 ? byInternal.get(r.gw) : undefined;
+    const gw = via ? second(via, f).internal?.ip.s ?? null : r.gw;
+    if (r.gw !== null && (gw === null || gw.includes(':') !== v6)) {
+      warnings.push(`route to ${r.dst}: its gateway ${r.gw} has no ${f} internal IP; left out`);
+      continue;
+    }
+    out.push({ ...r, gw, src: r.src !== null && r.src.includes(':') !== v6 ? src : r.src });
+  }
+  return out;
+}
+
+/**
  * The first family's device peers with the second family's allowed IPs appended, matched by
  * public key: the second family's segments are the first family's, and it has no Peer resources
  * of its own (a Peer's allowed IPs of both families are already the first family's). By key, not

@@ -14,7 +14,7 @@ import type { Granularity, IptablesJSON, PlanJSON, SegmentJSON, WireGuardJSON } 
 import { deviceConf, type WGConf } from './wireguard.js';
 import type { WGPeer } from './wg-peer.js';
 import { DEFAULT_LIMITS, type ClaimLimits } from './claims.js';
-import { dualStackPlan, isDualStack, mergePeers } from './dual.js';
+import { dualStackPlan, isDualStack, mergePeers, secondFamilyRoutes } from './dual.js';
 import type { RoutesResult } from './routes.js';
 
 export interface PlanOptions {
@@ -288,7 +288,7 @@ function withDualStack(o: PlanOptions, topo: Topology, readyNodes: readonly Mesh
   if (!d) return null;
   return {
     json: d.json,
-    routes: d.routes.length ? [...r.routes, ...d.routes] : r.routes,
+    routes: d.routes.length ? [...secondFamilyRoutes(r.routes, readyNodes, local, o.dualStackSubnet!, warnings), ...d.routes] : r.routes,
     rules: d.rules.length ? [...r.rules, ...d.rules] : r.rules,
     iptables: d.prepend.length ? { ...iptables, prepend: [...iptables.prepend, ...d.prepend] } : iptables,
     device: device && d.device ? { ...device, peers: mergePeers(device.peers, d.device.peers) } : device,

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { parseCIDR } from '../../plan/addr.js';
 import { routeText } from '../../plan/format-text.js';
 import { parseCluster, plan } from '../../plan/plan.js';
-import { options, planFor, specNodes, specPeers, type Opts } from './fixture.js';
+import { key, options, peerObj, planFor, specNodes, specPeers, type Opts } from './fixture.js';
 import { dualNodes } from './dual-fixture.js';
 
 const DUAL = parseCIDR('fd04::/64')!;
@@ -170,4 +170,22 @@ test('dual stack in cross: d without an IPv6 internal IP takes part towards loca
     ['fd10:0:0:1::/64', 'fd00:1::1/128', 'fd04::1/128'],
     ['fd10:0:0:2::/64', 'fd00:1::2/128', 'fd04::2/128'],
   ]);
+});
+
+// A Peer's allowed IPs of both families (design §20.3): one WireGuard peer with both; each route
+// takes the source or gateway of its own family (the first family's would be rejected by the
+// kernel: an IPv6 route with an IPv4 `src` or `via`); NAT exemptions in each family's table.
+test('dual stack: a Peer with allowed IPs of both families is routed in each family with that family\'s source and gateway', () => {
+  const peers = [peerObj('laptop', { allowedIPs: ['10.5.0.1/32', 'fd05::1/128'], publicKey: key(21) })];
+  const at = (host: string) => plan(parseCluster(dualNodes(), peers, 'topology.kubernetes.io/region'), { ...options(host, { local: true }), dualStackSubnet: DUAL }).json;
+  const toPeer = (j: ReturnType<typeof at>) => j.routes.map(routeText).filter((r) => r.startsWith('10.5.0.1/') || r.startsWith('fd05::1/'));
+  const a = at('a');
+  assert.deepEqual(a.wireguard.peers.find((p) => p.publicKey === key(21))?.allowedIPs, ['10.5.0.1/32', 'fd05::1/128']);
+  assert.deepEqual(toPeer(a), ['10.5.0.1/32 dev kilo0 proto static src 192.168.0.1', 'fd05::1/128 dev kilo0 proto static src fd00:1::1']);
+  assert.deepEqual(toPeer(at('b')), ['10.5.0.1/32 via 192.168.0.1 dev eth0 proto static onlink', 'fd05::1/128 via fd00:1::1 dev eth0 proto static onlink']);
+  const nat = a.iptables.prepend.filter((x) => x.chain === 'KILO-NAT' && x.rule.some((w) => w === '10.5.0.1/32' || w === 'fd05::1/128')).map((x) => `${x.family} ${x.rule[1]}`);
+  assert.deepEqual(nat, ['ipv4 10.5.0.1/32', 'ipv6 fd05::1/128']);
+  // Single stack keeps Go's plan exactly, whatever the family of a Peer's allowed IP.
+  const single = plan(parseCluster(dualNodes(), peers, 'topology.kubernetes.io/region'), options('a', { local: true })).json;
+  assert.deepEqual(toPeer(single), ['10.5.0.1/32 dev kilo0 proto static src 192.168.0.1', 'fd05::1/128 dev kilo0 proto static src 192.168.0.1']);
 });
