@@ -13,7 +13,7 @@ import { parseCIDR } from '../../plan/addr.js';
 import { STOCK_CONFLIST } from '../../plan/cni.js';
 import { parseCluster, plan } from '../../plan/plan.js';
 import type { PlanJSON } from '../../plan/types.js';
-import { options } from '../plan/fixture.js';
+import { key, options, peerObj } from '../plan/fixture.js';
 import { dualNodes } from '../plan/dual-fixture.js';
 import { TestNode, cleanupMntRoot, keyPair, requireTool } from './netns.js';
 
@@ -79,4 +79,32 @@ test('dual stack: IPv6 routes, ip6tables rules, the second WireGuard address and
   assert.ok(!node.run('ip6tables-legacy-save', '-t', 'nat').includes('fd04::'), 'ip6tables per-address rules removed');
   assert.equal(node.run('wg', 'show', 'kilo0', 'allowed-ips').includes('fd'), false);
   assert.deepEqual(JSON.parse(readFileSync(cniPath, 'utf8')).plugins[0].ipam.ranges, [[{ subnet: '10.2.1.0/24' }]]);
+});
+
+// A Peer with allowed IPs of both families (design §20.3): the kernel takes its IPv6 route only
+// with an IPv6 source, which the dual-stack plan gives it.
+test('dual stack: a Peer with allowed IPs of both families is routed in each family by the kernel', async (t) => {
+  requireTool('wireguard-go', 'wg', 'ip6tables-legacy-save', 'iptables-legacy-save');
+  const node = TestNode.create('dualpeer');
+  const dir = mkdtempSync(join(tmpdir(), 'kgt-dualpeer-'));
+  const cniPath = join(dir, '10-kilo.conflist');
+  writeFileSync(cniPath, JSON.stringify(STOCK_CONFLIST));
+  const dp = new Dataplane({ interface: 'kilo0', nsenter: node.nsenter, uapiDir: node.uapiDir, resyncPeriodMs: 0, routeMonitor: false, iptablesBackend: 'legacy', ipv6: true, iptablesLayout: 'kilo' });
+  t.after(async () => {
+    await dp.close();
+    node.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  node.ip('link', 'add', 'eth0', 'type', 'bridge');
+  node.ip('addr', 'add', '192.168.0.1/24', 'dev', 'eth0');
+  node.ip('addr', 'add', 'fd00:1::1/64', 'dev', 'eth0', 'nodad');
+  node.ip('link', 'set', 'eth0', 'up');
+  const peers = [peerObj('laptop', { allowedIPs: ['10.5.0.1/32', 'fd05::1/128'], publicKey: key(21) })];
+  const j = plan(parseCluster(dualNodes(), peers, 'topology.kubernetes.io/region'), { ...options('a', { local: true }), dualStackSubnet: parseCIDR('fd04::/64')! }).json;
+  const r = await dp.apply(desired(j, keyPair().privateKey, cniPath, true));
+  assert.deepEqual(r.errors, []);
+  const route = (fam: '-4' | '-6', dst: string) => node.routesJSON(fam).find((x) => x.dst === dst && x.protocol === '107');
+  assert.equal(route('-4', '10.5.0.1')?.prefsrc, '192.168.0.1');
+  assert.equal(route('-6', 'fd05::1')?.prefsrc, 'fd00:1::1');
+  assert.match(node.run('wg', 'show', 'kilo0', 'allowed-ips'), /10\.5\.0\.1\/32 fd05::1\/128/);
 });
