@@ -55,7 +55,9 @@ export function loadCredentialsInWorker(flags: KubeConfigFlags, o: CredentialsWo
     else o.signal?.addEventListener('abort', onAbort, { once: true });
     p.once('message', (r: CredentialsReply) => finish(r.ok ? null : new Error(r.error), r.ok ? r.credentials : undefined));
     p.once('error', (e) => finish(new Error(`failed to get Kubernetes credentials: the credentials worker failed: ${e.message}`)));
-    p.once('exit', (code, signal) => {
+    // 'close', not 'exit': a busy parent may see the exit before it has read the answer from the
+    // IPC channel; 'close' comes once the channel is drained too.
+    p.once('close', (code, signal) => {
       const last = stderr.trim().split('\n').filter(Boolean).at(-1);
       finish(new Error(`failed to get Kubernetes credentials: the credentials worker exited (${signal ?? `code ${code}`}) without an answer${last ? `: ${last.slice(0, 300)}` : ''}`));
     });

@@ -193,3 +193,22 @@ test('credentials: in cluster (service account token and CA at the standard path
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').at(-1)!), { seen: ['Bearer sa-1', 'Bearer sa-2'], loads: 1 });
 });
+
+// The agent forks the credentials process first and then loads its heavier modules, so its event
+// loop is busy when the answer and the exit arrive together: the answer must still be read.
+test('credentials worker: the answer is read even when the parent is busy as the worker exits', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kg-cred-busy-'));
+  try {
+    const worker = join(dir, 'worker.mjs');
+    // What credentials-worker.ts does at its end: send the answer, exit once it is written.
+    writeFileSync(worker, "process.send({ ok: true, credentials: { server: 'https://10.0.0.1', headers: {} } }, () => process.exit(0));\n");
+    for (let i = 0; i < 8; i++) {
+      const answer = loadCredentialsInWorker({ kubeconfig: '', master: '' }, { workerUrl: new URL(`file://${worker}`) });
+      const until = Date.now() + 600;
+      while (Date.now() < until); // the agent loading its modules
+      assert.equal((await answer).server, 'https://10.0.0.1', `round ${i}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
