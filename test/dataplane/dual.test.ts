@@ -32,10 +32,15 @@ function desired(j: PlanJSON, privateKey: string, cniPath: string, dualMode: boo
   };
 }
 
-test('dual stack: IPv6 routes, ip6tables rules, the second WireGuard address and two CNI ranges are applied, and taken away again', async (t) => {
+/**
+ * Node a of the dual-stack cluster in a test namespace: eth0 holds both private addresses (nodad:
+ * the IPv6 one is usable as a route source at once), a CNI file, and a Dataplane; all torn down
+ * after the test.
+ */
+function dualNode(t: { after: (fn: () => Promise<void>) => void }, tag: string) {
   requireTool('wireguard-go', 'wg', 'ip6tables-legacy-save', 'iptables-legacy-save');
-  const node = TestNode.create('dual');
-  const dir = mkdtempSync(join(tmpdir(), 'kgt-dual-'));
+  const node = TestNode.create(tag);
+  const dir = mkdtempSync(join(tmpdir(), `kgt-${tag}-`));
   const cniPath = join(dir, '10-kilo.conflist');
   writeFileSync(cniPath, JSON.stringify(STOCK_CONFLIST));
   const dp = new Dataplane({ interface: 'kilo0', nsenter: node.nsenter, uapiDir: node.uapiDir, resyncPeriodMs: 0, routeMonitor: false, iptablesBackend: 'legacy', ipv6: true, iptablesLayout: 'kilo' });
@@ -44,11 +49,15 @@ test('dual stack: IPv6 routes, ip6tables rules, the second WireGuard address and
     node.destroy();
     rmSync(dir, { recursive: true, force: true });
   });
-  // eth0 holds both private addresses; nodad: the IPv6 one is usable (as a route source) at once.
   node.ip('link', 'add', 'eth0', 'type', 'bridge');
   node.ip('addr', 'add', '192.168.0.1/24', 'dev', 'eth0');
   node.ip('addr', 'add', 'fd00:1::1/64', 'dev', 'eth0', 'nodad');
   node.ip('link', 'set', 'eth0', 'up');
+  return { node, dp, cniPath };
+}
+
+test('dual stack: IPv6 routes, ip6tables rules, the second WireGuard address and two CNI ranges are applied, and taken away again', async (t) => {
+  const { node, dp, cniPath } = dualNode(t, 'dual');
   const cluster = parseCluster(dualNodes(), [], 'topology.kubernetes.io/region');
   const dual = plan(cluster, { ...options('a', { local: true }), dualStackSubnet: parseCIDR('fd04::/64')! }).json;
   const single = plan(cluster, options('a', { local: true })).json;
@@ -84,21 +93,7 @@ test('dual stack: IPv6 routes, ip6tables rules, the second WireGuard address and
 // A Peer with allowed IPs of both families (design §20.3): the kernel takes its IPv6 route only
 // with an IPv6 source, which the dual-stack plan gives it.
 test('dual stack: a Peer with allowed IPs of both families is routed in each family by the kernel', async (t) => {
-  requireTool('wireguard-go', 'wg', 'ip6tables-legacy-save', 'iptables-legacy-save');
-  const node = TestNode.create('dualpeer');
-  const dir = mkdtempSync(join(tmpdir(), 'kgt-dualpeer-'));
-  const cniPath = join(dir, '10-kilo.conflist');
-  writeFileSync(cniPath, JSON.stringify(STOCK_CONFLIST));
-  const dp = new Dataplane({ interface: 'kilo0', nsenter: node.nsenter, uapiDir: node.uapiDir, resyncPeriodMs: 0, routeMonitor: false, iptablesBackend: 'legacy', ipv6: true, iptablesLayout: 'kilo' });
-  t.after(async () => {
-    await dp.close();
-    node.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  node.ip('link', 'add', 'eth0', 'type', 'bridge');
-  node.ip('addr', 'add', '192.168.0.1/24', 'dev', 'eth0');
-  node.ip('addr', 'add', 'fd00:1::1/64', 'dev', 'eth0', 'nodad');
-  node.ip('link', 'set', 'eth0', 'up');
+  const { node, dp, cniPath } = dualNode(t, 'dualpeer');
   const peers = [peerObj('laptop', { allowedIPs: ['10.5.0.1/32', 'fd05::1/128'], publicKey: key(21) })];
   const j = plan(parseCluster(dualNodes(), peers, 'topology.kubernetes.io/region'), { ...options('a', { local: true }), dualStackSubnet: parseCIDR('fd04::/64')! }).json;
   const r = await dp.apply(desired(j, keyPair().privateKey, cniPath, true));
