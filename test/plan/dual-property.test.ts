@@ -52,8 +52,6 @@ function plans(c: GenCluster): Map<string, PlanJSON> {
   return out;
 }
 
-
-
 /** §20.3, derived from the inputs and the first family's segments: does `name` take part in IPv6? */
 function takesPart(p: PlanJSON, name: string, asSource: boolean): boolean {
   const seg = p.segments.find((s) => s.hostnames.includes(name))!;

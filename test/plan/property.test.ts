@@ -55,8 +55,6 @@ function plans(c: GenCluster, local = true): Map<string, PlanJSON> {
   return out;
 }
 
-
-
 test('property: no allowed IP is claimed by two WireGuard peers', () => {
   fc.assert(
     fc.property(genCluster, (c) => {
