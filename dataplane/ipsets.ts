@@ -3,14 +3,50 @@
 // the iptables rules are written, so every set a rule names exists; sets no longer desired are
 // destroyed after the rules, once nothing refers to them.
 
-import type { ReconcilerReport } from '../ipc/dataplane.js';
-import { parseIpsetSave, type SavedSet } from '../kernel/ipset.js';
+import type { Family } from '../plan/types.js';
+import type { IptablesLayout, LayoutStatus, ReconcilerReport } from '../ipc/dataplane.js';
+import { ipsetProblem, parseIpsetSave, probeLines, probeSetName, type SavedSet } from '../kernel/ipset.js';
 import { applyIpsetLines, destroyLines, fillLines, type DesiredSets } from '../diff/ipsets.js';
 import type { Exec } from './exec.js';
+
+/**
+ * Can the set layout run here? One `ipset restore` that creates and destroys a small hash:net set
+ * per family (design §8.11). Asked once per I/O worker start; any failure means `kilo` for this
+ * run, with what is missing and what to do in `problem`.
+ */
+export async function resolveLayout(exec: Exec, requested: IptablesLayout, families: readonly Family[], pid = process.pid): Promise<LayoutStatus> {
+  if (requested === 'kilo') return { requested, effective: 'kilo', problem: null };
+  const r = await exec.run('ipset', ['restore'], probeLines(probeSetName(pid), families).join('\n') + '\n');
+  if (r.code === 0) return { requested, effective: 'sets', problem: null };
+  return { requested, effective: 'kilo', problem: ipsetProblem(r.code, r.stderr).message };
+}
+
+/** The warning logged when the set layout falls back: what happened, what it costs, what to do. */
+export function fallbackWarning(s: LayoutStatus): string {
+  return (
+    `--iptables-layout=${s.requested} cannot run: ${s.problem}. ` +
+    'kg uses the kilo layout (one iptables rule per address, as the Go agent) for this run: the mesh works, ' +
+    'but a node change rewrites per-address rules and packets walk chains as long as the cluster. ' +
+    'Fix ipset and restart kg, or set --iptables-layout=kilo to choose this layout; ' +
+    'kg_iptables_layout_fallback is 1 until then. Sets of an earlier run stay in the kernel until ipset works again.'
+  );
+}
+
+/** The operation and set of one `ipset restore` line (a swap's `-new` twin counts as its set). */
+function opOf(line: string): string {
+  const w = line.split(' ', 2);
+  return `${w[0]}|${(w[1] ?? '*').replace(/-new$/, '')}`;
+}
 
 export class IpsetReconciler {
   /** Our sets as the kernel holds them (kept in step with every successful write); null = re-read. */
   private cache: Map<string, SavedSet> | null = null;
+  /** kg_ipset_operations_total: `operation|set` → lines the kernel took (`save|*` = reads). */
+  readonly operations: Record<string, number> = {};
+
+  private count(key: string): void {
+    this.operations[key] = (this.operations[key] ?? 0) + 1;
+  }
 
   constructor(
     private readonly exec: Exec,
@@ -25,9 +61,12 @@ export class IpsetReconciler {
 
   private async read(): Promise<Map<string, SavedSet>> {
     const r = await this.exec.run('ipset', ['save']);
+    this.count('save|*');
     if (r.code !== 0) {
       if (!this.required) return new Map();
-      throw new Error(`ipset save: ${r.stderr.trim().split('\n')[0]}`);
+      // ipset became unusable after the start-up probe (design §8.11): say what is missing
+      const p = ipsetProblem(r.code, r.stderr);
+      throw new Error(`ipset save: ${p.message}${p.cause === 'other' ? '' : '; or run with --iptables-layout=kilo'}`);
     }
     return parseIpsetSave(r.stdout);
   }
@@ -85,10 +124,13 @@ export class IpsetReconciler {
     report.batches++;
     if (r.code !== 0) {
       // ipset applies line by line: what came before the failing line is in; re-read next time
+      const at = /Error in line (\d+)/.exec(r.stderr);
+      for (const line of lines.slice(0, at === null ? 0 : Number(at[1]) - 1)) this.count(opOf(line));
       this.cache = null;
       throw new Error(`ipset restore: ${r.stderr.trim().split('\n').slice(0, 2).join('; ')}`);
     }
     applyIpsetLines(saved, lines);
+    for (const line of lines) this.count(opOf(line));
     report.writes += lines.length;
   }
 }

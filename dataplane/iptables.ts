@@ -128,6 +128,11 @@ export class IptablesReconciler {
 
   readonly layout: IptablesLayout;
 
+  /** kg_ipset_operations_total's counts (`operation|set`): the set writes inside this reconciler's writes. */
+  ipsetOperations(): Record<string, number> {
+    return { ...this.ipsets.operations };
+  }
+
   async getBackend(): Promise<IptablesBackend> {
     if (this.backend === null) this.backend = await detectBackend(this.exec);
     return this.backend;

@@ -67,6 +67,14 @@ export type IptablesBackend = 'legacy' | 'nft';
 /** `--iptables-layout`: per-address rules as ipset elements (sets) or Kilo's rule per address (kilo). */
 export type IptablesLayout = 'sets' | 'kilo';
 export const IPTABLES_LAYOUTS: readonly IptablesLayout[] = ['sets', 'kilo'];
+
+/** The layout asked for and the one in effect: `kilo` for this run when ipset is unusable (design §8.11). */
+export interface LayoutStatus {
+  requested: IptablesLayout;
+  effective: IptablesLayout;
+  /** Why the effective layout is not the requested one (what is missing, what to do); null = none. */
+  problem: string | null;
+}
 export type WireGuardMode = 'auto' | 'kernel' | 'userspace';
 
 /** Options of the worker / Dataplane. The network namespace is the process's own. */
@@ -210,6 +218,10 @@ export interface DataplaneMetrics {
   resyncs: number;
   /** Duration of the last pass per kind, ms. */
   lastDurationMs: Record<string, number>;
+  /** kg_ipset_operations_total: key = `${operation}|${set}` (set `*` for reads); set by the I/O worker. */
+  ipsetOperations?: Record<string, number>;
+  /** kg_iptables_layout / kg_iptables_layout_fallback; set by the I/O worker. */
+  iptablesLayout?: LayoutStatus;
   /** V8 heap in use by the I/O worker's isolate (set by the worker when asked). */
   heapBytes?: number;
   /** Physical memory the I/O worker's V8 heap holds (used or not): its share of the process RSS, short of code and stacks. */

@@ -79,3 +79,44 @@ export function parseIpsetSave(text: string): Map<string, SavedSet> {
   }
   return sets;
 }
+
+/** The probe set's name: not ours by `isOurSet`, so no reconciler ever reads or destroys it. */
+export function probeSetName(pid: number): string {
+  return `kg-probe-${pid}`.slice(0, 31);
+}
+
+/** `ipset restore` input that creates and destroys a small set of our type per family: what the set layout needs. */
+export function probeLines(name: string, families: readonly Family[]): string[] {
+  const out: string[] = [];
+  for (const f of families) out.push(`create ${name} ${setHeader(f, 16).replace('hashsize 1024', 'hashsize 64')}`, `destroy ${name}`);
+  return out;
+}
+
+/** What an operator must know about an ipset failure: what is missing, and what to do. */
+export interface IpsetProblem {
+  /** `tool` = no ipset binary; `kernel` = no ip_set support; `type` = no hash:net; `permission`; `other`. */
+  cause: 'tool' | 'kernel' | 'type' | 'permission' | 'other';
+  message: string;
+}
+
+/**
+ * Classify a failed ipset run by its exit code and the texts ipset and the kernel print: 127 or a
+ * spawn ENOENT (no binary; nsenter says "failed to execute"), "Cannot open session to kernel" or
+ * "Invalid argument" (no ip_set in the kernel), "set type not supported" (no hash:net).
+ */
+export function ipsetProblem(code: number, stderr: string): IpsetProblem {
+  const first = stderr.trim().split('\n').slice(0, 2).join('; ') || `exit status ${code}`;
+  if (code === 127 || (code === -1 && /ENOENT/.test(stderr)) || /failed to execute ipset/.test(stderr)) {
+    return { cause: 'tool', message: `the ipset tool is not installed or not on PATH (${first}): install the ipset package (the kg image ships it)` };
+  }
+  if (/set type not supported/i.test(stderr)) {
+    return { cause: 'type', message: `the kernel has no hash:net set type (${first}): load it with \`modprobe ip_set_hash_net\` (CONFIG_IP_SET_HASH_NET)` };
+  }
+  if (/Cannot open session to kernel|Invalid argument|Protocol not supported|Kernel support protocol versions/i.test(stderr)) {
+    return { cause: 'kernel', message: `the kernel has no usable ip_set support (${first}): load it with \`modprobe ip_set ip_set_hash_net\` (CONFIG_IP_SET, CONFIG_IP_SET_HASH_NET)` };
+  }
+  if (/Operation not permitted|Permission denied/i.test(stderr)) {
+    return { cause: 'permission', message: `ipset is not permitted here (${first}): kg needs CAP_NET_ADMIN in the host network namespace` };
+  }
+  return { cause: 'other', message: `ipset failed (${first})` };
+}

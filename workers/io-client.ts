@@ -7,7 +7,7 @@ import { MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ApplyResult, CleanUpOptions, DataplaneEvent, DataplaneMetrics, DataplaneOptions, DesiredDelta, DesiredState, IoWorkerApi, ObservedState } from '../ipc/dataplane.js';
+import { IPTABLES_LAYOUTS, type ApplyResult, type CleanUpOptions, type DataplaneEvent, type DataplaneMetrics, type DataplaneOptions, type DesiredDelta, type DesiredState, type IoWorkerApi, type ObservedState } from '../ipc/dataplane.js';
 
 const RESTART_MIN_MS = 100;
 const QUICK_DEATH_MS = 60_000;
@@ -99,6 +99,8 @@ export class IoClient {
     this.remote = Comlink.wrap<IoWorkerApi>(nodeEndpoint(w));
     await this.call((r) => r.init(this.options));
     this.upAt = Date.now();
+    // the layout in effect is known from the start (design §8.11), before any pass
+    void this.refreshMetrics(null);
   }
 
   private restart(): void {
@@ -231,6 +233,14 @@ export class IoClient {
       const [protocol, operation, table, chain] = k.split('|');
       m.iptables.labels({ operation, table, chain, protocol }).inc(d);
     });
+    delta(cur.ipsetOperations ?? {}, prev?.ipsetOperations, (k, d) => {
+      const [operation, set] = k.split('|');
+      m.ipset.labels({ operation, set }).inc(d);
+    });
+    if (cur.iptablesLayout !== undefined) {
+      for (const l of IPTABLES_LAYOUTS) m.layout.labels(l).set(cur.iptablesLayout.effective === l ? 1 : 0);
+      m.layoutFallback.set(cur.iptablesLayout.effective === cur.iptablesLayout.requested ? 0 : 1);
+    }
     delta(cur.writes, prev?.writes, (k, d) => m.writes.labels(k).inc(d));
     delta(cur.batches, prev?.batches, (k, d) => m.batches.labels(k).inc(d));
     delta(cur.errors, prev?.errors, (k, d) => m.errors.labels(k).inc(d));
@@ -254,7 +264,21 @@ function makeMetrics(registry: Registry) {
       labelNames: ['operation', 'table', 'chain', 'protocol'],
       registers: reg,
     }),
-    writes: new Counter({ name: 'kg_dataplane_writes_total', help: 'Kernel objects written (added, changed or removed) by reconciler.', labelNames: ['kind'], registers: reg }),
+    // kind="iptables" counts the sets' lines too (it is one reconciler); kg_ipset_operations_total breaks them down
+    writes: new Counter({ name: 'kg_dataplane_writes_total', help: 'Kernel objects written (added, changed or removed) by reconciler; iptables includes its ipset sets and elements.', labelNames: ['kind'], registers: reg }),
+    // Not in kilo_iptables_operations_total: its operation values are Go's, fixed (design §13.2).
+    ipset: new Counter({
+      name: 'kg_ipset_operations_total',
+      help: 'ipset operations of the set layout by set: create, add, del, swap, destroy (lines the kernel took) and save (reads, set "*").',
+      labelNames: ['operation', 'set'],
+      registers: reg,
+    }),
+    layout: new Gauge({ name: 'kg_iptables_layout', help: 'The iptables layout in effect (1) and the other (0): sets or kilo.', labelNames: ['layout'], registers: reg }),
+    layoutFallback: new Gauge({
+      name: 'kg_iptables_layout_fallback',
+      help: '1 when --iptables-layout=sets cannot run (ipset missing or the kernel lacks ip_set/hash:net) and kg uses the kilo layout for this run; the log says what is missing.',
+      registers: reg,
+    }),
     batches: new Counter({ name: 'kg_dataplane_batches_total', help: 'Write batches (iptables-restore runs, ip -batch runs, UAPI sets) by reconciler.', labelNames: ['kind'], registers: reg }),
     errors: new Counter({ name: 'kg_dataplane_errors_total', help: 'Failed dataplane writes or reads by reconciler.', labelNames: ['kind'], registers: reg }),
     rejected: new Counter({

@@ -8,8 +8,10 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { Dataplane } from '../dataplane/dataplane.js';
+import { Exec } from '../dataplane/exec.js';
+import { fallbackWarning, resolveLayout } from '../dataplane/ipsets.js';
 import { collectGarbageSoon } from './gc.js';
-import type { ApplyResult, CleanUpOptions, DataplaneEvent, DataplaneMetrics, DataplaneOptions, DesiredDelta, DesiredState, IoWorkerApi, ObservedState } from '../ipc/dataplane.js';
+import { defaultDataplaneOptions, type ApplyResult, type CleanUpOptions, type DataplaneEvent, type DataplaneMetrics, type DataplaneOptions, type DesiredDelta, type DesiredState, type IoWorkerApi, type LayoutStatus, type ObservedState } from '../ipc/dataplane.js';
 
 if (!parentPort) throw new Error('io-worker must run as a worker thread');
 
@@ -23,6 +25,21 @@ const emit = (ev: DataplaneEvent): void => {
 };
 
 let dp: Dataplane | null = null;
+let layout: LayoutStatus | null = null;
+
+/** A hung ipset must not hold the worker's start (the probe is one short run). */
+const PROBE_TIMEOUT_MS = 10_000;
+
+/**
+ * The layout this run uses (design §8.11): the set layout needs ipset and the kernel's hash:net
+ * sets. Probed once per worker start; when unusable, the kilo layout with a warning and a gauge.
+ */
+async function chooseLayout(options: Partial<DataplaneOptions>): Promise<LayoutStatus> {
+  const o = { ...defaultDataplaneOptions, ...options };
+  const s = await resolveLayout(new Exec(o.nsenter, PROBE_TIMEOUT_MS), o.iptablesLayout, o.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4']);
+  if (s.problem !== null) emit({ type: 'log', level: 'warn', msg: fallbackWarning(s) });
+  return s;
+}
 function need(): Dataplane {
   if (dp === null) throw new Error('io-worker: init() first');
   return dp;
@@ -31,7 +48,8 @@ function need(): Dataplane {
 const api: IoWorkerApi = {
   async init(options: Partial<DataplaneOptions>): Promise<void> {
     if (dp !== null) await dp.close();
-    dp = new Dataplane(options, emit);
+    layout = await chooseLayout(options);
+    dp = new Dataplane({ ...options, iptablesLayout: layout.effective }, emit);
     // The device comes up while the agent lists the cluster and plans (the first apply queues behind it).
     void dp.prepare();
   },
@@ -50,7 +68,8 @@ const api: IoWorkerApi = {
   },
   async metrics(): Promise<DataplaneMetrics> {
     const h = getHeapStatistics();
-    return { ...need().metrics(), heapBytes: h.used_heap_size, heapCommittedBytes: h.total_physical_size };
+    const d = need();
+    return { ...d.metrics(), ipsetOperations: d.iptables.ipsetOperations(), iptablesLayout: layout ?? undefined, heapBytes: h.used_heap_size, heapCommittedBytes: h.total_physical_size };
   },
   cleanUp(options: CleanUpOptions): Promise<ApplyResult> {
     return need().cleanUp(options);
