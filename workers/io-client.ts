@@ -100,7 +100,7 @@ export class IoClient {
     await this.call((r) => r.init(this.options));
     this.upAt = Date.now();
     // the layout in effect is known from the start (design §8.11), before any pass
-    void this.refreshMetrics(null);
+    await this.refreshMetrics(null);
   }
 
   private restart(): void {

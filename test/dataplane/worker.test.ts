@@ -50,6 +50,11 @@ test('io-worker: apply, no-op resync, metrics, restart after a crash re-reads an
   const text = await registry.metrics();
   assert.match(text, /kilo_iptables_operations_total\{operation="AppendUnique",table="nat",chain="KILO-NAT",protocol="IPv4"\} \d+/);
   assert.match(text, /kg_dataplane_writes_total\{kind="routes"\} 88/);
+  // the set layout runs (ipset works here) and its writes have their own counter (design §8.11)
+  assert.match(text, /^kg_iptables_layout\{layout="sets"\} 1$/m);
+  assert.match(text, /^kg_iptables_layout_fallback 0$/m);
+  assert.match(text, /^kg_ipset_operations_total\{operation="add",set="kilo4-nat-wg"\} 30$/m);
+  assert.match(text, /^kg_ipset_operations_total\{operation="create",set="kilo4-nat-known"\} 1$/m);
 
   // someone deletes a route and flushes KILO-NAT, then the worker crashes
   // (no resync timer, no route monitor: only the restarted worker can repair this)
