@@ -167,6 +167,9 @@ export function fillLines(d: DesiredSets, saved: ReadonlyMap<string, SavedSet>, 
     const want = header.split(' ');
     if (have === undefined || have.header !== `${want[0]} ${want[2]} ${want[6]}`) {
       const target = have === undefined ? name : `${name}-new`;
+      // a twin left by a rebuild that failed halfway holds elements no longer desired (and
+      // `create -exist` would keep them): start it over
+      if (target !== name && saved.has(target)) out.push(`destroy ${target}`);
       out.push(`create ${target} ${header}`);
       for (const e of s.counts.keys()) out.push(`add ${target} ${e}`);
       if (have !== undefined) out.push(`swap ${target} ${name}`, `destroy ${target}`);

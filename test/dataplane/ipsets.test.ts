@@ -253,3 +253,37 @@ test('ipset layout: a set fuller than its maximum is an error reported, the rest
   await r.cleanUp();
   assert.deepEqual([...h.sets().keys()], []);
 });
+
+// `ipset restore` is not a transaction: it stops at the first failing line and keeps what came
+// before. Here a rebuild (a set of ours with another size) fails halfway, leaving a half-filled
+// `-new` twin; the next pass, with a plan that fits, must leave exactly the desired elements.
+test('ipset layout: a batch that fails halfway converges on the next pass, with nothing stale', async (t) => {
+  const h = setup(t, 'half', 'nft');
+  h.node.run('ipset', 'create', 'kilo4-nat-wg', 'hash:net', 'maxelem', '10');
+  h.node.run('ipset', 'add', 'kilo4-nat-wg', '10.4.9.9');
+  const r = new IptablesReconciler(new Exec(h.node.nsenter), { backend: 'nft', ipv6: false, layout: 'sets', maxelem: 16 });
+  r.setDesired(plan(20));
+  let rep = await r.reconcile(false);
+  assert.equal(rep.errors.length, 1, JSON.stringify(rep.errors));
+  assert.match(rep.errors[0].message, /full/i);
+  let sets = h.sets();
+  assert.equal(sets.get('kilo4-nat-wg-new')?.length, 16, 'the rebuild stopped at the 17th element');
+  assert.deepEqual(sets.get('kilo4-nat-wg'), ['10.4.9.9'], 'the set under the rule is untouched until the swap');
+  assert.equal(sets.get('kilo4-nat-known')?.length, 16, 'the other sets are written set by set');
+
+  // the plan shrinks so that every set fits: one pass (no forced re-read) converges
+  const want = plan(12);
+  r.setDesired(want);
+  rep = await r.reconcile(false);
+  assert.deepEqual(rep.errors, []);
+  sets = h.sets();
+  const wg = Array.from({ length: 12 }, (_, i) => `10.4.0.${i}`);
+  assert.deepEqual(sets.get('kilo4-nat-wg')!.sort(), wg.sort(), 'exactly the desired elements: none of the half-done rebuild');
+  assert.equal(sets.get('kilo4-nat-known')!.length, 12);
+  assert.equal(sets.has('kilo4-nat-wg-new'), false);
+  assert.deepEqual(h.chain('nat', 'KILO-NAT'), SET_NAT);
+  // the cache agrees with the kernel: a forced re-read finds nothing to write
+  assert.deepEqual([(await r.reconcile(true)).writes], [0]);
+  await r.cleanUp();
+  assert.deepEqual([...h.sets().keys()], []);
+});
