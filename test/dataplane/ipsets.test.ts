@@ -270,6 +270,10 @@ test('ipset layout: a batch that fails halfway converges on the next pass, with 
   assert.equal(sets.get('kilo4-nat-wg-new')?.length, 16, 'the rebuild stopped at the 17th element');
   assert.deepEqual(sets.get('kilo4-nat-wg'), ['10.4.9.9'], 'the set under the rule is untouched until the swap');
   assert.equal(sets.get('kilo4-nat-known')?.length, 16, 'the other sets are written set by set');
+  // kg_ipset_operations_total counts what the kernel took, up to the failing line ("Error in line N"):
+  // the batch's twin (create, 16 adds), then set by set its restart (destroy, create, 16 adds)
+  const ops = r.ipsetOperations();
+  assert.deepEqual([ops['create|kilo4-nat-wg'], ops['add|kilo4-nat-wg'], ops['destroy|kilo4-nat-wg'], ops['add|kilo4-nat-known']], [2, 32, 1, 16]);
 
   // the plan shrinks so that every set fits: one pass (no forced re-read) converges
   const want = plan(12);
