@@ -279,7 +279,7 @@ function makeMetrics(registry: Registry) {
       help: '1 when --iptables-layout=sets cannot run (ipset missing or the kernel lacks ip_set/hash:net) and kg uses the kilo layout for this run; the log says what is missing.',
       registers: reg,
     }),
-    batches: new Counter({ name: 'kg_dataplane_batches_total', help: 'Write batches (iptables-restore runs, ip -batch runs, UAPI sets) by reconciler.', labelNames: ['kind'], registers: reg }),
+    batches: new Counter({ name: 'kg_dataplane_batches_total', help: 'Write batches (iptables-restore and ipset restore runs, ip -batch runs, UAPI sets) by reconciler.', labelNames: ['kind'], registers: reg }),
     errors: new Counter({ name: 'kg_dataplane_errors_total', help: 'Failed dataplane writes or reads by reconciler.', labelNames: ['kind'], registers: reg }),
     rejected: new Counter({
       name: 'kg_dataplane_rejected_total',

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { IoClient } from '../../workers/io-client.js';
 import { Dataplane } from '../../dataplane/dataplane.js';
+import { Exec } from '../../dataplane/exec.js';
+import { IptablesReconciler } from '../../dataplane/iptables.js';
 import { DeltaTracker } from '../../diff/desired.js';
 import { ipsetProblem } from '../../kernel/ipset.js';
 import { fixture } from '../../bench/plan-fixture.js';
@@ -167,6 +169,37 @@ test('ipset without kernel support (fake ipset, unit test): one probe per worker
   assert.deepEqual(runs(), ['restore', 'save']);
   assert.match(await registry.metrics(), /^kg_iptables_layout_fallback 1$/m);
   assert.deepEqual((await client.cleanUp({ interface: true })).errors, []);
+});
+
+test('ipset gone after the start-up probe: each pass fails with what is missing and what to do, and removes nothing', async (t) => {
+  requireTool('iptables-nft-restore', 'ipset');
+  const node = TestNode.create('gone');
+  const dir = pathWithout('gone');
+  t.after(() => {
+    node.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const desired = fixture({ nodes: 10, privateKey: keyPair().privateKey, ipv6: false }).iptables;
+  const r = new IptablesReconciler(new Exec(node.nsenter), { backend: 'nft', ipv6: false, layout: 'sets' });
+  r.setDesired(desired);
+  assert.deepEqual((await r.reconcile(false)).errors, []);
+  const rules = natRules(node);
+  const sets = node.run(IPSET, 'save');
+  const old = process.env.PATH;
+  process.env.PATH = dir;
+  try {
+    for (let i = 0; i < 2; i++) {
+      const rep = await r.reconcile(true);
+      assert.equal(rep.errors.length, 1, JSON.stringify(rep.errors));
+      assert.match(rep.errors[0].message, /^ipset save: the ipset tool is not installed .*; or run with --iptables-layout=kilo$/);
+    }
+  } finally {
+    process.env.PATH = old;
+  }
+  assert.deepEqual(natRules(node), rules, 'the set rules stay');
+  assert.equal(node.run(IPSET, 'save'), sets, 'the sets and their elements stay');
+  await r.cleanUp();
+  assert.deepEqual(ourSets(node), []);
 });
 
 test('ipset problems are named from the texts ipset and the kernel print (real kernel text for a missing set type)', () => {
