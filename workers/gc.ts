@@ -38,3 +38,75 @@ export function collectGarbageSoon(delayMs = 0): void {
   }, delayMs);
   timer.unref();
 }
+
+/** The clock and timers an IdleCollector runs on (a test gives it its own). */
+export interface CollectorTimers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realTimers: CollectorTimers = {
+  now: () => performance.now(),
+  // Never keeps the thread alive.
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface IdleCollectorOptions {
+  /** The thread has run no task for this long: the burst is over. */
+  idleMs: number;
+  /** At most one collection per this long, but for an urgent request. */
+  minIntervalMs: number;
+  /** A requested collection waits no longer than this for the thread to be idle (endless churn). */
+  maxWaitMs: number;
+}
+
+/**
+ * The planner's collection after its full plans: under churn (dual stack, or a change inside the
+ * local location in cross granularity) every re-plan is a full plan, and a compacting collection
+ * after each would cost more than the plan. So it runs once the thread is idle, at most once per
+ * interval; after the first plan and a plan after a snapshot (urgent) it runs at once.
+ */
+export const PLANNER_GC: IdleCollectorOptions = { idleMs: 500, minIntervalMs: 10_000, maxWaitMs: 60_000 };
+
+/** One collection after a burst of requests is over (see PLANNER_GC). */
+export class IdleCollector {
+  private timer: unknown = null;
+  private last = -Infinity;
+  /** When the pending collection was first requested (null: none pending). */
+  private since: number | null = null;
+  private urgent = false;
+  collections = 0;
+
+  constructor(private readonly collect: () => void, private readonly o: IdleCollectorOptions = PLANNER_GC, private readonly t: CollectorTimers = realTimers) {}
+
+  /** Asks for a collection once the thread is idle; `urgent`: as soon as the current task is over. */
+  request(urgent = false): void {
+    this.since ??= this.t.now();
+    this.urgent ||= urgent;
+    this.arm();
+  }
+
+  /** A task ran: a pending collection waits until the thread is idle again. */
+  busy(): void {
+    if (this.since !== null) this.arm();
+  }
+
+  private arm(): void {
+    if (this.timer !== null) this.t.clearTimeout(this.timer);
+    const now = this.t.now();
+    // Urgent: once the current task has answered, as the first plan's collection always ran.
+    const at = this.urgent ? now : Math.max(Math.min(now + this.o.idleMs, this.since! + this.o.maxWaitMs), this.last + this.o.minIntervalMs);
+    this.timer = this.t.setTimeout(() => this.fire(), Math.max(0, at - now));
+  }
+
+  private fire(): void {
+    this.timer = null;
+    this.since = null;
+    this.urgent = false;
+    this.last = this.t.now();
+    this.collections++;
+    this.collect();
+  }
+}
