@@ -56,9 +56,9 @@ export interface GenerateNodesOptions {
   /** Receives each node's private key, for tests that run an agent as that node. */
   onKey?: (node: string, keys: KeyPair) => void;
   /**
-   * Dual stack (design §20.2): an IPv6 pod CIDR (a /64 each, from fd45::/32) after the IPv4 one in
-   * spec.podCIDRs, and an IPv6 internal IP (a /64 per location, from fd78::/32) as
-   * kilo.squat.ai/dual-stack-internal-ip, which a dual-stack kg writes on its node.
+   * Dual stack (design §20.2): an IPv6 pod CIDR (a /64 each, from fd45:0::/32; up to 65,535 nodes)
+   * after the IPv4 one in spec.podCIDRs, and an IPv6 internal IP (a /64 per location, from fd78::/16)
+   * as kilo.squat.ai/dual-stack-internal-ip, which a dual-stack kg writes on its node.
    */
   dualStack?: boolean;
 }
@@ -202,6 +202,7 @@ export function generateNodes(o: GenerateNodesOptions): KubeObject[] {
     const idx = perLoc.get(li) ?? 0;
     perLoc.set(li, idx + 1);
     if (idx >= 4094) throw new Error('more than 4094 nodes in one location');
+    if (o.dualStack && i >= 0xffff) throw new Error('more than 65,535 dual-stack nodes');
     const internal = ipv4(internalBase + li * 4096 + idx + 1);
     const podCidr = `${ipv4(podBase + i * podSize)}/${podPrefix}`;
     const endpoint = ipv4(endpointBase + i + 1);
@@ -233,13 +234,13 @@ export function generateNodes(o: GenerateNodesOptions): KubeObject[] {
         'kilo.squat.ai/cni-compatibility-ip': '',
       });
       if (o.leaders && idx === 0) annotations['kilo.squat.ai/leader'] = 'true';
-      if (o.dualStack) annotations['kilo.squat.ai/dual-stack-internal-ip'] = `fd78:0:${li.toString(16)}::${(idx + 1).toString(16)}/64`;
+      if (o.dualStack) annotations['kilo.squat.ai/dual-stack-internal-ip'] = `fd78:${(li + 1).toString(16)}::${(idx + 1).toString(16)}/64`;
     }
     const node: KubeObject = {
       apiVersion: 'v1',
       kind: 'Node',
       metadata: { name, labels, annotations },
-      spec: { podCIDR: podCidr, podCIDRs: o.dualStack ? [podCidr, `fd45:${(i >>> 16).toString(16)}:${(i & 0xffff).toString(16)}::/64`] : [podCidr], providerID: `kgsim://${locs[li]}/${name}` },
+      spec: { podCIDR: podCidr, podCIDRs: o.dualStack ? [podCidr, `fd45:0:${(i + 1).toString(16)}::/64`] : [podCidr], providerID: `kgsim://${locs[li]}/${name}` },
     };
     if (o.realistic ?? true) {
       const h = createHash('sha256').update(name).digest('hex');
