@@ -23,7 +23,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent/node-record.js';
-import { clientPrelude, clockMs, cpuSeconds, f, firstProgrammed, histogramMean, metric, patchScript, pct, rssMB, threadMemory } from './agent-kit.js';
+import { clientPrelude, clockMs, cpuSeconds, f, firstProgrammed, histogramMean, metric, patchScript, pct, peakRssMB, rssMB, threadMemory } from './agent-kit.js';
 import { commandFlags, type FlagDef } from '../main/flags.js';
 import { KG_PROTO } from '../kernel/owner.js';
 import { AGENT_ENV } from '../main/agent/process-env.js';
@@ -196,6 +196,7 @@ try {
     spawnSync('ip', ['-n', mesh.node('kg-0').netns, 'route', 'del', hand, 'dev', 'kilo0']);
   }
   mon.stop();
+  console.log(`  RSS right after the changes ${f(rssMB(pid))} MB, peak so far ${f(peakRssMB(pid))} MB`);
   // Where the time goes, from the agent's own histograms (sum ÷ count over the change loop).
   const after = mesh.http('kg-0', '/metrics').body;
   const avg = (name: string, labels = '') => histogramMean(before, after, name, labels);
@@ -234,7 +235,7 @@ try {
   const hb = metric(m1, /^kg_watch_events_total\{resource="node",change="heartbeat"\} (\d+)/gm) - metric(m0, /^kg_watch_events_total\{resource="node",change="heartbeat"\} (\d+)/gm);
   const writes = metric(m1, /^kg_dataplane_writes_total\{[^}]*\} (\d+)/gm) - metric(m0, /^kg_dataplane_writes_total\{[^}]*\} (\d+)/gm);
   const plans = metric(m1, /^kg_plans_total\{[^}]*\} (\d+)/gm) - metric(m0, /^kg_plans_total\{[^}]*\} (\d+)/gm);
-  console.log(`  memory by thread after churn: ${threadMemory(m1)}`);
+  console.log(`  memory by thread after churn: ${threadMemory(m1)}; peak RSS so far ${f(peakRssMB(pid))} MB`);
   console.log(`heartbeat churn, steady state, over ${f(wall)} s: ${hb} heartbeat events (${f(hb / wall)}/s), agent CPU ${f(((c1 - c0) / wall) * 100)}% of one core, ${writes} kernel writes, ${plans} plans (periodic resyncs included); RSS ${f(rssMB(pid))} MB`);
   const fl = /events (\d+) cpu ([0-9.]+)/.exec(floorOut);
   console.log(fl
