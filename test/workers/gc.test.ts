@@ -45,6 +45,8 @@ setTimeout(() => { process.stdout.write(String(majors)); collectGarbageSoon(60_0
 // IdleCollector's timing, on a fake clock: a unit test of the logic above the collection.
 class FakeClock {
   now = 0;
+  /** The fake heap in use, bytes. */
+  heap = 0;
   private next = 1;
   private readonly timers = new Map<number, { at: number; fn: () => void }>();
   readonly timersApi = {
@@ -55,6 +57,7 @@ class FakeClock {
       return id;
     },
     clearTimeout: (h: unknown) => void this.timers.delete(h as number),
+    heapUsed: () => this.heap,
   };
 
   /** Moves the clock to `t`, running the timers due on the way, in order. */
@@ -70,7 +73,8 @@ class FakeClock {
   }
 }
 
-const OPTS = { idleMs: 500, minIntervalMs: 10_000, maxWaitMs: 60_000 };
+const MB = 1 << 20;
+const OPTS = { idleMs: 500, minIntervalMs: 10_000, maxWaitMs: 60_000, growthBytes: 16 * MB };
 
 function collector(): { c: IdleCollector; clock: FakeClock; at: number[] } {
   const clock = new FakeClock();
@@ -145,10 +149,32 @@ test('IdleCollector: with no request, tasks never collect', () => {
 test('IdleCollector on real timers: a pending collection does not keep the process alive, and one runs after a burst', () => {
   const r = run(`import { IdleCollector, collectGarbage } from ${JSON.stringify(GC)};
 let n = 0;
-const c = new IdleCollector(() => { n++; collectGarbage(); }, { idleMs: 50, minIntervalMs: 5_000, maxWaitMs: 10_000 });
+const c = new IdleCollector(() => { n++; collectGarbage(); }, { idleMs: 50, minIntervalMs: 5_000, maxWaitMs: 10_000, growthBytes: 1e12 });
 for (let i = 0; i < 5; i++) c.request();
 setTimeout(() => { process.stdout.write(String(n)); c.request(); c.request(); }, 300);`);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, '1', 'one collection for five requests');
   assert.ok(r.ms < 4_000, `the process ended at once (${Math.round(r.ms)} ms), not after the pending collection`);
+});
+
+test('IdleCollector: a burst whose heap grows by growthBytes since the last collection is collected at once, mid-burst', () => {
+  const clock = new FakeClock();
+  const at: number[] = [];
+  // A collection brings the heap in use back to its live 30 MiB.
+  const c = new IdleCollector(() => { at.push(clock.now); clock.heap = 30 * MB; }, OPTS, clock.timersApi);
+  clock.heap = 60 * MB;
+  c.request(true); // the first plan
+  clock.advance(1_000);
+  assert.deepEqual(at, [0]);
+  // A burst of full plans every 200 ms, each leaving 1 MiB more in use: never idle for 500 ms.
+  for (let t = 2_000; t <= 40_000; t += 200) {
+    clock.advance(t);
+    clock.heap += MB;
+    c.busy();
+    c.request();
+  }
+  // 16 MiB of growth every 16 plans (3.2 s): collections mid-burst, the heap never 16 MiB above its floor.
+  assert.ok(at.length >= 11 && at.length <= 13, `collections at ${at.join(', ')}`);
+  assert.ok(clock.heap <= 46 * MB, `heap ${clock.heap / MB} MiB`);
+  assert.ok(at.every((t, i) => i === 0 || t < 40_000), 'all during the burst');
 });
