@@ -59,7 +59,7 @@ const realTimers: CollectorTimers = {
 export interface IdleCollectorOptions {
   /** The thread has run no task for this long: the burst is over. */
   idleMs: number;
-  /** At most one collection per this long, but for an urgent request. */
+  /** At most one collection per this long, urgent ones aside (and not counted). */
   minIntervalMs: number;
   /** A requested collection waits no longer than this for the thread to be idle (endless churn). */
   maxWaitMs: number;
@@ -82,6 +82,7 @@ export const PLANNER_GC: IdleCollectorOptions = { idleMs: 500, minIntervalMs: 10
 /** One collection after a burst of requests is over (see PLANNER_GC). */
 export class IdleCollector {
   private timer: unknown = null;
+  /** When the last collection that was not urgent ran. */
   private last = -Infinity;
   /** The heap in use after the last collection (null: none yet). */
   private floor: number | null = null;
@@ -118,8 +119,11 @@ export class IdleCollector {
   private fire(): void {
     this.timer = null;
     this.since = null;
+    // The interval is between collections that waited for it: the start-up's first plan is
+    // urgent, and the full re-plan right after it (the agent's own node changed) is then
+    // collected once idle, not 10 s later.
+    if (!this.urgent) this.last = this.t.now();
     this.urgent = false;
-    this.last = this.t.now();
     this.collections++;
     this.collect();
     this.floor = this.t.heapUsed();

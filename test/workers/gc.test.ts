@@ -112,21 +112,29 @@ test('IdleCollector: plans spaced wider than the idle time are collected at most
   assert.ok(x.at.at(-1)! >= 50_000, `the burst's last plan is collected after it (${x.at.join(', ')})`);
 });
 
-test('IdleCollector: an urgent request (first plan, after a snapshot) runs at once, whatever the interval', () => {
+test('IdleCollector: an urgent request (first plan, after a snapshot) runs at once, whatever the interval, and does not count in it', () => {
   const x = collector();
   x.clock.advance(1_000);
-  x.c.request(true);
+  x.c.request(true); // the first plan
   x.clock.advance(1_000);
   assert.deepEqual(x.at, [1_000]);
+  x.c.request(); // the full re-plan right after it: once idle, not 10 s after the urgent one
+  x.clock.advance(1_499);
+  assert.deepEqual(x.at, [1_000]);
+  x.clock.advance(1_500);
+  assert.deepEqual(x.at, [1_000, 1_500]);
   x.clock.advance(2_000);
-  x.c.request(true);
-  x.clock.advance(2_000);
-  assert.deepEqual(x.at, [1_000, 2_000], 'the second urgent request did not wait for the minimum interval');
   x.c.request();
-  x.clock.advance(11_999);
-  assert.deepEqual(x.at, [1_000, 2_000], 'a plain request waits for the interval');
-  x.clock.advance(12_000);
-  assert.deepEqual(x.at, [1_000, 2_000, 12_000]);
+  x.clock.advance(3_000);
+  x.c.request(true);
+  x.clock.advance(3_000);
+  assert.deepEqual(x.at, [1_000, 1_500, 3_000], 'the urgent request did not wait for the minimum interval');
+  x.clock.advance(4_000);
+  x.c.request();
+  x.clock.advance(11_499);
+  assert.deepEqual(x.at, [1_000, 1_500, 3_000], 'a plain request waits 10 s after the last plain collection');
+  x.clock.advance(11_500);
+  assert.deepEqual(x.at, [1_000, 1_500, 3_000, 11_500]);
 });
 
 test('IdleCollector: endless churn still collects, once per maxWaitMs', () => {
