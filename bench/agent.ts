@@ -138,10 +138,16 @@ try {
   await started;
   const pid = mesh.node('kg-0').kg!.pid!;
   // A tight poll (curl every 20 ms, in the node's namespace): the harness's own health check
-  // spawns node every 300 ms, which would add up to ~0.4 s to the measurement.
+  // spawns node every 300 ms, which would add up to ~0.4 s to the measurement. It gives up at
+  // once when kg has exited (a zombie until this process reaps it).
+  const alive = `grep -q '^State:[[:space:]]*[^Z]' /proc/${pid}/status 2>/dev/null || exit 2`;
   const poller = spawnSync('nsenter', [`--net=/run/netns/${mesh.node('kg-0').netns}`, '--', 'sh', '-c',
-    'for i in $(seq 1 15000); do [ "$(curl -s -o /dev/null -w "%{http_code}" --max-time 1 http://127.0.0.1:1107/health)" = 200 ] && exit 0; sleep 0.02; done; exit 1'], { timeout: 300_000 });
+    `for i in $(seq 1 15000); do [ "$(curl -s -o /dev/null -w "%{http_code}" --max-time 1 http://127.0.0.1:1107/health)" = 200 ] && exit 0; ${alive}; sleep 0.02; done; exit 1`], { timeout: 300_000 });
   const cold = clockMs() - t0;
+  if (poller.status === 2) {
+    await new Promise((r) => setTimeout(r, 500)); // its last output reaches the log through this event loop
+    throw new Error(`kg exited before it was healthy; the end of its log:\n${readFileSync(join(mesh.state, 'kg-kg-0.log'), 'utf8').slice(-2000)}`);
+  }
   if (poller.status !== 0) throw new Error('kg did not become healthy within 300 s');
   await mesh.waitHealthy('kg-0', 10_000);
   const wgPeers = mesh.on('kg-0', ['wg', 'show', 'kilo0', 'peers']).trim().split('\n').filter(Boolean).length;
