@@ -140,7 +140,7 @@ try {
   // A tight poll (curl every 20 ms, in the node's namespace): the harness's own health check
   // spawns node every 300 ms, which would add up to ~0.4 s to the measurement. It gives up at
   // once when kg has exited (a zombie until this process reaps it).
-  const alive = `grep -q '^State:[[:space:]]*[^Z]' /proc/${pid}/status 2>/dev/null || exit 2`;
+  const alive = `{ [ -e /proc/${pid} ] && ! grep -q '^State:[[:space:]]*Z' /proc/${pid}/status; } || exit 2`;
   const poller = spawnSync('nsenter', [`--net=/run/netns/${mesh.node('kg-0').netns}`, '--', 'sh', '-c',
     `for i in $(seq 1 15000); do [ "$(curl -s -o /dev/null -w "%{http_code}" --max-time 1 http://127.0.0.1:1107/health)" = 200 ] && exit 0; ${alive}; sleep 0.02; done; exit 1`], { timeout: 300_000 });
   const cold = clockMs() - t0;
