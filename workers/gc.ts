@@ -89,7 +89,6 @@ export class IdleCollector {
   /** When the pending collection was first requested (null: none pending). */
   private since: number | null = null;
   private urgent = false;
-  collections = 0;
 
   constructor(private readonly collect: () => void, private readonly o: IdleCollectorOptions = PLANNER_GC, private readonly t: CollectorTimers = realTimers) {}
 
@@ -124,7 +123,6 @@ export class IdleCollector {
     // collected once idle, not 10 s later.
     if (!this.urgent) this.last = this.t.now();
     this.urgent = false;
-    this.collections++;
     this.collect();
     this.floor = this.t.heapUsed();
   }
