@@ -16,6 +16,8 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, all threads, in ticks
 }
 export const rssMB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+/** The process's peak RSS so far (VmHWM), MB. */
+export const peakRssMB = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 export const metric = (text: string, re: RegExp) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
 
 /** A histogram's mean (ms) and count between two scrapes, e.g. "12.3 ms (40)"; "n/a" when none. */
@@ -51,7 +53,8 @@ export const patchScript = (kubeconfig: string, node: string, annotations: Recor
 /**
  * Memory by isolate, from one scrape of the agent's /metrics: the process RSS, the main thread's
  * V8 heap (prom-client's default metrics count that isolate only), the planner's and the I/O
- * worker's heaps (each worker reports its own isolate).
+ * worker's heaps (each worker reports its own isolate; the planner with each plan's answer, so
+ * a collection after its last plan is not in it).
  */
 export function threadMemory(metrics: string): string {
   const g = (name: string): number | null => {
@@ -60,7 +63,7 @@ export function threadMemory(metrics: string): string {
   };
   const v = (x: number | null): string => (x === null ? 'n/a' : `${f(x)}`);
   return `process RSS ${v(g('process_resident_memory_bytes'))} MiB; main thread heap used ${v(g('nodejs_heap_size_used_bytes'))} of ${v(g('nodejs_heap_size_total_bytes'))} MiB; `
-    + `planner heap used ${v(g('kg_planner_heap_bytes'))} MiB; I/O worker heap used ${v(g('kg_io_worker_heap_bytes'))}, committed ${v(g('kg_io_worker_heap_committed_bytes'))} MiB`;
+    + `planner heap used at its last plan ${v(g('kg_planner_heap_bytes'))} MiB; I/O worker heap used ${v(g('kg_io_worker_heap_bytes'))}, committed ${v(g('kg_io_worker_heap_committed_bytes'))} MiB`;
 }
 
 /** The kernel part of the first "mesh programmed" log line (needs --log-level info): plan, apply and each table's pass, ms. */

@@ -9,7 +9,10 @@
 //      the change loop carry the collection of that loop's garbage (major GCs in three isolates)
 //      and are reported on their own.
 //
-//   node dist/bench/agent.js [--nodes 5000] [--granularity full|location] [--changes 40] [--window 30] [--settle 30] [--log-level warn]
+//   node dist/bench/agent.js [--nodes 5000] [--granularity full|location|cross] [--changes 40] [--window 30] [--settle 30] [--log-level warn]
+//     [--dual-stack]   (design §20: every node gets an IPv6 pod CIDR and internal IP, the agent --dual-stack-subnet)
+//     [--same-location]   (the agent joins the edited node's location, whose internal IP each change moves:
+//                          in cross granularity each change is then inside the agent's location)
 //     [--heartbeat-period 30]   (every node's check-in period in the simulator; 334 is what
 //                                --heartbeat=adaptive picks at 5,000 nodes)
 //     [--agent-env production|none]   (the agent's environment: main/agent/process-env.ts, or none)
@@ -20,16 +23,19 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { METADATA_WATCH_ACCEPT as METADATA_ACCEPT } from '../main/agent/node-record.js';
-import { clientPrelude, clockMs, cpuSeconds, f, firstProgrammed, histogramMean, metric, patchScript, pct, rssMB, threadMemory } from './agent-kit.js';
+import { clientPrelude, clockMs, cpuSeconds, f, firstProgrammed, histogramMean, metric, patchScript, pct, peakRssMB, rssMB, threadMemory } from './agent-kit.js';
 import { commandFlags, type FlagDef } from '../main/flags.js';
 import { KG_PROTO } from '../kernel/owner.js';
 import { AGENT_ENV } from '../main/agent/process-env.js';
-import { Mesh } from '../loadtest/mesh/harness.js';
+import { DUAL_STACK_SUBNET, Mesh } from '../loadtest/mesh/harness.js';
+import { locationIndex, locationNames } from '../loadtest/apiserver/generate.js';
 import { RouteMonitor } from '../loadtest/mesh/monitor.js';
 
 const FLAGS: FlagDef[] = [
   { name: 'nodes', type: 'string', default: '5000', usage: 'Cluster size (the agent plus simulated nodes).' },
-  { name: 'granularity', type: 'string', default: 'full', usage: 'Mesh granularity: full or location.' },
+  { name: 'granularity', type: 'string', default: 'full', usage: 'Mesh granularity: full, location or cross.' },
+  { name: 'dual-stack', type: 'bool', default: false, usage: `Dual stack (design §20): the simulated nodes get IPv6 pod CIDRs and internal IPs, the agent's node IPv6 too, and the agent --dual-stack-subnet ${DUAL_STACK_SUBNET}.` },
+  { name: 'same-location', type: 'bool', default: false, usage: 'The agent\'s node joins the location of the node the change loop edits, and each change moves that node\'s internal IP (in cross granularity a change inside the agent\'s own location, design §19.5).' },
   { name: 'changes', type: 'string', default: '40', usage: 'One-node changes timed for event → programmed.' },
   { name: 'window', type: 'string', default: '30', usage: 'Seconds of the heartbeat-churn window.' },
   { name: 'settle', type: 'string', default: '30', usage: 'Seconds after the change loop reported on their own (garbage collection of that loop).' },
@@ -48,6 +54,13 @@ const windowS = Number(o.window);
 const heartbeatPeriod = o['heartbeat-period'] as string;
 const settleS = Number(o.settle);
 const soakS = Number(o.soak);
+const dualStack = o['dual-stack'] as boolean;
+const sameLocation = o['same-location'] as boolean;
+const LOCATIONS = Math.max(1, Math.round(N / 100));
+// The node the change loop edits, and the simulator's location of it (N − 1 generated nodes).
+const TARGET = 10;
+const target = `node-${String(TARGET).padStart(Math.max(5, String(N - 1).length), '0')}`;
+const location = sameLocation ? locationNames(LOCATIONS, N - 1)[locationIndex(TARGET, LOCATIONS, N - 1)] : 'bench';
 
 /**
  * The cold start's timeline from the agent's own log (with --log-level info or debug): each
@@ -95,11 +108,12 @@ const bareWatcher = (kubeconfig: string, seconds: number) => `${clientPrelude(ku
 
 const mesh = new Mesh({
   prefix: 'kgbench',
-  nodes: [{ name: 'kg-0', location: 'bench' }],
+  nodes: [{ name: 'kg-0', location }],
+  dualStack,
   // Resync every 5 min: the churn window then measures heartbeats alone (a resync's own cost is
   // reported from the agent's histograms when one ran).
   flags: ['--encapsulate', 'never', '--mesh-granularity', granularity, '--log-level', o['log-level'] as string, '--resync-period', '5m'],
-  apiArgs: ['--nodes', String(N - 1), '--locations', String(Math.max(1, Math.round(N / 100))), '--heartbeat-period', heartbeatPeriod],
+  apiArgs: ['--nodes', String(N - 1), '--locations', String(LOCATIONS), '--heartbeat-period', heartbeatPeriod, ...(dualStack ? ['--dual-stack'] : [])],
 });
 process.on('SIGINT', () => void mesh.down().then(() => process.exit(130)));
 
@@ -107,7 +121,7 @@ try {
   await mesh.down();
   const tUp = Date.now();
   await mesh.up();
-  console.log(`# ${N} nodes (${granularity} granularity), simulator and namespaces up in ${((Date.now() - tUp) / 1000).toFixed(1)} s`);
+  console.log(`# ${N} nodes (${granularity} granularity${dualStack ? ', dual stack' : ''}, the agent in location ${location}), simulator and namespaces up in ${((Date.now() - tUp) / 1000).toFixed(1)} s`);
 
   // 1. Cold start.
   const t0 = clockMs();
@@ -124,16 +138,23 @@ try {
   await started;
   const pid = mesh.node('kg-0').kg!.pid!;
   // A tight poll (curl every 20 ms, in the node's namespace): the harness's own health check
-  // spawns node every 300 ms, which would add up to ~0.4 s to the measurement.
+  // spawns node every 300 ms, which would add up to ~0.4 s to the measurement. It gives up at
+  // once when kg has exited (a zombie until this process reaps it).
+  const alive = `{ [ -e /proc/${pid} ] && ! grep -q '^State:[[:space:]]*Z' /proc/${pid}/status; } || exit 2`;
   const poller = spawnSync('nsenter', [`--net=/run/netns/${mesh.node('kg-0').netns}`, '--', 'sh', '-c',
-    'for i in $(seq 1 15000); do [ "$(curl -s -o /dev/null -w "%{http_code}" --max-time 1 http://127.0.0.1:1107/health)" = 200 ] && exit 0; sleep 0.02; done; exit 1'], { timeout: 300_000 });
+    `for i in $(seq 1 15000); do [ "$(curl -s -o /dev/null -w "%{http_code}" --max-time 1 http://127.0.0.1:1107/health)" = 200 ] && exit 0; ${alive}; sleep 0.02; done; exit 1`], { timeout: 300_000 });
   const cold = clockMs() - t0;
+  if (poller.status === 2) {
+    await new Promise((r) => setTimeout(r, 500)); // its last output reaches the log through this event loop
+    throw new Error(`kg exited before it was healthy; the end of its log:\n${readFileSync(join(mesh.state, 'kg-kg-0.log'), 'utf8').slice(-2000)}`);
+  }
   if (poller.status !== 0) throw new Error('kg did not become healthy within 300 s');
   await mesh.waitHealthy('kg-0', 10_000);
   const wgPeers = mesh.on('kg-0', ['wg', 'show', 'kilo0', 'peers']).trim().split('\n').filter(Boolean).length;
   // kg's routes carry its own protocol in every table; with the set layout most per-address
   // iptables rules are ipset elements, counted beside the rules.
-  const routes = mesh.on('kg-0', ['ip', 'route', 'show', 'table', 'all', 'proto', String(KG_PROTO)]).split('\n').filter(Boolean).length;
+  const countRoutes = (family: string) => mesh.on('kg-0', ['ip', family, 'route', 'show', 'table', 'all', 'proto', String(KG_PROTO)]).split('\n').filter(Boolean).length;
+  const routes = dualStack ? `${countRoutes('-4')} + ${countRoutes('-6')} IPv6` : countRoutes('-4');
   const iptRules = mesh.on('kg-0', ['iptables-save']).split('\n').filter((l) => l.startsWith('-A') && l.includes('Kilo')).length;
   const elements = mesh.on('kg-0', ['ipset', 'save']).split('\n').filter((l) => /^add kilo[46]-/.test(l)).length;
   const rules = `${iptRules} iptables rules, ${elements} ipset elements`;
@@ -157,13 +178,17 @@ try {
     if (at === null) throw new Error(`timed out waiting for ${what}`);
     return at;
   };
-  const target = 'node-00010';
   const lat: number[] = [];
   const base: number[] = [];
   const before = mesh.http('kg-0', '/metrics').body;
+  // In its own location a node's allowed-location IPs get no route (design §19.3): there each
+  // change moves the edited node's internal IP, the gateway of its pod CIDR's route.
+  const podCIDR = sameLocation ? mesh.kubectl(['get', 'node', target, '-o', 'jsonpath={.spec.podCIDR}']).trim() : '';
   for (let k = 0; k < changes; k++) {
-    const cidr = `172.31.${k}.0/24`;
-    const r = spawnSync('ip', ['netns', 'exec', mesh.apiNs, process.execPath, '-e', patchScript(mesh.kubeconfig, target, { 'kilo.squat.ai/allowed-location-ips': cidr })], { encoding: 'utf8', timeout: 30_000 });
+    const cidr = sameLocation ? podCIDR : `172.31.${k}.0/24`;
+    const edit: Record<string, string> = sameLocation ? { 'kilo.squat.ai/force-internal-ip': `172.16.0.${100 + (k % 100)}/20` } : { 'kilo.squat.ai/allowed-location-ips': cidr };
+    mon.clear('add', cidr);
+    const r = spawnSync('ip', ['netns', 'exec', mesh.apiNs, process.execPath, '-e', patchScript(mesh.kubeconfig, target, edit)], { encoding: 'utf8', timeout: 30_000 });
     if (r.status !== 0) throw new Error(`patch failed: ${r.stderr}`);
     const sent = Number(r.stdout);
     const at = await added(`route ${cidr} in the kernel`, cidr, 10_000);
@@ -177,6 +202,7 @@ try {
     spawnSync('ip', ['-n', mesh.node('kg-0').netns, 'route', 'del', hand, 'dev', 'kilo0']);
   }
   mon.stop();
+  console.log(`  RSS right after the changes ${f(rssMB(pid))} MB, peak so far ${f(peakRssMB(pid))} MB`);
   // Where the time goes, from the agent's own histograms (sum ÷ count over the change loop).
   const after = mesh.http('kg-0', '/metrics').body;
   const avg = (name: string, labels = '') => histogramMean(before, after, name, labels);
@@ -187,7 +213,7 @@ try {
   const replans = [...replanCounts(after)].map(([k, n]) => [k, n - (r0.get(k) ?? 0)] as const).filter(([, n]) => n > 0);
   console.log(`  re-plans during the changes: ${replans.map(([k, n]) => `${k} ${n}`).join(', ') || 'none counted'}`);
   console.log(`  inside the agent, mean per reconcile: plan (pool) ${avg('kg_plan_duration_seconds')}, apply (I/O worker call) ${avg('kg_apply_duration_seconds')}, dataplane pass ${avg('kg_dataplane_pass_duration_seconds', '{cause="apply"}')}, event → programmed ${avg('kg_event_to_programmed_seconds')}`);
-  console.log(`event → programmed (one node's allowed-location IPs changed, ${changes} samples): p50 ${f(pct(lat, 50))} ms, p95 ${f(pct(lat, 95))} ms, p99 ${f(pct(lat, 99))} ms, max ${f(Math.max(...lat))} ms`);
+  console.log(`event → programmed (one node's ${sameLocation ? 'internal IP' : 'allowed-location IPs'} changed, ${changes} samples): p50 ${f(pct(lat, 50))} ms, p95 ${f(pct(lat, 95))} ms, p99 ${f(pct(lat, 99))} ms, max ${f(Math.max(...lat))} ms`);
   console.log(`  baseline, the same route by hand (spawn ip route replace → monitor): p50 ${f(pct(base, 50))} ms, p99 ${f(pct(base, 99))} ms; ratio p50 ${f(pct(lat, 50) / pct(base, 50))}×`);
 
   // 3. Heartbeat churn: the simulator patches every node's last-seen once per period. First the
@@ -215,7 +241,7 @@ try {
   const hb = metric(m1, /^kg_watch_events_total\{resource="node",change="heartbeat"\} (\d+)/gm) - metric(m0, /^kg_watch_events_total\{resource="node",change="heartbeat"\} (\d+)/gm);
   const writes = metric(m1, /^kg_dataplane_writes_total\{[^}]*\} (\d+)/gm) - metric(m0, /^kg_dataplane_writes_total\{[^}]*\} (\d+)/gm);
   const plans = metric(m1, /^kg_plans_total\{[^}]*\} (\d+)/gm) - metric(m0, /^kg_plans_total\{[^}]*\} (\d+)/gm);
-  console.log(`  memory by thread after churn: ${threadMemory(m1)}`);
+  console.log(`  memory by thread after churn: ${threadMemory(m1)}; peak RSS so far ${f(peakRssMB(pid))} MB`);
   console.log(`heartbeat churn, steady state, over ${f(wall)} s: ${hb} heartbeat events (${f(hb / wall)}/s), agent CPU ${f(((c1 - c0) / wall) * 100)}% of one core, ${writes} kernel writes, ${plans} plans (periodic resyncs included); RSS ${f(rssMB(pid))} MB`);
   const fl = /events (\d+) cpu ([0-9.]+)/.exec(floorOut);
   console.log(fl

@@ -11,11 +11,14 @@
 // - a leader move in a remote segment (the leader annotation on a non-leader);
 // - a whole segment joining and leaving (a node in a location of its own; in full granularity
 //   the same as a flip).
+// With a dual-stack subnet every size is measured dual-stack too (every node with an IPv6 pod
+// CIDR and internal IP): there each re-plan is a memoised full plan (design §20.5).
 import { measure } from 'mitata';
 import run, { applyDelta, replanStats } from '../workers/plan-worker.js';
 import { nextVersion } from './capacity/compute.js';
 import { A, type NodeObject } from '../plan/node.js';
 import type { PlanOptions } from '../plan/plan.js';
+import type { CIDR } from '../plan/addr.js';
 import type { PlanAnswer, ReplicaDelta } from '../ipc/planner.js';
 import type { Granularity } from '../plan/types.js';
 import type { Measurement } from './compare.js';
@@ -24,6 +27,7 @@ import { syntheticKey, syntheticName, syntheticNodes, syntheticPeers } from './s
 export interface ReplanRow {
   nodes: number;
   granularity: Granularity;
+  dualStack: boolean;
   change: string;
   incP50: number;
   incP99: number;
@@ -56,10 +60,11 @@ function changes(now: number): [string, Change][] {
   ];
 }
 
-function options(hostname: string, granularity: Granularity, now: number, subnet: PlanOptions['subnet']): PlanOptions {
+function options(hostname: string, granularity: Granularity, now: number, subnet: PlanOptions['subnet'], dualStackSubnet: CIDR | null): PlanOptions {
   return {
     hostname, granularity, subnet, encapsulate: 'always', local: true, cni: true, compatibility: '',
     iptablesForwardRules: false, serviceCIDRs: [], interface: 'kilo0', mtu: 1420, privateInterface: 'eth0', tunnelInterface: 'tunl0', now,
+    ...(dualStackSubnet ? { dualStackSubnet } : {}),
   };
 }
 
@@ -69,8 +74,8 @@ function ok(a: PlanAnswer): Extract<PlanAnswer, { ok: true }> {
 }
 
 /** One size and granularity: every case, incremental and then the memoised full re-plan. */
-async function measureSize(n: number, granularity: Granularity, budgetMs: number, subnet: PlanOptions['subnet'], now: number): Promise<ReplanRow[]> {
-  const nodes = syntheticNodes({ nodes: n, locations: LOCATIONS, peers: 0, now });
+async function measureSize(n: number, granularity: Granularity, budgetMs: number, subnet: PlanOptions['subnet'], now: number, dualStackSubnet: CIDR | null): Promise<ReplanRow[]> {
+  const nodes = syntheticNodes({ nodes: n, locations: LOCATIONS, peers: 0, now, dualStack: dualStackSubnet !== null });
   const peers = syntheticPeers({ nodes: n, locations: LOCATIONS, peers: 100, now });
   // A remote non-leader in the middle of the name order (node i is in location i % 50, and
   // nodes 0…49 lead), so that a segment leaving or joining moves half the allocation.
@@ -82,11 +87,11 @@ async function measureSize(n: number, granularity: Granularity, budgetMs: number
       labels: { ...target.metadata!.labels, 'topology.kubernetes.io/region': 'location-024a' },
       annotations: { ...target.metadata!.annotations, 'kilo.squat.ai/key': syntheticKey(n + 1), 'kilo.squat.ai/internal-ip': '172.31.255.1/12' },
     },
-    spec: { podCIDR: '10.254.1.0/24' },
+    spec: dualStackSubnet ? { podCIDR: '10.254.1.0/24', podCIDRs: ['10.254.1.0/24', 'fd45:ffff::/64'] } : { podCIDR: '10.254.1.0/24' },
   };
   let v = nextVersion();
   applyDelta({ v, prev: 0, reset: true, nodes, peers, topologyLabel: 'topology.kubernetes.io/region' });
-  const o = options(syntheticName(0), granularity, now + 1, subnet);
+  const o = options(syntheticName(0), granularity, now + 1, subnet, dualStackSubnet);
   let seq = ok(await run({ kind: 'plan', v, options: o, privateKey: PRIVATE_KEY, desired: { cniPath: null, tunnelPrivIface: 'eth0', baseSeq: null } })).seq!;
   const rows: ReplanRow[] = [];
   const cases: [string, Change][] = [...changes(now), ['segment join/leave', (_o, k) => (k & 1 ? [loner] : { delete: loner.metadata!.name! })]];
@@ -112,26 +117,31 @@ async function measureSize(n: number, granularity: Granularity, budgetMs: number
     const inc = await timing(true);
     const base = await timing(false);
     rows.push({
-      nodes: n, granularity, change: name, incP50: inc.s.p50 / 1e6, incP99: inc.s.p99 / 1e6, baseP50: base.s.p50 / 1e6, baseP99: base.s.p99 / 1e6,
+      nodes: n, granularity, dualStack: dualStackSubnet !== null, change: name, incP50: inc.s.p50 / 1e6, incP99: inc.s.p99 / 1e6, baseP50: base.s.p50 / 1e6, baseP99: base.s.p99 / 1e6,
       fallbacks: inc.fallbacks, plans: inc.plans,
     });
-    process.stderr.write(`replan ${n} ${granularity} ${name}: ${(inc.s.p50 / 1e6).toFixed(3)} ms vs ${(base.s.p50 / 1e6).toFixed(3)} ms\n`);
+    process.stderr.write(`replan ${n} ${granularity}${dualStackSubnet ? ' dual stack' : ''} ${name}: ${(inc.s.p50 / 1e6).toFixed(3)} ms vs ${(base.s.p50 / 1e6).toFixed(3)} ms\n`);
   }
   return rows;
 }
 
-export async function measureReplans(sizes: readonly number[], budgetMs: number, subnet: PlanOptions['subnet'], now: number): Promise<{ rows: ReplanRow[]; measurements: Measurement[] }> {
+/** Every size and granularity, single stack, then dual stack when `dualStackSubnet` is given. */
+export async function measureReplans(sizes: readonly number[], budgetMs: number, subnet: PlanOptions['subnet'], now: number, dualStackSubnet: CIDR | null = null): Promise<{ rows: ReplanRow[]; measurements: Measurement[] }> {
   const rows: ReplanRow[] = [];
-  for (const n of sizes) for (const g of ['location', 'full'] as Granularity[]) rows.push(...await measureSize(n, g, budgetMs, subnet, now));
+  for (const n of sizes) {
+    for (const dual of dualStackSubnet ? [null, dualStackSubnet] : [null]) {
+      for (const g of ['location', 'full'] as Granularity[]) rows.push(...await measureSize(n, g, budgetMs, subnet, now, dual));
+    }
+  }
   const f = (x: number) => x.toFixed(3);
   console.log('\nOne-node re-plan in the plan worker (replica change → desired-state delta), incremental vs the memoised full re-plan, same run:\n');
   console.log('| nodes | granularity | change | incremental p50 / p99 ms | memoised full re-plan p50 / p99 ms | full ÷ incremental (p50) | incremental plans that fell back |');
   console.log('|---:|---|---|---:|---:|---:|---:|');
   for (const r of rows) {
-    console.log(`| ${r.nodes} | ${r.granularity} | ${r.change} | ${f(r.incP50)} / ${f(r.incP99)} | ${f(r.baseP50)} / ${f(r.baseP99)} | ${(r.baseP50 / r.incP50).toFixed(1)} | ${r.fallbacks} of ${r.plans} |`);
+    console.log(`| ${r.nodes} | ${r.granularity}${r.dualStack ? ', dual stack' : ''} | ${r.change} | ${f(r.incP50)} / ${f(r.incP99)} | ${f(r.baseP50)} / ${f(r.baseP99)} | ${(r.baseP50 / r.incP50).toFixed(1)} | ${r.fallbacks} of ${r.plans} |`);
   }
   const measurements = rows.flatMap((r): Measurement[] => {
-    const key = `${r.change}/${r.nodes} nodes/${LOCATIONS} loc/${r.granularity}`;
+    const key = `${r.change}/${r.nodes} nodes/${LOCATIONS} loc/${r.granularity}${r.dualStack ? '/dual-stack' : ''}`;
     return [
       { name: `replan/incremental/${key}`, unit: 'ms', p50: r.incP50, p99: r.incP99 },
       { name: `replan/memoised-full/${key}`, unit: 'ms', p50: r.baseP50, p99: r.baseP99 },

@@ -10,6 +10,11 @@ export interface ClusterShape {
   peers: number;
   /** Unix seconds written as every node's last-seen. */
   now: number;
+  /**
+   * Dual stack (design §20.2): node i also gets the IPv6 pod CIDR fd45:<i>::/64 (second in
+   * spec.podCIDRs) and the IPv6 internal IP fd77::<i + 1>/64 (dual-stack-internal-ip).
+   */
+  dualStack?: boolean;
 }
 
 /** A valid WireGuard public key derived from an index (not a real key pair: planning needs none). */
@@ -27,6 +32,7 @@ export function syntheticNodes(s: ClusterShape): NodeObject[] {
   for (let i = 0; i < s.nodes; i++) {
     const loc = i % s.locations;
     // The first node of each location has a public endpoint, so it leads (design §5.3).
+    const pod = `10.${64 + ((i >> 8) & 127)}.${i & 255}.0/24`;
     const endpoint = i < s.locations ? `198.18.${(i >> 8) & 255}.${i & 255}:51820` : `${quad(172, i + 0x100000)}:51820`;
     out.push({
       metadata: {
@@ -41,9 +47,10 @@ export function syntheticNodes(s: ClusterShape): NodeObject[] {
           'kilo.squat.ai/discovered-endpoints': '{}',
           'kilo.squat.ai/granularity': 'location',
           'node.alpha.kubernetes.io/ttl': '0',
+          ...(s.dualStack ? { 'kilo.squat.ai/dual-stack-internal-ip': `fd77::${(i + 1).toString(16)}/64` } : {}),
         },
       },
-      spec: { podCIDR: `10.${64 + ((i >> 8) & 127)}.${i & 255}.0/24` },
+      spec: s.dualStack ? { podCIDR: pod, podCIDRs: [pod, `fd45:${i.toString(16)}::/64`] } : { podCIDR: pod },
     });
   }
   return out;

@@ -1,7 +1,7 @@
 // A full collection once a burst is over. V8 keeps the heap a burst grew to (the first plan, a
 // whole desired state, a kernel read-back) until its next full collection, which a quiet agent
 // may not run for minutes; a forced one gives the pages back to the system within a second.
-import { setFlagsFromString } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 let gc: (() => void) | null = null;
@@ -37,4 +37,93 @@ export function collectGarbageSoon(delayMs = 0): void {
     collectGarbage();
   }, delayMs);
   timer.unref();
+}
+
+/** The clock, timers and heap an IdleCollector runs on (a test gives it its own). */
+export interface CollectorTimers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  /** The isolate's heap in use, bytes. */
+  heapUsed(): number;
+}
+
+const realTimers: CollectorTimers = {
+  now: () => performance.now(),
+  heapUsed: () => getHeapStatistics().used_heap_size,
+  // Never keeps the thread alive.
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface IdleCollectorOptions {
+  /** The thread has run no task for this long: the burst is over. */
+  idleMs: number;
+  /** At most one collection per this long, urgent ones aside (and not counted). */
+  minIntervalMs: number;
+  /** A requested collection waits no longer than this for the thread to be idle (endless churn). */
+  maxWaitMs: number;
+  /**
+   * The heap in use grew this much since the last collection: collect at once, burst or not, so
+   * that a long burst does not hold twice its live heap (V8's own limit) until it ends.
+   */
+  growthBytes: number;
+}
+
+/**
+ * The planner's collection after its full plans: under churn (dual stack, or a change inside the
+ * local location in cross granularity) every re-plan is a full plan, and a compacting collection
+ * after each would cost more than the plan. So it runs once the thread is idle, at most once per
+ * interval, or at once when the heap grew by growthBytes; after the first plan and a plan after a
+ * snapshot (urgent) it runs at once.
+ */
+export const PLANNER_GC: IdleCollectorOptions = { idleMs: 500, minIntervalMs: 10_000, maxWaitMs: 60_000, growthBytes: 16 << 20 };
+
+/** One collection after a burst of requests is over (see PLANNER_GC). */
+export class IdleCollector {
+  private timer: unknown = null;
+  /** When the last collection that was not urgent ran. */
+  private last = -Infinity;
+  /** The heap in use after the last collection (null: none yet). */
+  private floor: number | null = null;
+  /** When the pending collection was first requested (null: none pending). */
+  private since: number | null = null;
+  private urgent = false;
+
+  constructor(private readonly collect: () => void, private readonly o: IdleCollectorOptions = PLANNER_GC, private readonly t: CollectorTimers = realTimers) {}
+
+  /**
+   * Asks for a collection once the thread is idle; `urgent` (or a heap grown by growthBytes): as
+   * soon as the current task is over.
+   */
+  request(urgent = false): void {
+    this.since ??= this.t.now();
+    this.urgent ||= urgent || (this.floor !== null && this.t.heapUsed() - this.floor >= this.o.growthBytes);
+    this.arm();
+  }
+
+  /** A task ran: a pending collection waits until the thread is idle again. */
+  busy(): void {
+    if (this.since !== null) this.arm();
+  }
+
+  private arm(): void {
+    if (this.timer !== null) this.t.clearTimeout(this.timer);
+    const now = this.t.now();
+    // Urgent: once the current task has answered, as the first plan's collection always ran.
+    const at = this.urgent ? now : Math.max(Math.min(now + this.o.idleMs, this.since! + this.o.maxWaitMs), this.last + this.o.minIntervalMs);
+    this.timer = this.t.setTimeout(() => this.fire(), Math.max(0, at - now));
+  }
+
+  private fire(): void {
+    this.timer = null;
+    this.since = null;
+    // The interval is between collections that waited for it: the start-up's first plan is
+    // urgent, and the full re-plan right after it (the agent's own node changed) is then
+    // collected once idle, not 10 s later.
+    if (!this.urgent) this.last = this.t.now();
+    this.urgent = false;
+    this.collect();
+    this.floor = this.t.heapUsed();
+  }
 }

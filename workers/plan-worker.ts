@@ -16,7 +16,7 @@ import { byText } from '../plan/addr.js';
 import { clusterDOT, GraphTooLargeError } from '../plan/graph.js';
 import { natDiscovery, natTargets } from '../plan/nat.js';
 import { DEFAULT_LIMITS, type ClaimLimits } from '../plan/claims.js';
-import { collectGarbageSoon } from './gc.js';
+import { collectGarbage, IdleCollector } from './gc.js';
 
 interface Replica {
   v: number;
@@ -81,6 +81,14 @@ export function replanStats(): { incremental: number; full: number; fallbacks: R
 
 const waiters: { v: number; resolve: () => void }[] = [];
 
+/**
+ * A full plan (the first, after a snapshot, a fallback; every re-plan in dual stack) allocates
+ * tens of MB that an incremental re-plan does not: given back once the burst of plans is over.
+ */
+const burstGC = new IdleCollector(collectGarbage);
+/** No plan since the last snapshot (or since start): the next full plan's collection is urgent. */
+let freshReplica = true;
+
 function upsertNode(o: NodeObject): void {
   const r = parseNode(o, replica.topologyLabel, replica.claims);
   if (!r.value.name) return;
@@ -97,6 +105,7 @@ export function applyDelta(d: ReplicaDelta): void {
     // Snapshots are broadcast: a worker that follows the deltas already has this state.
     if (!replica.stale && replica.v >= d.v) return;
     invalidateReplanners();
+    freshReplica = true;
     replica.order = null;
     replica.nodes.clear();
     replica.nodeWarnings.clear();
@@ -324,6 +333,7 @@ export default async function run(task: PlanTask | GraphTask): Promise<PlanAnswe
   // Deltas are broadcast just before their task, in order: a short wait covers delivery; longer
   // means a gap, and a snapshot is the cure.
   if (!(await reach(task.v, 1_000))) return { ok: false, needSnapshot: true };
+  burstGC.busy();
   if (task.kind === 'graph') return graph(task);
   const t0 = performance.now();
   clusterMs = 0;
@@ -335,9 +345,8 @@ export default async function run(task: PlanTask | GraphTask): Promise<PlanAnswe
     const local = replica.nodes.get(task.options.hostname);
     if (!local) return { ok: false, error: `node ${JSON.stringify(task.options.hostname)} is not in the cluster` };
     const p = planned(task, resolved);
-    // A full plan (the first, a resync, a fallback) allocates tens of MB that an incremental
-    // re-plan does not: give them back once the burst is over.
-    if (p.replan?.incremental !== true) collectGarbageSoon();
+    if (p.replan?.incremental !== true) burstGC.request(freshReplica);
+    freshReplica = false;
     const { r } = p;
     const j = r.json;
     return {

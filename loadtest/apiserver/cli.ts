@@ -14,6 +14,7 @@ const FLAGS: FlagDef[] = [
   { name: 'heartbeat-period', type: 'string', default: '', usage: 'Seconds; patch every node\'s last-seen once per period (0 or unset: off).' },
   { name: 'bookmark-interval', type: 'string', default: '', usage: 'Seconds between watch bookmarks (default: the simulator\'s).' },
   { name: 'no-crds', type: 'bool', default: false, usage: 'Do not load the CRDs of manifests/.' },
+  { name: 'dual-stack', type: 'bool', default: false, usage: 'Generated nodes are dual-stack (design §20.2): an IPv6 pod CIDR in spec.podCIDRs and an IPv6 dual-stack-internal-ip.' },
   HELP_FLAG,
 ];
 const values = commandFlags(process.argv.slice(2), FLAGS, 'node dist/loadtest/apiserver/cli.js [flags]',
@@ -21,7 +22,7 @@ const values = commandFlags(process.argv.slice(2), FLAGS, 'node dist/loadtest/ap
 const str = (name: string): string | undefined => (values[name] as string) || undefined;
 
 const count = Number(values.nodes);
-const nodes = count > 0 ? generateNodes({ count, locations: str('locations') ? Number(str('locations')) : undefined }) : [];
+const nodes = count > 0 ? generateNodes({ count, locations: str('locations') ? Number(str('locations')) : undefined, dualStack: values['dual-stack'] as boolean }) : [];
 const peers = Number(values.peers) > 0 ? generatePeers({ count: Number(values.peers) }) : [];
 const srv = await startApiServer({
   https: values.https as boolean,

@@ -55,6 +55,12 @@ export interface GenerateNodesOptions {
   leaders?: boolean;
   /** Receives each node's private key, for tests that run an agent as that node. */
   onKey?: (node: string, keys: KeyPair) => void;
+  /**
+   * Dual stack (design §20.2): an IPv6 pod CIDR (a /64 each, from fd45:0::/32; up to 65,535 nodes)
+   * after the IPv4 one in spec.podCIDRs, and an IPv6 internal IP (a /64 per location, from fd78::/16)
+   * as kilo.squat.ai/dual-stack-internal-ip, which a dual-stack kg writes on its node.
+   */
+  dualStack?: boolean;
 }
 
 function isoNow(): string {
@@ -171,6 +177,11 @@ export function locationNames(locations: number | string[] | undefined, count: n
   return Array.from({ length: n }, (_, i) => `loc-${String(i).padStart(3, '0')}`);
 }
 
+/** The index of the location node `i` of `count` is in: contiguous blocks, like zones filled in order. */
+export function locationIndex(i: number, locations: number, count: number): number {
+  return Math.min(locations - 1, Math.floor((i * locations) / count));
+}
+
 export function generateNodes(o: GenerateNodesOptions): KubeObject[] {
   const locs = locationNames(o.locations, o.count);
   const prefix = o.namePrefix ?? 'node';
@@ -187,11 +198,11 @@ export function generateNodes(o: GenerateNodesOptions): KubeObject[] {
   const nodes: KubeObject[] = [];
   for (let i = 0; i < o.count; i++) {
     const name = `${prefix}-${String(i).padStart(width, '0')}`;
-    // Contiguous blocks of nodes per location, like zones filled in order.
-    const li = Math.min(locs.length - 1, Math.floor((i * locs.length) / o.count));
+    const li = locationIndex(i, locs.length, o.count);
     const idx = perLoc.get(li) ?? 0;
     perLoc.set(li, idx + 1);
     if (idx >= 4094) throw new Error('more than 4094 nodes in one location');
+    if (o.dualStack && i >= 0xffff) throw new Error('more than 65,535 dual-stack nodes');
     const internal = ipv4(internalBase + li * 4096 + idx + 1);
     const podCidr = `${ipv4(podBase + i * podSize)}/${podPrefix}`;
     const endpoint = ipv4(endpointBase + i + 1);
@@ -223,12 +234,13 @@ export function generateNodes(o: GenerateNodesOptions): KubeObject[] {
         'kilo.squat.ai/cni-compatibility-ip': '',
       });
       if (o.leaders && idx === 0) annotations['kilo.squat.ai/leader'] = 'true';
+      if (o.dualStack) annotations['kilo.squat.ai/dual-stack-internal-ip'] = `fd78:${(li + 1).toString(16)}::${(idx + 1).toString(16)}/64`;
     }
     const node: KubeObject = {
       apiVersion: 'v1',
       kind: 'Node',
       metadata: { name, labels, annotations },
-      spec: { podCIDR: podCidr, podCIDRs: [podCidr], providerID: `kgsim://${locs[li]}/${name}` },
+      spec: { podCIDR: podCidr, podCIDRs: o.dualStack ? [podCidr, `fd45:0:${(i + 1).toString(16)}::/64`] : [podCidr], providerID: `kgsim://${locs[li]}/${name}` },
     };
     if (o.realistic ?? true) {
       const h = createHash('sha256').update(name).digest('hex');

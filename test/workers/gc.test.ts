@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { IdleCollector } from '../../workers/gc.js';
 
 const GC = new URL('../../workers/gc.js', import.meta.url).href;
 
@@ -39,4 +40,149 @@ setTimeout(() => { process.stdout.write(String(majors)); collectGarbageSoon(60_0
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, '1', 'one major collection for five calls');
   assert.ok(r.ms < 30_000, `the process ended at once (${Math.round(r.ms)} ms), not after the pending collection`);
+});
+
+// IdleCollector's timing, on a fake clock: a unit test of the logic above the collection.
+class FakeClock {
+  now = 0;
+  /** The fake heap in use, bytes. */
+  heap = 0;
+  private next = 1;
+  private readonly timers = new Map<number, { at: number; fn: () => void }>();
+  readonly timersApi = {
+    now: () => this.now,
+    setTimeout: (fn: () => void, ms: number) => {
+      const id = this.next++;
+      this.timers.set(id, { at: this.now + ms, fn });
+      return id;
+    },
+    clearTimeout: (h: unknown) => void this.timers.delete(h as number),
+    heapUsed: () => this.heap,
+  };
+
+  /** Moves the clock to `t`, running the timers due on the way, in order. */
+  advance(t: number): void {
+    for (;;) {
+      const due = [...this.timers].filter(([, x]) => x.at <= t).sort((a, b) => a[1].at - b[1].at)[0];
+      if (!due) break;
+      this.timers.delete(due[0]);
+      this.now = due[1].at;
+      due[1].fn();
+    }
+    this.now = t;
+  }
+}
+
+const MB = 1 << 20;
+const OPTS = { idleMs: 500, minIntervalMs: 10_000, maxWaitMs: 60_000, growthBytes: 16 * MB };
+
+function collector(): { c: IdleCollector; clock: FakeClock; at: number[] } {
+  const clock = new FakeClock();
+  const at: number[] = [];
+  const c = new IdleCollector(() => at.push(clock.now), OPTS, clock.timersApi);
+  return { c, clock, at };
+}
+
+/** A plan every `everyMs` from `from` to `to` (ms), each a full plan asking for a collection. */
+function plans(x: ReturnType<typeof collector>, from: number, to: number, everyMs: number): void {
+  for (let t = from; t <= to; t += everyMs) {
+    x.clock.advance(t);
+    x.c.busy();
+    x.c.request();
+  }
+}
+
+test('IdleCollector: a burst of full plans is collected once, after the planner has been idle', () => {
+  const x = collector();
+  x.clock.advance(20_000); // long after any earlier collection
+  plans(x, 20_000, 25_000, 200);
+  x.clock.advance(25_499);
+  assert.deepEqual(x.at, [], 'nothing while plans keep coming, nor before the idle time has passed');
+  x.clock.advance(40_000);
+  assert.deepEqual(x.at, [25_500], 'one collection, idleMs after the last plan');
+});
+
+test('IdleCollector: plans spaced wider than the idle time are collected at most once per interval, and the last one always', () => {
+  const x = collector();
+  x.clock.advance(20_000);
+  plans(x, 20_000, 50_000, 1_000); // 31 full plans, one a second
+  x.clock.advance(100_000);
+  assert.ok(x.at.length >= 3 && x.at.length <= 4, `collections at ${x.at.join(', ')}`);
+  for (let i = 1; i < x.at.length; i++) assert.ok(x.at[i] - x.at[i - 1] >= OPTS.minIntervalMs, `collections at ${x.at.join(', ')}`);
+  assert.ok(x.at.at(-1)! >= 50_000, `the burst's last plan is collected after it (${x.at.join(', ')})`);
+});
+
+test('IdleCollector: an urgent request (first plan, after a snapshot) runs at once, whatever the interval, and does not count in it', () => {
+  const x = collector();
+  x.clock.advance(1_000);
+  x.c.request(true); // the first plan
+  x.clock.advance(1_000);
+  assert.deepEqual(x.at, [1_000]);
+  x.c.request(); // the full re-plan right after it: once idle, not 10 s after the urgent one
+  x.clock.advance(1_499);
+  assert.deepEqual(x.at, [1_000]);
+  x.clock.advance(1_500);
+  assert.deepEqual(x.at, [1_000, 1_500]);
+  x.clock.advance(2_000);
+  x.c.request();
+  x.clock.advance(3_000);
+  x.c.request(true);
+  x.clock.advance(3_000);
+  assert.deepEqual(x.at, [1_000, 1_500, 3_000], 'the urgent request did not wait for the minimum interval');
+  x.clock.advance(4_000);
+  x.c.request();
+  x.clock.advance(11_499);
+  assert.deepEqual(x.at, [1_000, 1_500, 3_000], 'a plain request waits 10 s after the last plain collection');
+  x.clock.advance(11_500);
+  assert.deepEqual(x.at, [1_000, 1_500, 3_000, 11_500]);
+});
+
+test('IdleCollector: endless churn still collects, once per maxWaitMs', () => {
+  const x = collector();
+  x.clock.advance(20_000);
+  plans(x, 20_000, 200_000, 100);
+  assert.deepEqual(x.at, [80_000, 140_000, 200_000]);
+});
+
+test('IdleCollector: with no request, tasks never collect', () => {
+  const x = collector();
+  for (let t = 0; t < 10_000; t += 100) {
+    x.clock.advance(t);
+    x.c.busy();
+  }
+  x.clock.advance(100_000);
+  assert.deepEqual(x.at, []);
+});
+
+test('IdleCollector on real timers: a pending collection does not keep the process alive, and one runs after a burst', () => {
+  const r = run(`import { IdleCollector, collectGarbage } from ${JSON.stringify(GC)};
+let n = 0;
+const c = new IdleCollector(() => { n++; collectGarbage(); }, { idleMs: 50, minIntervalMs: 5_000, maxWaitMs: 10_000, growthBytes: 1e12 });
+for (let i = 0; i < 5; i++) c.request();
+setTimeout(() => { process.stdout.write(String(n)); c.request(); c.request(); }, 300);`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, '1', 'one collection for five requests');
+  assert.ok(r.ms < 4_000, `the process ended at once (${Math.round(r.ms)} ms), not after the pending collection`);
+});
+
+test('IdleCollector: a burst whose heap grows by growthBytes since the last collection is collected at once, mid-burst', () => {
+  const clock = new FakeClock();
+  const at: number[] = [];
+  // A collection brings the heap in use back to its live 30 MiB.
+  const c = new IdleCollector(() => { at.push(clock.now); clock.heap = 30 * MB; }, OPTS, clock.timersApi);
+  clock.heap = 60 * MB;
+  c.request(true); // the first plan
+  clock.advance(1_000);
+  assert.deepEqual(at, [0]);
+  // A burst of full plans every 200 ms, each leaving 1 MiB more in use: never idle for 500 ms.
+  for (let t = 2_000; t <= 40_000; t += 200) {
+    clock.advance(t);
+    clock.heap += MB;
+    c.busy();
+    c.request();
+  }
+  // 16 MiB of growth every 16 plans (3.2 s): collections mid-burst, the heap never 16 MiB above its floor.
+  assert.ok(at.length >= 11 && at.length <= 13, `collections at ${at.join(', ')}`);
+  assert.ok(clock.heap <= 46 * MB, `heap ${clock.heap / MB} MiB`);
+  assert.ok(at.every((t, i) => i === 0 || t < 40_000), 'all during the burst');
 });
