@@ -7,6 +7,7 @@
 // be an event, ends the watch and relists: the event it held is otherwise lost.
 import { INVALID_REASONS, InvalidResponseError, KubeError, type InvalidReason } from './kube-error.js';
 import type { KubeClient } from './kube.js';
+import type { DropPaths } from './list-items.js';
 import { decodeWatchEvent, type KubeObject, type WatchEvent } from './watch-event.js';
 
 export type { KubeObject };
@@ -61,6 +62,8 @@ export interface ReflectorOptions<T> {
   backoffInitialMs?: number;
   backoffMaxMs?: number;
   requestTimeoutMs?: number;
+  /** Members of listed items that `slim` never reads, dropped before they are parsed (a Node's `status`). */
+  listDrop?: DropPaths;
   /**
    * Accept header of the watch (not the list), e.g. a metadata-only watch. A server may ignore
    * it and send full objects: `slim` must take either.
@@ -213,7 +216,7 @@ export class Reflector<T> {
       let body: { metadata?: { resourceVersion?: string; continue?: string }; items?: KubeObject[] };
       try {
         // Item by item as the page arrives: each whole object dies young, only its slim record stays.
-        body = await this.o.client.requestList(`${this.o.path}?${q}`, (text) => this.listed(text, items), { signal, timeoutMs: this.o.requestTimeoutMs ?? 60_000 });
+        body = await this.o.client.requestList(`${this.o.path}?${q}`, (text) => this.listed(text, items), { signal, timeoutMs: this.o.requestTimeoutMs ?? 60_000, drop: this.o.listDrop });
       } catch (e) {
         // An expired continue token: start the list again from a fresh snapshot.
         if (e instanceof KubeError && e.status === 410) {
