@@ -81,6 +81,22 @@ export class ListItemSplitter {
     return this.depth === ITEM + 1 && this.member !== null && this.drops.get(this.member)?.includes(k) === true;
   }
 
+  /** Scans a dropped value from `i` to its next quote, or to the bracket that ends it; returns where it stopped. */
+  private skipValue(chunk: Buffer, i: number): number {
+    let depth = this.depth;
+    for (; i < chunk.length; i++) {
+      const c = chunk[i];
+      if (c === QUOTE) break;
+      if (c === OPEN_OBJ || c === OPEN_ARR) depth++;
+      else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
+        if (depth - 1 === this.skipTo) break;
+        depth--;
+      }
+    }
+    this.depth = depth;
+    return i;
+  }
+
   push(chunk: Buffer, onItem: (json: string) => void): void {
     let i = 0;
     let mark = 0; // start of the bytes not yet copied to `rest` or `item`
@@ -121,6 +137,11 @@ export class ListItemSplitter {
         }
         if (this.depth === 1 && !this.inItems) this.keyIsItems = this.key.n === 5 && this.key.take() === 'items' ? 1 : 0;
         continue;
+      }
+      if (this.skipTo >= 0) {
+        // Inside a dropped value only strings and brackets matter: a tight loop up to either.
+        i = this.skipValue(chunk, i);
+        if (i === chunk.length) break;
       }
       const c = chunk[i];
       if (c === QUOTE) {
