@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 
 import { InvalidResponseError, KubeError } from './kube-error.js';
 import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from './lines.js';
-import { ListItemSplitter } from './list-items.js';
+import { ListItemSplitter, type DropPaths } from './list-items.js';
 import { shortMessage } from './watch-event.js';
 import type { ApiCredentials } from '../ipc/credentials.js';
 
@@ -275,11 +275,11 @@ export class KubeClient {
    * response arrives (watch/list-items.ts): neither the page's text nor all its objects are held
    * at once. Resolves to the rest of the response (kind, metadata), its `items` empty.
    */
-  async requestList<T = unknown>(path: string, onItem: (json: string) => void, r: Omit<RequestOptions, 'body' | 'contentType'> = {}): Promise<T> {
+  async requestList<T = unknown>(path: string, onItem: (json: string) => void, r: Omit<RequestOptions, 'body' | 'contentType'> & { drop?: DropPaths } = {}): Promise<T> {
     const res = await this.exchange('GET', path, {}, undefined, r.signal, r.timeoutMs ?? 30_000);
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) throw await errorOf(res, `GET ${path}`);
-    const split = new ListItemSplitter(this.maxLineBytes);
+    const split = new ListItemSplitter(this.maxLineBytes, undefined, r.drop);
     await eachChunk(res, this.maxResponseBytes, `GET ${path}`, (c) => split.push(c, onItem));
     return split.end() as T;
   }

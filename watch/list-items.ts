@@ -3,6 +3,8 @@
 // each item is handed on as its own text (parsed, slimmed and dropped by the caller while young),
 // and everything else (kind, metadata with resourceVersion and continue) is parsed at the end
 // with `items` left empty. Linear: strings are skipped with indexOf, an item's bytes copied once.
+// Members the caller never reads (a Node's `status` and `metadata.managedFields`, ~90 % of a
+// kubelet's Node) can be dropped as they pass: their value reaches the parser as `null`.
 import { InvalidResponseError } from './kube-error.js';
 
 const QUOTE = 0x22;
@@ -37,6 +39,13 @@ class Bytes {
   }
 }
 
+/** Members of each item to drop: `status`, or `metadata.managedFields` (one or two keys deep). */
+export type DropPaths = readonly (readonly [string] | readonly [string, string])[];
+
+const NULL = Buffer.from('null');
+/** Depth of an item's own members (`{"items":[{` opens it at 3). */
+const ITEM = 3;
+
 export class ListItemSplitter {
   private depth = 0;
   private inString = false;
@@ -49,19 +58,53 @@ export class ListItemSplitter {
   private key = new Bytes(64, 'list key');
   private rest: Bytes;
   private item: Bytes;
+  /** Drop paths by their first key; an empty array: the whole member. */
+  private readonly drops = new Map<string, string[]>();
+  /** The last string inside an item, one or two levels deep (null: longer than any key dropped). */
+  private ikey = new Bytes(64, 'item key');
+  private lastString: string | null = null;
+  /** The item's member being read, and the key whose value comes next (null: none to drop). */
+  private member: string | null = null;
+  private valueOf: string | null = null;
+  /** Inside a dropped value: its bytes are not copied until the depth is back to this. */
+  private skipTo = -1;
 
-  constructor(maxItemBytes: number, maxRestBytes = 1024 * 1024) {
+  constructor(maxItemBytes: number, maxRestBytes = 1024 * 1024, drop: DropPaths = []) {
     this.item = new Bytes(maxItemBytes, 'list item');
     this.rest = new Bytes(maxRestBytes, 'list envelope');
+    for (const [a, b] of drop) this.drops.set(a, b === undefined ? [] : [...(this.drops.get(a) ?? []), b]);
+  }
+
+  /** A value starts after key `k` at the current depth: drop it? (Only objects and arrays are.) */
+  private dropped(k: string): boolean {
+    if (this.depth === ITEM) return this.drops.get(k)?.length === 0;
+    return this.depth === ITEM + 1 && this.member !== null && this.drops.get(this.member)?.includes(k) === true;
+  }
+
+  /** Scans a dropped value from `i` to its next quote, or to the bracket that ends it; returns where it stopped. */
+  private skipValue(chunk: Buffer, i: number): number {
+    let depth = this.depth;
+    for (; i < chunk.length; i++) {
+      const c = chunk[i];
+      if (c === QUOTE) break;
+      if (c === OPEN_OBJ || c === OPEN_ARR) depth++;
+      else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
+        if (depth - 1 === this.skipTo) break;
+        depth--;
+      }
+    }
+    this.depth = depth;
+    return i;
   }
 
   push(chunk: Buffer, onItem: (json: string) => void): void {
     let i = 0;
     let mark = 0; // start of the bytes not yet copied to `rest` or `item`
     const flush = (to: number) => {
-      if (to > mark) (this.inItems && this.depth >= 3 ? this.item : this.rest).add(chunk, mark, to);
+      if (to > mark && this.skipTo < 0) (this.inItems && this.depth >= 3 ? this.item : this.rest).add(chunk, mark, to);
       mark = to;
     };
+    const tracking = this.drops.size > 0;
     while (i < chunk.length) {
       if (this.inString) {
         const q = chunk.indexOf(QUOTE, i);
@@ -72,6 +115,8 @@ export class ListItemSplitter {
         const run = end - 1 - k;
         this.escapes = k < i ? this.escapes + run : run;
         if (this.depth === 1 && !this.inItems) this.key.n + end - i <= 64 ? this.key.add(chunk, i, end) : (this.key.n = 65);
+        const itemKey = tracking && this.inItems && this.skipTo < 0 && (this.depth === ITEM || this.depth === ITEM + 1);
+        if (itemKey) this.ikey.n + end - i <= 64 ? this.ikey.add(chunk, i, end) : (this.ikey.n = 65);
         if (q < 0) {
           i = chunk.length;
           break;
@@ -79,20 +124,46 @@ export class ListItemSplitter {
         i = q + 1;
         if (this.escapes % 2 === 1) {
           if (this.depth === 1 && !this.inItems && this.key.n <= 64) this.key.add(chunk, q, q + 1);
+          // An escaped key never matches (a dropped member is written plainly).
+          if (itemKey) this.ikey.n = 65;
           this.escapes = 0;
           continue;
         }
         this.inString = false;
         this.escapes = 0;
+        if (itemKey) {
+          this.lastString = this.ikey.n <= 64 ? this.ikey.take() : null;
+          this.ikey.n = 0;
+        }
         if (this.depth === 1 && !this.inItems) this.keyIsItems = this.key.n === 5 && this.key.take() === 'items' ? 1 : 0;
         continue;
+      }
+      if (this.skipTo >= 0) {
+        // Inside a dropped value only strings and brackets matter: a tight loop up to either.
+        i = this.skipValue(chunk, i);
+        if (i === chunk.length) break;
       }
       const c = chunk[i];
       if (c === QUOTE) {
         this.inString = true;
         this.key.n = 0;
+        this.ikey.n = 0;
         i++;
         continue;
+      }
+      if (tracking && this.inItems && this.skipTo < 0) {
+        if (c === COLON) {
+          // A member's key: at the item's level it also names the member read from now on.
+          if (this.depth === ITEM) this.member = this.lastString;
+          this.valueOf = this.lastString;
+        } else if (c > 0x20) {
+          if (this.valueOf !== null && (c === OPEN_OBJ || c === OPEN_ARR) && this.dropped(this.valueOf)) {
+            flush(i);
+            this.item.add(NULL, 0, NULL.length);
+            this.skipTo = this.depth;
+          }
+          this.valueOf = null;
+        }
       }
       if (c === COLON && this.keyIsItems === 1 && this.depth === 1) this.keyIsItems = 2;
       else if (c === OPEN_ARR && this.keyIsItems === 2 && this.depth === 1) {
@@ -105,11 +176,18 @@ export class ListItemSplitter {
         continue;
       } else if (c > 0x20) this.keyIsItems = 0;
       if (c === OPEN_OBJ || c === OPEN_ARR) {
-        if (this.inItems && this.depth === 2) mark = i; // an item starts (commas and spaces before it are dropped)
+        if (this.inItems && this.depth === 2) {
+          mark = i; // an item starts (commas and spaces before it are dropped)
+          this.member = null;
+        }
         this.depth++;
       } else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
         this.depth--;
-        if (this.inItems && this.depth === 2) {
+        if (this.depth === this.skipTo) {
+          // The dropped value ends: copying resumes after its closing bracket.
+          this.skipTo = -1;
+          mark = i + 1;
+        } else if (this.inItems && this.depth === 2) {
           this.item.add(chunk, mark, i + 1);
           mark = i + 1;
           onItem(this.item.take());

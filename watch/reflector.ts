@@ -7,6 +7,7 @@
 // be an event, ends the watch and relists: the event it held is otherwise lost.
 import { INVALID_REASONS, InvalidResponseError, KubeError, type InvalidReason } from './kube-error.js';
 import type { KubeClient } from './kube.js';
+import type { DropPaths } from './list-items.js';
 import { decodeWatchEvent, type KubeObject, type WatchEvent } from './watch-event.js';
 
 export type { KubeObject };
@@ -47,6 +48,11 @@ export interface ReflectorOptions<T> {
   onEvent: (e: ReflectorEvent<T>) => void;
   /** Called after every complete list (the first one means "synced"). */
   onSynced?: () => void;
+  /**
+   * Called after each page of the first list, once its items were passed on: before the first
+   * sync nothing is planned, so consumers can take each page while the next one is fetched.
+   */
+  onPage?: () => void;
   log: WatchLog;
   pageSize?: number;
   /** Server-side watch timeout; randomised in [t, 2t) as client-go does. */
@@ -56,6 +62,8 @@ export interface ReflectorOptions<T> {
   backoffInitialMs?: number;
   backoffMaxMs?: number;
   requestTimeoutMs?: number;
+  /** Members of listed items that `slim` never reads, dropped before they are parsed (a Node's `status`). */
+  listDrop?: DropPaths;
   /**
    * Accept header of the watch (not the list), e.g. a metadata-only watch. A server may ignore
    * it and send full objects: `slim` must take either.
@@ -195,15 +203,20 @@ export class Reflector<T> {
 
   private async list(signal: AbortSignal): Promise<void> {
     const seen = new Map<string, T>();
+    // Until the first sync, each page is passed on as it arrives (nothing plans before the sync, and
+    // the consumer's work overlaps the next page's fetch); a relist keeps the view it had until the
+    // new one is whole.
+    const stream = !this.synced;
     let cont = '';
     let rv = '';
     for (let page = 0; page < 100_000; page++) {
       const q = new URLSearchParams({ limit: String(this.o.pageSize ?? 500) });
       if (cont) q.set('continue', cont);
+      const items = new Map<string, T>();
       let body: { metadata?: { resourceVersion?: string; continue?: string }; items?: KubeObject[] };
       try {
         // Item by item as the page arrives: each whole object dies young, only its slim record stays.
-        body = await this.o.client.requestList(`${this.o.path}?${q}`, (text) => this.listed(text, seen), { signal, timeoutMs: this.o.requestTimeoutMs ?? 60_000 });
+        body = await this.o.client.requestList(`${this.o.path}?${q}`, (text) => this.listed(text, items), { signal, timeoutMs: this.o.requestTimeoutMs ?? 60_000, drop: this.o.listDrop });
       } catch (e) {
         // An expired continue token: start the list again from a fresh snapshot.
         if (e instanceof KubeError && e.status === 410) {
@@ -215,6 +228,11 @@ export class Reflector<T> {
         throw e;
       }
       if (!body || !Array.isArray(body.items)) throw new InvalidResponseError(`list ${this.o.path}: response has no items`, 'not_object', 0);
+      for (const [name, obj] of items) seen.set(name, obj);
+      if (stream) {
+        for (const [name, obj] of items) this.put(name, obj);
+        this.o.onPage?.();
+      }
       rv = body.metadata?.resourceVersion ?? rv;
       cont = body.metadata?.continue ?? '';
       if (!cont) break;
@@ -223,11 +241,7 @@ export class Reflector<T> {
     if (typeof rv !== 'string' || rv === '') throw new InvalidResponseError(`list ${this.o.path}: response has no resourceVersion`, 'no_resource_version', 0);
     this.stats.lists++;
     // Emit the difference: adds and updates for what is listed, deletes for what vanished.
-    for (const [name, obj] of seen) {
-      const old = this.store.get(name);
-      this.store.set(name, obj);
-      this.o.onEvent(old === undefined ? { type: 'add', name, obj } : { type: 'update', name, obj, old });
-    }
+    if (!stream) for (const [name, obj] of seen) this.put(name, obj);
     for (const [name, old] of [...this.store]) {
       if (!seen.has(name)) {
         this.store.delete(name);
@@ -238,6 +252,13 @@ export class Reflector<T> {
     this.synced = true;
     this.connected = true;
     this.o.onSynced?.();
+  }
+
+  /** A listed record held and passed on: an add, or an update of what was held. */
+  private put(name: string, obj: T): void {
+    const old = this.store.get(name);
+    this.store.set(name, obj);
+    this.o.onEvent(old === undefined ? { type: 'add', name, obj } : { type: 'update', name, obj, old });
   }
 
   /** One listed item: parsed, and kept slim under its name (an item without one is skipped). */

@@ -68,6 +68,10 @@ export class Agent {
   private readonly watchMetrics: WatchMetricsExport;
   private readonly timers: NodeJS.Timeout[] = [];
   private lastSummary: PlanSummary | null = null;
+  /** start() ran: the own node may be written to. */
+  private started = false;
+  /** The own node as listed before start(): handled then. */
+  private earlyLocal: NodeObject | null = null;
 
   constructor(private readonly o: AgentOptions) {
     const now = o.now ?? (() => Math.floor(Date.now() / 1000));
@@ -84,7 +88,7 @@ export class Agent {
     this.view = new ClusterView({
       hostname: o.config.hostname, claims: o.config.claims, log: o.log, metrics: o.metrics, pool: o.pool, probes: this.probes,
       dns: new DnsCache({ log: o.log, metrics: o.metrics, changed: () => schedule('dns resolved') }),
-      now, schedule, onLocal: (obj) => void this.local.handle(obj), selfReady: (t) => this.local.selfReady(t),
+      now, schedule, onLocal: (obj) => this.onLocal(obj), selfReady: (t) => this.local.selfReady(t),
     });
     this.device = new DeviceObserver({
       io: o.io, log: o.log, candidates: () => this.lastSummary?.natCandidates ?? null, changed: () => schedule('device endpoints changed'),
@@ -132,8 +136,12 @@ export class Agent {
       // most of a Node's bytes, and every agent receives every one). A Node without a pod CIDR
       // yet is fetched (PodCIDRProbes). A server that ignores the header sends whole Nodes.
       watchAccept: METADATA_WATCH_ACCEPT,
+      // What slimNode never reads, ~90 % of a kubelet's Node, is not parsed at all.
+      listDrop: [['status'], ['metadata', 'managedFields']],
       merge: mergeWatchedNode,
       onEvent: (e) => this.view.onNode(e),
+      // The planner's replica parses each page of the first list while the next one is fetched.
+      onPage: () => void o.pool.flush(),
       onSynced: () => this.scheduler.schedule('nodes synced'),
     });
     const peers = new Reflector<PeerObject>({
@@ -168,12 +176,34 @@ export class Agent {
     }
   }
 
+  /**
+   * The node list starts first, as Go's node informer does (design §11.1): it then overlaps the
+   * CRD check, the listener and the I/O worker's start. start() does the rest.
+   */
+  listNodes(): void {
+    this.nodeReflector.start();
+  }
+
+  /** Nothing is written to the own node before the start-up checks passed (Go publishes after them). */
+  private onLocal(obj: NodeObject): void {
+    if (this.started) void this.local.handle(obj);
+    else this.earlyLocal = obj;
+  }
+
+  /** A start that failed before start(): the lists stop, nothing else ran. */
+  async abortStart(): Promise<void> {
+    await Promise.all([this.nodeReflector.stop(), this.peerReflector.stop()]);
+  }
+
   start(): void {
     this.nodeReflector.start();
     this.peerReflector.start();
     // Readiness depends on the clock: a lapsed heartbeat changes the mesh without any event.
     this.timers.push(setInterval(() => this.sweep(), 1000));
     this.local.start();
+    this.started = true;
+    if (this.earlyLocal) void this.local.handle(this.earlyLocal);
+    this.earlyLocal = null;
     // Roaming endpoints are learnt between changes too (handshakes happen without events).
     this.timers.push(setInterval(() => this.device.refresh(true), this.o.checkInPeriodMs));
     if (this.o.config.resyncPeriodMs > 0) this.timers.push(setInterval(() => this.scheduler.resync(), this.o.config.resyncPeriodMs));

@@ -99,6 +99,7 @@ export async function startAgent(config: Config, log: Logger, version: string, e
   let onIoRestart = () => {};
   const io = createIo(m.IoClient, cfg, ipv6, metrics, log, () => onIoRestart());
   const ioStarted = io.start();
+  ioStarted.catch(() => {}); // awaited later; a failure must not count as unhandled meanwhile
   const closeThreads = async () => {
     stopLoading.abort();
     await pool.close().catch(() => {});
@@ -109,7 +110,6 @@ export async function startAgent(config: Config, log: Logger, version: string, e
     const [, read] = await Promise.all([credentialsLoaded, readHost(cfg.hostname)]);
     host = discover(read, { ignore: [cfg.interface, 'kube-bridge'], internalCIDRs: cfg.internalCIDRs });
     log.info('host discovered', { privateIP: host.privateIP?.s ?? null, publicIP: host.publicIP?.s ?? null, privateInterface: host.privateIface, mtu: host.autoMTU });
-    await ioStarted;
   } catch (e) {
     // A bad kubeconfig or host: stop the threads started above, then report.
     stopLoading.abort();
@@ -128,21 +128,23 @@ export async function startAgent(config: Config, log: Logger, version: string, e
     await closeThreads();
     client.close();
   };
-  try {
-    await agent.checkCRD();
-  } catch (e) {
-    await shutdownResources();
-    throw e;
-  }
+  // The node list runs while the I/O worker starts, the CRD is checked and the listener binds;
+  // any of those failing is fatal, as before (and as in Go).
+  agent.listNodes();
   const server = m.createHttpServer({ registry: metrics.registry, health: () => agent.health(), graph: { version: () => agent.graphVersion(), dot: (max) => agent.graphDOT(max) } });
   const { host: listenHost, port } = m.parseListen(cfg.listen);
-  await new Promise<void>((resolve, reject) => {
+  const listening = new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new Error(`failed to listen on ${cfg.listen}: ${e.message}`)));
     server.listen(port, listenHost, resolve);
-  }).catch(async (e) => {
-    await shutdownResources();
-    throw e;
   });
+  const checks = await Promise.allSettled([ioStarted, agent.checkCRD(), listening]);
+  const failed = checks.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await agent.abortStart();
+    server.close();
+    await shutdownResources();
+    throw failed.reason;
+  }
   agent.start();
   const addr = server.address();
   return {

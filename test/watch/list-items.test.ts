@@ -55,3 +55,56 @@ test('list splitter: byte by byte, an item over the limit, a body cut short, jun
   // No items at all: the rest says so (the reflector refuses a list without items).
   assert.deepEqual(split(Buffer.from('{"kind":"Status","code":500}'), []).rest, { kind: 'Status', code: 500 });
 });
+
+/** The item as the splitter should hand it on with `status` and `metadata.managedFields` dropped. */
+function withDropped(item: Record<string, unknown>): Record<string, unknown> {
+  const isBig = (v: unknown) => typeof v === 'object' && v !== null;
+  const out: Record<string, unknown> = { ...item };
+  if (isBig(out.status)) out.status = null;
+  const md = out.metadata as Record<string, unknown> | undefined;
+  if (md && typeof md === 'object' && !Array.isArray(md) && isBig(md.managedFields)) out.metadata = { ...md, managedFields: null };
+  return out;
+}
+
+test('list splitter: dropped members reach the parser as null, at their depth only, whatever the chunking', () => {
+  const r = rng(11);
+  const value = (d: number): unknown => {
+    const k = r();
+    if (d > 2 || k < 0.3) return k < 0.1 ? null : k < 0.2 ? Math.floor(r() * 100) : randomString(r);
+    if (k < 0.65) return Array.from({ length: Math.floor(r() * 4) }, () => value(d + 1));
+    return Object.fromEntries(Array.from({ length: Math.floor(r() * 4) }, () => [r() < 0.3 ? 'status' : randomString(r), value(d + 1)]));
+  };
+  for (let round = 0; round < 400; round++) {
+    const items = Array.from({ length: Math.floor(r() * 5) }, (_, i) => {
+      const metadata: Record<string, unknown> = { name: `n${i}`, annotations: { status: randomString(r), managedFields: randomString(r) } };
+      if (r() < 0.7) metadata.managedFields = value(0);
+      // A `status` elsewhere (in spec, or a key that merely ends like it) is kept.
+      const item: Record<string, unknown> = { metadata, spec: { status: { x: randomString(r) }, podCIDR: '10.0.0.0/24' }, xstatus: { y: 1 } };
+      if (r() < 0.8) item.status = value(0);
+      if (r() < 0.2) item['st\u0061tus'] = value(1); // the same key, written as is (JSON.stringify does not escape it)
+      return item;
+    });
+    const body = { kind: 'NodeList', metadata: { resourceVersion: String(round) }, items, status: { kept: true } };
+    const text = Buffer.from(JSON.stringify(body, null, r() < 0.3 ? 2 : undefined));
+    const cuts = round % 50 === 0 ? Array.from({ length: text.length - 1 }, (_, i) => i + 1) : Array.from({ length: Math.floor(r() * 12) }, () => Math.floor(r() * text.length)).sort((a, b) => a - b);
+    const s = new ListItemSplitter(1 << 20, undefined, [['status'], ['metadata', 'managedFields']]);
+    const got: unknown[] = [];
+    let at = 0;
+    for (const c of [...cuts, text.length]) {
+      s.push(text.subarray(at, c), (t) => got.push(JSON.parse(t)));
+      at = c;
+    }
+    assert.deepEqual(got, items.map(withDropped), `round ${round}`);
+    assert.deepEqual(s.end(), { ...body, items: [] }, `round ${round}`);
+  }
+});
+
+test('list splitter: an escaped key is not dropped, and a dropped value does not count toward the item limit', () => {
+  const text = Buffer.from(`{"items":[{"st\\u0061tus":{"a":1},"status":{"b":"${'x'.repeat(200)}"},"metadata":{"name":"n"}}]}`);
+  const got: unknown[] = [];
+  const s = new ListItemSplitter(100, undefined, [['status']]);
+  s.push(text, (t) => got.push(JSON.parse(t)));
+  // JSON.parse reads both keys as "status"; the later one (dropped) wins: null.
+  assert.deepEqual(got, [{ status: null, metadata: { name: 'n' } }]);
+  assert.throws(() => new ListItemSplitter(100).push(text, () => {}), (e) => e instanceof InvalidResponseError && e.reason === 'body_too_large');
+});

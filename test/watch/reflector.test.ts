@@ -63,6 +63,30 @@ test('reflector: lists in pages, then watches add, update and delete', async (t)
   assert.equal(r.stats.lists, 1);
 });
 
+test('reflector: the first list passes each page on before the next; a relist only once it is whole', async (t) => {
+  const pages: number[] = [];
+  const listsAtEvent: number[] = [];
+  let held: Reflector<Ann> | undefined; // known once setup() returns: the first list's events record -1
+  const { api, r } = await setup<Ann>(t, 5, { onPage: () => pages.push(listsAtEvent.length), onEvent: () => listsAtEvent.push(held?.stats.lists ?? -1) });
+  held = r;
+  // Pages of 2, 2 and 1: each page's adds were out when the page ended, before the next was fetched.
+  assert.deepEqual(pages, [2, 4, 5]);
+  assert.equal(listsAtEvent.length, 5);
+  const nodes = api.store.nodes();
+  api.faults.stall(true);
+  await new Promise((res) => setTimeout(res, 100));
+  api.store.delete(nodes, undefined, 'n0');
+  api.store.patchAnnotations(nodes, undefined, 'n3', { x: '1' });
+  api.store.clearHistory();
+  api.faults.set({ goneCount: 1, goneMode: 'http' });
+  api.faults.stall(false);
+  api.faults.dropWatches();
+  await until('the relist', () => r.stats.lists === 2 && !r.store.has('n0'));
+  // The relist's events came after it was whole (lists already counted), and no page was passed on.
+  assert.deepEqual(pages, [2, 4, 5]);
+  assert.ok(listsAtEvent.length > 5 && listsAtEvent.slice(5).every((n) => n === 2), JSON.stringify(listsAtEvent));
+});
+
 test('reflector: a 410 relists and emits what changed while the watch was down, deletes included', async (t) => {
   const { api, r, events } = await setup(t, 3);
   const nodes = api.store.nodes();
