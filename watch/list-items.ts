@@ -97,6 +97,36 @@ export class ListItemSplitter {
     return i;
   }
 
+  /** Reads a string from `i` (its opening quote behind) to its end or the chunk's; returns where it stopped. */
+  private scanString(chunk: Buffer, i: number, tracking: boolean): number {
+    const q = chunk.indexOf(QUOTE, i);
+    const end = q < 0 ? chunk.length : q;
+    // Escapes: count the backslashes right before the quote (across chunk ends too).
+    let k = end - 1;
+    while (k >= i && chunk[k] === BACKSLASH) k--;
+    const run = end - 1 - k;
+    this.escapes = k < i ? this.escapes + run : run;
+    if (this.depth === 1 && !this.inItems) this.key.n + end - i <= 64 ? this.key.add(chunk, i, end) : (this.key.n = 65);
+    const itemKey = tracking && this.inItems && this.skipTo < 0 && (this.depth === ITEM || this.depth === ITEM + 1);
+    if (itemKey) this.ikey.n + end - i <= 64 ? this.ikey.add(chunk, i, end) : (this.ikey.n = 65);
+    if (q < 0) return chunk.length;
+    if (this.escapes % 2 === 1) {
+      if (this.depth === 1 && !this.inItems && this.key.n <= 64) this.key.add(chunk, q, q + 1);
+      // An escaped key never matches (a dropped member is written plainly).
+      if (itemKey) this.ikey.n = 65;
+      this.escapes = 0;
+      return q + 1;
+    }
+    this.inString = false;
+    this.escapes = 0;
+    if (itemKey) {
+      this.lastString = this.ikey.n <= 64 ? this.ikey.take() : null;
+      this.ikey.n = 0;
+    }
+    if (this.depth === 1 && !this.inItems) this.keyIsItems = this.key.n === 5 && this.key.take() === 'items' ? 1 : 0;
+    return q + 1;
+  }
+
   push(chunk: Buffer, onItem: (json: string) => void): void {
     let i = 0;
     let mark = 0; // start of the bytes not yet copied to `rest` or `item`
@@ -107,35 +137,7 @@ export class ListItemSplitter {
     const tracking = this.drops.size > 0;
     while (i < chunk.length) {
       if (this.inString) {
-        const q = chunk.indexOf(QUOTE, i);
-        const end = q < 0 ? chunk.length : q;
-        // Escapes: count the backslashes right before the quote (across chunk ends too).
-        let k = end - 1;
-        while (k >= i && chunk[k] === BACKSLASH) k--;
-        const run = end - 1 - k;
-        this.escapes = k < i ? this.escapes + run : run;
-        if (this.depth === 1 && !this.inItems) this.key.n + end - i <= 64 ? this.key.add(chunk, i, end) : (this.key.n = 65);
-        const itemKey = tracking && this.inItems && this.skipTo < 0 && (this.depth === ITEM || this.depth === ITEM + 1);
-        if (itemKey) this.ikey.n + end - i <= 64 ? this.ikey.add(chunk, i, end) : (this.ikey.n = 65);
-        if (q < 0) {
-          i = chunk.length;
-          break;
-        }
-        i = q + 1;
-        if (this.escapes % 2 === 1) {
-          if (this.depth === 1 && !this.inItems && this.key.n <= 64) this.key.add(chunk, q, q + 1);
-          // An escaped key never matches (a dropped member is written plainly).
-          if (itemKey) this.ikey.n = 65;
-          this.escapes = 0;
-          continue;
-        }
-        this.inString = false;
-        this.escapes = 0;
-        if (itemKey) {
-          this.lastString = this.ikey.n <= 64 ? this.ikey.take() : null;
-          this.ikey.n = 0;
-        }
-        if (this.depth === 1 && !this.inItems) this.keyIsItems = this.key.n === 5 && this.key.take() === 'items' ? 1 : 0;
+        i = this.scanString(chunk, i, tracking);
         continue;
       }
       if (this.skipTo >= 0) {
