@@ -71,7 +71,7 @@ export const AGENT_FLAGS: FlagDef[] = [
   { name: 'log-format', type: 'string', default: 'json', usage: 'Log format: json or logfmt (kg).' },
   ALLOW_SHORT_PREFIXES_FLAG,
   { name: 'dual-stack-subnet', type: 'string', default: '', usage: 'CIDR of the other address family than --subnet from which to allocate second WireGuard addresses; turns on dual stack for nodes with pod CIDRs of both families (kg).' },
-  { name: 'iptables-layout', type: 'string', default: 'sets', usage: 'How per-address iptables rules are laid out: sets (one rule per ipset; a node change is element adds and deletes) or kilo (one rule per address, as the Go agent) (kg).' },
+  { name: 'iptables-layout', type: 'string', default: 'sets', usage: 'How per-address iptables rules are laid out: sets (one rule per ipset; a node change is element adds and deletes; kilo for the run, with a warning, where ipset is unusable) or kilo (one rule per address, as the Go agent) (kg).' },
 ];
 
 /** Extra flags of `kg plan` (its output is `PlanJSON`, plan/types.ts). */

@@ -30,6 +30,9 @@ import { METADATA_WATCH_ACCEPT, mergeWatchedNode, slimNode } from './node-record
 import { PodCIDRProbes } from './pod-cidr-probes.js';
 import { Scheduler, type PlanRequest } from './scheduler.js';
 import { MAX_LOGGED, WarningLog } from './warnings.js';
+import { HeapTrimmer } from './memory.js';
+import { collectGarbage } from '../../workers/gc.js';
+import { getHeapStatistics } from 'node:v8';
 
 export interface AgentOptions {
   config: Config;
@@ -65,6 +68,8 @@ export class Agent {
   private readonly device: DeviceObserver;
   private readonly probes: PodCIDRProbes;
   private readonly warnings = new WarningLog();
+  /** Gives back what heartbeat churn grows this isolate's heap by (main/agent/memory.ts). */
+  private readonly trimmer = new HeapTrimmer({ heapUsed: () => getHeapStatistics().used_heap_size, now: () => performance.now(), collect: collectGarbage });
   private readonly watchMetrics: WatchMetricsExport;
   private readonly timers: NodeJS.Timeout[] = [];
   private lastSummary: PlanSummary | null = null;
@@ -214,6 +219,7 @@ export class Agent {
     this.watchMetrics.export('node', this.nodeReflector.stats);
     this.watchMetrics.export('peer', this.peerReflector.stats);
     this.view.tick(this.synced, this.apiReachable);
+    if (this.scheduler.firstApply && !this.scheduler.busy) this.trimmer.check();
   }
 
   /** The I/O worker restarted with no state: the next plan sends the whole state. */
