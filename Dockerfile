@@ -9,8 +9,9 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-# The whole tree is type-checked as in CI; the tests are left out of the image.
-RUN npx tsc -p tsconfig.json --outDir dist && rm -rf dist/test && npm prune --omit=dev --no-audit --no-fund
+# The whole tree is type-checked as in CI and the agent bundled (scripts/bundle.mjs); the tests are
+# left out of the image.
+RUN npm run build && rm -rf dist/test && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim
 RUN apt-get update \
@@ -24,7 +25,7 @@ WORKDIR /opt/kg
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
-RUN printf '#!/bin/sh\nexec node /opt/kg/dist/main/cli.js "$@"\n' > /opt/bin/kg \
+RUN printf '#!/bin/sh\nexec node /opt/kg/dist/bundle/cli.js "$@"\n' > /opt/bin/kg \
  && printf '#!/bin/sh\nexec node /opt/kg/dist/main/kgctl.js "$@"\n' > /opt/bin/kgctl \
  && chmod 0755 /opt/bin/kg /opt/bin/kgctl
 # The agent's memory settings (main/agent/process-env.ts, also in the manifests): two malloc arenas

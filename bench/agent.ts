@@ -16,6 +16,7 @@
 //     [--heartbeat-period 30]   (every node's check-in period in the simulator; 334 is what
 //                                --heartbeat=adaptive picks at 5,000 nodes)
 //     [--agent-env production|none]   (the agent's environment: main/agent/process-env.ts, or none)
+//     [--kg-entry bundle/cli.js|main/cli.js]   (the bundle, or tsc's modules unbundled)
 //     [--soak 600]   (4. afterwards, heartbeat churn for this many seconds: RSS sampled every 30 s, growth reported)
 // RSS is the process's (threads share one address space); the V8 heap in use of each isolate
 // (main thread, planner that answered last, I/O worker) comes from the agent's own metrics.
@@ -27,7 +28,7 @@ import { clientPrelude, clockMs, cpuSeconds, f, firstProgrammed, histogramMean, 
 import { commandFlags, type FlagDef } from '../main/flags.js';
 import { KG_PROTO } from '../kernel/owner.js';
 import { AGENT_ENV } from '../main/agent/process-env.js';
-import { DUAL_STACK_SUBNET, Mesh } from '../loadtest/mesh/harness.js';
+import { DUAL_STACK_SUBNET, KG_BUNDLE, Mesh } from '../loadtest/mesh/harness.js';
 import { locationIndex, locationNames } from '../loadtest/apiserver/generate.js';
 import { RouteMonitor } from '../loadtest/mesh/monitor.js';
 
@@ -43,6 +44,7 @@ const FLAGS: FlagDef[] = [
   { name: 'soak', type: 'string', default: '0', usage: 'Seconds of heartbeat churn after the rest, RSS sampled every 30 s (0: none).' },
   { name: 'log-level', type: 'string', default: 'warn', usage: 'The agent\'s --log-level.' },
   { name: 'agent-env', type: 'string', default: 'production', usage: 'The agent\'s environment: production (main/agent/process-env.ts, as the image and manifests set it) or none (a build from before it).' },
+  { name: 'kg-entry', type: 'string', default: KG_BUNDLE, usage: 'kg\'s entry point inside the build: the bundle (what the image runs) or main/cli.js (tsc\'s modules, unbundled).' },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
 const o = commandFlags(process.argv.slice(2), FLAGS, 'node dist/bench/agent.js [flags]',
@@ -110,6 +112,7 @@ const mesh = new Mesh({
   prefix: 'kgbench',
   nodes: [{ name: 'kg-0', location }],
   dualStack,
+  kgEntry: o['kg-entry'] as string,
   // Resync every 5 min: the churn window then measures heartbeats alone (a resync's own cost is
   // reported from the agent's histograms when one ran).
   flags: ['--encapsulate', 'never', '--mesh-granularity', granularity, '--log-level', o['log-level'] as string, '--resync-period', '5m'],
@@ -121,7 +124,7 @@ try {
   await mesh.down();
   const tUp = Date.now();
   await mesh.up();
-  console.log(`# ${N} nodes (${granularity} granularity${dualStack ? ', dual stack' : ''}, the agent in location ${location}), simulator and namespaces up in ${((Date.now() - tUp) / 1000).toFixed(1)} s`);
+  console.log(`# ${N} nodes (${granularity} granularity${dualStack ? ', dual stack' : ''}, the agent in location ${location}, kg from ${o['kg-entry'] as string}), simulator and namespaces up in ${((Date.now() - tUp) / 1000).toFixed(1)} s`);
 
   // 1. Cold start.
   const t0 = clockMs();

@@ -6,12 +6,15 @@ import { register } from 'node:module';
 import type { CredentialsReply } from '../ipc/credentials.js';
 import type { KubeConfigFlags } from './kube-config.js';
 
+/** Defined (true) by scripts/bundle.mjs: the bundle already carries KubeConfig without the models. */
+declare const KG_BUNDLED: boolean | undefined;
+
 if (!process.send) throw new Error('credentials-worker must run as a child process with an IPC channel (workers/credentials-client.ts)');
 
 async function resolve(): Promise<CredentialsReply> {
   try {
     // The hooks first, then the library: KubeConfig without the generated API models (~1 s less).
-    register(new URL('./credentials-hooks.js', import.meta.url));
+    if (typeof KG_BUNDLED === 'undefined') register(new URL('./credentials-hooks.js', import.meta.url));
     const { loadKubeConfig, readCredentials } = await import('./kube-config.js');
     const flags = JSON.parse(process.argv[2] ?? '{}') as KubeConfigFlags;
     return { ok: true, credentials: await readCredentials(loadKubeConfig(flags)) };

@@ -46,7 +46,15 @@ export interface MeshOptions {
    * force-dual-stack-internal-ip, and kg with --dual-stack-subnet fd04::/64: pods get both families.
    */
   dualStack?: boolean;
+  /**
+   * kg's entry point inside the build: the bundle (default, what the image runs) or
+   * `main/cli.js` (tsc's modules, unbundled: a benchmark's same-run baseline).
+   */
+  kgEntry?: string;
 }
+
+/** What the image runs (scripts/bundle.mjs). */
+export const KG_BUNDLE = 'bundle/cli.js';
 
 /** The IPv6 mesh subnet of a dual-stack mesh. */
 export const DUAL_STACK_SUBNET = 'fd04::/64';
@@ -284,7 +292,7 @@ export class Mesh {
     const n = this.node(name);
     const args = [
       // KG_NODE_ARGS: node flags for the agents (e.g. --cpu-prof, which NODE_OPTIONS refuses).
-      `--mount=${n.mnt}`, `--net=/run/netns/${n.netns}`, '--', process.execPath, ...(process.env.KG_NODE_ARGS ?? '').split(' ').filter(Boolean), join(DIST, 'main/cli.js'),
+      `--mount=${n.mnt}`, `--net=/run/netns/${n.netns}`, '--', process.execPath, ...(process.env.KG_NODE_ARGS ?? '').split(' ').filter(Boolean), join(DIST, this.o.kgEntry ?? KG_BUNDLE),
       '--hostname', name, '--kubeconfig', this.kubeconfig, '--listen', ':1107', '--resync-period', '10s', '--log-level', 'info',
       ...(this.o.dualStack ? ['--dual-stack-subnet', DUAL_STACK_SUBNET] : []), ...(this.o.flags ?? []), ...(n.spec.flags ?? []), ...extra,
     ];

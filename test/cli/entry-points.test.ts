@@ -19,10 +19,12 @@ const PROGRAMS = [
   'loadtest/run.js', 'loadtest/apiserver-bench.js', 'loadtest/apiserver/cli.js', 'loadtest/fleet/bench.js', 'loadtest/mesh/demo.js',
   'loadtest/sim/driver.js',
 ];
-const SCRIPTS: [string, string[]][] = [['scripts/run-tests.mjs', []], ['scripts/setup.sh', ['bash']]];
+const SCRIPTS: [string, string[]][] = [['scripts/run-tests.mjs', []], ['scripts/bundle.mjs', []], ['scripts/setup.sh', ['bash']]];
 /** kg and kgctl keep the Go tools' exit status 1 for a bad flag (cobra's). */
 const COMMANDS: [string, string[]][] = [
   ['main/cli.js', []], ['main/cli.js', ['plan']], ['main/cli.js', ['webhook']], ['main/cli.js', ['bench']], ['main/cli.js', ['version']],
+  // The bundle (scripts/bundle.mjs) is what the image runs; `kg bench` is loaded from dist/bench beside it.
+  ['bundle/cli.js', []], ['bundle/cli.js', ['plan']], ['bundle/cli.js', ['webhook']], ['bundle/cli.js', ['bench']], ['bundle/cli.js', ['version']],
   ['main/kgctl.js', ['graph']], ['main/kgctl.js', ['showconf']], ['main/kgctl.js', ['connect']], ['main/kgctl.js', ['version']],
 ];
 
