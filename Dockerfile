@@ -29,6 +29,7 @@ RUN printf '#!/bin/sh\nexec node /opt/kg/dist/bundle/cli.js "$@"\n' > /opt/bin/k
  && printf '#!/bin/sh\nexec node /opt/kg/dist/main/kgctl.js "$@"\n' > /opt/bin/kgctl \
  && chmod 0755 /opt/bin/kg /opt/bin/kgctl
 # The agent's memory settings (main/agent/process-env.ts, also in the manifests): two malloc arenas
-# for all its threads, and the main thread's V8 young generation at 2 MiB semi-spaces.
-ENV PATH=/opt/bin:$PATH NODE_ENV=production MALLOC_ARENA_MAX=2 NODE_OPTIONS=--max-semi-space-size=2
+# for all its threads, large blocks always mmap'd (given back when freed), and the main thread's
+# V8 young generation at 2 MiB semi-spaces.
+ENV PATH=/opt/bin:$PATH NODE_ENV=production MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 NODE_OPTIONS=--max-semi-space-size=2
 ENTRYPOINT ["/opt/bin/kg"]

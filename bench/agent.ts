@@ -16,6 +16,7 @@
 //     [--heartbeat-period 30]   (every node's check-in period in the simulator; 334 is what
 //                                --heartbeat=adaptive picks at 5,000 nodes)
 //     [--agent-env production|none]   (the agent's environment: main/agent/process-env.ts, or none)
+//     [--resync-period 5m]   (the agent's; a shorter one shows what each resync leaves behind in a soak)
 //     [--kg-entry bundle/cli.js|main/cli.js]   (the bundle, or tsc's modules unbundled)
 //     [--soak 600]   (4. afterwards, heartbeat churn for this many seconds: RSS sampled every 30 s, growth reported)
 // RSS is the process's (threads share one address space); the V8 heap in use of each isolate
@@ -44,6 +45,7 @@ const FLAGS: FlagDef[] = [
   { name: 'soak', type: 'string', default: '0', usage: 'Seconds of heartbeat churn after the rest, RSS sampled every 30 s (0: none).' },
   { name: 'log-level', type: 'string', default: 'warn', usage: 'The agent\'s --log-level.' },
   { name: 'agent-env', type: 'string', default: 'production', usage: 'The agent\'s environment: production (main/agent/process-env.ts, as the image and manifests set it) or none (a build from before it).' },
+  { name: 'resync-period', type: 'string', default: '5m', usage: 'The agent\'s --resync-period (a shorter one shows what each resync leaves behind in a soak).' },
   { name: 'kg-entry', type: 'string', default: KG_BUNDLE, usage: 'kg\'s entry point inside the build: the bundle (what the image runs) or main/cli.js (tsc\'s modules, unbundled).' },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
@@ -113,9 +115,9 @@ const mesh = new Mesh({
   nodes: [{ name: 'kg-0', location }],
   dualStack,
   kgEntry: o['kg-entry'] as string,
-  // Resync every 5 min: the churn window then measures heartbeats alone (a resync's own cost is
+  // Resync every 5 min by default: the churn window then measures heartbeats alone (a resync's own cost is
   // reported from the agent's histograms when one ran).
-  flags: ['--encapsulate', 'never', '--mesh-granularity', granularity, '--log-level', o['log-level'] as string, '--resync-period', '5m'],
+  flags: ['--encapsulate', 'never', '--mesh-granularity', granularity, '--log-level', o['log-level'] as string, '--resync-period', o['resync-period'] as string],
   apiArgs: ['--nodes', String(N - 1), '--locations', String(LOCATIONS), '--heartbeat-period', heartbeatPeriod, ...(dualStack ? ['--dual-stack'] : [])],
 });
 process.on('SIGINT', () => void mesh.down().then(() => process.exit(130)));
