@@ -24,8 +24,9 @@
 // - FleetResult: `index` (node order, readiness, keys, pod CIDRs, ready Peers), one NodeSummary
 //   per node in name order (counts, leader, location, and `compiled`: the node's forwarding
 //   compiled for the fleet check), `peers`: every ready Peer's configuration (kgctl showconf peer)
-//   compiled the same way, and timings: `ms.parse` (parse + index in this thread), `ms.plan`
-//   (wall time to plan every node), `ms.verify`, `ms.total`.
+//   compiled the same way, `planned` (nodes per thread), and timings: `ms.parse` (parse + index in
+//   this thread), `ms.plan` (wall time to compile the Peers and plan every node), `ms.verify`,
+//   `ms.total`.
 // - `verify: true` also runs the fleet check (`result.verify`), over the same threads: each range
 //   walks its destinations over every node's compiled arrays, held in shared memory.
 //   verifyPlannedFleet(result) runs it in the calling thread instead.
