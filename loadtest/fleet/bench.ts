@@ -14,7 +14,7 @@ const FLAGS: FlagDef[] = [
   { name: 'locations', type: 'string', default: '50', usage: 'Locations the nodes are spread over.' },
   { name: 'peers', type: 'string', default: '100', usage: 'Peers of the generated cluster.' },
   { name: 'granularity', type: 'string', default: 'location', usage: 'Mesh granularity: location, full or cross.' },
-  { name: 'threads', type: 'string', default: '2', usage: 'Size of the pool measured against one thread.' },
+  { name: 'threads', type: 'string', default: '2', usage: 'Threads of the pool measured against one thread (the calling thread and threads - 1 workers).' },
   { name: 'rounds', type: 'string', default: '2', usage: 'Rounds of (one thread, pool); the min and median of each are reported, and each round\'s ratio.' },
   { name: 'help', short: 'h', type: 'bool', default: false, usage: 'Print this help.' },
 ];
@@ -38,7 +38,8 @@ for (let r = 0; r < Number(values.rounds); r++) {
     const total = res.ms.total;
     round.push(total);
     times.set(threads, [...(times.get(threads) ?? []), total]);
-    console.log(`${n} nodes (${values.granularity}), ${threads} thread(s): parse ${s(res.ms.parse)} s + plan ${s(res.ms.plan)} s + verify ${s(res.ms.verify)} s = ${s(total)} s; ${res.verify!.paths} paths ok; CPU ${cpuS.toFixed(1)} s (${(cpuS / (total / 1000)).toFixed(2)} cores busy; load ${loadavg()[0].toFixed(1)})`);
+    const split = threads > 1 ? `; nodes planned per thread ${res.planned.join('/')} (calling thread first)` : '';
+    console.log(`${n} nodes (${values.granularity}), ${threads} thread(s): parse ${s(res.ms.parse)} s + plan ${s(res.ms.plan)} s + verify ${s(res.ms.verify)} s = ${s(total)} s; ${res.verify!.paths} paths ok; CPU ${cpuS.toFixed(1)} s (${(cpuS / (total / 1000)).toFixed(2)} cores busy; load ${loadavg()[0].toFixed(1)})${split}`);
   }
   ratios.push(round[0] / round[1]);
 }

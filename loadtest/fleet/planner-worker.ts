@@ -175,37 +175,122 @@ export interface Snapshot {
   data: Uint8Array;
 }
 
-/** Plans the nodes at `indices` of the snapshot (whole locations: each worker compiles only its own locations' base tables). */
+/**
+ * Counters one fleet plan's threads share in shared memory (Atomics.add): the next planning group
+ * and the next verify range to take. Whichever thread is free takes the next one, with no message
+ * and no thread waiting on another's share.
+ */
+export const NEXT_GROUP = 0;
+export const NEXT_RANGE = 1;
+export function newCounters(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+}
+
+/**
+ * Node indices grouped by location, whole locations per group once a group holds `chunk` nodes, so a location's nodes
+ * plan in one thread and each thread compiles only its own locations' base tables (compileNode by
+ * difference). No group holds more than `most`: only a location larger than that is cut.
+ */
+export function locationTasks(locations: readonly string[], chunk: number, most: number): number[][] {
+  const byLocation = new Map<string, number[]>();
+  locations.forEach((loc, i) => {
+    const l = byLocation.get(loc);
+    if (l) l.push(i);
+    else byLocation.set(loc, [i]);
+  });
+  const tasks: number[][] = [[]];
+  for (const members of byLocation.values()) {
+    const cur = tasks[tasks.length - 1].length;
+    if (cur >= chunk || (cur > 0 && cur + members.length > most)) tasks.push([]);
+    for (const i of members) {
+      if (tasks[tasks.length - 1].length >= most) tasks.push([]);
+      tasks[tasks.length - 1].push(i);
+    }
+  }
+  return tasks.filter((t) => t.length > 0);
+}
+
+/**
+ * A fleet plan's groups, the same in every thread (a pure function of the parsed cluster): about
+ * 50 per thread by default, so the last one taken leaves the other threads little to wait for.
+ */
+export function planGroups(c: FleetContext, threads: number, chunk?: number): number[][] {
+  const size = chunk ?? Math.max(1, Math.ceil(c.index.names.length / (threads * 50)));
+  return locationTasks(c.cluster.nodes.map((n) => n.location), size, 2 * size);
+}
+
+/** Plans groups taken from the shared counter until none is left: the groups taken, and their summaries. */
+export function takeGroup(c: FleetContext, groups: readonly number[][], counters: Int32Array): { group: number; summaries: NodeSummary[] } | null {
+  const g = Atomics.add(counters, NEXT_GROUP, 1);
+  return g < groups.length ? { group: g, summaries: planIndices(c, groups[g]) } : null;
+}
+
+/** Destination ranges of the fleet check, `step` destinations each; range 0 also runs the interface checks. */
+export function verifyRange(c: FleetContext, r: number, step: number, leader: boolean[], nodes: readonly (CompiledNode | null)[], peers: readonly CompiledNode[]): VerifyReport {
+  const ix = { ...c.index, leader };
+  return verifyFleet(ix, c.lk, nodes, peers, { from: r * step, to: (r + 1) * step, interfaceChecks: r === 0 });
+}
+
+/** A worker's share of planning: groups from the shared counter of the snapshot's plan (`threads`, `chunk`: see planGroups). */
 export interface PlanTask {
+  kind: 'plan';
   snap: Snapshot;
-  indices: number[];
+  counters: Int32Array;
+  threads: number;
+  chunk?: number;
 }
 
-/** The context of the last snapshot this worker planned (a pool's workers outlive one fleet plan). */
-let ctx: { id: number; c: FleetContext } | null = null;
-
-function contextOf(snap: Snapshot): FleetContext {
-  if (ctx?.id !== snap.id) ctx = { id: snap.id, c: fleetContext(deserialize(snap.data.slice()) as FleetInput) };
-  return ctx.c;
+/** The groups a worker planned (their indices in planGroups) and each group's summaries. */
+export interface PlanShare {
+  groups: number[];
+  summaries: NodeSummary[][];
 }
 
-/** Verifies destinations [from, to) over every node's compiled arrays (shared memory, not copied). */
+/** A worker's share of the fleet check: ranges of `step` destinations from the shared counter, over every node's compiled arrays. */
 export interface VerifyTask {
   kind: 'verify';
   snap: Snapshot;
-  from: number;
-  to: number;
+  counters: Int32Array;
+  ranges: number;
+  step: number;
   leader: boolean[];
+  /** Every node's compiled arrays (shared memory: handles, not copies). */
   nodes: (CompiledNode | null)[];
   peers: CompiledNode[];
 }
 
-/** piscina entry: plans some nodes of a snapshot, or verifies a range of destinations. */
-export default function run(task: PlanTask | VerifyTask): NodeSummary[] | VerifyReport {
-  const c = contextOf(task.snap);
-  if ('kind' in task) {
-    const ix = { ...c.index, leader: task.leader };
-    return verifyFleet(ix, c.lk, task.nodes, task.peers, { from: task.from, to: task.to, interfaceChecks: task.from === 0 });
+/** The ranges a worker verified and their reports. */
+export interface VerifyShare {
+  ranges: number[];
+  reports: VerifyReport[];
+}
+
+/** The context of the last snapshot this worker planned (a pool's workers outlive one fleet plan). */
+let ctx: { id: number; c: FleetContext; groups: Map<string, number[][]> } | null = null;
+
+function contextOf(snap: Snapshot): NonNullable<typeof ctx> {
+  if (ctx?.id !== snap.id) ctx = { id: snap.id, c: fleetContext(deserialize(snap.data.slice()) as FleetInput), groups: new Map() };
+  return ctx;
+}
+
+/** piscina entry: a worker's share of planning a snapshot, or of verifying it. */
+export default function run(task: PlanTask | VerifyTask): PlanShare | VerifyShare {
+  const w = contextOf(task.snap);
+  if (task.kind === 'verify') {
+    const out: VerifyShare = { ranges: [], reports: [] };
+    for (let r = Atomics.add(task.counters, NEXT_RANGE, 1); r < task.ranges; r = Atomics.add(task.counters, NEXT_RANGE, 1)) {
+      out.ranges.push(r);
+      out.reports.push(verifyRange(w.c, r, task.step, task.leader, task.nodes, task.peers));
+    }
+    return out;
   }
-  return planIndices(c, task.indices);
+  const key = `${task.threads} ${task.chunk}`;
+  let groups = w.groups.get(key);
+  if (!groups) w.groups.set(key, (groups = planGroups(w.c, task.threads, task.chunk)));
+  const out: PlanShare = { groups: [], summaries: [] };
+  for (let s = takeGroup(w.c, groups, task.counters); s; s = takeGroup(w.c, groups, task.counters)) {
+    out.groups.push(s.group);
+    out.summaries.push(s.summaries);
+  }
+  return out;
 }

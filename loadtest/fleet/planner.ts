@@ -14,16 +14,21 @@
 //   a view of it (planner-worker.ts); a kept plan equals `kg plan` for its host, and may share
 //   frozen objects with other nodes' plans (read it, do not modify it).
 // - threads = 1 plans in the calling thread: the single-thread baseline with no pool overhead.
-//   threads > 1 runs on a piscina pool of that many workers (loadtest/fleet/planner-worker.ts), kept
-//   between calls (closeFleetPools() stops it); the cluster crosses once per call (structured-clone bytes) in shared
-//   memory, each worker parses it once, and each task plans whole locations (locationTasks).
+//   threads > 1 plans in the calling thread and a piscina pool of threads - 1 workers
+//   (loadtest/fleet/planner-worker.ts), kept between calls (closeFleetPools() stops it). The
+//   cluster crosses first, once per call (structured-clone bytes in shared memory), so each worker
+//   parses it while the calling thread parses its own; then every thread takes groups of whole
+//   locations (planGroups) from a counter in shared memory until none is left, and likewise the
+//   fleet check's destination ranges: one task per worker per phase, no thread idle while another
+//   has work queued.
 // - FleetResult: `index` (node order, readiness, keys, pod CIDRs, ready Peers), one NodeSummary
 //   per node in name order (counts, leader, location, and `compiled`: the node's forwarding
 //   compiled for the fleet check), `peers`: every ready Peer's configuration (kgctl showconf peer)
-//   compiled the same way, and timings: `ms.parse` (parse + index in this thread), `ms.plan`
-//   (wall time to plan every node), `ms.verify`, `ms.total`.
-// - `verify: true` also runs the fleet check (`result.verify`), over the same threads: each task
-//   walks a range of destinations over every node's compiled arrays, held in shared memory.
+//   compiled the same way, `planned` (nodes per thread), and timings: `ms.parse` (parse + index in
+//   this thread), `ms.plan` (wall time to compile the Peers and plan every node), `ms.verify`,
+//   `ms.total`.
+// - `verify: true` also runs the fleet check (`result.verify`), over the same threads: each range
+//   walks its destinations over every node's compiled arrays, held in shared memory.
 //   verifyPlannedFleet(result) runs it in the calling thread instead.
 import { serialize } from 'node:v8';
 import { Piscina } from 'piscina';
@@ -34,9 +39,13 @@ import { plan, type PlanOptions } from '../../plan/plan.js';
 import { peerConf } from '../../plan/wireguard.js';
 import { compilePeer, lookups, mergeReports, verifyFleet, type CompiledNode, type FleetIndex, type VerifyReport } from './verify.js';
 import { compileNode6, lookups6 } from './verify6.js';
-import { fleetContext, planRange, type FleetContext, type FleetInput, type NodeSummary, type PlanTask, type Snapshot, type VerifyTask } from './planner-worker.js';
+import {
+  fleetContext, newCounters, planGroups, planRange, takeGroup, verifyRange, NEXT_RANGE,
+  type FleetContext, type FleetInput, type NodeSummary, type PlanShare, type PlanTask, type Snapshot, type VerifyShare, type VerifyTask,
+} from './planner-worker.js';
 
 export type { NodeSummary } from './planner-worker.js';
+export { locationTasks } from './planner-worker.js';
 
 export interface FleetOptions {
   threads: number;
@@ -46,6 +55,11 @@ export interface FleetOptions {
   chunk?: number;
   /** Also run the fleet check, spread over the same threads (destination ranges). */
   verify?: boolean;
+  /**
+   * threads > 1: whether the calling thread takes a share of the planning and of the check
+   * (default true); false leaves it all to the threads - 1 workers (tests, and measuring the share).
+   */
+  callerShare?: boolean;
 }
 
 export interface FleetResult {
@@ -53,6 +67,8 @@ export interface FleetResult {
   nodes: NodeSummary[];
   peers: CompiledNode[];
   threads: number;
+  /** Nodes planned by each thread: the calling thread first, then each worker task (threads > 1). */
+  planned: number[];
   /** The fleet check, when `verify` was asked for. */
   verify?: VerifyReport;
   /** Its IPv6 half, when `verify` was asked for and the fleet is dual-stack (verify6.ts). */
@@ -89,51 +105,92 @@ export async function planFleet(nodes: readonly NodeObject[], peers: readonly Pe
     nodes: nodes.map(slim), peers: [...peers], plan: o.plan,
     topologyLabel: o.topologyLabel ?? 'topology.kubernetes.io/region', keepPlans: o.keepPlans ?? [],
   };
+  // The workers build their context while this thread builds its own: the snapshot goes first.
+  const pool = o.threads > 1 ? startPool(input, o) : null;
   const ctx = fleetContext(input);
   const N = ctx.index.names.length;
   const t1 = performance.now();
-  let summaries: NodeSummary[];
-  let compiledPeers: CompiledNode[] = [];
+  // The Peers' configurations do not depend on the nodes' plans: compiled while the workers start.
+  const compiledPeers = compilePeers(ctx, o);
+  const planned = [N];
+  const summaries = pool ? await planShared(ctx, pool, o, planned) : planRange(ctx, 0, N);
+  summaries.forEach((s, i) => (ctx.index.leader[i] = s.leader));
+  const t2 = performance.now();
   let report: VerifyReport | undefined;
-  let t2 = 0;
-  let t3 = 0;
-  if (o.threads === 1) {
-    summaries = planRange(ctx, 0, N);
-    t2 = performance.now();
-    compiledPeers = compilePeers(ctx, summaries, o);
-    if (o.verify) report = verifyFleet(ctx.index, ctx.lk, summaries.map((s) => s.compiled), compiledPeers);
-    t3 = performance.now();
-  } else {
-    const pool = poolOf(o.threads);
-    // The snapshot crosses once, as structured-clone bytes in shared memory: every task holds a handle, and
-    // a worker that has not planned this snapshot yet builds its context from it.
-    const snap: Snapshot = { id: ++snapshots, data: cloneShared(input) };
-    {
-      // Small tasks balance the load; several per worker keep the queue busy.
-      const chunk = o.chunk ?? Math.max(1, Math.min(200, Math.ceil(N / (o.threads * 16))));
-      const groups = locationTasks(ctx.cluster.nodes.map((n) => n.location), chunk, Math.max(chunk, Math.ceil(N / (o.threads * 2))));
-      const done = await Promise.all(groups.map((indices) => pool.run({ snap, indices } satisfies PlanTask) as Promise<NodeSummary[]>));
-      summaries = new Array<NodeSummary>(N);
-      groups.forEach((indices, g) => indices.forEach((i, k) => (summaries[i] = done[g][k])));
-      t2 = performance.now();
-      compiledPeers = compilePeers(ctx, summaries, o);
-      if (o.verify) {
-        // The compiled arrays live in shared memory: each task gets handles, not copies.
-        const nodes = summaries.map((s) => s.compiled);
-        const leader = ctx.index.leader;
-        const step = Math.ceil(N / (o.threads * 4));
-        const parts: Promise<VerifyReport>[] = [];
-        for (let from = 0; from < N; from += step) parts.push(pool.run({ kind: 'verify', snap, from, to: Math.min(N, from + step), leader, nodes, peers: compiledPeers } satisfies VerifyTask) as Promise<VerifyReport>);
-        const t = performance.now();
-        report = mergeReports(await Promise.all(parts), 0);
-        report.ms = performance.now() - t;
-      }
-      t3 = performance.now();
-    }
+  if (o.verify) {
+    const compiled = summaries.map((s) => s.compiled);
+    report = pool ? await verifyShared(ctx, pool, compiled, compiledPeers) : verifyFleet(ctx.index, ctx.lk, compiled, compiledPeers);
   }
+  const t3 = performance.now();
   if (report) report.ms = t3 - t2;
   const report6 = o.verify ? verifyPlannedFleet6({ index: ctx.index, nodes: summaries }) : null;
-  return { index: ctx.index, nodes: summaries, peers: compiledPeers, threads: o.threads, ...(report ? { verify: report } : {}), ...(report6 ? { verify6: report6 } : {}), ms: { parse: t1 - t0, plan: t2 - t1, verify: t3 - t2, total: performance.now() - t0 } };
+  return { index: ctx.index, nodes: summaries, peers: compiledPeers, threads: o.threads, planned, ...(report ? { verify: report } : {}), ...(report6 ? { verify6: report6 } : {}), ms: { parse: t1 - t0, plan: t2 - t1, verify: t3 - t2, total: performance.now() - t0 } };
+}
+
+/** A fleet plan on the pool: the calling thread and `threads - 1` workers, one task each per phase, sharing counters. */
+interface Shared {
+  snap: Snapshot;
+  counters: Int32Array;
+  threads: number;
+  workers: number;
+  callerShare: boolean;
+  piscina: Piscina;
+  plans: Promise<PlanShare>[];
+}
+
+/** Sends the snapshot to the workers with their planning task: they take groups as soon as their context is built. */
+function startPool(input: FleetInput, o: FleetOptions): Shared {
+  const workers = o.threads - 1;
+  const piscina = poolOf(workers);
+  // The snapshot crosses once, as structured-clone bytes in shared memory: each task holds a handle, and
+  // a worker that has not planned this snapshot yet builds its context from it.
+  const snap: Snapshot = { id: ++snapshots, data: cloneShared(input) };
+  const counters = newCounters();
+  const plans = Array.from({ length: workers }, () => piscina.run({ kind: 'plan', snap, counters, threads: o.threads, ...(o.chunk ? { chunk: o.chunk } : {}) } satisfies PlanTask) as Promise<PlanShare>);
+  // Awaited in planShared; a rejection before then (this thread threw first) is not unhandled.
+  for (const p of plans) p.catch(() => undefined);
+  return { snap, counters, threads: o.threads, workers, callerShare: o.callerShare !== false, piscina, plans };
+}
+
+/** Yields to the event loop: piscina hands out tasks and takes results in this thread. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** The calling thread takes groups like a worker, yielding between them, then gathers the workers' shares. */
+async function planShared(ctx: FleetContext, s: Shared, o: FleetOptions, planned: number[]): Promise<NodeSummary[]> {
+  const groups = planGroups(ctx, s.threads, o.chunk);
+  const summaries = new Array<NodeSummary>(ctx.index.names.length);
+  const put = (g: number, part: NodeSummary[]) => groups[g].forEach((i, k) => (summaries[i] = part[k]));
+  planned[0] = 0;
+  for (let t = s.callerShare ? takeGroup(ctx, groups, s.counters) : null; t; t = takeGroup(ctx, groups, s.counters)) {
+    put(t.group, t.summaries);
+    planned[0] += t.summaries.length;
+    await turn();
+  }
+  for (const share of await Promise.all(s.plans)) {
+    share.groups.forEach((g, k) => put(g, share.summaries[k]));
+    planned.push(share.summaries.reduce((a, x) => a + x.length, 0));
+  }
+  const missing = summaries.findIndex((x) => x === undefined);
+  if (missing >= 0) throw new Error(`planFleet: node ${missing} was not planned`);
+  return summaries;
+}
+
+/** The fleet check on the pool: destination ranges from a shared counter, this thread taking its share too. */
+async function verifyShared(ctx: FleetContext, s: Shared, nodes: (CompiledNode | null)[], peers: CompiledNode[]): Promise<VerifyReport> {
+  const N = ctx.index.names.length;
+  const ranges = Math.max(1, Math.min(N, s.threads * 16));
+  const step = Math.ceil(N / ranges);
+  const leader = ctx.index.leader;
+  // The compiled arrays live in shared memory: each task gets handles, not copies.
+  const parts = Array.from({ length: s.workers }, () => s.piscina.run({ kind: 'verify', snap: s.snap, counters: s.counters, ranges, step, leader, nodes, peers } satisfies VerifyTask) as Promise<VerifyShare>);
+  for (const p of parts) p.catch(() => undefined);
+  const reports = new Array<VerifyReport>(ranges);
+  for (let r = s.callerShare ? Atomics.add(s.counters, NEXT_RANGE, 1) : ranges; r < ranges; r = Atomics.add(s.counters, NEXT_RANGE, 1)) {
+    reports[r] = verifyRange(ctx, r, step, leader, nodes, peers);
+    await turn();
+  }
+  for (const share of await Promise.all(parts)) share.ranges.forEach((r, k) => (reports[r] = share.reports[k]));
+  return mergeReports(reports, 0);
 }
 
 /**
@@ -157,31 +214,6 @@ export async function closeFleetPools(): Promise<void> {
   await Promise.all(ps.map((p) => p.destroy()));
 }
 
-/**
- * The pool's tasks (`locations`: each node's): node indices grouped by location, whole locations per task once a task holds
- * `chunk` nodes, so a location's nodes plan in one worker and each worker compiles only its own
- * locations' base tables (compileNode by difference). No task holds more than `most`: only a
- * location larger than that is cut.
- */
-export function locationTasks(locations: readonly string[], chunk: number, most: number): number[][] {
-  const byLocation = new Map<string, number[]>();
-  locations.forEach((loc, i) => {
-    const l = byLocation.get(loc);
-    if (l) l.push(i);
-    else byLocation.set(loc, [i]);
-  });
-  const tasks: number[][] = [[]];
-  for (const members of byLocation.values()) {
-    const cur = tasks[tasks.length - 1].length;
-    if (cur >= chunk || (cur > 0 && cur + members.length > most)) tasks.push([]);
-    for (const i of members) {
-      if (tasks[tasks.length - 1].length >= most) tasks.push([]);
-      tasks[tasks.length - 1].push(i);
-    }
-  }
-  return tasks.filter((t) => t.length > 0);
-}
-
 /** Structured-clone bytes (as workerData would carry them) in shared memory. */
 function cloneShared(x: unknown): Uint8Array {
   const bytes = serialize(x);
@@ -191,8 +223,7 @@ function cloneShared(x: unknown): Uint8Array {
 }
 
 /** Every ready Peer's `kgctl showconf peer` configuration, compiled; the segments are the same from every node. */
-function compilePeers(ctx: FleetContext, summaries: readonly NodeSummary[], o: FleetOptions): CompiledNode[] {
-  summaries.forEach((s, i) => (ctx.index.leader[i] = s.leader));
+function compilePeers(ctx: FleetContext, o: FleetOptions): CompiledNode[] {
   const first = ctx.index.ready.indexOf(true);
   if (first < 0 || ctx.index.peers.length === 0) return [];
   const topo = plan(ctx.cluster, { ...o.plan, hostname: ctx.index.names[first] }, { describe: false, mesh: ctx.mesh, reuse: ctx.reuse }).topology;

@@ -10,8 +10,8 @@ import type { PeerObject } from '../../plan/peer.js';
 import { parseCluster, plan, sharedMesh } from '../../plan/plan.js';
 import { newMesh, meshView, newTopology } from '../../plan/topology.js';
 import { parseCIDR } from '../../plan/addr.js';
-import { fleetPlanOptions, planFleet } from '../../loadtest/fleet/planner.js';
-import { compileNode, lookups } from '../../loadtest/fleet/verify.js';
+import { closeFleetPools, fleetPlanOptions, planFleet, type FleetResult } from '../../loadtest/fleet/planner.js';
+import { compileNode, lookups, type VerifyReport } from '../../loadtest/fleet/verify.js';
 import { fleetIndex } from '../../loadtest/fleet/planner-worker.js';
 import { genAnnotations, genNodeFields, key, NOW } from '../plan/fixture.js';
 
@@ -88,6 +88,38 @@ test('property: every fleet-planned node equals planning that node alone (plan, 
     }),
     { numRuns: 150 },
   );
+});
+
+/** A fleet check's report without its time; examples sorted (threads walk destination ranges in their own order) when none was cut off. */
+function reportOf(r: VerifyReport | undefined) {
+  if (!r) return r;
+  const { ms: _, hops, examples, ...rest } = r;
+  const all = Object.values(r.failures).reduce((a, x) => a + x, 0) === examples.length;
+  return { ...rest, hops: { max: hops.max, mean: Math.round(hops.mean * 1e9) }, examples: all ? [...examples].sort() : examples.length };
+}
+
+const withoutTimes = (r: FleetResult) => ({ index: r.index, nodes: r.nodes.map(({ planMs: _, ...s }) => s), peers: r.peers, verify: reportOf(r.verify), verify6: reportOf(r.verify6) });
+
+test('property: the pool (the calling thread and a worker taking groups from a shared counter) plans and checks what one thread does', async () => {
+  try {
+    await fc.assert(
+      fc.asyncProperty(genCluster, fc.boolean(), fc.integer({ min: 1, max: 4 }), async (c, callerShare, chunk) => {
+        const { nodes, peers } = objects(c);
+        const o = fleetPlanOptions(c.argv, NOW);
+        const keepPlans = nodes.map((n) => n.metadata!.name!);
+        const one = await planFleet(nodes, peers, { threads: 1, keepPlans, verify: true, ...o });
+        const pool = await planFleet(nodes, peers, { threads: 2, chunk, callerShare, keepPlans, verify: true, ...o });
+        // Plans, summaries and compiled arrays that crossed from the worker, and the check over ranges.
+        assert.deepEqual(withoutTimes(pool), withoutTimes(one));
+        assert.equal(pool.planned.reduce((a, x) => a + x, 0), nodes.length);
+        assert.equal(pool.planned.length, 2);
+        if (!callerShare) assert.equal(pool.planned[0], 0, 'the calling thread left every group to the worker');
+      }),
+      { numRuns: 60 },
+    );
+  } finally {
+    await closeFleetPools();
+  }
 });
 
 test('property: a shared mesh gives every node the topology newTopology gives it alone', () => {

@@ -125,15 +125,22 @@ test('fleet check: a routing loop is found', () => {
 test('fleet planner: the pool plans what one thread plans', async () => {
   const o = fleetPlanOptions([], NOW);
   const one = await planFleet(syntheticNodes(shape), syntheticPeers(shape), { threads: 1, ...o });
-  const pool = await planFleet(syntheticNodes(shape), syntheticPeers(shape), { threads: 2, chunk: 7, verify: true, ...o });
-  assert.equal(pool.nodes.length, 40);
-  assert.deepEqual(pool.nodes.map(({ planMs: _, ...s }) => s), one.nodes.map(({ planMs: _, ...s }) => s));
-  // The check spread over the pool's workers (destination ranges) says what one thread says.
-  const single = verifyPlannedFleet(pool);
-  assert.ok(single.ok);
-  const { ms: _a, ...parallel } = pool.verify!;
-  const { ms: _b, ...inThread } = single;
-  assert.deepEqual(parallel, inThread);
+  for (const callerShare of [true, false]) {
+    const pool = await planFleet(syntheticNodes(shape), syntheticPeers(shape), { threads: 2, chunk: 7, verify: true, callerShare, ...o });
+    assert.equal(pool.nodes.length, 40);
+    assert.deepEqual(pool.nodes.map(({ planMs: _, ...s }) => s), one.nodes.map(({ planMs: _, ...s }) => s));
+    assert.deepEqual(pool.planned.length, 2);
+    assert.equal(pool.planned[0] + pool.planned[1], 40);
+    if (!callerShare) assert.equal(pool.planned[1], 40, 'the worker planned every node');
+    // The check spread over the threads (destination ranges) says what one thread says.
+    const single = verifyPlannedFleet(pool);
+    assert.ok(single.ok);
+    const { ms: _a, hops: h1, ...parallel } = pool.verify!;
+    const { ms: _b, hops: h2, ...inThread } = single;
+    assert.deepEqual(parallel, inThread);
+    assert.equal(h1.max, h2.max);
+    assert.ok(Math.abs(h1.mean - h2.mean) < 1e-9);
+  }
   await assert.rejects(planFleet([], [], { threads: 0, ...o }), /threads must be 1\.\.64/);
 });
 
