@@ -23,7 +23,7 @@ const FLAGS: FlagDef[] = [
   { name: 'duration', type: 'string', default: '60', usage: 'Seconds per scenario.' },
   { name: 'rate', type: 'string', default: '10', usage: 'Node changes per second in churn.' },
   { name: 'soak', type: 'string', default: '0', usage: 'An extra steady phase of this many seconds for the RSS trend.' },
-  { name: 'fleet-threads', type: 'string', default: '2', usage: 'Fleet planner pool size.' },
+  { name: 'fleet-threads', type: 'string', default: '2', usage: 'Fleet planner threads, the calling thread included (2: it and one worker).' },
   { name: 'fleet', type: 'string', default: 'each', usage: 'each|end: fleet check after every scenario or only at the end.' },
   { name: 'no-baseline', type: 'bool', default: false, usage: 'Skip the one-thread fleet plan.' },
   { name: 'timeout', type: 'string', default: '', usage: 'Hard limit in seconds for the whole run (default: an estimate from the above).' },
