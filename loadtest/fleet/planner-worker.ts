@@ -127,7 +127,7 @@ export function planRange(ctx: FleetContext, from: number, to: number): NodeSumm
   return out;
 }
 
-/** Plans the nodes at these indices (a pool task: whole locations, see planner.ts locationTasks). */
+/** Plans the nodes at these indices (a pool task: whole locations, see locationTasks). */
 export function planIndices(ctx: FleetContext, indices: readonly number[]): NodeSummary[] {
   return indices.map((i) => planOne(ctx, i));
 }

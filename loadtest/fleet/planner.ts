@@ -45,7 +45,6 @@ import {
 } from './planner-worker.js';
 
 export type { NodeSummary } from './planner-worker.js';
-export { locationTasks } from './planner-worker.js';
 
 export interface FleetOptions {
   threads: number;

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
 import { makePki } from '../../loadtest/apiserver/index.js';
 import { loadCredentialsInWorker } from '../../workers/credentials-client.js';
@@ -16,6 +16,8 @@ import { loadCredentialsInWorker } from '../../workers/credentials-client.js';
 const DIST = fileURLToPath(new URL('../../', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BUNDLE = join(DIST, 'bundle');
+/** The bundled credentials process, as the agent's fork would name it. */
+const BUNDLED_CREDENTIALS = pathToFileURL(join(BUNDLE, 'credentials-worker.js'));
 const ENTRIES = ['cli.js', 'plan-worker.js', 'io-worker.js', 'credentials-worker.js'];
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -69,13 +71,13 @@ test('bundle: the credentials worker resolves token, client-certificate and exec
       users: [{ name: 'u', user }], contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
     }));
     const flags = { kubeconfig: kc, master: '' };
-    const bundled = await loadCredentialsInWorker(flags, { workerUrl: new URL(`file://${join(BUNDLE, 'credentials-worker.js')}`) });
+    const bundled = await loadCredentialsInWorker(flags, { workerUrl: BUNDLED_CREDENTIALS });
     const modules = await loadCredentialsInWorker(flags);
     assert.deepEqual(bundled, modules, kind);
     assert.equal(bundled.server, 'https://127.0.0.1:6443', kind);
   }
   const missing = join(dir, 'absent');
-  await assert.rejects(loadCredentialsInWorker({ kubeconfig: missing, master: '' }, { workerUrl: new URL(`file://${join(BUNDLE, 'credentials-worker.js')}`) }),
+  await assert.rejects(loadCredentialsInWorker({ kubeconfig: missing, master: '' }, { workerUrl: BUNDLED_CREDENTIALS }),
     /failed to create Kubernetes config: kubeconfig .*absent does not exist/);
 });
 

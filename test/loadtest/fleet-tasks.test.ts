@@ -1,10 +1,10 @@
-// The pool's tasks (loadtest/fleet/planner.ts locationTasks): every node once, a location's nodes in
+// The pool's tasks (loadtest/fleet/planner-worker.ts locationTasks): every node once, a location's nodes in
 // one task unless it is larger than a task may be (`most`), tasks no larger than that, and whole
 // locations added until a task holds `chunk` nodes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { locationTasks } from '../../loadtest/fleet/planner.js';
+import { locationTasks } from '../../loadtest/fleet/planner-worker.js';
 
 test('locationTasks: every node once, whole locations per task, a location cut only when larger than a task may be', () => {
   fc.assert(fc.property(
