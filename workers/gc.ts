@@ -1,19 +1,58 @@
 // A full collection once a burst is over. V8 keeps the heap a burst grew to (the first plan, a
 // whole desired state, a kernel read-back) until its next full collection, which a quiet agent
 // may not run for minutes; a forced one gives the pages back to the system within a second.
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 let gc: (() => void) | null = null;
 let timer: NodeJS.Timeout | null = null;
+let settleTimer: NodeJS.Timeout | null = null;
+
+/**
+ * V8 gives back the young generation a burst grew (1 MiB up to the isolate's limit, in both
+ * semispaces) only in a full collection that runs once allocation has been quiet for ~5 s
+ * (Heap::ReduceNewSpaceSize: throughput over its last 5 s under 1 KB/ms), or in its memory
+ * reducer's, which a forced collection right after the burst pre-empts and which then may never
+ * come. So a burst's collection is followed by one more after SETTLE_MS of quiet, when the young
+ * generation is above V8's initial size (at 5,000 nodes: 2–4 MB per worker, the soak's step at
+ * the first resync; measurements: README).
+ */
+export const SETTLE_MS = 6_000;
+const INITIAL_NEW_SPACE = 1 << 20;
+
+/** The young generation's capacity, bytes. */
+export function newSpaceBytes(): number {
+  return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
+}
+
+function armSettle(): void {
+  if (settleTimer !== null) clearTimeout(settleTimer);
+  settleTimer = setTimeout(() => {
+    settleTimer = null;
+    // Not re-armed by its own collection: one per burst, whatever V8 decides.
+    if (newSpaceBytes() > INITIAL_NEW_SPACE) fullCollection();
+  }, SETTLE_MS);
+  settleTimer.unref();
+}
+
+/** A task ran: a pending settling collection waits for SETTLE_MS of quiet again. */
+export function deferSettle(): void {
+  if (settleTimer !== null) armSettle();
+}
 
 /**
  * Runs a full, compacting collection of this isolate now (`--expose-gc` is set on first use:
  * V8's own gc()). Compacting: after a burst the survivors are spread thin over many pages, and
  * a page goes back to the system only when it is empty (V8 compacts only where its heuristics
- * say; the flag is process-wide, so it is set for this collection alone).
+ * say; the flag is process-wide, so it is set for this collection alone). A settling one follows
+ * once the thread has been quiet (SETTLE_MS).
  */
 export function collectGarbage(): void {
+  fullCollection();
+  if (newSpaceBytes() > INITIAL_NEW_SPACE) armSettle();
+}
+
+function fullCollection(): void {
   if (gc === null) {
     setFlagsFromString('--expose-gc');
     gc = runInNewContext('gc') as () => void;

@@ -16,7 +16,7 @@ import { byText } from '../plan/addr.js';
 import { clusterDOT, GraphTooLargeError } from '../plan/graph.js';
 import { natDiscovery, natTargets } from '../plan/nat.js';
 import { DEFAULT_LIMITS, type ClaimLimits } from '../plan/claims.js';
-import { collectGarbage, IdleCollector } from './gc.js';
+import { collectGarbage, deferSettle, IdleCollector } from './gc.js';
 
 interface Replica {
   v: number;
@@ -334,6 +334,7 @@ export default async function run(task: PlanTask | GraphTask): Promise<PlanAnswe
   // means a gap, and a snapshot is the cure.
   if (!(await reach(task.v, 1_000))) return { ok: false, needSnapshot: true };
   burstGC.busy();
+  deferSettle();
   if (task.kind === 'graph') return graph(task);
   const t0 = performance.now();
   clusterMs = 0;

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { IdleCollector } from '../../workers/gc.js';
 
 const GC = new URL('../../workers/gc.js', import.meta.url).href;
+const MB = 1 << 20;
 
 function run(script: string): { status: number | null; stdout: string; stderr: string; ms: number } {
   const t0 = performance.now();
@@ -42,6 +43,21 @@ setTimeout(() => { process.stdout.write(String(majors)); collectGarbageSoon(60_0
   assert.ok(r.ms < 30_000, `the process ended at once (${Math.round(r.ms)} ms), not after the pending collection`);
 });
 
+test('collectGarbage: the young generation a burst grew is given back once the thread has been quiet (settling collection)', () => {
+  // V8 itself shrinks it only in a collection after ~5 s of low allocation (or its memory
+  // reducer's, 8 s or more later): read at SETTLE_MS + 1 s, only the settling collection did it.
+  const r = run(`import { collectGarbage, newSpaceBytes, SETTLE_MS } from ${JSON.stringify(GC)};
+let burst = []; for (let i = 0; i < 3e5; i++) burst.push({ a: i, b: 'x' + i, c: [i] });
+burst = null;
+collectGarbage();
+const after = newSpaceBytes();
+setTimeout(() => process.stdout.write(JSON.stringify({ after, settled: newSpaceBytes() })), SETTLE_MS + 1000);`);
+  assert.equal(r.status, 0, r.stderr);
+  const { after, settled } = JSON.parse(r.stdout) as { after: number; settled: number };
+  assert.ok(after > 2 * MB, `the burst grew the young generation (${(after / MB).toFixed(1)} MiB after the burst's collection)`);
+  assert.ok(settled <= 1 * MB, `young generation ${(after / MB).toFixed(1)} → ${(settled / MB).toFixed(1)} MiB after the quiet`);
+});
+
 // IdleCollector's timing, on a fake clock: a unit test of the logic above the collection.
 class FakeClock {
   now = 0;
@@ -73,7 +89,6 @@ class FakeClock {
   }
 }
 
-const MB = 1 << 20;
 const OPTS = { idleMs: 500, minIntervalMs: 10_000, maxWaitMs: 60_000, growthBytes: 16 * MB };
 
 function collector(): { c: IdleCollector; clock: FakeClock; at: number[] } {
