@@ -7,7 +7,7 @@
 import type { Route } from '../plan/types.js';
 import type { ReconcilerReport } from '../ipc/dataplane.js';
 import { checkRoute, failedBatchLines, MAIN_TABLE, parseIpRoutes, routeKey, type KRoute } from '../kernel/ip-format.js';
-import { desiredRouteMap, diffRoutes, ownedRoutes, type RouteOp } from '../diff/routes.js';
+import { desiredRouteMap, diffRoutes, ownedRoutes, withDesired, type RouteOp } from '../diff/routes.js';
 import { KG_PROTO, RTPROT_STATIC } from '../kernel/owner.js';
 import { canonicalCIDR, permanentIpError, show } from '../kernel/input-checks.js';
 import type { Exec } from './exec.js';
@@ -143,9 +143,9 @@ export class RouteReconciler {
       if (owned === null) {
         const actual = primed ?? (await readRoutes(this.exec));
         const o = ownedRoutes(actual, this.desired, this.kiloTable);
-        owned = o.owned;
         report.read = true;
-        ops = diffRoutes(this.desired, owned, o.extra);
+        ops = diffRoutes(this.desired, o.owned, o.extra);
+        owned = withDesired(o.owned, this.desired);
       } else if (this.dirty !== null) {
         // only the keys that changed since the last pass
         const want = new Map<string, KRoute>();

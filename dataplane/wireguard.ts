@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { DesiredPeer, DesiredWireGuard, ObservedState, ReconcilerError, ReconcilerReport, WireGuardMode } from '../ipc/dataplane.js';
-import { b64ToHex, checkPeer, isWgKey, parseUapiGet, parseWgDump, renderUapiSets, renderWgSet, hexToB64, type DeviceDelta, type DeviceState } from '../kernel/uapi.js';
-import { diffDevice, isEmptyDelta } from '../diff/wireguard.js';
+import { b64ToHex, checkPeer, isWgKey, parseUapiGet, parseWgDump, renderUapiSets, renderWgSet, hexToB64, ZERO_HEX, type DeviceDelta, type DeviceState } from '../kernel/uapi.js';
+import { diffDevice, isEmptyDelta, shareDesired } from '../diff/wireguard.js';
 import { canonicalCIDR, isInt, show } from '../kernel/input-checks.js';
 import type { Exec } from './exec.js';
 import { checkWantedLink, detectMtu, linkAfter, planLink, readLink, type LinkInfo, type WantedLink } from './link.js';
@@ -152,7 +152,7 @@ function applyDeviceDelta(state: DeviceState, d: DeviceDelta): void {
     }
     let cur = state.peers.get(p.publicKey);
     if (!cur) {
-      cur = { publicKey: p.publicKey, endpoint: null, allowedIPs: [], persistentKeepalive: 0, presharedKeyHex: '0'.repeat(64), lastHandshake: 0, rxBytes: 0, txBytes: 0 };
+      cur = { publicKey: p.publicKey, endpoint: null, allowedIPs: [], persistentKeepalive: 0, presharedKeyHex: ZERO_HEX, lastHandshake: 0, rxBytes: 0, txBytes: 0 };
       state.peers.set(p.publicKey, cur);
     }
     if (p.endpoint !== undefined) cur.endpoint = p.endpoint;
@@ -506,6 +506,7 @@ export class WireGuardReconciler {
     if (head === null) return;
     if (this.device === null || reread) {
       this.device = await this.readDevice();
+      shareDesired(this.device, this.peers);
       report.read = true;
     }
     let base = this.device;

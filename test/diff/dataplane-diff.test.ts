@@ -6,11 +6,11 @@ import { applyPatchToSaved, parseSave, quoteArg, type SavedTable } from '../../k
 import { align, buildDesired, diffTable } from '../../diff/iptables.js';
 import { canonicalCIDR } from '../../kernel/input-checks.js';
 import { failedBatchLines, normalizeRule, parseIpRoutes, parseIpRules } from '../../kernel/ip-format.js';
-import { diffRoutes, diffRules, desiredRouteMap, ownedRoutes } from '../../diff/routes.js';
+import { diffRoutes, diffRules, desiredRouteMap, ownedRoutes, withDesired } from '../../diff/routes.js';
 import { KG_PROTO, RTPROT_STATIC } from '../../kernel/owner.js';
 import { parseUapiGet, renderUapiSet, renderWgSet, b64ToHex, type DeviceState } from '../../kernel/uapi.js';
 import { discoverNATEndpoints } from '../../plan/nat.js';
-import { diffDevice } from '../../diff/wireguard.js';
+import { diffDevice, shareDesired } from '../../diff/wireguard.js';
 
 const K = (c: string): string[] => ['-m', 'comment', '--comment', c];
 
@@ -143,6 +143,56 @@ test('routes: parse ip -j, ownership by protocol, adoption of Go Kilo\'s static 
   const twin = ownedRoutes([...parseIpRoutes(JSON.stringify([{ dst: '10.42.3.0/24', gateway: '10.4.0.3', dev: 'kilo0', metric: 5, flags: ['onlink'] }]), RTPROT_STATIC), { ...desired.get('254|10.42.3.0/24')!, proto: KG_PROTO }], desired, 1107);
   assert.deepEqual(diffRoutes(desired, twin.owned, twin.extra).map((o) => o.line), ['route del 10.42.3.0/24 via 10.4.0.3 dev kilo0 proto 4 metric 5']);
   assert.equal(canonicalCIDR('fd00:0:0::1/64'), 'fd00::/64');
+});
+
+test('read-backs: routes the same as desired are held as the desired objects; what differs stays the kernel\'s, and every diff is unchanged', () => {
+  const gw = ['10.4.0.2', '10.4.0.3'];
+  const route = fc.record({ n: fc.integer({ min: 0, max: 5 }), gw: fc.integer({ min: 0, max: 1 }), metric: fc.constantFrom(null, 5), proto: fc.constantFrom(KG_PROTO, RTPROT_STATIC) });
+  fc.assert(
+    fc.property(fc.array(route, { maxLength: 8 }), fc.array(route, { maxLength: 8 }), (want, have) => {
+      const desired = desiredRouteMap(want.map((r) => ({ dst: `10.42.${r.n}.0/24`, gw: gw[r.gw], dev: 'kilo0', src: null, table: null, protocol: 'static', onlink: true })));
+      const actual = parseIpRoutes(JSON.stringify(have.map((r) => ({ dst: `10.42.${r.n}.0/24`, gateway: gw[r.gw], dev: 'kilo0', flags: ['onlink'], protocol: String(r.proto), ...(r.metric === null ? {} : { metric: r.metric }) }))));
+      const { owned, extra } = ownedRoutes(actual, desired, 1107);
+      const held = withDesired(owned, desired);
+      assert.deepEqual([...held.keys()].sort(), [...owned.keys()].sort());
+      for (const [k, r] of held) {
+        const d = desired.get(k);
+        const ops = diffRoutes(desired, owned).filter((o) => o.key === k);
+        // the desired object exactly where the diff writes nothing for that key
+        assert.equal(r === d, ops.length === 0, k);
+        if (r !== d) assert.equal(r, owned.get(k));
+      }
+      const lines = (o: ReadonlyMap<string, (typeof actual)[number]>) => diffRoutes(desired, o, extra).map((x) => x.line);
+      assert.deepEqual(lines(held), lines(owned));
+      assert.deepEqual(diffRoutes(desired, held).map((x) => x.line), diffRoutes(desired, owned).map((x) => x.line));
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('read-backs: a device read back holds the desired peers\' strings where they are equal, and diffs the same', () => {
+  const text = [
+    `public_key=${b64ToHex(key(2))}`, 'endpoint=192.168.0.2:51820', 'allowed_ip=10.42.2.0/24', 'allowed_ip=10.4.0.2/32',
+    `public_key=${b64ToHex(key(3))}`, 'endpoint=192.168.0.9:51820', 'allowed_ip=10.42.3.0/24',
+    `public_key=${b64ToHex(key(4))}`, 'allowed_ip=10.42.4.0/24', 'errno=0', '', '',
+  ].join('\n');
+  // (strings compare by value: what is shared is measured by bench/agent's soak, not here)
+  const desired = new Map([
+    [key(2), { publicKey: key(2), endpoint: '192.168.0.2:51820', allowedIPs: ['10.42.2.0/24', '10.4.0.2/32'], persistentKeepalive: 0 }],
+    [key(3), { publicKey: key(3), endpoint: '192.168.0.3:51820', allowedIPs: ['10.42.3.0/24', '10.4.0.3/32'], persistentKeepalive: 0 }],
+  ]);
+  const read = (): DeviceState => parseUapiGet(text).state;
+  const dev = read();
+  shareDesired(dev, desired);
+  const p2 = dev.peers.get(key(2))!;
+  assert.equal(p2.endpoint, desired.get(key(2))!.endpoint);
+  assert.deepEqual(p2.allowedIPs, desired.get(key(2))!.allowedIPs);
+  assert.notEqual(p2.allowedIPs, desired.get(key(2))!.allowedIPs, 'a copy of the array: a later delta pushes into the device\'s');
+  assert.equal(dev.peers.get(key(3))!.endpoint, '192.168.0.9:51820', 'a different endpoint stays the kernel\'s');
+  assert.deepEqual(dev.peers.get(key(3))!.allowedIPs, ['10.42.3.0/24']);
+  assert.deepEqual([...dev.peers.keys()], [key(2), key(3), key(4)]);
+  const want = { privateKeyHex: b64ToHex(key(1)), peers: [...desired.values()] };
+  assert.deepEqual(diffDevice(dev, want, new Map()), diffDevice(read(), want, new Map()));
 });
 
 test('rules: kg\'s protocol marks ours; Go Kilo\'s unspec rules in Kilo\'s table are adopted; others untouched', () => {
