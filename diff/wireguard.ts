@@ -105,4 +105,3 @@ export function shareDesired(device: DeviceState, desired: ReadonlyMap<string, D
   }
   device.peers = peers;
 }
-
